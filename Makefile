@@ -1,0 +1,74 @@
+# h2lb build. `make` builds build/h2lb; `make test` runs every test.
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= gcc
+BUILD := build
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
+	  -Iinclude -I$(BUILD) -D_GNU_SOURCE
+LDLIBS := -lbpf -lelf -lz
+BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__BPF__ \
+	      -I. -Iinclude -Ibpf
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_HDRS := $(wildcard bpf/*.h) $(wildcard include/*.h) vmlinux.h
+
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+USER_HDRS := $(wildcard user/*.h) $(wildcard include/*.h)
+# Everything but main(), for the unit tests to link against.
+LIB_OBJS := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+
+.SECONDARY:
+.PHONY: all clean test unit format vmlinux deps demo bench
+all: $(BUILD)/h2lb $(UNIT_BINS)
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/h2lb: $(USER_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iuser $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+# Tests need root (namespaces, BPF); tests/run.sh prints "N passed, N failed".
+test: all
+	bash tests/run.sh
+
+demo: all
+	bash scripts/demo.sh
+
+bench: all
+	bash tests/bench/run.sh
+
+deps:
+	bash scripts/setup-deps.sh
+
+# Regenerate vmlinux.h from the running kernel's BTF.
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+
+format:
+	clang-format -i $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h \
+		include/*.h tests/unit/*.c)
+
+clean:
+	rm -rf $(BUILD)

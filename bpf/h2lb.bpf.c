@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * h2lb datapath: sockops puts the daemon's client and backend sockets
+ * into a sockhash; a stream parser cuts their byte streams into HTTP/2
+ * frames and a verdict redirects each frame to the socket its stream is
+ * bound to. Frame payloads never leave the kernel.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "maps.h"
+#include "frame.h"
+#include "stream.h"
+#include "select.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* ---- sockops: which sockets enter the sockhash ---------------------- */
+
+static __always_inline struct h2lb_endpoint *
+endpoint_of(struct bpf_sock_ops *skops, int passive)
+{
+	struct h2lb_endpoint_key k = {};
+	struct h2lb_endpoint *ep;
+
+	if (passive) {
+		/* Accepted: match the listening address, or any address. */
+		k.addr = skops->local_ip4;
+		k.port = skops->local_port;
+		ep = bpf_map_lookup_elem(&endpoints, &k);
+		if (ep)
+			return ep;
+		k.addr = 0;
+		return bpf_map_lookup_elem(&endpoints, &k);
+	}
+	k.addr = skops->remote_ip4;
+	k.port = bpf_ntohl(skops->remote_port);
+	k.remote = 1;
+	return bpf_map_lookup_elem(&endpoints, &k);
+}
+
+SEC("sockops")
+int h2lb_sockops(struct bpf_sock_ops *skops)
+{
+	struct h2lb_endpoint *ep;
+	struct h2lb_conn c = {};
+	__u64 cookie;
+
+	if (skops->family != 2 /* AF_INET */)
+		return 1;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		ep = endpoint_of(skops, skops->op ==
+					BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB);
+		if (!ep)
+			return 1;
+		cookie = bpf_get_socket_cookie(skops);
+		/* The role must be known before the first byte is parsed:
+		 * a backend sends its SETTINGS without waiting for ours. */
+		c.role = ep->role;
+		c.backend = ep->backend;
+		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
+			return 1;
+		if (bpf_sock_hash_update(skops, &sock_hash, &cookie,
+					 BPF_NOEXIST)) {
+			bpf_map_delete_elem(&conns, &cookie);
+			return 1;
+		}
+		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		/* Peer finished (FIN) or the socket is gone (RST, close). */
+		if (skops->args[1] != BPF_TCP_CLOSE &&
+		    skops->args[1] != BPF_TCP_CLOSE_WAIT)
+			break;
+		cookie = bpf_get_socket_cookie(skops);
+		if (bpf_map_lookup_elem(&conns, &cookie))
+			emit(H2LB_EV_CLOSED, cookie, 0, 0, skops->args[1]);
+		break;
+	}
+	return 1;
+}
+
+/* ---- stream parser: one message per HTTP/2 frame -------------------- */
+
+SEC("sk_skb/stream_parser")
+int h2lb_parser(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct h2_frame f;
+	int r;
+
+	r = frame_read(skb, &f);
+	if (r < 0)
+		return 0; /* fewer than 9 bytes: wait for more */
+	if (c && (c->flags & H2LB_CONN_DEAD))
+		return skb->len - f.off; /* swallow until the daemon closes */
+	if (r == 1)
+		return H2_PREFACE_LEN;
+	/* An oversized frame is cut to its header: the verdict then fails
+	 * the connection. A result beyond SO_RCVBUF would kill the socket
+	 * (DESIGN.md fact 3). */
+	if (f.len > H2LB_MAX_FRAME)
+		return H2_HDR_LEN;
+	return H2_HDR_LEN + f.len;
+}
+
+/* ---- verdict ---------------------------------------------------------- */
+
+static __always_inline int redirect(struct __sk_buff *skb, __u64 target)
+{
+	if (!target || bpf_sk_redirect_hash(skb, &sock_hash, &target, 0) !=
+			       SK_PASS) {
+		count(H2LB_CNT_NO_TARGET);
+		return SK_DROP;
+	}
+	count(H2LB_CNT_REDIRECTS);
+	return SK_PASS;
+}
+
+static __always_inline int drop(void)
+{
+	count(H2LB_CNT_DROPPED);
+	return SK_DROP;
+}
+
+/* Hand a frame to the daemon, with up to H2LB_EVENT_DATA payload bytes. */
+static __always_inline void emit_frame(struct __sk_buff *skb,
+				       const struct h2_frame *f, __u32 type,
+				       __u64 cookie, __u64 peer, __u32 arg)
+{
+	struct h2lb_event *ev;
+	__u32 n = f->len;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(H2LB_CNT_EVENT_DROP);
+		return;
+	}
+	ev->type = type;
+	ev->cookie = cookie;
+	ev->peer = peer;
+	ev->stream = f->stream;
+	ev->arg = arg;
+	if (n > H2LB_EVENT_DATA)
+		n = H2LB_EVENT_DATA;
+	ev->len = 0;
+	if (n && !bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN, ev->data, n))
+		ev->len = n;
+	bpf_ringbuf_submit(ev, 0);
+	count(H2LB_CNT_EVENTS);
+}
+
+/* Fail the connection: the daemon sends GOAWAY(@code) and closes it. */
+static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
+				      __u32 stream, __u32 code)
+{
+	c->flags |= H2LB_CONN_DEAD;
+	count(H2LB_CNT_PROTO_ERR);
+	emit(H2LB_EV_CONN_ERROR, cookie, 0, stream, code);
+	return SK_DROP;
+}
+
+/* PING: rewrite into its ACK in place and send it back where it came
+ * from; no daemon round trip. */
+static __always_inline int answer_ping(struct __sk_buff *skb,
+				       const struct h2_frame *f, __u64 cookie)
+{
+	__u8 ack = H2_F_ACK;
+
+	if (f->flags & H2_F_ACK) {
+		emit(H2LB_EV_PING_ACK, cookie, 0, 0, 0);
+		return SK_DROP;
+	}
+	if (bpf_skb_store_bytes(skb, f->off + 4, &ack, 1, 0))
+		return drop();
+	count(H2LB_CNT_PINGS);
+	return redirect(skb, cookie);
+}
+
+/* Frames on stream 0 that every role treats alike. */
+static __always_inline int connection_frame(struct __sk_buff *skb,
+					    const struct h2_frame *f,
+					    struct h2lb_conn *c, __u64 cookie)
+{
+	switch (f->type) {
+	case H2_PING:
+		if (f->len != 8)
+			return conn_error(c, cookie, 0, H2_FRAME_SIZE_ERROR);
+		return answer_ping(skb, f, cookie);
+	case H2_SETTINGS:
+		if (f->flags & H2_F_ACK) {
+			if (c->role == H2LB_ROLE_CLIENT)
+				c->flags |= H2LB_CONN_SETTINGS_ACK;
+			else
+				emit(H2LB_EV_SETTINGS_ACK, cookie, c->peer, 0,
+				     0);
+			return SK_DROP;
+		}
+		if (f->len % 6)
+			return conn_error(c, cookie, 0, H2_FRAME_SIZE_ERROR);
+		/* The daemon records the values and sends the ACK. */
+		emit_frame(skb, f, H2LB_EV_SETTINGS, cookie, c->peer, 0);
+		return SK_DROP;
+	case H2_GOAWAY:
+		emit_frame(skb, f, H2LB_EV_GOAWAY, cookie, c->peer,
+			   frame_u32(skb, f, 4));
+		return SK_DROP;
+	case H2_WINDOW_UPDATE:
+		emit(H2LB_EV_WINDOW, cookie, c->peer, 0,
+		     frame_u32(skb, f, 0) & 0x7fffffff);
+		return SK_DROP;
+	}
+	return drop();
+}
+
+/* Header block continuation: same target as its HEADERS. */
+static __always_inline int continuation(struct __sk_buff *skb,
+					const struct h2_frame *f,
+					struct h2lb_conn *c, __u64 cookie)
+{
+	__u64 target = c->cont_target;
+
+	if (!c->cont_stream || f->stream != c->cont_stream)
+		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+	if (f->flags & H2_F_END_HEADERS)
+		c->cont_stream = 0;
+	if (!target)
+		return drop(); /* block of a stream we refused */
+	return redirect(skb, target);
+}
+
+static __always_inline void header_block_start(const struct h2_frame *f,
+					       struct h2lb_conn *c,
+					       __u64 target)
+{
+	if (!(f->flags & H2_F_END_HEADERS)) {
+		c->cont_stream = f->stream;
+		c->cont_target = target;
+	}
+}
+
+static __always_inline int client_new_stream(struct __sk_buff *skb,
+					     const struct h2_frame *f,
+					     struct h2lb_conn *c, __u64 cookie,
+					     struct h2lb_stream_key *sk)
+{
+	__u32 zero = 0, backend = 0;
+	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
+	struct h2lb_stream *st;
+	__u64 leg;
+
+	/* Client streams are odd and increasing (RFC 9113 5.1.1). */
+	if (!(f->stream & 1) || f->stream <= c->last_stream)
+		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+	c->last_stream = f->stream;
+
+	leg = 0;
+	if (cfg && c->open_streams < cfg->max_streams)
+		leg = leg_for_new_stream(cookie, c, &backend);
+	if (!leg || !(st = stream_open(sk, leg, backend))) {
+		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
+		 * Its header block is dropped, CONTINUATIONs too. */
+		header_block_start(f, c, 0);
+		count(H2LB_CNT_REFUSED);
+		emit(H2LB_EV_REFUSED, cookie, 0, f->stream, H2_REFUSED_STREAM);
+		return SK_DROP;
+	}
+	__sync_fetch_and_add(&c->open_streams, 1);
+	header_block_start(f, c, leg);
+	if (f->flags & H2_F_END_STREAM)
+		stream_end(sk, st, H2LB_ST_CLIENT_END);
+	return redirect(skb, leg);
+}
+
+static __always_inline void count_data(struct h2lb_conn *from, __u64 to,
+				       __u32 backend, __u32 len, int to_backend)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &to);
+	struct h2lb_backend *be = bpf_map_lookup_elem(&backends, &backend);
+
+	__sync_fetch_and_add(&from->rx_data, len);
+	if (t)
+		__sync_fetch_and_add(&t->tx_data, len);
+	if (!be)
+		return;
+	if (to_backend)
+		__sync_fetch_and_add(&be->bytes_to, len);
+	else
+		__sync_fetch_and_add(&be->bytes_from, len);
+}
+
+/* A frame from a client: route it to the backend leg of its stream. */
+static __always_inline int client_frame(struct __sk_buff *skb,
+					const struct h2_frame *f,
+					struct h2lb_conn *c, __u64 cookie)
+{
+	struct h2lb_stream_key sk = { .client = cookie, .id = f->stream };
+	struct h2lb_stream *st;
+
+	if (f->type == H2_CONTINUATION)
+		return continuation(skb, f, c, cookie);
+	if (c->cont_stream)
+		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+	if (f->stream == 0)
+		return connection_frame(skb, f, c, cookie);
+
+	st = bpf_map_lookup_elem(&streams, &sk);
+	switch (f->type) {
+	case H2_HEADERS:
+		if (!st)
+			return client_new_stream(skb, f, c, cookie, &sk);
+	{
+		__u64 leg = st->leg;
+
+		header_block_start(f, c, leg); /* trailers */
+		if (f->flags & H2_F_END_STREAM)
+			stream_end(&sk, st, H2LB_ST_CLIENT_END);
+		return redirect(skb, leg);
+	}
+	case H2_DATA:
+		/* Counted even when dropped: it used connection window. */
+		if (!st) {
+			__sync_fetch_and_add(&c->rx_data, f->len);
+			return drop(); /* closed stream (RFC 9113 5.1) */
+		}
+	{
+		__u64 leg = st->leg;
+
+		count_data(c, leg, st->backend, f->len, 1);
+		if (f->flags & H2_F_END_STREAM)
+			stream_end(&sk, st, H2LB_ST_CLIENT_END);
+		return redirect(skb, leg);
+	}
+	case H2_RST_STREAM: {
+		__u64 leg;
+
+		if (!st)
+			return drop();
+		leg = st->leg;
+		stream_close(&sk, st, 1);
+		return redirect(skb, leg);
+	}
+	case H2_WINDOW_UPDATE:
+		return st ? redirect(skb, st->leg) : drop();
+	}
+	return drop(); /* PRIORITY, PUSH_PROMISE, unknown types */
+}
+
+/* A frame from a backend leg: route it to the leg's client. */
+static __always_inline int backend_frame(struct __sk_buff *skb,
+					 const struct h2_frame *f,
+					 struct h2lb_conn *c, __u64 cookie)
+{
+	struct h2lb_stream_key sk = { .client = c->peer, .id = f->stream };
+	struct h2lb_stream *st;
+	__u64 client = c->peer;
+
+	if (f->type == H2_CONTINUATION)
+		return continuation(skb, f, c, cookie);
+	if (c->cont_stream)
+		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+	if (f->stream == 0)
+		return connection_frame(skb, f, c, cookie);
+	if (!client)
+		return drop();
+
+	st = bpf_map_lookup_elem(&streams, &sk);
+	if (!st || st->leg != cookie) {
+		/* A stream the client reset: its late frames go nowhere. */
+		if (f->type == H2_DATA)
+			__sync_fetch_and_add(&c->rx_data, f->len);
+		if (f->type == H2_HEADERS)
+			header_block_start(f, c, 0);
+		return drop();
+	}
+	switch (f->type) {
+	case H2_HEADERS:
+		st->flags |= H2LB_ST_RESPONDED;
+		header_block_start(f, c, client);
+		if (f->flags & H2_F_END_STREAM)
+			stream_end(&sk, st, H2LB_ST_SERVER_END);
+		return redirect(skb, client);
+	case H2_DATA:
+		count_data(c, client, st->backend, f->len, 0);
+		if (f->flags & H2_F_END_STREAM)
+			stream_end(&sk, st, H2LB_ST_SERVER_END);
+		return redirect(skb, client);
+	case H2_RST_STREAM:
+		stream_close(&sk, st, 1);
+		return redirect(skb, client);
+	case H2_WINDOW_UPDATE:
+		return redirect(skb, client);
+	}
+	return drop();
+}
+
+/* Frames the daemon writes: a TARGET pseudo frame selects the socket
+ * the next frames go to (DESIGN.md fact 6: never write() directly to a
+ * socket that is also a redirect target). */
+static __always_inline int injector_frame(struct __sk_buff *skb,
+					  const struct h2_frame *f,
+					  struct h2lb_conn *c)
+{
+	if (f->type == H2LB_FT_TARGET && f->len == 8) {
+		__u64 target = 0;
+
+		bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN, &target,
+				   sizeof(target));
+		c->peer = target;
+		return SK_DROP;
+	}
+	return redirect(skb, c->peer);
+}
+
+SEC("sk_skb/stream_verdict")
+int h2lb_verdict(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct h2_frame f;
+	int r;
+
+	if (!c)
+		return SK_DROP;
+	r = frame_read(skb, &f);
+	if (r < 0 || (c->flags & H2LB_CONN_DEAD))
+		return SK_DROP;
+	count(H2LB_CNT_FRAMES);
+	c->frames++;
+	/* The injector carries our own preface to backends too. */
+	if (c->role == H2LB_ROLE_INJECTOR)
+		return r == 1 ? redirect(skb, c->peer) :
+				injector_frame(skb, &f, c);
+	if (r == 1) {
+		if (c->role != H2LB_ROLE_CLIENT ||
+		    (c->flags & H2LB_CONN_PREFACE))
+			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
+		c->flags |= H2LB_CONN_PREFACE;
+		return SK_DROP;
+	}
+	if (f.len > H2LB_MAX_FRAME)
+		return conn_error(c, cookie, f.stream, H2_FRAME_SIZE_ERROR);
+
+	switch (c->role) {
+	case H2LB_ROLE_CLIENT:
+		if (!(c->flags & H2LB_CONN_PREFACE))
+			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
+		return client_frame(skb, &f, c, cookie);
+	case H2LB_ROLE_BACKEND:
+		return backend_frame(skb, &f, c, cookie);
+	}
+	return SK_DROP;
+}
+
+/* Run by the daemon (BPF_PROG_RUN) to close a stream it ended itself:
+ * a dead backend's streams, refused streams after a GOAWAY. */
+SEC("syscall")
+int h2lb_close_stream(struct h2lb_close_args *a)
+{
+	struct h2lb_stream_key k = { .client = a->client, .id = a->stream };
+	struct h2lb_stream *st = bpf_map_lookup_elem(&streams, &k);
+
+	if (!st)
+		return 1;
+	stream_close(&k, st, a->reset);
+	return 0;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The maps shared by the h2lb programs. Included once, by h2lb.bpf.c. */
+#ifndef H2LB_BPF_MAPS_H
+#define H2LB_BPF_MAPS_H
+
+#include "h2lb.h"
+
+/* Sockets h2lb routes frames between, keyed by socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, H2LB_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, __u64);
+} sock_hash SEC(".maps");
+
+/* Per-socket state, keyed by socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct h2lb_conn);
+} conns SEC(".maps");
+
+/* Which new sockets sockops takes, and as what. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_BACKENDS + 16);
+	__type(key, struct h2lb_endpoint_key);
+	__type(value, struct h2lb_endpoint);
+} endpoints SEC(".maps");
+
+/* (client, backend) -> the client's own connection to that backend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_CONNS);
+	__type(key, struct h2lb_leg_key);
+	__type(value, __u64);
+} legs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_STREAMS);
+	__type(key, struct h2lb_stream_key);
+	__type(value, struct h2lb_stream);
+} streams SEC(".maps");
+
+/* Backends by index. The daemon writes addr/port/state through mmap;
+ * counters are only ever changed with atomics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, H2LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct h2lb_backend);
+} backends SEC(".maps");
+
+/*
+ * Pre-handshaken backend connections, H2LB_POOL_SLOTS slots per backend
+ * (slot = backend * H2LB_POOL_SLOTS + i), 0 = empty. The daemon fills
+ * empty slots through mmap; the verdict takes one with an atomic
+ * exchange, so neither side needs a lock.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} pool SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2lb_config);
+} lb_config SEC(".maps");
+
+/* Round-robin cursor for backend choice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rr_cursor SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, H2LB_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2lb_daemon_stats);
+} daemon_stats SEC(".maps");
+
+/* Events for the daemon: closes, SETTINGS, GOAWAY, WINDOW_UPDATE... */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void emit(__u32 type, __u64 cookie, __u64 peer,
+				 __u32 stream, __u32 arg)
+{
+	struct h2lb_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(H2LB_CNT_EVENT_DROP);
+		return;
+	}
+	ev->type = type;
+	ev->cookie = cookie;
+	ev->peer = peer;
+	ev->stream = stream;
+	ev->arg = arg;
+	ev->len = 0;
+	bpf_ringbuf_submit(ev, 0);
+	count(H2LB_CNT_EVENTS);
+}
+
+#endif

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Stream table: open, half-close, close with per-backend accounting. */
+#ifndef H2LB_BPF_STREAM_H
+#define H2LB_BPF_STREAM_H
+
+static __always_inline __u32 log2_us(__u64 ns)
+{
+	__u64 us = ns / 1000;
+	__u32 r = 0;
+
+	for (int i = 0; i < H2LB_LAT_BUCKETS - 1; i++) {
+		if (us <= 1)
+			break;
+		us >>= 1;
+		r++;
+	}
+	return r;
+}
+
+static __always_inline void conn_streams_dec(__u64 client)
+{
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+
+	if (c)
+		__sync_fetch_and_add(&c->open_streams, -1);
+}
+
+/*
+ * Close a stream exactly once: only the caller whose delete succeeds
+ * does the accounting, whichever side (client or backend verdict,
+ * possibly on another CPU) saw the end first.
+ */
+static __always_inline void stream_close(struct h2lb_stream_key *key,
+					 struct h2lb_stream *st, int reset)
+{
+	__u32 b = st->backend, bucket;
+	__u64 start = st->start_ns;
+	struct h2lb_backend *be;
+
+	if (bpf_map_delete_elem(&streams, key))
+		return;
+	conn_streams_dec(key->client);
+	be = bpf_map_lookup_elem(&backends, &b);
+	if (!be)
+		return;
+	__sync_fetch_and_add(&be->open_streams, -1);
+	if (reset)
+		__sync_fetch_and_add(&be->resets, 1);
+	bucket = log2_us(bpf_ktime_get_ns() - start);
+	if (bucket < H2LB_LAT_BUCKETS)
+		__sync_fetch_and_add(&be->latency[bucket], 1);
+}
+
+/* Record an END_STREAM from one side; close when both sides ended. */
+static __always_inline void stream_end(struct h2lb_stream_key *key,
+				       struct h2lb_stream *st, __u32 side)
+{
+	__u32 old = __sync_fetch_and_or(&st->flags, side);
+
+	/* Close once, when this END_STREAM completes the pair. */
+	if (((old | side) & H2LB_ST_BOTH_END) != H2LB_ST_BOTH_END ||
+	    (old & H2LB_ST_BOTH_END) == H2LB_ST_BOTH_END)
+		return;
+	stream_close(key, st, 0);
+}
+
+static __always_inline struct h2lb_stream *
+stream_open(struct h2lb_stream_key *key, __u64 leg, __u32 backend)
+{
+	struct h2lb_stream st = {
+		.leg = leg,
+		.backend = backend,
+		.start_ns = bpf_ktime_get_ns(),
+	};
+	struct h2lb_backend *be;
+
+	if (bpf_map_update_elem(&streams, key, &st, BPF_NOEXIST))
+		return 0;
+	be = bpf_map_lookup_elem(&backends, &backend);
+	if (be) {
+		__sync_fetch_and_add(&be->open_streams, 1);
+		__sync_fetch_and_add(&be->streams, 1);
+	}
+	return bpf_map_lookup_elem(&streams, key);
+}
+
+#endif

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Structures shared by the BPF programs (bpf/) and the daemon (user/).
+ *
+ * Every map key and value lives here so that both sides agree on the
+ * layout, and so that bpftool prints named fields from the BTF.
+ * Addresses are IPv4 in network byte order, ports in host byte order.
+ */
+#ifndef H2LB_H
+#define H2LB_H
+
+#ifdef __BPF__
+/* vmlinux.h provides the fixed-width types. */
+#else
+#include <linux/types.h>
+#endif
+
+#define H2LB_MAX_BACKENDS 64
+#define H2LB_POOL_SLOTS 16 /* pre-handshaken connections per backend */
+#define H2LB_MAX_CONNS 16384
+#define H2LB_MAX_STREAMS 65536
+#define H2LB_MAX_FRAME 16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
+#define H2LB_EVENT_DATA 48   /* SETTINGS payload bytes copied per event */
+#define H2LB_LAT_BUCKETS 32  /* log2(us) call latency histogram */
+
+/* Pseudo frame type the daemon writes into the injector socket: its
+ * 8-byte payload is the cookie of the socket that the following frames
+ * go to. The verdict consumes it; no peer ever sees it. */
+#define H2LB_FT_TARGET 0xfe
+
+enum h2lb_role {
+	H2LB_ROLE_NONE = 0,
+	H2LB_ROLE_CLIENT = 1,	/* accepted from a client */
+	H2LB_ROLE_BACKEND = 2,	/* connection to a backend ("leg") */
+	H2LB_ROLE_INJECTOR = 3, /* carries frames the daemon sends */
+};
+
+enum h2lb_policy {
+	H2LB_POLICY_LEAST_STREAMS = 0,
+	H2LB_POLICY_ROUND_ROBIN = 1,
+};
+
+enum h2lb_backend_state {
+	H2LB_BE_UNUSED = 0,
+	H2LB_BE_READY = 1,    /* takes new streams */
+	H2LB_BE_DRAINING = 2, /* keeps open streams, takes no new ones */
+	H2LB_BE_EJECTED = 3,  /* unreachable: takes nothing */
+};
+
+/* conn flags */
+#define H2LB_CONN_PREFACE 0x1	   /* client preface consumed */
+#define H2LB_CONN_SETTINGS_ACK 0x2 /* client acked our SETTINGS (HPACK off) */
+#define H2LB_CONN_DEAD 0x4	   /* protocol error seen: drop everything */
+
+/* stream flags */
+#define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
+#define H2LB_ST_SERVER_END 0x2 /* backend sent END_STREAM */
+#define H2LB_ST_RESPONDED 0x4  /* backend sent response HEADERS */
+#define H2LB_ST_BOTH_END (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
+
+/* Which sockets sockops inserts into the sockhash, and as what. */
+struct h2lb_endpoint_key {
+	__u32 addr;   /* 0 matches any local address (listeners) */
+	__u16 port;
+	__u16 remote; /* 1: match the peer (connects), 0: the local end */
+};
+
+struct h2lb_endpoint {
+	__u32 role;    /* enum h2lb_role */
+	__u32 backend; /* backend index for H2LB_ROLE_BACKEND */
+};
+
+/* One per socket in the sockhash, keyed by socket cookie. */
+struct h2lb_conn {
+	__u64 peer;	   /* backend: owning client (0 = pooled);
+			    * injector: current target */
+	__u64 leg0;	   /* client: leg that takes pre-ACK streams */
+	__u64 cont_target; /* socket awaiting CONTINUATION frames */
+	__u64 rx_data;	   /* DATA payload bytes received */
+	__u64 tx_data;	   /* DATA payload bytes redirected into it */
+	__u64 frames;	   /* frames parsed */
+	__u32 role;	   /* enum h2lb_role */
+	__u32 backend;	   /* backend index of a leg */
+	__u32 flags;	   /* H2LB_CONN_* */
+	__u32 cont_stream; /* stream of an open header block, or 0 */
+	__u32 open_streams;
+	__u32 last_stream; /* client: highest stream id opened */
+};
+
+/* A client's connection to one backend. */
+struct h2lb_leg_key {
+	__u64 client;
+	__u32 backend;
+	__u32 pad;
+};
+
+struct h2lb_stream_key {
+	__u64 client; /* client socket cookie */
+	__u32 id;     /* HTTP/2 stream id (same on both legs) */
+	__u32 pad;
+};
+
+struct h2lb_stream {
+	__u64 leg;	/* backend connection cookie */
+	__u64 start_ns; /* HEADERS seen */
+	__u32 backend;
+	__u32 flags; /* H2LB_ST_* */
+};
+
+struct h2lb_backend {
+	__u32 addr;
+	__u16 port;
+	__u16 pad;
+	__u32 state; /* enum h2lb_backend_state */
+	__u32 open_streams;
+	__u64 streams; /* streams opened */
+	__u64 resets;  /* streams ended by RST_STREAM */
+	__u64 bytes_to;	  /* DATA payload bytes sent to it */
+	__u64 bytes_from; /* DATA payload bytes received from it */
+	__u64 latency[H2LB_LAT_BUCKETS]; /* log2(us) HEADERS-to-end */
+};
+
+struct h2lb_config {
+	__u32 nr_backends; /* indexes [0, nr_backends) are in use */
+	__u32 policy;	   /* enum h2lb_policy */
+	__u32 max_streams; /* per client connection */
+	__u32 pad;
+};
+
+/* Global counters, one slot per CPU (BPF_MAP_TYPE_PERCPU_ARRAY). */
+enum h2lb_counter {
+	H2LB_CNT_FRAMES,
+	H2LB_CNT_REDIRECTS,
+	H2LB_CNT_DROPPED,    /* frames dropped on purpose (PRIORITY, ...) */
+	H2LB_CNT_NO_TARGET,  /* redirect target gone */
+	H2LB_CNT_REFUSED,    /* streams no backend could take */
+	H2LB_CNT_PINGS,      /* PINGs answered in the kernel */
+	H2LB_CNT_EVENTS,     /* events sent to the daemon */
+	H2LB_CNT_EVENT_DROP, /* events lost: ring buffer full */
+	H2LB_CNT_PROTO_ERR,
+	H2LB_CNT_MAX,
+};
+
+enum h2lb_event_type {
+	H2LB_EV_CLOSED = 1,	  /* socket closed (sockops) */
+	H2LB_EV_SETTINGS,	  /* peer SETTINGS (payload in data) */
+	H2LB_EV_SETTINGS_ACK,	  /* a backend acked our SETTINGS */
+	H2LB_EV_WINDOW,		  /* connection WINDOW_UPDATE (arg) */
+	H2LB_EV_GOAWAY,		  /* stream = last id, arg = error */
+	H2LB_EV_LEG_BOUND,	  /* peer = leg taken from the pool */
+	H2LB_EV_REFUSED,	  /* stream no backend could take */
+	H2LB_EV_STREAM_ERROR,	  /* frame on a closed stream: arg = code */
+	H2LB_EV_CONN_ERROR,	  /* connection error: arg = code */
+	H2LB_EV_PING_ACK,	  /* our watchdog PING came back */
+};
+
+struct h2lb_event {
+	__u32 type;   /* enum h2lb_event_type */
+	__u32 stream; /* stream id, or GOAWAY last stream id */
+	__u64 cookie; /* socket the event is about */
+	__u64 peer;   /* related socket (client of a leg, leg bound) */
+	__u32 arg;    /* error code, window increment, backend, ... */
+	__u32 len;    /* bytes valid in data */
+	__u8 data[H2LB_EVENT_DATA];
+};
+
+/* Argument of the h2lb_close_stream syscall program: the daemon closes
+ * streams through the same code as the verdict, so that counters stay
+ * exact while both sides update them. */
+struct h2lb_close_args {
+	__u64 client;
+	__u32 stream;
+	__u32 reset;
+};
+
+/* What the daemon itself reads and writes (pinned as "daemon_stats"),
+ * to show that payloads stay in the kernel. */
+struct h2lb_daemon_stats {
+	__u64 bytes_read;    /* event bytes from the ring buffer */
+	__u64 bytes_written; /* frame bytes written to the injector */
+	__u64 events;
+	__u64 injected_frames;
+	__u64 clients;	   /* client connections accepted */
+	__u64 legs;	   /* backend connections opened */
+	__u64 watchdog_pings;
+	__u64 pad;
+};
+
+#endif /* H2LB_H */

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0
+/* `h2lb run`: set up, then one epoll loop until SIGINT/SIGTERM. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+
+#include "addr.h"
+#include "daemon.h"
+#include "log.h"
+
+#define TICK_MS 50
+
+/* epoll tags for the daemon's own descriptors. Connecting legs are
+ * tagged with their socket cookie, which never has the top bit set: a
+ * cookie stays safe to look up even if the leg closed meanwhile. */
+#define TAG(n) ((1ull << 63) | (n))
+enum {
+	TAG_LISTEN = TAG(1),
+	TAG_SIGNAL = TAG(2),
+	TAG_TIMER = TAG(3),
+	TAG_RING = TAG(4),
+	TAG_INOTIFY = TAG(5),
+};
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int watch(struct daemon *d, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int open_listener(struct daemon *d)
+{
+	char buf[32];
+	int one = 1;
+
+	d->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+					       SOCK_CLOEXEC,
+			      0);
+	if (d->listen_fd < 0)
+		return -1;
+	setsockopt(d->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(d->listen_fd, (struct sockaddr *)&d->opts.listen,
+		 sizeof(d->opts.listen)) ||
+	    listen(d->listen_fd, 1024)) {
+		pr_err("listen on %s: %s",
+		       addr_str(&d->opts.listen, buf, sizeof(buf)),
+		       strerror(errno));
+		return -1;
+	}
+	if (bpf_set_endpoint(d, &d->opts.listen, H2LB_ROLE_CLIENT, 0, true))
+		return -1;
+	pr_info("listening on %s",
+		addr_str(&d->opts.listen, buf, sizeof(buf)));
+	return watch(d, d->listen_fd, TAG_LISTEN);
+}
+
+/* Watch the backends file's directory: editors replace files. */
+static int watch_backends_file(struct daemon *d)
+{
+	char *copy;
+
+	if (!d->opts.backends_file)
+		return 0;
+	copy = strdup(d->opts.backends_file);
+	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (!copy || d->inotify_fd < 0 ||
+	    inotify_add_watch(d->inotify_fd, dirname(copy),
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+		free(copy);
+		pr_err("watching %s: %s", d->opts.backends_file,
+		       strerror(errno));
+		return -1;
+	}
+	free(copy);
+	return watch(d, d->inotify_fd, TAG_INOTIFY);
+}
+
+static void on_inotify(struct daemon *d)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	char *copy = strdup(d->opts.backends_file);
+	const char *name = copy ? basename(copy) : "";
+	bool changed = false;
+	ssize_t n;
+
+	while ((n = read(d->inotify_fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->len && !strcmp(ev->name, name))
+				changed = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	free(copy);
+	if (changed) {
+		pr_info("%s changed, reloading", d->opts.backends_file);
+		backends_load(d);
+	}
+}
+
+static void on_signal(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			pr_info("SIGHUP: reloading backends");
+			backends_load(d);
+		} else {
+			pr_info("signal %u: stopping", si.ssi_signo);
+			d->stop = true;
+		}
+	}
+}
+
+static void on_tick(struct daemon *d)
+{
+	uint64_t expirations;
+
+	if (read(d->timer_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	pool_tick(d);
+	conns_tick(d);
+	bpf_publish_stats(d);
+}
+
+static int setup(struct daemon *d)
+{
+	struct itimerspec its = {
+		.it_interval.tv_nsec = TICK_MS * 1000000,
+		.it_value.tv_nsec = TICK_MS * 1000000,
+	};
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+				     TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d->epfd < 0 || d->sig_fd < 0 || d->timer_fd < 0 ||
+	    timerfd_settime(d->timer_fd, 0, &its, NULL))
+		return -1;
+	if (watch(d, d->sig_fd, TAG_SIGNAL) || watch(d, d->timer_fd, TAG_TIMER))
+		return -1;
+	if (bpf_load(d))
+		return -1;
+	if (watch(d, ring_buffer__epoll_fd(d->rb), TAG_RING))
+		return -1;
+	if (injector_open(d) || backends_load(d) || open_listener(d) ||
+	    watch_backends_file(d))
+		return -1;
+	pool_tick(d);
+	return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	for (int b = 0; b < CONN_BUCKETS; b++)
+		while (d->conns[b])
+			conn_close(d, d->conns[b]);
+	injector_close(d);
+	if (d->listen_fd >= 0)
+		close(d->listen_fd);
+	bpf_unload(d);
+	if (d->inotify_fd >= 0)
+		close(d->inotify_fd);
+	if (d->timer_fd >= 0)
+		close(d->timer_fd);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	if (d->epfd >= 0)
+		close(d->epfd);
+	pr_info("stopped: %llu clients, %llu backend connections; daemon read %llu and wrote %llu bytes",
+		(unsigned long long)d->stats.clients,
+		(unsigned long long)d->stats.legs,
+		(unsigned long long)d->stats.bytes_read,
+		(unsigned long long)d->stats.bytes_written);
+}
+
+int daemon_run(struct run_opts *opts)
+{
+	static struct daemon d;
+	struct epoll_event evs[64];
+	int ret = 0;
+
+	d.opts = *opts;
+	d.epfd = d.listen_fd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
+	d.inj_fd = -1;
+	d.cg.fd = -1;
+	if (setup(&d)) {
+		teardown(&d);
+		return 1;
+	}
+	while (!d.stop) {
+		int n = epoll_wait(d.epfd, evs, 64, 1000);
+
+		if (n < 0 && errno != EINTR) {
+			pr_err("epoll_wait: %s", strerror(errno));
+			ret = 1;
+			break;
+		}
+		for (int i = 0; i < n && !d.stop; i++) {
+			switch (evs[i].data.u64) {
+			case TAG_LISTEN:
+				client_accept(&d);
+				break;
+			case TAG_SIGNAL:
+				on_signal(&d);
+				break;
+			case TAG_TIMER:
+				on_tick(&d);
+				break;
+			case TAG_RING:
+				ring_buffer__consume(d.rb);
+				break;
+			case TAG_INOTIFY:
+				on_inotify(&d);
+				break;
+			default: { /* a leg's connect() completed */
+				struct uconn *c = conn_find(&d, evs[i].data.u64);
+
+				if (c && c->state == UC_CONNECTING)
+					pool_connected(&d, c);
+				break;
+			}
+			}
+		}
+	}
+	teardown(&d);
+	return ret;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The h2lb daemon: state shared by its parts. */
+#ifndef H2LB_DAEMON_H
+#define H2LB_DAEMON_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "h2lb.h"
+#include "cgroup.h"
+
+struct h2lb_bpf;
+struct ring_buffer;
+
+struct run_opts {
+	struct sockaddr_in listen;
+	const char *backends;	   /* --backends list */
+	const char *backends_file; /* --backends-file */
+	const char *pin_dir;
+	int policy;		   /* enum h2lb_policy */
+	int pool_size;		   /* idle connections kept per backend */
+	uint32_t max_streams;	   /* per client connection */
+	uint32_t stream_window;	   /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+};
+
+enum uconn_state {
+	UC_NONE,       /* the injector */
+	UC_CONNECTING, /* leg: connect() in progress */
+	UC_HANDSHAKE,  /* leg: preface sent, waiting for the backend SETTINGS */
+	UC_POOLED,     /* leg: in the pool */
+	UC_BOUND,      /* leg: serving one client */
+	UC_DRAINING,   /* leg: GOAWAY seen, closes when its streams end */
+	UC_OPEN,       /* client */
+	UC_CLOSING,    /* GOAWAY sent; closed at close_at */
+};
+
+/* A socket the daemon owns (it never reads it: the sockhash does). */
+struct uconn {
+	uint64_t cookie;
+	int fd;
+	int role;    /* enum h2lb_role */
+	int backend; /* leg: backend index */
+	enum uconn_state state;
+	bool preface_sent;    /* leg */
+	bool settings_seen;   /* leg: backend SETTINGS received */
+	struct uconn *client;	/* leg: the client it serves */
+	struct uconn *legs;	/* client: its bound and draining legs */
+	struct uconn *next_leg; /* leg: next in its client's list */
+	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	/* Connection-level flow control, in DATA payload bytes, as totals
+	 * since the connection opened (both start at the RFC's 65535). The
+	 * bytes actually moved are counted by the kernel (struct h2lb_conn
+	 * rx_data, tx_data); see flow.c. */
+	int64_t peer_grant; /* what the peer allowed us to send */
+	int64_t our_grant;  /* what we allowed the peer to send */
+	uint64_t close_at_ms;
+	uint64_t last_frames; /* watchdog: kernel frame count last tick */
+	uint64_t last_inq;
+	int stalled_ticks;
+	struct uconn *next; /* hash chain */
+};
+
+struct ubackend {
+	struct sockaddr_in addr;
+	bool configured;      /* in the current backend set */
+	int pooled;	      /* legs in the pool */
+	int pending;	      /* legs connecting or handshaking */
+	int failures;	      /* consecutive failed connects */
+	uint64_t retry_at_ms; /* next connect attempt after a failure */
+};
+
+#define CONN_BUCKETS 4096
+
+struct daemon {
+	struct run_opts opts;
+	struct h2lb_bpf *skel;
+	struct ring_buffer *rb;
+	struct h2lb_backend *be_mem; /* mmap of the backends map */
+	uint64_t *pool_mem;	     /* mmap of the pool map */
+	struct h2lb_cgroup cg;
+	int epfd, listen_fd, sig_fd, timer_fd, inotify_fd;
+	int inj_fd; /* we write here; the other end is in the sockhash */
+	uint64_t inj_cookie;
+	bool pinned;
+	bool stop;
+	struct ubackend be[H2LB_MAX_BACKENDS];
+	int nr_backends;
+	struct uconn *conns[CONN_BUCKETS];
+	int nr_conns;
+	struct h2lb_daemon_stats stats;
+};
+
+uint64_t now_ms(void);
+
+/* loader.c: the BPF side */
+int bpf_load(struct daemon *d);
+void bpf_unload(struct daemon *d);
+int bpf_kconn(struct daemon *d, uint64_t cookie, struct h2lb_conn *out);
+int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
+		     int reset);
+int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
+		     uint32_t role, uint32_t backend, bool add);
+void bpf_publish_stats(struct daemon *d);
+
+/* injector.c: every frame the daemon sends goes through here */
+int injector_open(struct daemon *d);
+void injector_close(struct daemon *d);
+int inject(struct daemon *d, uint64_t target, const void *frames, size_t len);
+
+/* conns.c */
+struct uconn *conn_find(struct daemon *d, uint64_t cookie);
+struct uconn *conn_add(struct daemon *d, int fd, int role);
+void conn_close(struct daemon *d, struct uconn *c);
+void client_accept(struct daemon *d);
+void conn_fail(struct daemon *d, struct uconn *c, uint32_t last_stream,
+	       uint32_t code);
+void leg_lost(struct daemon *d, struct uconn *leg, const char *why);
+void leg_goaway(struct daemon *d, struct uconn *leg, uint32_t last_stream);
+void conns_tick(struct daemon *d);
+
+/* backends.c */
+int backends_load(struct daemon *d);
+void pool_tick(struct daemon *d);
+void pool_connected(struct daemon *d, struct uconn *leg);
+void pool_settings(struct daemon *d, struct uconn *leg);
+void pool_taken(struct daemon *d, struct uconn *leg, struct uconn *client);
+void pool_remove(struct daemon *d, struct uconn *leg);
+void backend_failed(struct daemon *d, int b);
+
+/* flow.c */
+void flow_client_settings(struct daemon *d, struct uconn *c,
+			  const uint8_t *payload, size_t len);
+void flow_leg_bound(struct daemon *d, struct uconn *leg);
+void flow_client_window(struct daemon *d, struct uconn *c, uint32_t inc);
+void flow_leg_window(struct daemon *d, struct uconn *leg, uint32_t inc);
+
+/* events.c */
+int events_handle(void *ctx, void *data, size_t len);
+
+int daemon_run(struct run_opts *opts);
+
+#endif

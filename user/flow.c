@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Flow control is the memory bound (DESIGN.md): sk_skb redirects have no
+ * backpressure, so the kernel holds whatever peers are allowed to send.
+ * Stream windows are end to end (frames are forwarded unchanged); the
+ * connection windows are per leg, and the daemon sets them so that the
+ * kernel never holds more than what the receivers granted:
+ *
+ *  client -> backends: the client may send at most what the tightest leg
+ *  (or a fresh pooled leg) can still take, since any stream may be bound
+ *  to any leg.
+ *
+ *  backends -> client: the legs together may have at most what the
+ *  client granted us outstanding, beyond the 65535 bytes that each new
+ *  connection starts with by RFC and that cannot be withheld.
+ *
+ * The bytes moved are counted by the verdict (struct h2lb_conn rx_data,
+ * tx_data); here only grants are kept, and windows are computed from
+ * both, so nothing drifts.
+ */
+#include <bpf/bpf.h>
+
+#include "daemon.h"
+#include "h2.h"
+#include "log.h"
+
+#define WINDOW_STEP 16384 /* smallest WINDOW_UPDATE worth a frame */
+
+static void send_window(struct daemon *d, struct uconn *c, int64_t inc)
+{
+	uint8_t f[H2_FRAME_MAX];
+
+	while (inc > 0) {
+		uint32_t step = inc > H2_MAX_WINDOW ? H2_MAX_WINDOW : inc;
+
+		inject(d, c->cookie, f, h2_window_update(f, 0, step));
+		c->our_grant += step;
+		inc -= step;
+	}
+}
+
+static int64_t kernel_bytes(struct daemon *d, struct uconn *c, bool rx)
+{
+	struct h2lb_conn k;
+
+	if (bpf_kconn(d, c->cookie, &k))
+		return 0;
+	return rx ? (int64_t)k.rx_data : (int64_t)k.tx_data;
+}
+
+/* What the smallest pooled leg can take: a leg bound later starts so. */
+static int64_t pool_window(struct daemon *d)
+{
+	int64_t min = H2_MAX_WINDOW;
+
+	for (int b = 0; b < CONN_BUCKETS; b++)
+		for (struct uconn *c = d->conns[b]; c; c = c->next)
+			if (c->role == H2LB_ROLE_BACKEND &&
+			    c->state == UC_POOLED && c->peer_grant < min)
+				min = c->peer_grant;
+	return min == H2_MAX_WINDOW ? H2_DEFAULT_WINDOW : min;
+}
+
+/* client -> backends: widen the client's window up to the tightest leg. */
+static void grant_client(struct daemon *d, struct uconn *c)
+{
+	int64_t room = pool_window(d), left;
+
+	for (struct uconn *l = c->legs; l; l = l->next_leg) {
+		int64_t w = l->peer_grant - kernel_bytes(d, l, false);
+
+		if (w < room)
+			room = w;
+	}
+	left = c->our_grant - kernel_bytes(d, c, true);
+	if (room - left >= WINDOW_STEP || (room > left && left < room / 2))
+		send_window(d, c, room - left);
+}
+
+/* backends -> client: share out what the client granted us. */
+static void grant_legs(struct daemon *d, struct uconn *c)
+{
+	int64_t avail = c->peer_grant - kernel_bytes(d, c, false), share;
+	int n = 0;
+
+	for (struct uconn *l = c->legs; l; l = l->next_leg) {
+		avail -= l->our_grant - kernel_bytes(d, l, true);
+		n++;
+	}
+	if (!n || avail < WINDOW_STEP)
+		return;
+	share = avail / n;
+	for (struct uconn *l = c->legs; l; l = l->next_leg)
+		send_window(d, l, share);
+}
+
+void flow_client_settings(struct daemon *d, struct uconn *c,
+			  const uint8_t *payload, size_t len)
+{
+	struct h2_setting_pair s[H2LB_EVENT_DATA / 6];
+	uint8_t f[H2_FRAME_MAX];
+	int n = h2_settings_parse(payload, len, s, H2LB_EVENT_DATA / 6);
+
+	for (int i = 0; i < n; i++) {
+		if (s[i].id != H2_SET_INITIAL_WINDOW_SIZE)
+			continue;
+		if (s[i].value > H2_MAX_WINDOW) {
+			conn_fail(d, c, 0, H2_FLOW_CONTROL_ERROR);
+			return;
+		}
+		c->init_window = s[i].value;
+		/* Stream windows are end to end: every leg must use the
+		 * client's value for the streams it sends to the client. */
+		for (struct uconn *l = c->legs; l; l = l->next_leg) {
+			struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE,
+						     c->init_window };
+
+			inject(d, l->cookie, f, h2_settings(f, &w, 1));
+		}
+	}
+	inject(d, c->cookie, f, h2_settings_ack(f));
+}
+
+void flow_leg_bound(struct daemon *d, struct uconn *leg)
+{
+	struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE,
+				     leg->client->init_window };
+	uint8_t f[H2_FRAME_MAX];
+
+	/* Pooled legs were handshaken with a stream window of 0: nothing
+	 * flows back until the client's own value is known to them. */
+	inject(d, leg->cookie, f, h2_settings(f, &w, 1));
+	grant_legs(d, leg->client);
+	grant_client(d, leg->client);
+}
+
+void flow_client_window(struct daemon *d, struct uconn *c, uint32_t inc)
+{
+	c->peer_grant += inc;
+	grant_legs(d, c);
+}
+
+void flow_leg_window(struct daemon *d, struct uconn *leg, uint32_t inc)
+{
+	leg->peer_grant += inc;
+	if (leg->client)
+		grant_client(d, leg->client);
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The injector: a loopback TCP pair whose receiving end is in the
+ * sockhash. Everything the daemon sends to a peer is written here,
+ * preceded by a TARGET pseudo frame, and the verdict redirects it to the
+ * target's egress. A direct write() to a socket that is also a redirect
+ * target can land inside a redirected frame (DESIGN.md fact 6); through
+ * the injector, all writes to one socket share one queue.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "h2.h"
+#include "log.h"
+
+static int so_cookie(int fd, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len);
+}
+
+int injector_open(struct daemon *d)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int lfd, rx = -1, tx = -1, sndbuf = 4 << 20;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen))
+		goto fail;
+	/* The connecting end is the one sockops puts in the sockhash. */
+	if (bpf_set_endpoint(d, &a, H2LB_ROLE_INJECTOR, 0, true))
+		goto fail;
+	rx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (rx < 0 || connect(rx, (struct sockaddr *)&a, sizeof(a)))
+		goto fail;
+	tx = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (tx < 0 || so_cookie(rx, &d->inj_cookie))
+		goto fail;
+	bpf_set_endpoint(d, &a, H2LB_ROLE_INJECTOR, 0, false);
+	setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	close(lfd);
+	d->inj_fd = tx;
+	/* rx stays open for the daemon's lifetime: keep it as a conn. */
+	if (!conn_add(d, rx, H2LB_ROLE_INJECTOR))
+		goto fail_noclose;
+	return 0;
+fail:
+	pr_err("injector socket: %s", strerror(errno));
+	if (rx >= 0)
+		close(rx);
+fail_noclose:
+	if (lfd >= 0)
+		close(lfd);
+	if (tx >= 0)
+		close(tx);
+	return -1;
+}
+
+void injector_close(struct daemon *d)
+{
+	if (d->inj_fd >= 0)
+		close(d->inj_fd);
+	d->inj_fd = -1;
+}
+
+int inject(struct daemon *d, uint64_t target, const void *frames, size_t len)
+{
+	uint8_t hdr[H2_HDR + 8];
+	struct iovec iov[2] = {
+		{ .iov_base = hdr, .iov_len = h2_target(hdr, target) },
+		{ .iov_base = (void *)frames, .iov_len = len },
+	};
+	size_t total = iov[0].iov_len + len, done = 0;
+
+	while (done < total) {
+		ssize_t n = writev(d->inj_fd, iov, 2);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_err("injector write: %s", strerror(errno));
+			return -1;
+		}
+		done += n;
+		/* Partial write: advance the iovecs past what went out. */
+		for (int i = 0; i < 2; i++) {
+			size_t step = (size_t)n < iov[i].iov_len ? (size_t)n :
+								   iov[i].iov_len;
+
+			iov[i].iov_base = (uint8_t *)iov[i].iov_base + step;
+			iov[i].iov_len -= step;
+			n -= step;
+		}
+	}
+	d->stats.bytes_written += total;
+	d->stats.injected_frames++;
+	return 0;
+}

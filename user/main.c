@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+/* h2lb command line: per-stream HTTP/2 and gRPC load balancing in the
+ * kernel. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "daemon.h"
+#include "log.h"
+
+#define DEFAULT_PIN_DIR "/sys/fs/bpf/h2lb"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: h2lb COMMAND [OPTIONS]\n"
+		"\n"
+		"Commands:\n"
+		"  run       run the balancer in the foreground\n"
+		"  help      show this help\n"
+		"\n"
+		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE)\n"
+		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c)\n"
+		"  -b, --backends LIST         backends, comma separated ADDR:PORT\n"
+		"  -f, --backends-file FILE    one ADDR:PORT per line; re-read on SIGHUP and on change\n"
+		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
+		"      --pool-size N           idle handshaken connections per backend (default 4)\n"
+		"      --max-streams N         concurrent streams per client connection (default 1000)\n"
+		"      --pin-dir DIR           where maps are pinned (default " DEFAULT_PIN_DIR ")\n"
+		"  -v, --verbose               debug logging\n");
+}
+
+static int parse_uint(const char *flag, const char *s, long min, long max,
+		      long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	if (!*s || *end || errno || *out < min || *out > max) {
+		fprintf(stderr, "h2lb: %s: '%s' is not a number in %ld-%ld\n",
+			flag, s, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "backends", required_argument, NULL, 'b' },
+		{ "backends-file", required_argument, NULL, 'f' },
+		{ "policy", required_argument, NULL, 'P' },
+		{ "pool-size", required_argument, NULL, 'S' },
+		{ "max-streams", required_argument, NULL, 'M' },
+		{ "pin-dir", required_argument, NULL, 'D' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct run_opts o = {
+		.pin_dir = DEFAULT_PIN_DIR,
+		.policy = H2LB_POLICY_LEAST_STREAMS,
+		.pool_size = 4,
+		.max_streams = 1000,
+		.stream_window = 65535,
+	};
+	bool have_listen = false;
+	char err[256];
+	long v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "l:b:f:P:vh", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'l':
+			if (addr_parse(optarg, &o.listen, err, sizeof(err))) {
+				fprintf(stderr, "h2lb: --listen: %s\n", err);
+				return 2;
+			}
+			have_listen = true;
+			break;
+		case 'b':
+			o.backends = optarg;
+			break;
+		case 'f':
+			o.backends_file = optarg;
+			break;
+		case 'P':
+			if (!strcmp(optarg, "least-streams"))
+				o.policy = H2LB_POLICY_LEAST_STREAMS;
+			else if (!strcmp(optarg, "round-robin"))
+				o.policy = H2LB_POLICY_ROUND_ROBIN;
+			else {
+				fprintf(stderr, "h2lb: --policy: '%s' is not least-streams or round-robin\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'S':
+			if (parse_uint("--pool-size", optarg, 1,
+				       H2LB_POOL_SLOTS, &v))
+				return 2;
+			o.pool_size = v;
+			break;
+		case 'M':
+			if (parse_uint("--max-streams", optarg, 1, 100000, &v))
+				return 2;
+			o.max_streams = v;
+			break;
+		case 'D':
+			o.pin_dir = optarg;
+			break;
+		case 'v':
+			log_verbosity = LOG_DEBUG;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'h2lb help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "h2lb run: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!have_listen) {
+		fprintf(stderr, "h2lb run: --listen ADDR:PORT is required\n");
+		return 2;
+	}
+	if (!o.backends == !o.backends_file) {
+		fprintf(stderr, "h2lb run: give either --backends or --backends-file\n");
+		return 2;
+	}
+	if (o.backends) {
+		struct sockaddr_in tmp[H2LB_MAX_BACKENDS];
+
+		if (addr_parse_list(o.backends, tmp, H2LB_MAX_BACKENDS, err,
+				    sizeof(err)) < 0) {
+			fprintf(stderr, "h2lb: --backends: %s\n", err);
+			return 2;
+		}
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "h2lb run: needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)\n");
+		return 1;
+	}
+	return daemon_run(&o);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "help";
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "h2lb: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}
