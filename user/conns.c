@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -39,6 +40,7 @@ struct uconn *conn_add(struct daemon *d, int fd, int role)
 	socklen_t len = sizeof(uint64_t);
 	struct uconn *c = calloc(1, sizeof(*c));
 	unsigned int b;
+	int one = 1;
 
 	if (!c)
 		return NULL;
@@ -46,6 +48,9 @@ struct uconn *conn_add(struct daemon *d, int fd, int role)
 		free(c);
 		return NULL;
 	}
+	/* Frames leave as soon as they are redirected: without this, Nagle
+	 * holds small frames back until the peer's delayed ACK (40 ms). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	c->role = role;
 	c->backend = -1;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/tcp.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -30,7 +31,7 @@ int injector_open(struct daemon *d)
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof(a);
-	int lfd, rx = -1, tx = -1, sndbuf = 4 << 20;
+	int lfd, rx = -1, tx = -1, sndbuf = 4 << 20, one = 1;
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
@@ -47,6 +48,7 @@ int injector_open(struct daemon *d)
 		goto fail;
 	bpf_set_endpoint(d, &a, H2LB_ROLE_INJECTOR, 0, false);
 	setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(tx, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	close(lfd);
 	d->inj_fd = tx;
 	/* rx stays open for the daemon's lifetime: keep it as a conn. */
