@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install what h2lb needs to build, test and run its demo (Debian 12).
+# Idempotent and quiet: safe to run twice. Also mounts bpffs and finds or
+# mounts a cgroup v2 hierarchy if the machine lacks them.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev
+	bpftool libcmocka-dev clang-format
+	# testbed and peers
+	iproute2 iptables procps psmisc curl python3 python3-grpcio
+	python3-protobuf nghttp2-client nghttp2-server
+	# benchmarks: userspace proxies to compare with
+	haproxy nghttp2-proxy
+)
+
+if [ "$(id -u)" != 0 ]; then
+	echo "setup-deps.sh: run as root" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing+=("$p")
+done
+# This machine kind ships Node.js with its own npm; Debian's npm would
+# conflict with it.
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian starts the proxies as services on install; the benchmarks run
+# their own instances.
+for svc in haproxy nghttpx; do
+	if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+		systemctl stop "$svc" || true
+	fi
+done
+
+# Node's gRPC client for the tests (npm registry), kept in the tree.
+if [ ! -d tests/peers/node_modules/@grpc/grpc-js ] && [ -f tests/peers/package.json ]; then
+	(cd tests/peers && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+
+if ! mount | grep -q " /sys/fs/bpf type bpf"; then
+	mount -t bpf bpf /sys/fs/bpf
+fi
+if ! grep -q " cgroup2 " /proc/mounts; then
+	mkdir -p /sys/fs/cgroup/unified 2>/dev/null || mkdir -p /run/h2lb-cg2
+	mount -t cgroup2 none /sys/fs/cgroup/unified 2>/dev/null ||
+		mount -t cgroup2 none /run/h2lb-cg2
+fi
+echo "setup-deps: ok"
