@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# tests/lib/h2lb.sh - run h2lb in a testbed's node namespace (sourced, after
+# tests/lib/testbed.sh).
+#
+#   h2lb_start [RUN ARGS...]  start `h2lb run` in the node ns, listening on
+#                             H2LB_ADDR (198.18.1.1:50051), balancing the
+#                             testbed's greeters (or what RUN ARGS say), maps
+#                             pinned in H2LB_PIN; waits until it listens and
+#                             every backend is ready
+#   h2lb_stop                 SIGTERM, bounded wait; fails if it did not exit 0
+#                             or left pins or its cgroup behind
+#   h2lb_map NAME             bpftool -j dump of a pinned map
+#   h2lb_daemon_stats         the daemon's own counters, as JSON
+#   h2lb_log                  path of the daemon's log
+
+H2LB_BIN=${H2LB_BIN:-$TB_ROOT/build/h2lb}
+H2LB_PORT=${H2LB_PORT:-50051}
+H2LB_ADDR=$TB_NODE_IP:$H2LB_PORT
+H2LB_PIN=/sys/fs/bpf/h2lb-test-$TB_PREFIX
+
+h2lb_backends() {
+    local i list=
+    for ((i = 1; i <= TB_N; i++)); do
+        list+=$(tb_backend_ip "$i"):$TB_GREETER_PORT,
+    done
+    printf '%s\n' "${list%,}"
+}
+
+h2lb_log() { printf '%s\n' "$TB_STATE/logs/h2lb.log"; }
+
+h2lb_start() {
+    local args=("$@") i ready
+    if ((${#args[@]} == 0)); then
+        args=(--backends "$(h2lb_backends)")
+    fi
+    tb_spawn node h2lb "$H2LB_BIN" run --listen "$H2LB_ADDR" \
+        --pin-dir "$H2LB_PIN" "${args[@]}" || return 1
+    tb_on_cleanup _h2lb_cleanup
+    tb_wait_port node "$H2LB_PORT" 20 "$TB_LAST_PID" || return 1
+    # Ready when every configured backend has a handshaken connection.
+    for ((i = 0; i < 100; i++)); do
+        ready=$(grep -c ' ready$' "$(h2lb_log)" || true)
+        ((ready >= ${H2LB_EXPECT_READY:-$TB_N})) && return 0
+        sleep 0.1
+    done
+    tb_err "h2lb: only $ready backends ready after 10s"
+    return 1
+}
+
+# Cleanup hook: stop the daemon if a test left it running, remove pins.
+_h2lb_cleanup() {
+    local pid
+    if pid=$(tb_pid h2lb 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+        tb_kill h2lb TERM
+    fi
+    [[ -d $H2LB_PIN ]] && rm -rf -- "$H2LB_PIN"
+    return 0
+}
+
+h2lb_stop() {
+    local pid rc i
+    pid=$(tb_pid h2lb) || return 1
+    kill -TERM "$pid" 2>/dev/null || return 1
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        tb_err "h2lb did not stop within 10s"
+        return 1
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    if ((rc != 0)); then
+        tb_err "h2lb exited with $rc"
+        return 1
+    fi
+    if [[ -e $H2LB_PIN ]]; then
+        tb_err "h2lb left $H2LB_PIN behind"
+        return 1
+    fi
+    if [[ -n $(find /sys/fs/cgroup /run/h2lb-cgroup2 -maxdepth 6 -type d -name "h2lb-$pid" 2>/dev/null) ]]; then
+        tb_err "h2lb left its cgroup behind"
+        return 1
+    fi
+    return 0
+}
+
+# A pinned map as a JSON list of {"key": ..., "value": ...}, with the named
+# fields bpftool prints from BTF.
+h2lb_map() {
+    bpftool -j map dump pinned "$H2LB_PIN/$1" | "$TB_PYTHON" -c '
+import json, sys
+print(json.dumps([e.get("formatted", e) for e in json.load(sys.stdin)]))'
+}
+
+h2lb_daemon_stats() {
+    h2lb_map daemon_stats | "$TB_PYTHON" -c '
+import json, sys
+print(json.dumps(json.load(sys.stdin)[0]["value"]))'
+}
