@@ -3,51 +3,99 @@
 #ifndef H2LB_BPF_SELECT_H
 #define H2LB_BPF_SELECT_H
 
+struct pick_ctx {
+	__u64 skip; /* backends already tried */
+	__u32 nr;
+	__u32 rr;   /* round-robin: every ready backend ties */
+	__u32 best; /* fewest open streams seen */
+	__u32 ties; /* how many backends have that many */
+	__u32 nth;  /* which of the tied ones to take */
+	int found;
+};
+
+static __always_inline int eligible(__u32 i, struct pick_ctx *p, __u32 *open)
+{
+	struct h2lb_backend *be;
+
+	if (i >= H2LB_MAX_BACKENDS || (p->skip & (1ULL << i)))
+		return 0;
+	be = bpf_map_lookup_elem(&backends, &i);
+	if (!be || be->state != H2LB_BE_READY)
+		return 0;
+	*open = p->rr ? 0 : be->open_streams;
+	return 1;
+}
+
+static long pick_scan(__u32 i, void *arg)
+{
+	struct pick_ctx *p = arg;
+	__u32 open;
+
+	if (i >= p->nr)
+		return 1;
+	if (!eligible(i, p, &open))
+		return 0;
+	if (open < p->best) {
+		p->best = open;
+		p->ties = 0;
+	}
+	if (open == p->best)
+		p->ties++;
+	return 0;
+}
+
+static long pick_choose(__u32 i, void *arg)
+{
+	struct pick_ctx *p = arg;
+	__u32 open;
+
+	if (i >= p->nr)
+		return 1;
+	if (!eligible(i, p, &open) || open != p->best)
+		return 0;
+	if (p->nth-- == 0) {
+		p->found = i;
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * Pick a ready backend that is not in @skip: by policy, least open
- * streams with ties broken round-robin, or plain round-robin. Returns
- * the backend index or -1.
+ * streams, or plain round-robin (all ready backends tie). Ties rotate
+ * among the tied backends only, so an ejected backend does not double
+ * the share of its neighbour. bpf_loop keeps the verifier's work to one
+ * pass over each callback. Returns the backend index or -1.
  */
 static __always_inline int pick_backend(const struct h2lb_config *cfg,
 					__u64 skip)
 {
-	__u32 zero = 0, *cursor, start, nr = cfg->nr_backends;
-	__u32 best_open = 0xffffffff;
-	int best = -1;
+	struct pick_ctx p = {
+		.skip = skip,
+		.nr = cfg->nr_backends,
+		.rr = cfg->policy == H2LB_POLICY_ROUND_ROBIN,
+		.best = 0xffffffff,
+		.found = -1,
+	};
+	__u32 zero = 0, *cursor;
 
-	if (nr == 0 || nr > H2LB_MAX_BACKENDS)
+	bpf_loop(H2LB_MAX_BACKENDS, pick_scan, &p, 0);
+	if (!p.ties)
 		return -1;
 	cursor = bpf_map_lookup_elem(&rr_cursor, &zero);
 	if (!cursor)
 		return -1;
-	start = __sync_fetch_and_add(cursor, 1) % nr;
-
-	for (__u32 n = 0; n < H2LB_MAX_BACKENDS; n++) {
-		__u32 i = start + n;
-		struct h2lb_backend *be;
-
-		if (n >= nr)
-			break;
-		if (i >= nr)
-			i -= nr;
-		if (skip & (1ULL << i))
-			continue;
-		be = bpf_map_lookup_elem(&backends, &i);
-		if (!be || be->state != H2LB_BE_READY)
-			continue;
-		if (cfg->policy == H2LB_POLICY_ROUND_ROBIN)
-			return i;
-		if (be->open_streams < best_open) {
-			best_open = be->open_streams;
-			best = i;
-		}
-	}
-	return best;
+	p.nth = __sync_fetch_and_add(cursor, 1) % p.ties;
+	bpf_loop(H2LB_MAX_BACKENDS, pick_choose, &p, 0);
+	return p.found; /* -1 if counts moved meanwhile: caller retries */
 }
 
-/* Take a pre-handshaken connection to @backend from the pool, or 0. */
-static __always_inline __u64 pool_take(__u32 backend)
+/* Take a pre-handshaken connection to @backend from the pool, or 0.
+ * Global, so that the verifier checks it once. */
+__attribute__((noinline)) __u64 pool_take(__u32 backend)
 {
+	if (backend >= H2LB_MAX_BACKENDS)
+		return 0;
 	for (__u32 s = 0; s < H2LB_POOL_SLOTS; s++) {
 		__u32 slot = backend * H2LB_POOL_SLOTS + s;
 		__u64 *p = bpf_map_lookup_elem(&pool, &slot);
