@@ -175,6 +175,16 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 		}
 		skip |= 1ULL << b;
 	}
+	/* No pooled connection anywhere (a burst of new clients emptied
+	 * the pool): rather than refuse, use a leg the client has. */
+	if (c->leg0) {
+		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &c->leg0);
+
+		if (l) {
+			*backend = l->backend;
+			return c->leg0;
+		}
+	}
 	return 0;
 }
 

@@ -77,21 +77,38 @@ static void grant_client(struct daemon *d, struct uconn *c)
 		send_window(d, c, room - left);
 }
 
-/* backends -> client: share out what the client granted us. */
+/*
+ * backends -> client: give each leg back what it used, up to the 65535
+ * bytes every connection starts with, while the client's own window
+ * covers it. Windows cannot be taken back once granted, so a leg never
+ * gets more than it had at the start: window parked with an idle leg
+ * could otherwise starve the one that is sending. (The cost: at most
+ * 64 KiB in flight per leg and round trip; see README "Limits".)
+ */
 static void grant_legs(struct daemon *d, struct uconn *c)
 {
-	int64_t avail = c->peer_grant - kernel_bytes(d, c, false), share;
-	int n = 0;
+	int64_t avail = c->peer_grant - kernel_bytes(d, c, false);
+	int64_t out[H2LB_MAX_BACKENDS * 2];
+	struct uconn *l;
+	int i = 0;
 
-	for (struct uconn *l = c->legs; l; l = l->next_leg) {
-		avail -= l->our_grant - kernel_bytes(d, l, true);
-		n++;
+	for (l = c->legs; l && i < H2LB_MAX_BACKENDS * 2; l = l->next_leg) {
+		out[i] = l->our_grant - kernel_bytes(d, l, true);
+		avail -= out[i++];
 	}
-	if (!n || avail < WINDOW_STEP)
-		return;
-	share = avail / n;
-	for (struct uconn *l = c->legs; l; l = l->next_leg)
-		send_window(d, l, share);
+	i = 0;
+	for (l = c->legs; l && i < H2LB_MAX_BACKENDS * 2 && avail > 0;
+	     l = l->next_leg, i++) {
+		int64_t give = H2_DEFAULT_WINDOW - out[i];
+
+		if (give > avail)
+			give = avail;
+		/* Small refills wait, unless the leg is nearly dry. */
+		if (give < WINDOW_STEP && out[i] >= WINDOW_STEP)
+			continue;
+		send_window(d, l, give);
+		avail -= give;
+	}
 }
 
 void flow_client_settings(struct daemon *d, struct uconn *c,
