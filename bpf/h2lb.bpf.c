@@ -277,13 +277,16 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	return redirect(skb, leg);
 }
 
-static __always_inline void count_data(struct h2lb_conn *from, __u64 to,
-				       __u32 backend, __u32 len, int to_backend)
+static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
+				       __u64 to, __u32 backend, __u32 len,
+				       int to_backend)
 {
 	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &to);
 	struct h2lb_backend *be = bpf_map_lookup_elem(&backends, &backend);
+	__u64 old = __sync_fetch_and_add(&from->rx_data, len);
 
-	__sync_fetch_and_add(&from->rx_data, len);
+	if ((old >> H2LB_PROGRESS_SHIFT) != ((old + len) >> H2LB_PROGRESS_SHIFT))
+		emit(H2LB_EV_DATA_PROGRESS, cookie, from->peer, 0, 0);
 	if (t)
 		__sync_fetch_and_add(&t->tx_data, len);
 	if (!be)
@@ -331,7 +334,7 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	{
 		__u64 leg = st->leg;
 
-		count_data(c, leg, st->backend, f->len, 1);
+		count_data(c, cookie, leg, st->backend, f->len, 1);
 		if (f->flags & H2_F_END_STREAM)
 			stream_end(&sk, st, H2LB_ST_CLIENT_END);
 		return redirect(skb, leg);
@@ -386,7 +389,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
 		return redirect(skb, client);
 	case H2_DATA:
-		count_data(c, client, st->backend, f->len, 0);
+		count_data(c, cookie, client, st->backend, f->len, 0);
 		if (f->flags & H2_F_END_STREAM)
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
 		return redirect(skb, client);

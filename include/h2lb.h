@@ -152,7 +152,13 @@ enum h2lb_event_type {
 	H2LB_EV_STREAM_ERROR,	  /* frame on a closed stream: arg = code */
 	H2LB_EV_CONN_ERROR,	  /* connection error: arg = code */
 	H2LB_EV_PING_ACK,	  /* our watchdog PING came back */
+	H2LB_EV_DATA_PROGRESS,	  /* another H2LB_PROGRESS_BYTES of DATA in */
 };
+
+/* The verdict tells the daemon each time a connection has received this
+ * many more DATA bytes, so that windows are refilled before they run dry
+ * (peers with large windows send no WINDOW_UPDATE for a long time). */
+#define H2LB_PROGRESS_SHIFT 15 /* 32 KiB: half the initial window */
 
 struct h2lb_event {
 	__u32 type;   /* enum h2lb_event_type */

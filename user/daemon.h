@@ -134,6 +134,7 @@ void flow_client_settings(struct daemon *d, struct uconn *c,
 void flow_leg_bound(struct daemon *d, struct uconn *leg);
 void flow_client_window(struct daemon *d, struct uconn *c, uint32_t inc);
 void flow_leg_window(struct daemon *d, struct uconn *leg, uint32_t inc);
+void flow_progress(struct daemon *d, struct uconn *c);
 
 /* events.c */
 int events_handle(void *ctx, void *data, size_t len);

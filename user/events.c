@@ -98,6 +98,9 @@ int events_handle(void *ctx, void *data, size_t len)
 	case H2LB_EV_GOAWAY:
 		on_goaway(d, c, ev);
 		break;
+	case H2LB_EV_DATA_PROGRESS:
+		flow_progress(d, c);
+		break;
 	case H2LB_EV_LEG_BOUND:
 		peer = conn_find(d, ev->peer);
 		if (!peer) /* closed just as it was taken */

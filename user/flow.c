@@ -163,3 +163,12 @@ void flow_leg_window(struct daemon *d, struct uconn *leg, uint32_t inc)
 	if (leg->client)
 		grant_client(d, leg->client);
 }
+
+/* DATA has been flowing in on @c: refill the window it is using up. */
+void flow_progress(struct daemon *d, struct uconn *c)
+{
+	if (c->role == H2LB_ROLE_CLIENT)
+		grant_client(d, c);
+	else if (c->client)
+		grant_legs(d, c->client);
+}
