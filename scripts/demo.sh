@@ -5,8 +5,7 @@
 # Builds the namespace testbed (client, node, 4 gRPC backends), then:
 #   1. L4: kube-proxy-style iptables DNAT of the VIP; CALLS (20) gRPC calls on
 #      ONE channel all land on the same backend.
-#   2. through h2lb: the same calls spread per stream (demo_h2lb; a no-op
-#      until build/h2lb exists).
+#   2. through h2lb: the same calls spread per stream across all four.
 # Everything is torn down on exit, also on ^C or failure.
 #
 #   CALLS=20 scripts/demo.sh        (H2LB_TB sets the namespace prefix,
@@ -60,14 +59,27 @@ demo_l4() {
 }
 
 # Part 2: the same through h2lb (per-stream balancing in the kernel).
-# To be filled in with the daemon; a no-op while build/h2lb does not exist.
 demo_h2lb() {
     if [[ ! -x $H2LB_BIN ]]; then
         banner "2) through h2lb: skipped (${H2LB_BIN#"$ROOT"/} not built; run 'make')"
         return 0
     fi
+    # shellcheck source=tests/lib/h2lb.sh
+    source "$ROOT/tests/lib/h2lb.sh"
     banner "2) through h2lb (per-stream balancing with eBPF sockmap):"
-    echo "    (not part of the demo yet)"
+    echo "    h2lb run --listen $H2LB_ADDR --backends $(h2lb_backends)"
+    h2lb_start
+    tb_reset_counts
+    echo "    $CALLS gRPC calls on ONE channel to $H2LB_ADDR"
+    tb_client --target "$H2LB_ADDR" --calls "$CALLS" --print
+    show_counts
+    echo "    -> one connection, every call balanced on its own, in the kernel."
+    h2lb_map backends | "$TB_PYTHON" -c '
+import json, sys
+rows = [e["value"] for e in json.load(sys.stdin) if e["value"]["state"]]
+print("    kernel counters (bpftool map dump pinned .../backends): streams " +
+      " ".join(str(v["streams"]) for v in rows))'
+    h2lb_stop
 }
 
 main() {
