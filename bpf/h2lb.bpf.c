@@ -473,3 +473,18 @@ int h2lb_close_stream(struct h2lb_close_args *a)
 	stream_close(&k, st, a->reset);
 	return 0;
 }
+
+/* Run by the daemon at accept: the client's first leg, so that its first
+ * streams never find the pool empty. */
+SEC("syscall")
+int h2lb_bind_leg(struct h2lb_bind_args *a)
+{
+	__u64 client = a->client, leg = a->leg; /* keys must be on the stack */
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+
+	if (!c || leg_bind(client, leg, a->backend))
+		return 1;
+	if (!c->leg0)
+		c->leg0 = leg;
+	return 0;
+}

@@ -116,23 +116,29 @@ __attribute__((noinline)) __u64 pool_take(__u32 backend)
  * every binding (it relays the client's SETTINGS to the new leg and
  * refills the pool).
  */
+/* Bind pooled connection @cookie to @client as its leg to @backend. */
+static __always_inline int leg_bind(__u64 client, __u64 cookie, __u32 backend)
+{
+	struct h2lb_leg_key lk = { .client = client, .backend = backend };
+	struct h2lb_conn *leg = bpf_map_lookup_elem(&conns, &cookie);
+
+	if (!leg)
+		return -1;
+	leg->peer = client;
+	return bpf_map_update_elem(&legs, &lk, &cookie, BPF_ANY);
+}
+
 static __always_inline __u64 leg_get(__u64 client, __u32 backend)
 {
 	struct h2lb_leg_key lk = { .client = client, .backend = backend };
-	struct h2lb_conn *leg;
 	__u64 *have, cookie;
 
 	have = bpf_map_lookup_elem(&legs, &lk);
 	if (have)
 		return *have;
 	cookie = pool_take(backend);
-	if (!cookie)
+	if (!cookie || leg_bind(client, cookie, backend))
 		return 0;
-	leg = bpf_map_lookup_elem(&conns, &cookie);
-	if (!leg)
-		return 0;
-	leg->peer = client;
-	bpf_map_update_elem(&legs, &lk, &cookie, BPF_ANY);
 	emit(H2LB_EV_LEG_BOUND, client, cookie, 0, backend);
 	return cookie;
 }

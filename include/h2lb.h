@@ -179,6 +179,15 @@ struct h2lb_close_args {
 	__u32 reset;
 };
 
+/* Argument of the h2lb_bind_leg syscall program: the daemon gives a new
+ * client its first leg at accept, before any of its frames is parsed. */
+struct h2lb_bind_args {
+	__u64 client;
+	__u64 leg;
+	__u32 backend;
+	__u32 pad;
+};
+
 /* What the daemon itself reads and writes (pinned as "daemon_stats"),
  * to show that payloads stay in the kernel. */
 struct h2lb_daemon_stats {

@@ -287,6 +287,44 @@ void pool_taken(struct daemon *d, struct uconn *leg, struct uconn *client)
 	pool_tick(d);
 }
 
+/*
+ * At accept, before the client's first frame can be parsed (DESIGN.md
+ * fact 8: that waits for our SETTINGS to draw a segment), give it a leg
+ * from the pool: its first streams then never race a burst of other new
+ * clients for the pool. Backends take turns. The caller relays the
+ * window settings once our SETTINGS has gone out: it must come first.
+ */
+struct uconn *pool_bind_first(struct daemon *d, struct uconn *client)
+{
+	static unsigned int next;
+
+	for (int n = 0; n < d->nr_backends; n++) {
+		int b = (next + n) % d->nr_backends;
+
+		if (!d->be[b].configured || get_state(d, b) != H2LB_BE_READY)
+			continue;
+		for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
+			uint64_t *slot = pool_slot(d, b, i);
+			uint64_t cookie = __atomic_exchange_n(slot, 0,
+							      __ATOMIC_ACQ_REL);
+			struct uconn *leg;
+
+			if (!cookie)
+				continue;
+			leg = conn_find(d, cookie);
+			if (!leg || bpf_bind_leg(d, client->cookie, cookie, b)) {
+				/* Not ours to lend: put it back. */
+				__atomic_store_n(slot, cookie, __ATOMIC_RELEASE);
+				continue;
+			}
+			next = b + 1;
+			pool_taken(d, leg, client);
+			return leg;
+		}
+	}
+	return NULL;
+}
+
 void pool_remove(struct daemon *d, struct uconn *leg)
 {
 	for (int i = 0; i < H2LB_POOL_SLOTS; i++) {

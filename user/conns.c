@@ -209,7 +209,7 @@ void client_accept(struct daemon *d)
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(d->listen_fd, NULL, NULL,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct uconn *c;
+		struct uconn *c, *leg;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR)
@@ -223,11 +223,14 @@ void client_accept(struct daemon *d)
 		}
 		c->state = UC_OPEN;
 		d->stats.clients++;
+		leg = pool_bind_first(d, c);
 		/* Our SETTINGS is the first frame the client gets. It also
 		 * draws the client's SETTINGS ACK, a new segment, which
 		 * makes the kernel parse what the client queued before
 		 * accept() (DESIGN.md fact 8). */
 		inject(d, c->cookie, f, len);
+		if (leg)
+			flow_leg_bound(d, leg);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
 	}
 }

@@ -99,6 +99,8 @@ void bpf_unload(struct daemon *d);
 int bpf_kconn(struct daemon *d, uint64_t cookie, struct h2lb_conn *out);
 int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
 		     int reset);
+int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
+		 uint32_t backend);
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
 		     uint32_t role, uint32_t backend, bool add);
 void bpf_publish_stats(struct daemon *d);
@@ -126,6 +128,7 @@ void pool_connected(struct daemon *d, struct uconn *leg);
 void pool_settings(struct daemon *d, struct uconn *leg);
 void pool_taken(struct daemon *d, struct uconn *leg, struct uconn *client);
 void pool_remove(struct daemon *d, struct uconn *leg);
+struct uconn *pool_bind_first(struct daemon *d, struct uconn *client);
 void backend_failed(struct daemon *d, int b);
 
 /* flow.c */

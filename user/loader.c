@@ -191,6 +191,21 @@ int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
 	return err ? err : (int)run.retval;
 }
 
+int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
+		 uint32_t backend)
+{
+	struct h2lb_bind_args a = { .client = client,
+				    .leg = leg,
+				    .backend = backend };
+	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &a,
+		    .ctx_size_in = sizeof(a));
+	int err;
+
+	err = bpf_prog_test_run_opts(
+		bpf_program__fd(d->skel->progs.h2lb_bind_leg), &run);
+	return err ? err : (int)run.retval;
+}
+
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
 		     uint32_t role, uint32_t backend, bool add)
 {

@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		"  -b, --backends LIST         backends, comma separated ADDR:PORT\n"
 		"  -f, --backends-file FILE    one ADDR:PORT per line; re-read on SIGHUP and on change\n"
 		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
-		"      --pool-size N           idle handshaken connections per backend (default 4)\n"
+		"      --pool-size N           idle handshaken connections per backend (default 8)\n"
 		"      --max-streams N         concurrent streams per client connection (default 1000)\n"
 		"      --pin-dir DIR           where maps are pinned (default " DEFAULT_PIN_DIR ")\n"
 		"  -v, --verbose               debug logging\n");
@@ -66,7 +66,7 @@ static int cmd_run(int argc, char **argv)
 	struct run_opts o = {
 		.pin_dir = DEFAULT_PIN_DIR,
 		.policy = H2LB_POLICY_LEAST_STREAMS,
-		.pool_size = 4,
+		.pool_size = 8,
 		.max_streams = 1000,
 		.stream_window = 65535,
 	};
