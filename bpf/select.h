@@ -10,6 +10,7 @@ struct pick_ctx {
 	__u32 best; /* fewest open streams seen */
 	__u32 ties; /* how many backends have that many */
 	__u32 nth;  /* which of the tied ones to take */
+	int first;  /* first backend with the fewest */
 	int found;
 };
 
@@ -38,6 +39,7 @@ static long pick_scan(__u32 i, void *arg)
 	if (open < p->best) {
 		p->best = open;
 		p->ties = 0;
+		p->first = i;
 	}
 	if (open == p->best)
 		p->ties++;
@@ -75,6 +77,7 @@ static __always_inline int pick_backend(const struct h2lb_config *cfg,
 		.nr = cfg->nr_backends,
 		.rr = cfg->policy == H2LB_POLICY_ROUND_ROBIN,
 		.best = 0xffffffff,
+		.first = -1,
 		.found = -1,
 	};
 	__u32 zero = 0, *cursor;
@@ -87,7 +90,9 @@ static __always_inline int pick_backend(const struct h2lb_config *cfg,
 		return -1;
 	p.nth = __sync_fetch_and_add(cursor, 1) % p.ties;
 	bpf_loop(H2LB_MAX_BACKENDS, pick_choose, &p, 0);
-	return p.found; /* -1 if counts moved meanwhile: caller retries */
+	/* Streams of other clients open and close meanwhile: if the tie
+	 * moved, the first backend that had the fewest is as good. */
+	return p.found >= 0 ? p.found : p.first;
 }
 
 /* Take a pre-handshaken connection to @backend from the pool, or 0.
@@ -171,7 +176,7 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 		int b = pick_backend(cfg, skip);
 
 		if (b < 0)
-			return 0;
+			break;
 		leg = leg_get(client, b);
 		if (leg) {
 			*backend = b;
