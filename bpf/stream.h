@@ -46,7 +46,9 @@ static __always_inline void stream_close(struct h2lb_stream_key *key,
 	__sync_fetch_and_add(&be->open_streams, -1);
 	if (reset)
 		__sync_fetch_and_add(&be->resets, 1);
-	bucket = log2_us(bpf_ktime_get_ns() - start);
+	start = bpf_ktime_get_ns() - start;
+	__sync_fetch_and_add(&be->latency_ns, start);
+	bucket = log2_us(start);
 	if (bucket < H2LB_LAT_BUCKETS)
 		__sync_fetch_and_add(&be->latency[bucket], 1);
 }

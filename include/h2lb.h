@@ -117,6 +117,7 @@ struct h2lb_backend {
 	__u64 resets;  /* streams ended by RST_STREAM */
 	__u64 bytes_to;	  /* DATA payload bytes sent to it */
 	__u64 bytes_from; /* DATA payload bytes received from it */
+	__u64 latency_ns; /* sum of call latencies (HEADERS to end) */
 	__u64 latency[H2LB_LAT_BUCKETS]; /* log2(us) HEADERS-to-end */
 };
 
@@ -198,7 +199,7 @@ struct h2lb_daemon_stats {
 	__u64 clients;	   /* client connections accepted */
 	__u64 legs;	   /* backend connections opened */
 	__u64 watchdog_pings;
-	__u64 pad;
+	__u64 pid; /* of the daemon, for `h2lb unload` */
 };
 
 #endif /* H2LB_H */

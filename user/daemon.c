@@ -31,6 +31,7 @@ enum {
 	TAG_TIMER = TAG(3),
 	TAG_RING = TAG(4),
 	TAG_INOTIFY = TAG(5),
+	TAG_METRICS = TAG(6),
 };
 
 uint64_t now_ms(void)
@@ -175,6 +176,9 @@ static int setup(struct daemon *d)
 	if (injector_open(d) || backends_load(d) || open_listener(d) ||
 	    watch_backends_file(d))
 		return -1;
+	if (d->opts.metrics.sin_port &&
+	    (metrics_open(d) || watch(d, d->metrics_fd, TAG_METRICS)))
+		return -1;
 	pool_tick(d);
 	return 0;
 }
@@ -190,6 +194,8 @@ static void teardown(struct daemon *d)
 	bpf_unload(d);
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
 	if (d->sig_fd >= 0)
@@ -211,8 +217,10 @@ int daemon_run(struct run_opts *opts)
 
 	d.opts = *opts;
 	d.epfd = d.listen_fd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
+	d.metrics_fd = -1;
 	d.inj_fd = -1;
 	d.cg.fd = -1;
+	d.stats.pid = getpid();
 	if (setup(&d)) {
 		teardown(&d);
 		return 1;
@@ -241,6 +249,9 @@ int daemon_run(struct run_opts *opts)
 				break;
 			case TAG_INOTIFY:
 				on_inotify(&d);
+				break;
+			case TAG_METRICS:
+				metrics_serve(&d);
 				break;
 			default: { /* a leg's connect() completed */
 				struct uconn *c = conn_find(&d, evs[i].data.u64);

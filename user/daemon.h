@@ -18,6 +18,7 @@ struct run_opts {
 	const char *backends;	   /* --backends list */
 	const char *backends_file; /* --backends-file */
 	const char *pin_dir;
+	struct sockaddr_in metrics; /* port 0: no metrics endpoint */
 	int policy;		   /* enum h2lb_policy */
 	int pool_size;		   /* idle connections kept per backend */
 	uint32_t max_streams;	   /* per client connection */
@@ -79,7 +80,7 @@ struct daemon {
 	struct h2lb_backend *be_mem; /* mmap of the backends map */
 	uint64_t *pool_mem;	     /* mmap of the pool map */
 	struct h2lb_cgroup cg;
-	int epfd, listen_fd, sig_fd, timer_fd, inotify_fd;
+	int epfd, listen_fd, sig_fd, timer_fd, inotify_fd, metrics_fd;
 	int inj_fd; /* we write here; the other end is in the sockhash */
 	uint64_t inj_cookie;
 	bool pinned;
@@ -141,6 +142,10 @@ void flow_progress(struct daemon *d, struct uconn *c);
 
 /* events.c */
 int events_handle(void *ctx, void *data, size_t len);
+
+/* metrics.c */
+int metrics_open(struct daemon *d);
+void metrics_serve(struct daemon *d);
 
 int daemon_run(struct run_opts *opts);
 

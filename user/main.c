@@ -11,8 +11,8 @@
 #include "addr.h"
 #include "daemon.h"
 #include "log.h"
+#include "status.h"
 
-#define DEFAULT_PIN_DIR "/sys/fs/bpf/h2lb"
 
 static void usage(FILE *f)
 {
@@ -21,7 +21,14 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  run       run the balancer in the foreground\n"
+		"  status    daemon, kernel counters and backends (from the pinned maps)\n"
+		"  backends  per-backend state, streams, resets, bytes, latency\n"
+		"  conns     connections in the sockhash\n"
+		"  streams   open streams\n"
+		"  unload    remove everything h2lb attached and pinned\n"
 		"  help      show this help\n"
+		"\n"
+		"status, backends, conns, streams: -j JSON, -p pretty JSON, --pin-dir DIR\n"
 		"\n"
 		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE)\n"
 		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c)\n"
@@ -30,7 +37,8 @@ static void usage(FILE *f)
 		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
 		"      --pool-size N           idle handshaken connections per backend (default 8)\n"
 		"      --max-streams N         concurrent streams per client connection (default 1000)\n"
-		"      --pin-dir DIR           where maps are pinned (default " DEFAULT_PIN_DIR ")\n"
+		"      --pin-dir DIR           where maps are pinned (default " H2LB_DEFAULT_PIN_DIR ")\n"
+		"      --metrics ADDR:PORT     serve Prometheus metrics on /metrics (and /healthz)\n"
 		"  -v, --verbose               debug logging\n");
 }
 
@@ -59,12 +67,13 @@ static int cmd_run(int argc, char **argv)
 		{ "pool-size", required_argument, NULL, 'S' },
 		{ "max-streams", required_argument, NULL, 'M' },
 		{ "pin-dir", required_argument, NULL, 'D' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct run_opts o = {
-		.pin_dir = DEFAULT_PIN_DIR,
+		.pin_dir = H2LB_DEFAULT_PIN_DIR,
 		.policy = H2LB_POLICY_LEAST_STREAMS,
 		.pool_size = 8,
 		.max_streams = 1000,
@@ -117,6 +126,12 @@ static int cmd_run(int argc, char **argv)
 		case 'D':
 			o.pin_dir = optarg;
 			break;
+		case 'm':
+			if (addr_parse(optarg, &o.metrics, err, sizeof(err))) {
+				fprintf(stderr, "h2lb: --metrics: %s\n", err);
+				return 2;
+			}
+			break;
 		case 'v':
 			log_verbosity = LOG_DEBUG;
 			break;
@@ -164,6 +179,11 @@ int main(int argc, char **argv)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "backends") ||
+	    !strcmp(cmd, "conns") || !strcmp(cmd, "streams"))
+		return status_main(cmd, argc - 1, argv + 1);
+	if (!strcmp(cmd, "unload"))
+		return unload_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
 	    !strcmp(cmd, "-h")) {
 		usage(stdout);

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# timeout: 300
+#
+# test_h2lb_operator - the operator's view agrees with the backends.
+#
+# After a known workload, `h2lb status -j`, `bpftool map dump` of the pinned
+# backends map and the Prometheus /metrics endpoint all report the same
+# per-backend stream counts as the backends themselves counted. Then the
+# daemon is killed (no cleanup of its own), and `h2lb unload` removes what
+# it left attached and pinned; run again, it finds nothing and succeeds.
+# Command-line mistakes get a clear error, not a crash.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
+tb_require_root
+tb_require_cmd curl bpftool
+tb_cleanup_on_exit
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+CALLS=1000
+METRICS=$TB_NODE_IP:9464
+tb_up 4
+tb_start_greeters
+h2lb_start --backends "$(h2lb_backends)" --metrics "$METRICS"
+
+tb_client --target "$H2LB_ADDR" --calls "$CALLS" --concurrency 8 --json \
+    >/dev/null || fail "client failed"
+sleep 0.2
+
+truth=$(tb_backend_counts SayHello | awk '{print $2}' | paste -sd ' ')
+status=$("$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(str(b["streams"]) for b in json.load(sys.stdin)["backends"]))')
+bpftool_counts=$(h2lb_map backends | "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(str(e["value"]["streams"]) for e in json.load(sys.stdin)
+               if e["value"]["state"]))')
+metrics=$(tb_exec node curl -sf "http://$METRICS/metrics") || fail "no /metrics"
+prom=$(for i in 1 2 3 4; do
+    grep "^h2lb_backend_streams_total{backend=\"$(tb_backend_ip "$i"):50051\"}" <<<"$metrics" |
+        awk '{print $2}'
+done | paste -sd ' ')
+echo "   backends counted:  $truth"
+echo "   h2lb status -j:    $status"
+echo "   bpftool map dump:  $bpftool_counts"
+echo "   /metrics:          $prom"
+[[ $(awk '{s=0; for (i=1;i<=NF;i++) s+=$i; print s}' <<<"$truth") == "$CALLS" ]] ||
+    fail "backends did not serve $CALLS calls"
+[[ $status == "$truth" && $bpftool_counts == "$truth" && $prom == "$truth" ]] ||
+    fail "the views disagree"
+grep -q '^h2lb_stream_duration_seconds_count{backend="198.18.2.11:50051"}' <<<"$metrics" ||
+    fail "no latency histogram in /metrics"
+grep -q '^h2lb_daemon_read_bytes_total ' <<<"$metrics" || fail "no daemon byte counters"
+[[ $(tb_exec node curl -sf "http://$METRICS/healthz") == ok ]] || fail "no /healthz"
+"$H2LB_BIN" status --pin-dir "$H2LB_PIN" | grep -q "ready" || fail "status table"
+"$H2LB_BIN" backends -p --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
+    fail "backends -p is not JSON"
+"$H2LB_BIN" conns -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
+    fail "conns -j is not JSON"
+"$H2LB_BIN" streams -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
+    fail "streams -j is not JSON"
+
+echo "== a crashed daemon's leftovers, removed by h2lb unload"
+pid=$(tb_pid h2lb)
+kill -KILL "$pid"
+sleep 0.3
+[[ -e $H2LB_PIN/backends ]] || fail "expected pins left by the killed daemon"
+cg=$(find /sys/fs/cgroup /run/h2lb-cgroup2 -maxdepth 6 -type d -name "h2lb-$pid" 2>/dev/null | head -1 || true)
+[[ -n $cg ]] || fail "expected the killed daemon's cgroup"
+"$H2LB_BIN" unload --pin-dir "$H2LB_PIN" || fail "unload failed"
+[[ ! -e $H2LB_PIN ]] || fail "unload left $H2LB_PIN"
+[[ ! -e $cg ]] || fail "unload left $cg"
+out=$("$H2LB_BIN" unload --pin-dir "$H2LB_PIN") || fail "second unload failed"
+grep -q "nothing loaded" <<<"$out" || fail "second unload: '$out'"
+
+echo "== command-line mistakes"
+expect_error() { # RC PATTERN CMD...
+    local rc=$1 pat=$2 out got
+    shift 2
+    out=$("$@" 2>&1) && got=0 || got=$?
+    [[ $got == "$rc" ]] || fail "'$*' exited $got, want $rc: $out"
+    grep -qi -- "$pat" <<<"$out" || fail "'$*' said '$out', want /$pat/"
+}
+expect_error 2 "unknown command" "$H2LB_BIN" frobnicate
+expect_error 2 "unrecognized option" "$H2LB_BIN" run --frob
+expect_error 2 "not an IPv4 address" "$H2LB_BIN" run --listen nohost:80 --backends 198.18.2.11:1
+expect_error 2 "port must be" "$H2LB_BIN" run --listen 198.18.1.1:99999 --backends 198.18.2.11:1
+expect_error 2 "either --backends or --backends-file" "$H2LB_BIN" run --listen 198.18.1.1:1
+expect_error 2 "least-streams or round-robin" "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1 --policy random
+expect_error 1 "nothing loaded" "$H2LB_BIN" status --pin-dir "$H2LB_PIN"
+expect_error 1 "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1
+echo "PASS: status, bpftool and /metrics agree with the backends; unload cleans up; CLI errors are clear"

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Prometheus text metrics on --metrics ADDR:PORT (/metrics), and /healthz.
+ * Served from the daemon's epoll loop: one short request per connection,
+ * answered at once. These sockets are not balanced ones (sockops only
+ * takes the --listen address), so the daemon may read and write them; the
+ * bytes are counted apart from the datapath's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "daemon.h"
+#include "log.h"
+#include "status.h"
+
+static const char *const counter_help[H2LB_CNT_MAX][2] = {
+	{ "frames", "HTTP/2 frames parsed" },
+	{ "redirects", "frames redirected to another socket" },
+	{ "dropped_frames", "frames dropped on purpose (PRIORITY, unknown types, closed streams)" },
+	{ "redirect_failures", "frames whose target socket was gone" },
+	{ "refused_streams", "streams no backend could take" },
+	{ "pings_answered", "PINGs answered in the kernel" },
+	{ "events", "events sent to the daemon" },
+	{ "ringbuf_drops", "events lost because the ring buffer was full" },
+	{ "protocol_errors", "connections failed for protocol errors" },
+};
+
+static void metric_head(FILE *f, const char *name, const char *type,
+			const char *help)
+{
+	fprintf(f, "# HELP h2lb_%s %s\n# TYPE h2lb_%s %s\n", name, help, name,
+		type);
+}
+
+static void backend_metrics(FILE *f, const char *dir)
+{
+	struct h2lb_backend be[H2LB_MAX_BACKENDS];
+	char addr[H2LB_MAX_BACKENDS][32];
+	struct in_addr ia;
+	int n;
+
+	if (backends_read(dir, be, &n))
+		return;
+	for (int i = 0; i < n; i++) {
+		ia.s_addr = be[i].addr;
+		snprintf(addr[i], sizeof(addr[i]), "%s:%u", inet_ntoa(ia),
+			 be[i].port);
+	}
+#define EACH_BACKEND(i) \
+	for (int i = 0; i < n; i++) \
+		if (be[i].state != H2LB_BE_UNUSED)
+	metric_head(f, "backend_up", "gauge",
+		    "1 if the backend takes new streams (ready)");
+	EACH_BACKEND(i)
+	fprintf(f, "h2lb_backend_up{backend=\"%s\",state=\"%s\"} %d\n", addr[i],
+		backend_state_name(be[i].state), be[i].state == H2LB_BE_READY);
+	metric_head(f, "backend_open_streams", "gauge", "streams open now");
+	EACH_BACKEND(i)
+	fprintf(f, "h2lb_backend_open_streams{backend=\"%s\"} %u\n", addr[i],
+		be[i].open_streams);
+	metric_head(f, "backend_streams_total", "counter", "streams opened");
+	EACH_BACKEND(i)
+	fprintf(f, "h2lb_backend_streams_total{backend=\"%s\"} %llu\n", addr[i],
+		(unsigned long long)be[i].streams);
+	metric_head(f, "backend_resets_total", "counter",
+		    "streams ended by RST_STREAM");
+	EACH_BACKEND(i)
+	fprintf(f, "h2lb_backend_resets_total{backend=\"%s\"} %llu\n", addr[i],
+		(unsigned long long)be[i].resets);
+	metric_head(f, "backend_sent_bytes_total", "counter",
+		    "DATA payload bytes sent to the backend");
+	EACH_BACKEND(i)
+	fprintf(f, "h2lb_backend_sent_bytes_total{backend=\"%s\"} %llu\n",
+		addr[i], (unsigned long long)be[i].bytes_to);
+	metric_head(f, "backend_received_bytes_total", "counter",
+		    "DATA payload bytes received from the backend");
+	EACH_BACKEND(i)
+	fprintf(f, "h2lb_backend_received_bytes_total{backend=\"%s\"} %llu\n",
+		addr[i], (unsigned long long)be[i].bytes_from);
+	metric_head(f, "stream_duration_seconds", "histogram",
+		    "time from a stream's HEADERS to its end, measured in the kernel");
+	EACH_BACKEND(i)
+	{
+		uint64_t cum = 0;
+
+		for (int k = 0; k < H2LB_LAT_BUCKETS; k++) {
+			cum += be[i].latency[k];
+			/* bucket k holds calls under 2^(k+1) us */
+			fprintf(f, "h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"%.6f\"} %llu\n",
+				addr[i], (double)(2ull << k) / 1e6,
+				(unsigned long long)cum);
+		}
+		fprintf(f, "h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %llu\n",
+			addr[i], (unsigned long long)cum);
+		fprintf(f, "h2lb_stream_duration_seconds_sum{backend=\"%s\"} %.9f\n",
+			addr[i], be[i].latency_ns / 1e9);
+		fprintf(f, "h2lb_stream_duration_seconds_count{backend=\"%s\"} %llu\n",
+			addr[i], (unsigned long long)cum);
+	}
+#undef EACH_BACKEND
+}
+
+static void daemon_metrics(FILE *f, struct daemon *d)
+{
+	uint64_t cnt[H2LB_CNT_MAX];
+	int clients = 0, pooled = 0, bound = 0;
+	char addr[32];
+
+	for (int b = 0; b < CONN_BUCKETS; b++)
+		for (struct uconn *c = d->conns[b]; c; c = c->next) {
+			clients += c->role == H2LB_ROLE_CLIENT;
+			pooled += c->state == UC_POOLED;
+			bound += c->state == UC_BOUND ||
+				 c->state == UC_DRAINING;
+		}
+	metric_head(f, "client_connections", "gauge",
+		    "client connections open now");
+	fprintf(f, "h2lb_client_connections %d\n", clients);
+	metric_head(f, "backend_connections", "gauge",
+		    "backend connections, pooled (idle) or bound to a client");
+	fprintf(f, "h2lb_backend_connections{state=\"pooled\"} %d\n", pooled);
+	fprintf(f, "h2lb_backend_connections{state=\"bound\"} %d\n", bound);
+	metric_head(f, "pool_connections", "gauge",
+		    "idle handshaken connections per backend");
+	for (int b = 0; b < d->nr_backends; b++)
+		if (d->be[b].configured)
+			fprintf(f, "h2lb_pool_connections{backend=\"%s\"} %d\n",
+				addr_str(&d->be[b].addr, addr, sizeof(addr)),
+				d->be[b].pooled);
+	metric_head(f, "daemon_read_bytes_total", "counter",
+		    "bytes the daemon read on the datapath (ring buffer events)");
+	fprintf(f, "h2lb_daemon_read_bytes_total %llu\n",
+		(unsigned long long)d->stats.bytes_read);
+	metric_head(f, "daemon_written_bytes_total", "counter",
+		    "bytes the daemon wrote on the datapath (injected frames)");
+	fprintf(f, "h2lb_daemon_written_bytes_total %llu\n",
+		(unsigned long long)d->stats.bytes_written);
+	metric_head(f, "accepted_connections_total", "counter",
+		    "client connections accepted");
+	fprintf(f, "h2lb_accepted_connections_total %llu\n",
+		(unsigned long long)d->stats.clients);
+	if (counters_read(d->opts.pin_dir, cnt))
+		return;
+	for (int i = 0; i < H2LB_CNT_MAX; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s_total", counter_help[i][0]);
+		metric_head(f, name, "counter", counter_help[i][1]);
+		fprintf(f, "h2lb_%s %llu\n", name, (unsigned long long)cnt[i]);
+	}
+}
+
+static void respond(int fd, const char *status, const char *body, size_t len)
+{
+	char head[160];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, len);
+
+	/* Small answers to a local scraper: blocking writes are fine. */
+	if (write(fd, head, n) != n || (len && write(fd, body, len) < 0))
+		pr_debug("metrics: write: %s", strerror(errno));
+}
+
+void metrics_serve(struct daemon *d)
+{
+	char req[2048], *body = NULL;
+	size_t len = 0;
+	ssize_t n;
+	FILE *f;
+	int fd = accept4(d->metrics_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	{
+		struct timeval tv = { .tv_sec = 1 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	n = read(fd, req, sizeof(req) - 1);
+	if (n <= 0) {
+		close(fd);
+		return;
+	}
+	req[n] = '\0';
+	if (!strncmp(req, "GET /healthz", 12)) {
+		respond(fd, "200 OK", "ok\n", 3);
+	} else if (!strncmp(req, "GET /metrics", 12)) {
+		f = open_memstream(&body, &len);
+		if (f) {
+			daemon_metrics(f, d);
+			backend_metrics(f, d->opts.pin_dir);
+			fclose(f);
+			respond(fd, "200 OK", body, len);
+			free(body);
+		}
+	} else {
+		respond(fd, "404 Not Found", "not found\n", 10);
+	}
+	close(fd);
+}
+
+int metrics_open(struct daemon *d)
+{
+	char buf[32];
+	int one = 1;
+
+	d->metrics_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			       0);
+	if (d->metrics_fd < 0)
+		return -1;
+	setsockopt(d->metrics_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(d->metrics_fd, (struct sockaddr *)&d->opts.metrics,
+		 sizeof(d->opts.metrics)) ||
+	    listen(d->metrics_fd, 16)) {
+		pr_err("metrics on %s: %s",
+		       addr_str(&d->opts.metrics, buf, sizeof(buf)),
+		       strerror(errno));
+		return -1;
+	}
+	pr_info("metrics on http://%s/metrics",
+		addr_str(&d->opts.metrics, buf, sizeof(buf)));
+	return 0;
+}

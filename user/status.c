@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `h2lb status | backends | conns | streams`: read the pinned maps
+ * directly, so they answer even when the daemon is hung. Tables by
+ * default; -j JSON, -p pretty JSON, as bpftool does.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "h2lb.h"
+#include "json_writer.h"
+#include "status.h"
+
+static const char *const be_states[] = { "unused", "ready", "draining",
+					 "ejected" };
+static const char *const roles[] = { "none", "client", "backend",
+				     "injector" };
+static const char *const counter_names[H2LB_CNT_MAX] = {
+	"frames",    "redirects", "dropped",	 "no_target",	"refused",
+	"pings",     "events",	  "event_drops", "proto_errors",
+};
+
+const char *backend_state_name(uint32_t s)
+{
+	return s < 4 ? be_states[s] : "?";
+}
+
+int pinned_open(const char *dir, const char *name)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "h2lb: nothing loaded: %s does not exist (is 'h2lb run' running? see --pin-dir)\n",
+				path);
+		else if (errno == EPERM || errno == EACCES)
+			fprintf(stderr, "h2lb: %s: permission denied (run as root)\n",
+				path);
+		else
+			fprintf(stderr, "h2lb: %s: %s\n", path,
+				strerror(errno));
+	}
+	return fd;
+}
+
+/* Upper bound, in microseconds, of quantile @q of a log2(us) histogram. */
+uint64_t latency_quantile_us(const __u64 *h, double q)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int i = 0; i < H2LB_LAT_BUCKETS; i++)
+		total += h[i];
+	if (!total)
+		return 0;
+	for (int i = 0; i < H2LB_LAT_BUCKETS; i++) {
+		seen += h[i];
+		if (seen >= q * total)
+			return 2ull << i;
+	}
+	return 2ull << (H2LB_LAT_BUCKETS - 1);
+}
+
+int backends_read(const char *dir, struct h2lb_backend *out, int *n)
+{
+	int fd = pinned_open(dir, "backends"), cfd;
+	struct h2lb_config cfg = { 0 };
+	__u32 zero = 0;
+
+	if (fd < 0)
+		return -1;
+	cfd = pinned_open(dir, "lb_config");
+	if (cfd < 0) {
+		close(fd);
+		return -1;
+	}
+	bpf_map_lookup_elem(cfd, &zero, &cfg);
+	close(cfd);
+	*n = 0;
+	for (__u32 i = 0; i < cfg.nr_backends && i < H2LB_MAX_BACKENDS; i++)
+		if (!bpf_map_lookup_elem(fd, &i, &out[*n]))
+			(*n)++;
+	close(fd);
+	return 0;
+}
+
+static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	snprintf(buf, len, "%s:%u", ip, port);
+}
+
+static void backends_print(const struct h2lb_backend *be, int n,
+			   struct json_writer *w)
+{
+	char addr[32];
+
+	if (w) {
+		jw_key(w, "backends");
+		jw_arr_start(w);
+	} else {
+		printf("%-3s %-21s %-8s %6s %10s %8s %12s %12s %9s %9s\n",
+		       "ID", "ADDRESS", "STATE", "OPEN", "STREAMS", "RESETS",
+		       "BYTES_TO", "BYTES_FROM", "P50_US", "P99_US");
+	}
+	for (int i = 0; i < n; i++) {
+		const struct h2lb_backend *b = &be[i];
+
+		if (b->state == H2LB_BE_UNUSED)
+			continue;
+		addr_fmt(b->addr, b->port, addr, sizeof(addr));
+		if (!w) {
+			printf("%-3d %-21s %-8s %6u %10llu %8llu %12llu %12llu %9llu %9llu\n",
+			       i, addr, backend_state_name(b->state),
+			       b->open_streams, (unsigned long long)b->streams,
+			       (unsigned long long)b->resets,
+			       (unsigned long long)b->bytes_to,
+			       (unsigned long long)b->bytes_from,
+			       (unsigned long long)latency_quantile_us(
+				       b->latency, 0.5),
+			       (unsigned long long)latency_quantile_us(
+				       b->latency, 0.99));
+			continue;
+		}
+		jw_obj_start(w);
+		jw_kv_u64(w, "id", i);
+		jw_kv_str(w, "address", addr);
+		jw_kv_str(w, "state", backend_state_name(b->state));
+		jw_kv_u64(w, "open_streams", b->open_streams);
+		jw_kv_u64(w, "streams", b->streams);
+		jw_kv_u64(w, "resets", b->resets);
+		jw_kv_u64(w, "bytes_to", b->bytes_to);
+		jw_kv_u64(w, "bytes_from", b->bytes_from);
+		jw_key(w, "latency_log2_us");
+		jw_arr_start(w);
+		for (int k = 0; k < H2LB_LAT_BUCKETS; k++)
+			jw_u64(w, b->latency[k]);
+		jw_arr_end(w);
+		jw_obj_end(w);
+	}
+	if (w)
+		jw_arr_end(w);
+}
+
+int counters_read(const char *dir, uint64_t *out)
+{
+	int fd = pinned_open(dir, "counters"), ncpu = libbpf_num_possible_cpus();
+	uint64_t *v;
+
+	if (fd < 0 || ncpu <= 0)
+		return -1;
+	v = calloc(ncpu, sizeof(*v));
+	for (__u32 i = 0; v && i < H2LB_CNT_MAX; i++) {
+		out[i] = 0;
+		if (!bpf_map_lookup_elem(fd, &i, v))
+			for (int c = 0; c < ncpu; c++)
+				out[i] += v[c];
+	}
+	free(v);
+	close(fd);
+	return 0;
+}
+
+int daemon_stats_read(const char *dir, struct h2lb_daemon_stats *st)
+{
+	int fd = pinned_open(dir, "daemon_stats");
+	__u32 zero = 0;
+
+	if (fd < 0)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	bpf_map_lookup_elem(fd, &zero, st);
+	close(fd);
+	return 0;
+}
+
+static int cmd_backends(const char *dir, struct json_writer *w)
+{
+	struct h2lb_backend be[H2LB_MAX_BACKENDS];
+	int n;
+
+	if (backends_read(dir, be, &n))
+		return 1;
+	if (w)
+		jw_obj_start(w);
+	backends_print(be, n, w);
+	if (w) {
+		jw_obj_end(w);
+		jw_end(w);
+	}
+	return 0;
+}
+
+static int cmd_status(const char *dir, struct json_writer *w)
+{
+	struct h2lb_backend be[H2LB_MAX_BACKENDS];
+	struct h2lb_daemon_stats st;
+	uint64_t cnt[H2LB_CNT_MAX];
+	int n;
+
+	if (daemon_stats_read(dir, &st) || counters_read(dir, cnt) ||
+	    backends_read(dir, be, &n))
+		return 1;
+	if (!w) {
+		bool alive = st.pid && kill(st.pid, 0) == 0;
+
+		printf("daemon: pid %llu (%s); %llu clients and %llu backend connections opened; read %llu B, wrote %llu B\n",
+		       (unsigned long long)st.pid,
+		       alive ? "running" : "not running",
+		       (unsigned long long)st.clients,
+		       (unsigned long long)st.legs,
+		       (unsigned long long)st.bytes_read,
+		       (unsigned long long)st.bytes_written);
+		printf("kernel:");
+		for (int i = 0; i < H2LB_CNT_MAX; i++)
+			printf(" %s %llu", counter_names[i],
+			       (unsigned long long)cnt[i]);
+		printf("\n\n");
+		backends_print(be, n, NULL);
+		return 0;
+	}
+	jw_obj_start(w);
+	jw_key(w, "daemon");
+	jw_obj_start(w);
+	jw_kv_u64(w, "pid", st.pid);
+	jw_kv_u64(w, "bytes_read", st.bytes_read);
+	jw_kv_u64(w, "bytes_written", st.bytes_written);
+	jw_kv_u64(w, "events", st.events);
+	jw_kv_u64(w, "injected_frames", st.injected_frames);
+	jw_kv_u64(w, "clients", st.clients);
+	jw_kv_u64(w, "backend_connections", st.legs);
+	jw_kv_u64(w, "watchdog_pings", st.watchdog_pings);
+	jw_obj_end(w);
+	jw_key(w, "counters");
+	jw_obj_start(w);
+	for (int i = 0; i < H2LB_CNT_MAX; i++)
+		jw_kv_u64(w, counter_names[i], cnt[i]);
+	jw_obj_end(w);
+	backends_print(be, n, w);
+	jw_obj_end(w);
+	jw_end(w);
+	return 0;
+}
+
+static int cmd_conns(const char *dir, struct json_writer *w)
+{
+	int fd = pinned_open(dir, "conns");
+	__u64 key, next, *prev = NULL;
+	struct h2lb_conn c;
+
+	if (fd < 0)
+		return 1;
+	if (w)
+		jw_arr_start(w);
+	else
+		printf("%-18s %-8s %-7s %-18s %6s %12s %12s %10s\n", "COOKIE",
+		       "ROLE", "BACKEND", "PEER", "OPEN", "RX_DATA", "TX_DATA",
+		       "FRAMES");
+	for (int guard = 0; guard < H2LB_MAX_CONNS &&
+			    !bpf_map_get_next_key(fd, prev, &next);
+	     guard++) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &c))
+			continue;
+		if (!w) {
+			printf("%-18llx %-8s %-7d %-18llx %6u %12llu %12llu %10llu\n",
+			       (unsigned long long)key,
+			       roles[c.role < 4 ? c.role : 0],
+			       c.role == H2LB_ROLE_BACKEND ? (int)c.backend : -1,
+			       (unsigned long long)c.peer, c.open_streams,
+			       (unsigned long long)c.rx_data,
+			       (unsigned long long)c.tx_data,
+			       (unsigned long long)c.frames);
+			continue;
+		}
+		jw_obj_start(w);
+		jw_kv_u64(w, "cookie", key);
+		jw_kv_str(w, "role", roles[c.role < 4 ? c.role : 0]);
+		if (c.role == H2LB_ROLE_BACKEND)
+			jw_kv_u64(w, "backend", c.backend);
+		jw_kv_u64(w, "peer", c.peer);
+		jw_kv_u64(w, "open_streams", c.open_streams);
+		jw_kv_u64(w, "rx_data", c.rx_data);
+		jw_kv_u64(w, "tx_data", c.tx_data);
+		jw_kv_u64(w, "frames", c.frames);
+		jw_obj_end(w);
+	}
+	if (w) {
+		jw_arr_end(w);
+		jw_end(w);
+	}
+	close(fd);
+	return 0;
+}
+
+static int cmd_streams(const char *dir, struct json_writer *w)
+{
+	int fd = pinned_open(dir, "streams");
+	struct h2lb_stream_key key, next, *prev = NULL;
+	struct h2lb_stream st;
+	struct timespec now;
+
+	if (fd < 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (w)
+		jw_arr_start(w);
+	else
+		printf("%-18s %10s %-7s %-18s %-14s %10s\n", "CLIENT", "STREAM",
+		       "BACKEND", "LEG", "STATE", "AGE_MS");
+	for (int guard = 0; guard < H2LB_MAX_STREAMS &&
+			    !bpf_map_get_next_key(fd, prev, &next);
+	     guard++) {
+		uint64_t age;
+		const char *state;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &st))
+			continue;
+		age = ((uint64_t)now.tv_sec * 1000000000ull + now.tv_nsec -
+		       st.start_ns) / 1000000;
+		state = (st.flags & H2LB_ST_CLIENT_END) ? "half-closed(l)" :
+			(st.flags & H2LB_ST_SERVER_END) ? "half-closed(r)" :
+							  "open";
+		if (!w) {
+			printf("%-18llx %10u %-7u %-18llx %-14s %10llu\n",
+			       (unsigned long long)key.client, key.id,
+			       st.backend, (unsigned long long)st.leg, state,
+			       (unsigned long long)age);
+			continue;
+		}
+		jw_obj_start(w);
+		jw_kv_u64(w, "client", key.client);
+		jw_kv_u64(w, "stream", key.id);
+		jw_kv_u64(w, "backend", st.backend);
+		jw_kv_u64(w, "leg", st.leg);
+		jw_kv_str(w, "state", state);
+		jw_kv_u64(w, "age_ms", age);
+		jw_obj_end(w);
+	}
+	if (w) {
+		jw_arr_end(w);
+		jw_end(w);
+	}
+	close(fd);
+	return 0;
+}
+
+int status_main(const char *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "pin-dir", required_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *dir = H2LB_DEFAULT_PIN_DIR;
+	struct json_writer jw, *w = NULL;
+	bool json = false, pretty = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jph", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'p':
+			json = pretty = true;
+			break;
+		case 'D':
+			dir = optarg;
+			break;
+		case 'h':
+			printf("Usage: h2lb %s [-j|-p] [--pin-dir DIR]\n", cmd);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'h2lb help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "h2lb %s: unexpected argument '%s'\n", cmd,
+			argv[optind]);
+		return 2;
+	}
+	if (json) {
+		jw_init(&jw, stdout, pretty);
+		w = &jw;
+	}
+	if (!strcmp(cmd, "status"))
+		return cmd_status(dir, w);
+	if (!strcmp(cmd, "backends"))
+		return cmd_backends(dir, w);
+	if (!strcmp(cmd, "conns"))
+		return cmd_conns(dir, w);
+	return cmd_streams(dir, w);
+}

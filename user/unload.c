@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `h2lb unload`: remove everything h2lb attached and pinned. Asks a
+ * running daemon to stop (it cleans up after itself); if the daemon is
+ * gone, detaches what it left attached to its cgroup and unpins its maps.
+ * Safe to run twice, and when nothing is loaded.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "status.h"
+
+static bool is_h2lb(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	return !strncmp(comm, "h2lb", 4);
+}
+
+static bool stop_daemon(pid_t pid)
+{
+	if (!pid || !is_h2lb(pid))
+		return false;
+	if (kill(pid, SIGTERM))
+		return false;
+	for (int i = 0; i < 100 && is_h2lb(pid); i++)
+		usleep(100 * 1000);
+	return !is_h2lb(pid);
+}
+
+/* Detach every sockops program from @cg and remove it. */
+static void cleanup_cgroup(const char *cg)
+{
+	__u32 ids[16], n = 16;
+	int fd = open(cg, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0)
+		return;
+	if (!bpf_prog_query(fd, BPF_CGROUP_SOCK_OPS, 0, NULL, ids, &n)) {
+		for (__u32 i = 0; i < n; i++) {
+			int pfd = bpf_prog_get_fd_by_id(ids[i]);
+
+			if (pfd >= 0) {
+				bpf_prog_detach2(pfd, fd, BPF_CGROUP_SOCK_OPS);
+				close(pfd);
+			}
+		}
+	}
+	close(fd);
+	if (!rmdir(cg))
+		printf("removed cgroup %s\n", cg);
+}
+
+/* Cgroups named h2lb-PID anywhere (3 levels) under the v2 mounts. */
+static void find_cgroups(const char *dir, const char *name, int depth)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (depth > 3 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		char path[4096];
+
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!strcmp(e->d_name, name))
+			cleanup_cgroup(path);
+		else
+			find_cgroups(path, name, depth + 1);
+	}
+	closedir(d);
+}
+
+static int unpin_all(const char *dir)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[4096];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!unlink(path))
+			n++;
+	}
+	closedir(d);
+	rmdir(dir);
+	return n;
+}
+
+int unload_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pin-dir", required_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *dir = H2LB_DEFAULT_PIN_DIR;
+	struct h2lb_daemon_stats st = { 0 };
+	char name[32];
+	struct stat sb;
+	int c, fd;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			dir = optarg;
+			break;
+		case 'h':
+			printf("Usage: h2lb unload [--pin-dir DIR]\n");
+			return 0;
+		default:
+			fprintf(stderr, "Try 'h2lb help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "h2lb unload: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "h2lb unload: needs root\n");
+		return 1;
+	}
+	if (stat(dir, &sb)) {
+		printf("h2lb: nothing loaded (%s does not exist)\n", dir);
+		return 0;
+	}
+	fd = pinned_open(dir, "daemon_stats");
+	if (fd >= 0) {
+		__u32 zero = 0;
+
+		bpf_map_lookup_elem(fd, &zero, &st);
+		close(fd);
+	}
+	if (stop_daemon(st.pid))
+		printf("stopped h2lb daemon (pid %llu)\n",
+		       (unsigned long long)st.pid);
+	if (st.pid) {
+		snprintf(name, sizeof(name), "h2lb-%llu",
+			 (unsigned long long)st.pid);
+		find_cgroups("/sys/fs/cgroup", name, 0);
+		find_cgroups("/run/h2lb-cgroup2", name, 0);
+	}
+	c = unpin_all(dir);
+	if (c)
+		printf("unpinned %d maps from %s\n", c, dir);
+	return 0;
+}
