@@ -95,4 +95,14 @@ expect_error 2 "least-streams or round-robin" "$H2LB_BIN" run --listen 198.18.1.
 expect_error 1 "nothing loaded" "$H2LB_BIN" status --pin-dir "$H2LB_PIN"
 expect_error 1 "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups \
     "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1
+echo "== h2lb --help and man/h2lb.8 name the same commands and flags"
+"$H2LB_BIN" --help | "$TB_PYTHON" -c '
+import re, sys
+man = open(sys.argv[1]).read().replace("\\-", "-")
+helptext = sys.stdin.read()
+words = set(re.findall(r"--[a-z][a-z-]+", helptext))
+words |= {"status", "backends", "conns", "streams", "unload", "run"}
+missing = sorted(w for w in words if w not in man)
+sys.exit("not in the man page: %s" % missing if missing else 0)
+' "$TB_ROOT/man/h2lb.8" || fail "man page and --help disagree"
 echo "PASS: status, bpftool and /metrics agree with the backends; unload cleans up; CLI errors are clear"
