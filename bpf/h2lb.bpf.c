@@ -446,13 +446,14 @@ int h2lb_verdict(struct __sk_buff *skb)
 		c->flags |= H2LB_CONN_PREFACE;
 		return SK_DROP;
 	}
+	/* Anything but the preface first is not HTTP/2 (RFC 9113 3.4). */
+	if (c->role == H2LB_ROLE_CLIENT && !(c->flags & H2LB_CONN_PREFACE))
+		return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 	if (f.len > H2LB_MAX_FRAME)
 		return conn_error(c, cookie, f.stream, H2_FRAME_SIZE_ERROR);
 
 	switch (c->role) {
 	case H2LB_ROLE_CLIENT:
-		if (!(c->flags & H2LB_CONN_PREFACE))
-			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 		return client_frame(skb, &f, c, cookie);
 	case H2LB_ROLE_BACKEND:
 		return backend_frame(skb, &f, c, cookie);

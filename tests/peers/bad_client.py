@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""Raw HTTP/2 clients that break the protocol, one way each.
+
+Each case connects, reads the server's SETTINGS, then sends its bytes (a
+correct start, acknowledging that SETTINGS, then the violation; or just
+bytes that are not HTTP/2), then reads frames until
+a GOAWAY arrives or the connection closes. Prints one JSON line per case:
+{"case": ..., "goaway": error code or null, "closed": bool, "seconds": t}.
+"""
+import argparse
+import json
+import socket
+import struct
+import time
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(ftype, flags, stream, payload=b"", length=None):
+    n = len(payload) if length is None else length
+    return struct.pack(">I", n)[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", stream) + payload
+
+
+SETTINGS = frame(4, 0, 0)
+SETTINGS_ACK = frame(4, 1, 0)
+# HEADERS with ":method: GET" (0x82), ":path: /" (0x84), ":scheme: http" (0x86)
+HEADERS_BLOCK = bytes([0x82, 0x84, 0x86])
+
+# What follows a correct connection start (preface, SETTINGS, and the ACK
+# of the server's SETTINGS); None: send only the bad bytes.
+START = PREFACE + SETTINGS + SETTINGS_ACK
+CASES = {
+    # not HTTP/2 at all
+    "http1": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    # a DATA frame header announcing 20000 bytes (> 16384 allowed)
+    "oversized": START + frame(0, 0, 1, length=20000) + b"x" * 100,
+    # client streams are odd
+    "even_stream": START + frame(1, 0x5, 2, HEADERS_BLOCK),
+    # CONTINUATION with no HEADERS before it
+    "stray_continuation": START + frame(9, 0x4, 1, HEADERS_BLOCK),
+    # stream ids must increase
+    "stream_id_backwards": START + frame(1, 0x5, 5, HEADERS_BLOCK)
+    + frame(1, 0x5, 3, HEADERS_BLOCK),
+}
+
+
+def read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def run(target, name, timeout):
+    host, port = target.rsplit(":", 1)
+    t0 = time.monotonic()
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s.settimeout(timeout)
+    res = {"case": name, "goaway": None, "closed": False}
+    hdr = read_exact(s, 9)  # the server's SETTINGS comes first
+    assert hdr and hdr[3] == 4, "first frame is not SETTINGS"
+    read_exact(s, int.from_bytes(hdr[:3], "big"))
+    s.sendall(CASES[name])
+    try:
+        while time.monotonic() - t0 < timeout:
+            hdr = read_exact(s, 9)
+            if hdr is None:
+                res["closed"] = True
+                break
+            payload = read_exact(s, int.from_bytes(hdr[:3], "big"))
+            if payload is None:
+                res["closed"] = True
+                break
+            if hdr[3] == 7:  # GOAWAY
+                res["goaway"] = struct.unpack(">I", payload[4:8])[0]
+    except (socket.timeout, ConnectionResetError):
+        res["closed"] = res["closed"] or False
+    res["seconds"] = round(time.monotonic() - t0, 3)
+    s.close()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--timeout", type=float, default=5.0)
+    args = ap.parse_args()
+    for name in CASES:
+        print(json.dumps(run(args.target, name, args.timeout)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
