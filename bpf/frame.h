@@ -53,6 +53,17 @@ static __always_inline __u32 msg_offset(struct __sk_buff *skb)
 	return off;
 }
 
+/* Length of the message the parser returned (verdict only). */
+static __always_inline __u32 msg_length(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_skb_cb *cb = (struct sk_skb_cb *)kskb->cb;
+	int len = 0;
+
+	bpf_probe_read_kernel(&len, sizeof(len), &cb->strp.strp.full_len);
+	return len;
+}
+
 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": its first 9 bytes read as a frame
  * header give a length far beyond any frame size we allow, so matching
  * "PRI *" is unambiguous. */
@@ -62,12 +73,14 @@ static __always_inline int is_preface(const __u8 *h)
 	       h[4] == '*';
 }
 
-static __always_inline int frame_read(struct __sk_buff *skb,
-				      struct h2_frame *f)
+/* Read the frame header at @off. Returns 1 for the client preface, 0 for
+ * a frame, -1 if fewer than 9 bytes are there. */
+static __always_inline int frame_read_at(struct __sk_buff *skb, __u32 off,
+					 struct h2_frame *f)
 {
 	__u8 h[H2_HDR_LEN];
 
-	f->off = msg_offset(skb);
+	f->off = off;
 	if (bpf_skb_load_bytes(skb, f->off, h, sizeof(h)))
 		return -1;
 	f->len = (__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2];
@@ -77,6 +90,12 @@ static __always_inline int frame_read(struct __sk_buff *skb,
 		     (__u32)h[7] << 8 | h[8]) &
 		    0x7fffffff;
 	return is_preface(h) ? 1 : 0;
+}
+
+static __always_inline int frame_read(struct __sk_buff *skb,
+				      struct h2_frame *f)
+{
+	return frame_read_at(skb, msg_offset(skb), f);
 }
 
 /* Big-endian u32 in a frame payload at @at. */

@@ -86,6 +86,36 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 
 /* ---- stream parser: one message per HTTP/2 frame -------------------- */
 
+/*
+ * A header block (HEADERS and the CONTINUATION frames up to END_HEADERS)
+ * is one message, so that it reaches its target whole: frames the daemon
+ * injects into the same socket can then never land inside it (RFC 9113
+ * 6.10 forbids any other frame there). Returns the block's length, 0 if
+ * it is not all here yet (strparser calls again with more data), or the
+ * first frame alone if the chain is broken (the verdict fails the
+ * connection).
+ */
+static __always_inline int header_block_len(struct __sk_buff *skb,
+					    const struct h2_frame *first)
+{
+	__u32 pos = first->off + H2_HDR_LEN + first->len;
+	struct h2_frame f;
+
+	for (int i = 0; i < H2LB_MAX_CONTINUATIONS; i++) {
+		if (frame_read_at(skb, pos, &f))
+			return 0;
+		if (f.type != H2_CONTINUATION || f.stream != first->stream ||
+		    f.len > H2LB_MAX_FRAME)
+			return H2_HDR_LEN + first->len;
+		pos += H2_HDR_LEN + f.len;
+		if (pos - first->off > H2LB_MAX_HEADER_BLOCK)
+			return H2_HDR_LEN + first->len;
+		if (f.flags & H2_F_END_HEADERS)
+			return pos - first->off;
+	}
+	return H2_HDR_LEN + first->len;
+}
+
 SEC("sk_skb/stream_parser")
 int h2lb_parser(struct __sk_buff *skb)
 {
@@ -106,6 +136,9 @@ int h2lb_parser(struct __sk_buff *skb)
 	 * (DESIGN.md fact 3). */
 	if (f.len > H2LB_MAX_FRAME)
 		return H2_HDR_LEN;
+	if (f.type == H2_HEADERS && !(f.flags & H2_F_END_HEADERS) && c &&
+	    c->role != H2LB_ROLE_INJECTOR)
+		return header_block_len(skb, &f);
 	return H2_HDR_LEN + f.len;
 }
 
@@ -218,30 +251,13 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 	return drop();
 }
 
-/* Header block continuation: same target as its HEADERS. */
-static __always_inline int continuation(struct __sk_buff *skb,
-					const struct h2_frame *f,
-					struct h2lb_conn *c, __u64 cookie)
+/* A HEADERS without END_HEADERS must come with its CONTINUATIONs in one
+ * message (see header_block_len); if not, the block is broken. */
+static __always_inline int block_incomplete(struct __sk_buff *skb,
+					    const struct h2_frame *f)
 {
-	__u64 target = c->cont_target;
-
-	if (!c->cont_stream || f->stream != c->cont_stream)
-		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
-	if (f->flags & H2_F_END_HEADERS)
-		c->cont_stream = 0;
-	if (!target)
-		return drop(); /* block of a stream we refused */
-	return redirect(skb, target);
-}
-
-static __always_inline void header_block_start(const struct h2_frame *f,
-					       struct h2lb_conn *c,
-					       __u64 target)
-{
-	if (!(f->flags & H2_F_END_HEADERS)) {
-		c->cont_stream = f->stream;
-		c->cont_target = target;
-	}
+	return !(f->flags & H2_F_END_HEADERS) &&
+	       msg_length(skb) <= H2_HDR_LEN + f->len;
 }
 
 static __always_inline int client_new_stream(struct __sk_buff *skb,
@@ -264,14 +280,14 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		leg = leg_for_new_stream(cookie, c, &backend);
 	if (!leg || !(st = stream_open(sk, leg, backend))) {
 		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
-		 * Its header block is dropped, CONTINUATIONs too. */
-		header_block_start(f, c, 0);
+		 * Its header block goes with it (it sets no HPACK state:
+		 * the client's dynamic table is off, or the stream would
+		 * have gone to leg0). */
 		count(H2LB_CNT_REFUSED);
 		emit(H2LB_EV_REFUSED, cookie, 0, f->stream, H2_REFUSED_STREAM);
 		return SK_DROP;
 	}
 	__sync_fetch_and_add(&c->open_streams, 1);
-	header_block_start(f, c, leg);
 	if (f->flags & H2_F_END_STREAM)
 		stream_end(sk, st, H2LB_ST_CLIENT_END);
 	return redirect(skb, leg);
@@ -305,9 +321,10 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	struct h2lb_stream_key sk = { .client = cookie, .id = f->stream };
 	struct h2lb_stream *st;
 
-	if (f->type == H2_CONTINUATION)
-		return continuation(skb, f, c, cookie);
-	if (c->cont_stream)
+	/* CONTINUATIONs travel inside their HEADERS' message: one on its
+	 * own follows no HEADERS. */
+	if (f->type == H2_CONTINUATION ||
+	    (f->type == H2_HEADERS && block_incomplete(skb, f)))
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
 	if (f->stream == 0)
 		return connection_frame(skb, f, c, cookie);
@@ -318,9 +335,8 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 		if (!st)
 			return client_new_stream(skb, f, c, cookie, &sk);
 	{
-		__u64 leg = st->leg;
+		__u64 leg = st->leg; /* trailers */
 
-		header_block_start(f, c, leg); /* trailers */
 		if (f->flags & H2_F_END_STREAM)
 			stream_end(&sk, st, H2LB_ST_CLIENT_END);
 		return redirect(skb, leg);
@@ -363,9 +379,8 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	struct h2lb_stream *st;
 	__u64 client = c->peer;
 
-	if (f->type == H2_CONTINUATION)
-		return continuation(skb, f, c, cookie);
-	if (c->cont_stream)
+	if (f->type == H2_CONTINUATION ||
+	    (f->type == H2_HEADERS && block_incomplete(skb, f)))
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
 	if (f->stream == 0)
 		return connection_frame(skb, f, c, cookie);
@@ -377,14 +392,11 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 		/* A stream the client reset: its late frames go nowhere. */
 		if (f->type == H2_DATA)
 			__sync_fetch_and_add(&c->rx_data, f->len);
-		if (f->type == H2_HEADERS)
-			header_block_start(f, c, 0);
 		return drop();
 	}
 	switch (f->type) {
 	case H2_HEADERS:
 		st->flags |= H2LB_ST_RESPONDED;
-		header_block_start(f, c, client);
 		if (f->flags & H2_F_END_STREAM)
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
 		return redirect(skb, client);

@@ -20,6 +20,10 @@
 #define H2LB_MAX_CONNS 16384
 #define H2LB_MAX_STREAMS 65536
 #define H2LB_MAX_FRAME 16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
+/* A header block is one parser message, so it must fit SO_RCVBUF
+ * (DESIGN.md fact 3; 128 KiB by default). */
+#define H2LB_MAX_HEADER_BLOCK 65536
+#define H2LB_MAX_CONTINUATIONS 16
 #define H2LB_EVENT_DATA 48   /* SETTINGS payload bytes copied per event */
 #define H2LB_LAT_BUCKETS 32  /* log2(us) call latency histogram */
 
@@ -75,16 +79,15 @@ struct h2lb_conn {
 	__u64 peer;	   /* backend: owning client (0 = pooled);
 			    * injector: current target */
 	__u64 leg0;	   /* client: leg that takes pre-ACK streams */
-	__u64 cont_target; /* socket awaiting CONTINUATION frames */
 	__u64 rx_data;	   /* DATA payload bytes received */
 	__u64 tx_data;	   /* DATA payload bytes redirected into it */
 	__u64 frames;	   /* frames parsed */
 	__u32 role;	   /* enum h2lb_role */
 	__u32 backend;	   /* backend index of a leg */
 	__u32 flags;	   /* H2LB_CONN_* */
-	__u32 cont_stream; /* stream of an open header block, or 0 */
 	__u32 open_streams;
 	__u32 last_stream; /* client: highest stream id opened */
+	__u32 pad;
 };
 
 /* A client's connection to one backend. */

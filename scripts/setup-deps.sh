@@ -43,9 +43,11 @@ for svc in haproxy nghttpx; do
 	fi
 done
 
-# Node's gRPC client for the tests (npm registry), kept in the tree.
-if [ ! -d tests/peers/node_modules/@grpc/grpc-js ] && [ -f tests/peers/package.json ]; then
-	(cd tests/peers && npm install --silent --no-audit --no-fund >/dev/null)
+# Node's gRPC client for the tests (@grpc/grpc-js from the npm registry,
+# pinned by package-lock.json), installed beside its test peer.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$here/tests/peers/node/node_modules/@grpc/grpc-js" ]; then
+	(cd "$here/tests/peers/node" && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 
 if ! mount | grep -q " /sys/fs/bpf type bpf"; then
