@@ -116,6 +116,46 @@ static __always_inline int header_block_len(struct __sk_buff *skb,
 	return H2_HDR_LEN + first->len;
 }
 
+struct run {
+	__u32 len;  /* message length so far */
+	__u32 data; /* DATA payload bytes */
+	__u32 end;  /* the message ends the stream */
+};
+
+/*
+ * Extend a message with the frames of the same stream that follow it and
+ * are already here: DATA, then trailers (HEADERS with END_HEADERS and
+ * END_STREAM). Never waits for more data. The verdict applies the run's
+ * DATA and END_STREAM from what this leaves in struct h2lb_conn.
+ */
+static __always_inline void stream_run(struct __sk_buff *skb,
+				       const struct h2_frame *first,
+				       struct run *r)
+{
+	__u32 pos = first->off + r->len;
+
+	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
+		struct h2_frame f;
+
+		if (r->end || frame_read_at(skb, pos, &f))
+			break;
+		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
+		    pos + H2_HDR_LEN + f.len > skb->len ||
+		    pos + H2_HDR_LEN + f.len - first->off >
+			    H2LB_MAX_HEADER_BLOCK)
+			break;
+		if (f.type == H2_DATA)
+			r->data += f.len;
+		else if (f.type != H2_HEADERS ||
+			 (f.flags & (H2_F_END_HEADERS | H2_F_END_STREAM)) !=
+				 (H2_F_END_HEADERS | H2_F_END_STREAM))
+			break;
+		r->end = f.flags & H2_F_END_STREAM;
+		pos += H2_HDR_LEN + f.len;
+	}
+	r->len = pos - first->off;
+}
+
 SEC("sk_skb/stream_parser")
 int h2lb_parser(struct __sk_buff *skb)
 {
@@ -136,10 +176,25 @@ int h2lb_parser(struct __sk_buff *skb)
 	 * (DESIGN.md fact 3). */
 	if (f.len > H2LB_MAX_FRAME)
 		return H2_HDR_LEN;
-	if (f.type == H2_HEADERS && !(f.flags & H2_F_END_HEADERS) && c &&
-	    c->role != H2LB_ROLE_INJECTOR)
-		return header_block_len(skb, &f);
-	return H2_HDR_LEN + f.len;
+	if (!c || c->role == H2LB_ROLE_INJECTOR || !f.stream ||
+	    (f.type != H2_HEADERS && f.type != H2_DATA))
+		return H2_HDR_LEN + f.len;
+
+	struct run run = {
+		.len = H2_HDR_LEN + f.len,
+		.data = f.type == H2_DATA ? f.len : 0,
+		.end = f.flags & H2_F_END_STREAM,
+	};
+
+	if (f.type == H2_HEADERS && !(f.flags & H2_F_END_HEADERS)) {
+		run.len = header_block_len(skb, &f);
+		if (run.len == 0 || run.len == H2_HDR_LEN + f.len)
+			return run.len; /* incomplete, or broken */
+	}
+	stream_run(skb, &f, &run);
+	c->run_data = run.data;
+	c->run_end = run.end;
+	return run.len;
 }
 
 /* ---- verdict ---------------------------------------------------------- */
@@ -260,6 +315,26 @@ static __always_inline int block_incomplete(struct __sk_buff *skb,
 	       msg_length(skb) <= H2_HDR_LEN + f->len;
 }
 
+static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
+				       __u64 to, __u32 backend, __u32 len,
+				       int to_backend)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &to);
+	struct h2lb_backend *be = bpf_map_lookup_elem(&backends, &backend);
+	__u64 old = __sync_fetch_and_add(&from->rx_data, len);
+
+	if ((old >> H2LB_PROGRESS_SHIFT) != ((old + len) >> H2LB_PROGRESS_SHIFT))
+		emit(H2LB_EV_DATA_PROGRESS, cookie, from->peer, 0, 0);
+	if (t)
+		__sync_fetch_and_add(&t->tx_data, len);
+	if (!be)
+		return;
+	if (to_backend)
+		__sync_fetch_and_add(&be->bytes_to, len);
+	else
+		__sync_fetch_and_add(&be->bytes_from, len);
+}
+
 static __always_inline int client_new_stream(struct __sk_buff *skb,
 					     const struct h2_frame *f,
 					     struct h2lb_conn *c, __u64 cookie,
@@ -288,29 +363,11 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		return SK_DROP;
 	}
 	__sync_fetch_and_add(&c->open_streams, 1);
-	if (f->flags & H2_F_END_STREAM)
+	if (c->run_data)
+		count_data(c, cookie, leg, backend, c->run_data, 1);
+	if (c->run_end)
 		stream_end(sk, st, H2LB_ST_CLIENT_END);
 	return redirect(skb, leg);
-}
-
-static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
-				       __u64 to, __u32 backend, __u32 len,
-				       int to_backend)
-{
-	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &to);
-	struct h2lb_backend *be = bpf_map_lookup_elem(&backends, &backend);
-	__u64 old = __sync_fetch_and_add(&from->rx_data, len);
-
-	if ((old >> H2LB_PROGRESS_SHIFT) != ((old + len) >> H2LB_PROGRESS_SHIFT))
-		emit(H2LB_EV_DATA_PROGRESS, cookie, from->peer, 0, 0);
-	if (t)
-		__sync_fetch_and_add(&t->tx_data, len);
-	if (!be)
-		return;
-	if (to_backend)
-		__sync_fetch_and_add(&be->bytes_to, len);
-	else
-		__sync_fetch_and_add(&be->bytes_from, len);
 }
 
 /* A frame from a client: route it to the backend leg of its stream. */
@@ -334,24 +391,19 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	case H2_HEADERS:
 		if (!st)
 			return client_new_stream(skb, f, c, cookie, &sk);
-	{
-		__u64 leg = st->leg; /* trailers */
-
-		if (f->flags & H2_F_END_STREAM)
-			stream_end(&sk, st, H2LB_ST_CLIENT_END);
-		return redirect(skb, leg);
-	}
+		/* fall through: trailers */
 	case H2_DATA:
 		/* Counted even when dropped: it used connection window. */
 		if (!st) {
-			__sync_fetch_and_add(&c->rx_data, f->len);
+			__sync_fetch_and_add(&c->rx_data, c->run_data);
 			return drop(); /* closed stream (RFC 9113 5.1) */
 		}
 	{
 		__u64 leg = st->leg;
 
-		count_data(c, cookie, leg, st->backend, f->len, 1);
-		if (f->flags & H2_F_END_STREAM)
+		if (c->run_data)
+			count_data(c, cookie, leg, st->backend, c->run_data, 1);
+		if (c->run_end)
 			stream_end(&sk, st, H2LB_ST_CLIENT_END);
 		return redirect(skb, leg);
 	}
@@ -390,19 +442,19 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	st = bpf_map_lookup_elem(&streams, &sk);
 	if (!st || st->leg != cookie) {
 		/* A stream the client reset: its late frames go nowhere. */
-		if (f->type == H2_DATA)
-			__sync_fetch_and_add(&c->rx_data, f->len);
+		if (f->type == H2_DATA || f->type == H2_HEADERS)
+			__sync_fetch_and_add(&c->rx_data, c->run_data);
 		return drop();
 	}
 	switch (f->type) {
 	case H2_HEADERS:
 		st->flags |= H2LB_ST_RESPONDED;
-		if (f->flags & H2_F_END_STREAM)
-			stream_end(&sk, st, H2LB_ST_SERVER_END);
-		return redirect(skb, client);
+		/* fall through: DATA and trailers may follow in the message */
 	case H2_DATA:
-		count_data(c, cookie, client, st->backend, f->len, 0);
-		if (f->flags & H2_F_END_STREAM)
+		if (c->run_data)
+			count_data(c, cookie, client, st->backend, c->run_data,
+				   0);
+		if (c->run_end)
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
 		return redirect(skb, client);
 	case H2_RST_STREAM:

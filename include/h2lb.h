@@ -24,6 +24,10 @@
  * (DESIGN.md fact 3; 128 KiB by default). */
 #define H2LB_MAX_HEADER_BLOCK 65536
 #define H2LB_MAX_CONTINUATIONS 16
+/* Consecutive frames of one stream that are all there already travel as
+ * one message: fewer redirects (DESIGN.md fact 13). At most this many
+ * frames and H2LB_MAX_HEADER_BLOCK bytes. */
+#define H2LB_MAX_RUN_FRAMES 8
 #define H2LB_EVENT_DATA 48   /* SETTINGS payload bytes copied per event */
 #define H2LB_LAT_BUCKETS 32  /* log2(us) call latency histogram */
 
@@ -87,6 +91,11 @@ struct h2lb_conn {
 	__u32 flags;	   /* H2LB_CONN_* */
 	__u32 open_streams;
 	__u32 last_stream; /* client: highest stream id opened */
+	/* Set by the parser for the verdict, about the message it just cut
+	 * (the two run one after the other on a socket): DATA payload bytes
+	 * in it, and whether it ends its stream. */
+	__u32 run_data;
+	__u32 run_end;
 	__u32 pad;
 };
 
