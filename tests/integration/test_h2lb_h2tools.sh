@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# timeout: 300
+#
+# test_h2lb_h2tools - plain HTTP/2 clients through h2lb, nghttpd backends.
+#
+#   - curl --http2-prior-knowledge: HTTP/2, 200, body "backend-N"
+#   - nghttp -v: the frames show h2lb's SETTINGS and a 200 response, body
+#     "backend-N"
+#   - nghttp with 40 requests on one connection: all answered, both as a
+#     burst sent before nghttp acks h2lb's SETTINGS and spaced so that most
+#     follow the ACK; the latter reach more than one backend (the kernel's
+#     counters agree)
+#   - h2load -c 1 -m 100 -n 20000 and -c 4 -m 100 -n 20000: no failed or
+#     errored request, all 2xx, and the kernel's per-backend stream counts
+#     split 25% +/- 3% each
+set -euo pipefail
+
+REQUESTS=${REQUESTS:-20000}
+NGHTTP_REQS=${NGHTTP_REQS:-40}
+N=4
+
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
+source "$TB_PEERS/probe.sh"
+tb_require_root
+tb_require_cmd ip nsenter ss bpftool nghttpd nghttp h2load curl "$TB_PYTHON"
+tb_cleanup_on_exit
+fail() { probe_fail "$@"; }
+
+URL=http://$H2LB_ADDR/index.txt
+
+# Per-backend kernel stream counts, space separated, backend order.
+kstreams() {
+    kernel_backends | "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(str(json.loads(l)["streams"]) for l in sys.stdin))'
+}
+
+# check_split NAME TOTAL "BEFORE" "AFTER": the kernel counted TOTAL streams
+# in between, 25% +/- 3% per backend.
+check_split() {
+    "$TB_PYTHON" - "$@" <<'PY'
+import sys
+name, total = sys.argv[1], int(sys.argv[2])
+before = [int(x) for x in sys.argv[3].split()]
+after = [int(x) for x in sys.argv[4].split()]
+delta = [a - b for a, b in zip(after, before)]
+shares = [100.0 * d / total for d in delta]
+print(f"   {name}: kernel streams per backend {delta} = "
+      + " ".join(f"{s:.2f}%" for s in shares))
+if sum(delta) != total:
+    sys.exit(f"   {name}: kernel counted {sum(delta)} streams, want {total}")
+bad = [s for s in shares if abs(s - 100.0 / len(delta)) > 3.0]
+if bad:
+    sys.exit(f"   {name}: split is not {100 / len(delta):.0f}% +/- 3% each")
+PY
+}
+
+tb_up "$N"
+tb_start_nghttpd
+backends=$(for ((i = 1; i <= N; i++)); do printf '%s:%s,' "$(tb_backend_ip "$i")" "$TB_HTTP_PORT"; done)
+h2lb_start --backends "${backends%,}"
+probe_keep_logs_on_failure test_h2lb_h2tools
+tmp=$TB_STATE/h2tools
+mkdir -p "$tmp"
+
+echo "== curl --http2-prior-knowledge $URL"
+for i in 1 2 3 4; do
+    meta=$(tb_run cli curl -sS --max-time 10 --http2-prior-knowledge \
+        -o "$tmp/curl.body" -w '%{http_version} %{response_code}' "$URL") ||
+        fail "curl failed (run $i)"
+    body=$(<"$tmp/curl.body")
+    echo "   run $i: HTTP/${meta% *} ${meta#* } body '$body'"
+    [[ $meta == "2 200" ]] || fail "curl: want HTTP/2 200, got '$meta'"
+    [[ $body =~ ^backend-[1-4]$ ]] || fail "curl: unexpected body '$body'"
+done
+
+echo "== nghttp -v $URL"
+tb_run cli nghttp -v -t 10 "$URL" >"$tmp/nghttp-v.out" 2>&1 || {
+    cat "$tmp/nghttp-v.out" >&2
+    fail "nghttp -v failed"
+}
+grep -q 'recv SETTINGS frame' "$tmp/nghttp-v.out" ||
+    fail "nghttp -v: no SETTINGS frame from h2lb"
+grep -q 'SETTINGS_HEADER_TABLE_SIZE(0x01):0\]' "$tmp/nghttp-v.out" ||
+    fail "nghttp -v: h2lb did not advertise HEADER_TABLE_SIZE 0"
+grep -Eq 'recv \(stream_id=[0-9]+\) :status: 200' "$tmp/nghttp-v.out" ||
+    fail "nghttp -v: no ':status: 200'"
+grep -Eq 'recv DATA frame <length=10, flags=0x01' "$tmp/nghttp-v.out" ||
+    fail "nghttp -v: no DATA frame with END_STREAM and the 10-byte body"
+body=$(grep -E '^backend-[0-9]+$' "$tmp/nghttp-v.out" || true)
+[[ $body =~ ^backend-[1-4]$ ]] || fail "nghttp -v: body is '$body', want one 'backend-N' line"
+grep -E ':status|recv (HEADERS|DATA|SETTINGS) frame' "$tmp/nghttp-v.out" | sed 's/^/   /'
+echo "   body: $body"
+
+# nghttp sends its first requests right after its preface, before it has
+# acked h2lb's SETTINGS; h2lb keeps such streams on one backend (their
+# header blocks may use the HPACK dynamic table). Burst: all requests at
+# once; all must be answered. Spread: -M 1 lets only the first request out
+# before h2lb's SETTINGS (MAX_CONCURRENT_STREAMS 1000) arrives; the rest
+# follow the ACK and must reach more than one backend.
+nghttp_run() {
+    local what=$1 out=$tmp/nghttp-$1.out good lines
+    shift
+    before=$(kstreams)
+    clients0=$(daemon_clients)
+    tb_run cli nghttp -t 20 "$@" -m "$NGHTTP_REQS" "$URL" >"$out" 2>"$out.err" || {
+        cat "$out.err" >&2
+        fail "nghttp $* -m $NGHTTP_REQS failed"
+    }
+    after=$(kstreams)
+    clients=$(($(daemon_clients) - clients0))
+    echo "   bodies: $(sort "$out" | uniq -c | awk '{ printf "%s x%s  ", $2, $1 }')"
+    good=$(grep -cE '^backend-[1-4]$' "$out" || true)
+    lines=$(wc -l <"$out")
+    [[ $good == "$NGHTTP_REQS" && $lines == "$NGHTTP_REQS" ]] ||
+        fail "nghttp ($what): $good good bodies in $lines lines, want $NGHTTP_REQS"
+    [[ $clients == 1 ]] || fail "nghttp ($what): h2lb accepted $clients connections, want 1"
+    "$TB_PYTHON" - "$before" "$after" "$NGHTTP_REQS" <<'PY' || fail "nghttp ($what): kernel counted other streams"
+import sys
+d = [int(a) - int(b) for a, b in zip(sys.argv[2].split(), sys.argv[1].split())]
+print(f"   kernel streams per backend: {d}")
+assert sum(d) == int(sys.argv[3]), d
+PY
+}
+
+echo "== nghttp: $NGHTTP_REQS requests at once on one connection (burst)"
+nghttp_run burst
+echo "== nghttp -M 1: $NGHTTP_REQS requests on one connection, after the ACK"
+nghttp_run spread -M 1
+distinct=$(sort -u "$tmp/nghttp-spread.out" | wc -l)
+((distinct > 1)) || fail "nghttp -M 1: all $NGHTTP_REQS requests on one connection went to one backend"
+echo "   $distinct backends served the requests of one connection"
+
+run_h2load() {
+    local conns=$1 out
+    echo "== h2load -c $conns -m 100 -n $REQUESTS"
+    before=$(kstreams)
+    out=$(tb_run cli h2load -c "$conns" -m 100 -n "$REQUESTS" -T 60 "$URL" 2>&1) || {
+        echo "$out" >&2
+        fail "h2load -c $conns failed"
+    }
+    after=$(kstreams)
+    echo "$out" | grep -E '^(finished in|requests:|status codes:)' | sed 's/^/   /'
+    echo "$out" | grep -Eq "^requests: $REQUESTS total, $REQUESTS started, $REQUESTS done, $REQUESTS succeeded, 0 failed, 0 errored, 0 timeout" ||
+        fail "h2load -c $conns: not every request succeeded"
+    echo "$out" | grep -Eq "^status codes: $REQUESTS 2xx, 0 3xx, 0 4xx, 0 5xx" ||
+        fail "h2load -c $conns: not every response was 2xx"
+    check_split "h2load -c $conns" "$REQUESTS" "$before" "$after" ||
+        fail "h2load -c $conns: uneven split"
+}
+run_h2load 1
+run_h2load 4
+
+k=$(kernel_backends)
+"$TB_PYTHON" -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+sys.exit(0 if sum(r["open_streams"] for r in rows) == 0 else 1)' <<<"$k" ||
+    fail "kernel still counts open streams: $k"
+
+h2lb_stop || fail "h2lb did not stop cleanly"
+PROBE_PASSED=1
+echo "PASS: curl, nghttp and h2load (2 x $REQUESTS requests, 0 failed, split 25% +/- 3%) through h2lb"

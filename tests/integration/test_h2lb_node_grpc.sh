@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# timeout: 180
+#
+# test_h2lb_node_grpc - Node's @grpc/grpc-js client through h2lb.
+#
+# 100 unary SayHello calls on ONE grpc-js channel (tests/peers/node/
+# greeter_client.js, hand-written protobuf codec) to the four greeters
+# behind h2lb: all succeed and all four backends serve some, by the
+# client's view, by the backends' own counters and by the kernel's.
+#
+# @grpc/grpc-js lives in tests/peers/node/node_modules (CI installs it:
+# npm ci --prefix tests/peers/node). Missing, the test FAILS: it must not
+# pass silently on a machine that cannot run it.
+set -euo pipefail
+
+CALLS=${CALLS:-100}
+N=4
+
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
+source "$TB_PEERS/probe.sh"
+tb_require_root
+tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
+fail() { probe_fail "$@"; }
+
+NODE_DIR=$TB_PEERS/node
+command -v node >/dev/null 2>&1 ||
+    fail "node is not installed (scripts/setup-deps.sh installs Node.js)"
+[[ -f $NODE_DIR/node_modules/@grpc/grpc-js/package.json ]] ||
+    fail "@grpc/grpc-js is missing in $NODE_DIR/node_modules; install it with: npm ci --prefix tests/peers/node"
+node -e 'require(process.argv[1])' "$NODE_DIR/node_modules/@grpc/grpc-js" ||
+    fail "@grpc/grpc-js in $NODE_DIR/node_modules does not load with $(node --version)"
+tb_cleanup_on_exit
+
+tb_up "$N"
+tb_start_greeters
+h2lb_start
+probe_keep_logs_on_failure test_h2lb_node_grpc
+clients0=$(daemon_clients)
+
+echo "== node $(node --version), $CALLS unary calls on one @grpc/grpc-js channel"
+out=$(tb_run cli node "$NODE_DIR/greeter_client.js" --target "$H2LB_ADDR" \
+    --calls "$CALLS" --timeout 60) || fail "node client failed: $out"
+echo "   client: $out"
+clients=$(($(daemon_clients) - clients0))
+counts=$(tb_backend_counts SayHello) || fail "cannot read the greeters' counters"
+echo "$counts" | sed 's/^/   backend /'
+kernel=$(kernel_backends)
+echo "   client connections accepted by h2lb: $clients"
+
+"$TB_PYTHON" - "$out" "$CALLS" "$N" "$clients" <<PY || fail "see the assertion above"
+import json, sys
+s, calls, n, clients = json.loads(sys.argv[1]), *map(int, sys.argv[2:])
+assert s["ok"] == calls and s["errors"] == 0, ("client", s)
+assert clients == 1, f"{clients} client connections, want 1 (one channel)"
+by = s["by_backend"]
+assert len(by) == n and all(by.values()), f"calls reached {by}, want all {n} backends"
+counts = dict(l.split() for l in """$counts""".strip().splitlines())
+counts = {k: int(v) for k, v in counts.items()}
+assert counts == by, f"greeters counted {counts}, client saw {by}"
+k = [json.loads(l) for l in """$kernel""".strip().splitlines()]
+assert [r["streams"] for r in k] == [by.get(f"backend-{i+1}", 0) for i in range(n)], \
+    ("kernel per-backend streams differ", k)
+assert sum(r["open_streams"] for r in k) == 0, "kernel still counts open streams"
+print(f"   grpc-js {s['grpc_js']}: {calls} calls, split {by}")
+PY
+
+h2lb_stop || fail "h2lb did not stop cleanly"
+PROBE_PASSED=1
+echo "PASS: @grpc/grpc-js made $CALLS calls on one channel through h2lb, all $N backends served"
