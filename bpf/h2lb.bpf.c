@@ -498,7 +498,9 @@ int h2lb_verdict(struct __sk_buff *skb)
 	if (r < 0 || (c->flags & H2LB_CONN_DEAD))
 		return SK_DROP;
 	count(H2LB_CNT_FRAMES);
+	/* One verdict at a time per socket: plain adds are enough. */
 	c->frames++;
+	c->rx_bytes += msg_length(skb);
 	/* The injector carries our own preface to backends too. */
 	if (c->role == H2LB_ROLE_INJECTOR)
 		return r == 1 ? redirect(skb, c->peer) :

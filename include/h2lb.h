@@ -85,7 +85,9 @@ struct h2lb_conn {
 	__u64 leg0;	   /* client: leg that takes pre-ACK streams */
 	__u64 rx_data;	   /* DATA payload bytes received */
 	__u64 tx_data;	   /* DATA payload bytes redirected into it */
-	__u64 frames;	   /* frames parsed */
+	__u64 frames;	   /* messages parsed */
+	__u64 rx_bytes;	   /* bytes parsed (the watchdog compares it with
+			    * what TCP received) */
 	__u32 role;	   /* enum h2lb_role */
 	__u32 backend;	   /* backend index of a leg */
 	__u32 flags;	   /* H2LB_CONN_* */

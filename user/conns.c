@@ -9,10 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <netinet/tcp.h>
-#include <linux/sockios.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
 #include <bpf/bpf.h>
 
@@ -305,22 +303,23 @@ static bool leg_has_streams(struct daemon *d, struct uconn *leg)
 }
 
 /*
- * Watchdog (DESIGN.md fact 9): bytes wait in a receive queue, unparsed,
- * and nothing moves. One more segment from the peer gets the parser
- * going again, so draw one with a PING.
+ * Watchdog (DESIGN.md facts 8 and 9): bytes TCP received wait unparsed and
+ * nothing moves; one more segment from the peer gets the parser going, so
+ * draw one with a PING. SIOCINQ cannot tell (on a sockmap socket it
+ * reports the psock's queue, not TCP's); TCP_INFO's bytes_received less
+ * the bytes the verdict saw can.
  */
 static void watchdog(struct daemon *d, struct uconn *c)
 {
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
 	struct h2lb_conn k;
 	uint8_t f[H2_FRAME_MAX];
-	int inq = 0;
 
-	if (ioctl(c->fd, SIOCINQ, &inq) || inq <= 0 || bpf_kconn(d, c->cookie, &k)) {
-		c->stalled_ticks = 0;
-		return;
-	}
-	if (k.frames != c->last_frames) {
-		c->last_frames = k.frames;
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    bpf_kconn(d, c->cookie, &k) || ti.tcpi_bytes_received <= k.rx_bytes ||
+	    k.rx_bytes != c->last_frames) {
+		c->last_frames = k.rx_bytes;
 		c->stalled_ticks = 0;
 		return;
 	}
@@ -328,7 +327,8 @@ static void watchdog(struct daemon *d, struct uconn *c)
 		return;
 	c->stalled_ticks = 0;
 	d->stats.watchdog_pings++;
-	pr_debug("watchdog: %d bytes unparsed on %llx, sending PING", inq,
+	pr_debug("watchdog: %llu bytes unparsed on %llx, sending PING",
+		 (unsigned long long)(ti.tcpi_bytes_received - k.rx_bytes),
 		 (unsigned long long)c->cookie);
 	inject(d, c->cookie, f, h2_ping(f, c->cookie));
 }

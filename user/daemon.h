@@ -56,8 +56,7 @@ struct uconn {
 	int64_t peer_grant; /* what the peer allowed us to send */
 	int64_t our_grant;  /* what we allowed the peer to send */
 	uint64_t close_at_ms;
-	uint64_t last_frames; /* watchdog: kernel frame count last tick */
-	uint64_t last_inq;
+	uint64_t last_frames; /* watchdog: bytes parsed at the last tick */
 	int stalled_ticks;
 	struct uconn *next; /* hash chain */
 };
