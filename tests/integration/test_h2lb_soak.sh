@@ -26,15 +26,6 @@ rss_kib() {
     awk '/^VmRSS:/ {print $2}' "/proc/$(tb_pid h2lb)/status"
 }
 
-# Memory the kernel holds (KiB): what is in use on the machine less the
-# processes' anonymous memory (the python servers grow as they serve).
-used_kib() {
-    local anon
-    anon=$(cat /proc/[0-9]*/status 2>/dev/null | awk '/^RssAnon:/ {s += $2} END {print s + 0}')
-    awk -v anon="$anon" '/^MemTotal:/ {t = $2} /^MemAvailable:/ {a = $2}
-        END {print t - a - anon}' /proc/meminfo
-}
-
 tb_up 4
 tb_start_greeters --workers 128
 h2lb_start
@@ -54,7 +45,7 @@ loop() {
 warm_end=$((SECONDS + 5))
 loop "$warm_end" --calls 500 --concurrency 50 >/dev/null || fail "warm-up failed"
 rss0=$(rss_kib)
-mem0=$(used_kib)
+mem0=$(kernel_mem_kib)
 
 end=$((SECONDS + SOAK_S))
 pids=()
@@ -77,7 +68,7 @@ rss1=$(rss_kib)
 echo "   daemon RSS: $rss0 KiB after warm-up, $rss1 KiB after the soak"
 ((rss1 - rss0 < 1024)) || fail "daemon RSS grew by $((rss1 - rss0)) KiB"
 sleep 1
-mem1=$(used_kib)
+mem1=$(kernel_mem_kib)
 echo "   kernel memory: $((mem0 / 1024)) MiB after warm-up, $((mem1 / 1024)) MiB after the soak"
 # Windows are 64 KiB per connection and leg: a few MiB at most stay queued.
 (((mem1 - mem0) / 1024 < 64)) || fail "kernel memory grew by $(((mem1 - mem0) / 1024)) MiB"

@@ -12,6 +12,8 @@
 #   h2lb_map NAME             bpftool -j dump of a pinned map
 #   h2lb_daemon_stats         the daemon's own counters, as JSON
 #   h2lb_log                  path of the daemon's log
+#   kernel_mem_kib            memory the kernel holds (KiB): in use on the
+#                             machine less every process's anonymous memory
 
 H2LB_BIN=${H2LB_BIN:-$TB_ROOT/build/h2lb}
 H2LB_PORT=${H2LB_PORT:-50051}
@@ -98,4 +100,11 @@ h2lb_daemon_stats() {
     h2lb_map daemon_stats | "$TB_PYTHON" -c '
 import json, sys
 print(json.dumps(json.load(sys.stdin)[0]["value"]))'
+}
+
+kernel_mem_kib() {
+    local anon
+    anon=$(cat /proc/[0-9]*/status 2>/dev/null | awk '/^RssAnon:/ {s += $2} END {print s + 0}')
+    awk -v anon="$anon" '/^MemTotal:/ {t = $2} /^MemAvailable:/ {a = $2}
+        END {print t - a - anon}' /proc/meminfo
 }
