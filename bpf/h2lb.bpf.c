@@ -321,12 +321,16 @@ static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
 {
 	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &to);
 	struct h2lb_backend *be = bpf_map_lookup_elem(&backends, &backend);
-	__u64 old = __sync_fetch_and_add(&from->rx_data, len);
+	__u64 old;
 
-	if ((old >> H2LB_PROGRESS_SHIFT) != ((old + len) >> H2LB_PROGRESS_SHIFT))
-		emit(H2LB_EV_DATA_PROGRESS, cookie, from->peer, 0, 0);
+	/* The target's count first: the daemon reads the sources' counts
+	 * before the targets', so whatever moves meanwhile makes it see
+	 * less window than there is, never more (user/flow.c). */
 	if (t)
 		__sync_fetch_and_add(&t->tx_data, len);
+	old = __sync_fetch_and_add(&from->rx_data, len);
+	if ((old >> H2LB_PROGRESS_SHIFT) != ((old + len) >> H2LB_PROGRESS_SHIFT))
+		emit(H2LB_EV_DATA_PROGRESS, cookie, from->peer, 0, 0);
 	if (!be)
 		return;
 	if (to_backend)

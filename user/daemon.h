@@ -44,7 +44,7 @@ struct uconn {
 	int backend; /* leg: backend index */
 	enum uconn_state state;
 	bool preface_sent;    /* leg */
-	bool settings_seen;   /* leg: backend SETTINGS received */
+	bool settings_seen;   /* client: its first SETTINGS received */
 	struct uconn *client;	/* leg: the client it serves */
 	struct uconn *legs;	/* client: its bound and draining legs */
 	struct uconn *next_leg; /* leg: next in its client's list */

@@ -61,10 +61,17 @@ static int64_t pool_window(struct daemon *d)
 	return min == H2_MAX_WINDOW ? H2_DEFAULT_WINDOW : min;
 }
 
+/*
+ * The kernel counts bytes moved in two steps, the target's tx_data before
+ * the source's rx_data; reading every source's count before any target's
+ * makes the windows computed here err on the small side, never the large.
+ */
+
 /* client -> backends: widen the client's window up to the tightest leg. */
 static void grant_client(struct daemon *d, struct uconn *c)
 {
-	int64_t room = pool_window(d), left;
+	int64_t room = pool_window(d);
+	int64_t left = c->our_grant - kernel_bytes(d, c, true); /* source */
 
 	for (struct uconn *l = c->legs; l; l = l->next_leg) {
 		int64_t w = l->peer_grant - kernel_bytes(d, l, false);
@@ -72,7 +79,6 @@ static void grant_client(struct daemon *d, struct uconn *c)
 		if (w < room)
 			room = w;
 	}
-	left = c->our_grant - kernel_bytes(d, c, true);
 	if (room - left >= WINDOW_STEP || (room > left && left < room / 2))
 		send_window(d, c, room - left);
 }
@@ -87,15 +93,15 @@ static void grant_client(struct daemon *d, struct uconn *c)
  */
 static void grant_legs(struct daemon *d, struct uconn *c)
 {
-	int64_t avail = c->peer_grant - kernel_bytes(d, c, false);
-	int64_t out[H2LB_MAX_BACKENDS * 2];
+	int64_t avail = 0, out[H2LB_MAX_BACKENDS * 2];
 	struct uconn *l;
 	int i = 0;
 
 	for (l = c->legs; l && i < H2LB_MAX_BACKENDS * 2; l = l->next_leg) {
-		out[i] = l->our_grant - kernel_bytes(d, l, true);
+		out[i] = l->our_grant - kernel_bytes(d, l, true); /* sources */
 		avail -= out[i++];
 	}
+	avail += c->peer_grant - kernel_bytes(d, c, false); /* target */
 	i = 0;
 	for (l = c->legs; l && i < H2LB_MAX_BACKENDS * 2 && avail > 0;
 	     l = l->next_leg, i++) {
@@ -111,12 +117,25 @@ static void grant_legs(struct daemon *d, struct uconn *c)
 	}
 }
 
+/* Tell every leg of @c the client's stream window size. */
+static void relay_stream_window(struct daemon *d, struct uconn *c)
+{
+	struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE,
+				     c->init_window };
+	uint8_t f[H2_FRAME_MAX];
+	size_t len = h2_settings(f, &w, 1);
+
+	for (struct uconn *l = c->legs; l; l = l->next_leg)
+		inject(d, l->cookie, f, len);
+}
+
 void flow_client_settings(struct daemon *d, struct uconn *c,
 			  const uint8_t *payload, size_t len)
 {
 	struct h2_setting_pair s[H2LB_EVENT_DATA / 6];
 	uint8_t f[H2_FRAME_MAX];
 	int n = h2_settings_parse(payload, len, s, H2LB_EVENT_DATA / 6);
+	bool changed = !c->settings_seen;
 
 	for (int i = 0; i < n; i++) {
 		if (s[i].id != H2_SET_INITIAL_WINDOW_SIZE)
@@ -125,16 +144,16 @@ void flow_client_settings(struct daemon *d, struct uconn *c,
 			conn_fail(d, c, 0, H2_FLOW_CONTROL_ERROR);
 			return;
 		}
+		changed |= c->init_window != s[i].value;
 		c->init_window = s[i].value;
-		/* Stream windows are end to end: every leg must use the
-		 * client's value for the streams it sends to the client. */
-		for (struct uconn *l = c->legs; l; l = l->next_leg) {
-			struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE,
-						     c->init_window };
-
-			inject(d, l->cookie, f, h2_settings(f, &w, 1));
-		}
+		pr_debug("client %llx: SETTINGS_INITIAL_WINDOW_SIZE %u",
+			 (unsigned long long)c->cookie, c->init_window);
 	}
+	c->settings_seen = true;
+	/* Stream windows are end to end: every leg must use the client's
+	 * value for the streams it sends to the client, before we ACK. */
+	if (changed)
+		relay_stream_window(d, c);
 	inject(d, c->cookie, f, h2_settings_ack(f));
 }
 
@@ -145,8 +164,12 @@ void flow_leg_bound(struct daemon *d, struct uconn *leg)
 	uint8_t f[H2_FRAME_MAX];
 
 	/* Pooled legs were handshaken with a stream window of 0: nothing
-	 * flows back until the client's own value is known to them. */
-	inject(d, leg->cookie, f, h2_settings(f, &w, 1));
+	 * flows back until the client's own value is known to them. A leg
+	 * bound at accept waits for the client's first SETTINGS (until
+	 * then its value is unknown, and guessing the default 65535 let a
+	 * backend overrun a client that asked for less). */
+	if (leg->client->settings_seen)
+		inject(d, leg->cookie, f, h2_settings(f, &w, 1));
 	grant_legs(d, leg->client);
 	grant_client(d, leg->client);
 }
