@@ -219,14 +219,16 @@ void client_accept(struct daemon *d)
 			close(fd);
 			continue;
 		}
+		/* Our SETTINGS must be the first frame the client gets, so it
+		 * goes out before anything else is done: a request the client
+		 * sent after accept() is parsed at once, and its response
+		 * must not overtake this. It also draws the client's SETTINGS
+		 * ACK, a new segment, which makes the kernel parse what the
+		 * client queued before accept() (DESIGN.md fact 8). */
+		inject(d, c->cookie, f, len);
 		c->state = UC_OPEN;
 		d->stats.clients++;
 		leg = pool_bind_first(d, c);
-		/* Our SETTINGS is the first frame the client gets. It also
-		 * draws the client's SETTINGS ACK, a new segment, which
-		 * makes the kernel parse what the client queued before
-		 * accept() (DESIGN.md fact 8). */
-		inject(d, c->cookie, f, len);
 		if (leg)
 			flow_leg_bound(d, leg);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
