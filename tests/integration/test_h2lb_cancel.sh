@@ -106,5 +106,5 @@ assert sum(r["open_streams"] for r in k) == 0, "kernel still counts open streams
 PY
 
 h2lb_stop || fail "h2lb did not stop cleanly"
-PROBE_PASSED=1
+probe_passed
 echo "PASS: $CALLS client cancels and $CALLS deadlines reached the backends; the same connection served $FOLLOWUP more calls"

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 CALLS=${CALLS:-1000}
-HOLD=${HOLD:-4}      # seconds from the first call to the common release
+HOLD=${HOLD:-5}      # seconds from the first call to the common release
 N=4
 
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
@@ -71,5 +71,5 @@ assert sum(r["open_streams"] for r in k) == 0, "kernel still counts open streams
 PY
 
 h2lb_stop || fail "h2lb did not stop cleanly"
-PROBE_PASSED=1
+probe_passed
 echo "PASS: $CALLS calls in flight at once on one connection, all served, split over $N backends"

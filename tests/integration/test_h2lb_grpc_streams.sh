@@ -102,5 +102,5 @@ print(f"   kernel: {streams} streams, {to} bytes to backends, {frm} from them")
 PY
 
 h2lb_stop || fail "h2lb did not stop cleanly"
-PROBE_PASSED=1
+probe_passed
 echo "PASS: streaming (3 x $CALLS x $COUNT messages) and ${BIG}-byte messages intact through h2lb"

@@ -122,5 +122,5 @@ sys.exit(0 if sum(r["open_streams"] for r in rows) == 0 else 1)' <<<"$k" ||
     fail "kernel still counts open streams: $k"
 
 h2lb_stop || fail "h2lb did not stop cleanly"
-PROBE_PASSED=1
+probe_passed
 echo "PASS: ${MD_BYTES}-byte metadata both ways, $HPACK_CALLS HPACK-churn calls and pre/post-ACK HPACK intact through h2lb"

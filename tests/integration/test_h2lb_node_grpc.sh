@@ -66,5 +66,5 @@ print(f"   grpc-js {s['grpc_js']}: {calls} calls, split {by}")
 PY
 
 h2lb_stop || fail "h2lb did not stop cleanly"
-PROBE_PASSED=1
+probe_passed
 echo "PASS: @grpc/grpc-js made $CALLS calls on one channel through h2lb, all $N backends served"

@@ -24,11 +24,17 @@
 #   probe_keep_logs_on_failure NAME
 #                             remove what an earlier failed run kept, and
 #                             register probe_keep_logs NAME as cleanup hook
+#   probe_passed              mark the run as passed (call right before the
+#                             PASS line): probe_keep_logs then keeps nothing
 #   probe_fail MSG            print FAIL: MSG and exit 1
 
 PROBE_PORT=${PROBE_PORT:-50052}
 PROBE_KEEP_DIR=${H2LB_KEEP_LOGS:-$TB_ROOT/build/test-logs}
 PROBE_PASSED=
+
+probe_passed() {
+    PROBE_PASSED=1
+}
 
 probe_fail() {
     echo "FAIL: $*" >&2
