@@ -8,6 +8,8 @@ PKGS=(
 	# build
 	make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev
 	bpftool libcmocka-dev clang-format
+	# Kubernetes discovery: HTTPS, JSON, kubeconfig YAML
+	libcurl4-openssl-dev libjson-c-dev libyaml-dev
 	# testbed and peers
 	iproute2 iptables procps psmisc curl python3 python3-grpcio
 	python3-protobuf nghttp2-client nghttp2-server
@@ -48,6 +50,10 @@ done
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ ! -d "$here/tests/peers/node/node_modules/@grpc/grpc-js" ]; then
 	(cd "$here/tests/peers/node" && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
+# Offline validation of the deploy/ manifests against the Kubernetes schemas.
+if [ ! -d "$here/tests/k8s-validate/node_modules/kubernetes-models" ]; then
+	(cd "$here/tests/k8s-validate" && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 
 if ! mount | grep -q " /sys/fs/bpf type bpf"; then

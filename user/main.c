@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "status.h"
+#include "k8s.h"
 
 
 static void usage(FILE *f)
@@ -26,6 +27,7 @@ static void usage(FILE *f)
 		"  conns     connections in the sockhash\n"
 		"  streams   open streams\n"
 		"  unload    remove everything h2lb attached and pinned\n"
+		"  k8s-dump  print the Kubernetes Services h2lb would balance, as JSON lines\n"
 		"  help      show this help\n"
 		"\n"
 		"status, backends, conns, streams: -j JSON, -p pretty JSON, --pin-dir DIR\n"
@@ -184,6 +186,8 @@ int main(int argc, char **argv)
 		return status_main(cmd, argc - 1, argv + 1);
 	if (!strcmp(cmd, "unload"))
 		return unload_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "k8s-dump"))
+		return k8s_dump_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
 	    !strcmp(cmd, "-h")) {
 		usage(stdout);
