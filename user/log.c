@@ -18,10 +18,12 @@ void log_msg(int level, const char *fmt, ...)
 	if (level > log_verbosity)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	flockfile(stderr); /* the discovery thread logs too: whole lines */
 	fprintf(stderr, "h2lb[%ld.%03ld] %s: ", (long)ts.tv_sec,
 		ts.tv_nsec / 1000000, names[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
