@@ -55,7 +55,12 @@ _h2lb_cleanup() {
     if pid=$(tb_pid h2lb 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
         tb_kill h2lb TERM
     fi
-    [[ -d $H2LB_PIN ]] && rm -rf -- "$H2LB_PIN"
+    # A daemon that died without cleaning up (a test kills one) leaves its
+    # pins and its cgroup: unload removes both.
+    if [[ -d $H2LB_PIN ]]; then
+        "$H2LB_BIN" unload --pin-dir "$H2LB_PIN" >/dev/null 2>&1 || true
+        rm -rf -- "$H2LB_PIN"
+    fi
     return 0
 }
 
