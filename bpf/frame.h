@@ -3,28 +3,28 @@
 #ifndef H2LB_BPF_FRAME_H
 #define H2LB_BPF_FRAME_H
 
-#define H2_DATA 0x0
-#define H2_HEADERS 0x1
-#define H2_PRIORITY 0x2
-#define H2_RST_STREAM 0x3
-#define H2_SETTINGS 0x4
-#define H2_PUSH_PROMISE 0x5
-#define H2_PING 0x6
-#define H2_GOAWAY 0x7
+#define H2_DATA		 0x0
+#define H2_HEADERS	 0x1
+#define H2_PRIORITY	 0x2
+#define H2_RST_STREAM	 0x3
+#define H2_SETTINGS	 0x4
+#define H2_PUSH_PROMISE	 0x5
+#define H2_PING		 0x6
+#define H2_GOAWAY	 0x7
 #define H2_WINDOW_UPDATE 0x8
-#define H2_CONTINUATION 0x9
+#define H2_CONTINUATION	 0x9
 
-#define H2_F_END_STREAM 0x1
-#define H2_F_ACK 0x1
+#define H2_F_END_STREAM	 0x1
+#define H2_F_ACK	 0x1
 #define H2_F_END_HEADERS 0x4
 
-#define H2_NO_ERROR 0x0
-#define H2_PROTOCOL_ERROR 0x1
+#define H2_NO_ERROR	      0x0
+#define H2_PROTOCOL_ERROR     0x1
 #define H2_FLOW_CONTROL_ERROR 0x3
-#define H2_FRAME_SIZE_ERROR 0x6
-#define H2_REFUSED_STREAM 0x7
+#define H2_FRAME_SIZE_ERROR   0x6
+#define H2_REFUSED_STREAM     0x7
 
-#define H2_HDR_LEN 9
+#define H2_HDR_LEN     9
 #define H2_PREFACE_LEN 24
 
 struct h2_frame {
@@ -86,14 +86,13 @@ static __always_inline int frame_read_at(struct __sk_buff *skb, __u32 off,
 	f->len = (__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2];
 	f->type = h[3];
 	f->flags = h[4];
-	f->stream = ((__u32)h[5] << 24 | (__u32)h[6] << 16 |
-		     (__u32)h[7] << 8 | h[8]) &
+	f->stream = ((__u32)h[5] << 24 | (__u32)h[6] << 16 | (__u32)h[7] << 8 |
+		     h[8]) &
 		    0x7fffffff;
 	return is_preface(h) ? 1 : 0;
 }
 
-static __always_inline int frame_read(struct __sk_buff *skb,
-				      struct h2_frame *f)
+static __always_inline int frame_read(struct __sk_buff *skb, struct h2_frame *f)
 {
 	return frame_read_at(skb, msg_offset(skb), f);
 }

@@ -53,8 +53,9 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		ep = endpoint_of(skops, skops->op ==
-					BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB);
+		ep = endpoint_of(skops,
+				 skops->op ==
+					 BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB);
 		if (!ep)
 			return 1;
 		cookie = bpf_get_socket_cookie(skops);
@@ -128,9 +129,8 @@ struct run {
  * END_STREAM). Never waits for more data. The verdict applies the run's
  * DATA and END_STREAM from what this leaves in struct h2lb_conn.
  */
-static __always_inline void stream_run(struct __sk_buff *skb,
-				       const struct h2_frame *first,
-				       struct run *r)
+static __always_inline void
+stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
 {
 	__u32 pos = first->off + r->len;
 
@@ -201,8 +201,8 @@ int h2lb_parser(struct __sk_buff *skb)
 
 static __always_inline int redirect(struct __sk_buff *skb, __u64 target)
 {
-	if (!target || bpf_sk_redirect_hash(skb, &sock_hash, &target, 0) !=
-			       SK_PASS) {
+	if (!target ||
+	    bpf_sk_redirect_hash(skb, &sock_hash, &target, 0) != SK_PASS) {
 		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
@@ -329,7 +329,8 @@ static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
 	if (t)
 		__sync_fetch_and_add(&t->tx_data, len);
 	old = __sync_fetch_and_add(&from->rx_data, len);
-	if ((old >> H2LB_PROGRESS_SHIFT) != ((old + len) >> H2LB_PROGRESS_SHIFT))
+	if ((old >> H2LB_PROGRESS_SHIFT) !=
+	    ((old + len) >> H2LB_PROGRESS_SHIFT))
 		emit(H2LB_EV_DATA_PROGRESS, cookie, from->peer, 0, 0);
 	if (!be)
 		return;
@@ -402,15 +403,16 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
 			return drop(); /* closed stream (RFC 9113 5.1) */
 		}
-	{
-		__u64 leg = st->leg;
+		{
+			__u64 leg = st->leg;
 
-		if (c->run_data)
-			count_data(c, cookie, leg, st->backend, c->run_data, 1);
-		if (c->run_end)
-			stream_end(&sk, st, H2LB_ST_CLIENT_END);
-		return redirect(skb, leg);
-	}
+			if (c->run_data)
+				count_data(c, cookie, leg, st->backend,
+					   c->run_data, 1);
+			if (c->run_end)
+				stream_end(&sk, st, H2LB_ST_CLIENT_END);
+			return redirect(skb, leg);
+		}
 	case H2_RST_STREAM: {
 		__u64 leg;
 
@@ -507,8 +509,8 @@ int h2lb_verdict(struct __sk_buff *skb)
 	c->rx_bytes += msg_length(skb);
 	/* The injector carries our own preface to backends too. */
 	if (c->role == H2LB_ROLE_INJECTOR)
-		return r == 1 ? redirect(skb, c->peer) :
-				injector_frame(skb, &f, c);
+		return r == 1 ? redirect(skb, c->peer)
+			      : injector_frame(skb, &f, c);
 	if (r == 1) {
 		if (c->role != H2LB_ROLE_CLIENT ||
 		    (c->flags & H2LB_CONN_PREFACE))

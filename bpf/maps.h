@@ -60,6 +60,7 @@ struct {
  * empty slots through mmap; the verdict takes one with an atomic
  * exchange, so neither side needs a lock.
  */
+/* clang-format off: it reads the product below as a pointer type */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -67,6 +68,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } pool SEC(".maps");
+/* clang-format on */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

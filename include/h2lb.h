@@ -16,20 +16,20 @@
 #endif
 
 #define H2LB_MAX_BACKENDS 64
-#define H2LB_POOL_SLOTS 16 /* pre-handshaken connections per backend */
-#define H2LB_MAX_CONNS 16384
-#define H2LB_MAX_STREAMS 65536
-#define H2LB_MAX_FRAME 16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
+#define H2LB_POOL_SLOTS	  16 /* pre-handshaken connections per backend */
+#define H2LB_MAX_CONNS	  16384
+#define H2LB_MAX_STREAMS  65536
+#define H2LB_MAX_FRAME	  16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
 /* A header block is one parser message, so it must fit SO_RCVBUF
  * (DESIGN.md fact 3; 128 KiB by default). */
-#define H2LB_MAX_HEADER_BLOCK 65536
+#define H2LB_MAX_HEADER_BLOCK  65536
 #define H2LB_MAX_CONTINUATIONS 16
 /* Consecutive frames of one stream that are all there already travel as
  * one message: fewer redirects (DESIGN.md fact 13). At most this many
  * frames and H2LB_MAX_HEADER_BLOCK bytes. */
 #define H2LB_MAX_RUN_FRAMES 8
-#define H2LB_EVENT_DATA 48   /* SETTINGS payload bytes copied per event */
-#define H2LB_LAT_BUCKETS 32  /* log2(us) call latency histogram */
+#define H2LB_EVENT_DATA	    48 /* SETTINGS payload bytes copied per event */
+#define H2LB_LAT_BUCKETS    32 /* log2(us) call latency histogram */
 
 /* Pseudo frame type the daemon writes into the injector socket: its
  * 8-byte payload is the cookie of the socket that the following frames
@@ -56,19 +56,19 @@ enum h2lb_backend_state {
 };
 
 /* conn flags */
-#define H2LB_CONN_PREFACE 0x1	   /* client preface consumed */
+#define H2LB_CONN_PREFACE      0x1 /* client preface consumed */
 #define H2LB_CONN_SETTINGS_ACK 0x2 /* client acked our SETTINGS (HPACK off) */
-#define H2LB_CONN_DEAD 0x4	   /* protocol error seen: drop everything */
+#define H2LB_CONN_DEAD	       0x4 /* protocol error seen: drop everything */
 
 /* stream flags */
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
 #define H2LB_ST_SERVER_END 0x2 /* backend sent END_STREAM */
-#define H2LB_ST_RESPONDED 0x4  /* backend sent response HEADERS */
-#define H2LB_ST_BOTH_END (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
+#define H2LB_ST_RESPONDED  0x4 /* backend sent response HEADERS */
+#define H2LB_ST_BOTH_END   (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
 
 /* Which sockets sockops inserts into the sockhash, and as what. */
 struct h2lb_endpoint_key {
-	__u32 addr;   /* 0 matches any local address (listeners) */
+	__u32 addr; /* 0 matches any local address (listeners) */
 	__u16 port;
 	__u16 remote; /* 1: match the peer (connects), 0: the local end */
 };
@@ -80,17 +80,17 @@ struct h2lb_endpoint {
 
 /* One per socket in the sockhash, keyed by socket cookie. */
 struct h2lb_conn {
-	__u64 peer;	   /* backend: owning client (0 = pooled);
+	__u64 peer;	/* backend: owning client (0 = pooled);
 			    * injector: current target */
-	__u64 leg0;	   /* client: leg that takes pre-ACK streams */
-	__u64 rx_data;	   /* DATA payload bytes received */
-	__u64 tx_data;	   /* DATA payload bytes redirected into it */
-	__u64 frames;	   /* messages parsed */
-	__u64 rx_bytes;	   /* bytes parsed (the watchdog compares it with
+	__u64 leg0;	/* client: leg that takes pre-ACK streams */
+	__u64 rx_data;	/* DATA payload bytes received */
+	__u64 tx_data;	/* DATA payload bytes redirected into it */
+	__u64 frames;	/* messages parsed */
+	__u64 rx_bytes; /* bytes parsed (the watchdog compares it with
 			    * what TCP received) */
-	__u32 role;	   /* enum h2lb_role */
-	__u32 backend;	   /* backend index of a leg */
-	__u32 flags;	   /* H2LB_CONN_* */
+	__u32 role;	/* enum h2lb_role */
+	__u32 backend;	/* backend index of a leg */
+	__u32 flags;	/* H2LB_CONN_* */
 	__u32 open_streams;
 	__u32 last_stream; /* client: highest stream id opened */
 	/* Set by the parser for the verdict, about the message it just cut
@@ -127,8 +127,8 @@ struct h2lb_backend {
 	__u16 pad;
 	__u32 state; /* enum h2lb_backend_state */
 	__u32 open_streams;
-	__u64 streams; /* streams opened */
-	__u64 resets;  /* streams ended by RST_STREAM */
+	__u64 streams;	  /* streams opened */
+	__u64 resets;	  /* streams ended by RST_STREAM */
 	__u64 bytes_to;	  /* DATA payload bytes sent to it */
 	__u64 bytes_from; /* DATA payload bytes received from it */
 	__u64 latency_ns; /* sum of call latencies (HEADERS to end) */
@@ -149,7 +149,7 @@ enum h2lb_counter {
 	H2LB_CNT_DROPPED,    /* frames dropped on purpose (PRIORITY, ...) */
 	H2LB_CNT_NO_TARGET,  /* redirect target gone */
 	H2LB_CNT_REFUSED,    /* streams no backend could take */
-	H2LB_CNT_PINGS,      /* PINGs answered in the kernel */
+	H2LB_CNT_PINGS,	     /* PINGs answered in the kernel */
 	H2LB_CNT_EVENTS,     /* events sent to the daemon */
 	H2LB_CNT_EVENT_DROP, /* events lost: ring buffer full */
 	H2LB_CNT_PROTO_ERR,
@@ -157,17 +157,17 @@ enum h2lb_counter {
 };
 
 enum h2lb_event_type {
-	H2LB_EV_CLOSED = 1,	  /* socket closed (sockops) */
-	H2LB_EV_SETTINGS,	  /* peer SETTINGS (payload in data) */
-	H2LB_EV_SETTINGS_ACK,	  /* a backend acked our SETTINGS */
-	H2LB_EV_WINDOW,		  /* connection WINDOW_UPDATE (arg) */
-	H2LB_EV_GOAWAY,		  /* stream = last id, arg = error */
-	H2LB_EV_LEG_BOUND,	  /* peer = leg taken from the pool */
-	H2LB_EV_REFUSED,	  /* stream no backend could take */
-	H2LB_EV_STREAM_ERROR,	  /* frame on a closed stream: arg = code */
-	H2LB_EV_CONN_ERROR,	  /* connection error: arg = code */
-	H2LB_EV_PING_ACK,	  /* our watchdog PING came back */
-	H2LB_EV_DATA_PROGRESS,	  /* another H2LB_PROGRESS_BYTES of DATA in */
+	H2LB_EV_CLOSED = 1,    /* socket closed (sockops) */
+	H2LB_EV_SETTINGS,      /* peer SETTINGS (payload in data) */
+	H2LB_EV_SETTINGS_ACK,  /* a backend acked our SETTINGS */
+	H2LB_EV_WINDOW,	       /* connection WINDOW_UPDATE (arg) */
+	H2LB_EV_GOAWAY,	       /* stream = last id, arg = error */
+	H2LB_EV_LEG_BOUND,     /* peer = leg taken from the pool */
+	H2LB_EV_REFUSED,       /* stream no backend could take */
+	H2LB_EV_STREAM_ERROR,  /* frame on a closed stream: arg = code */
+	H2LB_EV_CONN_ERROR,    /* connection error: arg = code */
+	H2LB_EV_PING_ACK,      /* our watchdog PING came back */
+	H2LB_EV_DATA_PROGRESS, /* another H2LB_PROGRESS_BYTES of DATA in */
 };
 
 /* The verdict tells the daemon each time a connection has received this
@@ -210,8 +210,8 @@ struct h2lb_daemon_stats {
 	__u64 bytes_written; /* frame bytes written to the injector */
 	__u64 events;
 	__u64 injected_frames;
-	__u64 clients;	   /* client connections accepted */
-	__u64 legs;	   /* backend connections opened */
+	__u64 clients; /* client connections accepted */
+	__u64 legs;    /* backend connections opened */
 	__u64 watchdog_pings;
 	__u64 pid; /* of the daemon, for `h2lb unload` */
 };

@@ -9,8 +9,7 @@
 
 #include "addr.h"
 
-int addr_parse(const char *s, struct sockaddr_in *out, char *err,
-	       size_t errlen)
+int addr_parse(const char *s, struct sockaddr_in *out, char *err, size_t errlen)
 {
 	char host[64];
 	const char *colon = strrchr(s, ':');
@@ -54,8 +53,8 @@ static int add_unique(struct sockaddr_in *out, int n, int max,
 	return n + 1;
 }
 
-int addr_parse_list(const char *s, struct sockaddr_in *out, int max,
-		    char *err, size_t errlen)
+int addr_parse_list(const char *s, struct sockaddr_in *out, int max, char *err,
+		    size_t errlen)
 {
 	char *copy = strdup(s), *save = NULL, *tok;
 	int n = 0;

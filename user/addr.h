@@ -10,8 +10,8 @@ int addr_parse(const char *s, struct sockaddr_in *out, char *err,
 	       size_t errlen);
 /* Parse a comma-separated list into @out (at most @max). Returns the
  * count, or -1 with a message in @err. */
-int addr_parse_list(const char *s, struct sockaddr_in *out, int max,
-		    char *err, size_t errlen);
+int addr_parse_list(const char *s, struct sockaddr_in *out, int max, char *err,
+		    size_t errlen);
 /* One address per line; '#' starts a comment, blank lines are skipped. */
 int addr_parse_file(const char *path, struct sockaddr_in *out, int max,
 		    char *err, size_t errlen);

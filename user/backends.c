@@ -22,7 +22,7 @@
 #include "h2lb.skel.h"
 #include "log.h"
 
-#define RETRY_MS 200 /* a restarted backend is back within a second */
+#define RETRY_MS     200 /* a restarted backend is back within a second */
 #define HANDSHAKE_MS 3000
 
 static uint64_t *pool_slot(struct daemon *d, int b, int i)
@@ -113,8 +113,9 @@ int backends_load(struct daemon *d)
 			d->be[b].configured = true;
 			d->be[b].retry_at_ms = 0;
 			/* Ready once a connection has been handshaken. */
-			set_state(d, b, d->be[b].pooled ? H2LB_BE_READY :
-							  H2LB_BE_EJECTED);
+			set_state(d, b,
+				  d->be[b].pooled ? H2LB_BE_READY
+						  : H2LB_BE_EJECTED);
 			bpf_set_endpoint(d, &d->be[b].addr, H2LB_ROLE_BACKEND,
 					 b, true);
 			pr_info("backend %d: %s", b,
@@ -262,8 +263,8 @@ void pool_settings(struct daemon *d, struct uconn *leg)
 		__atomic_store_n(slot, leg->cookie, __ATOMIC_RELEASE);
 		be->pooled++;
 		be->failures = 0;
-		if (be->configured && get_state(d, leg->backend) ==
-					      H2LB_BE_EJECTED) {
+		if (be->configured &&
+		    get_state(d, leg->backend) == H2LB_BE_EJECTED) {
 			set_state(d, leg->backend, H2LB_BE_READY);
 			pr_info("backend %d ready", leg->backend);
 		}
@@ -305,16 +306,18 @@ struct uconn *pool_bind_first(struct daemon *d, struct uconn *client)
 			continue;
 		for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
 			uint64_t *slot = pool_slot(d, b, i);
-			uint64_t cookie = __atomic_exchange_n(slot, 0,
-							      __ATOMIC_ACQ_REL);
+			uint64_t cookie =
+				__atomic_exchange_n(slot, 0, __ATOMIC_ACQ_REL);
 			struct uconn *leg;
 
 			if (!cookie)
 				continue;
 			leg = conn_find(d, cookie);
-			if (!leg || bpf_bind_leg(d, client->cookie, cookie, b)) {
+			if (!leg ||
+			    bpf_bind_leg(d, client->cookie, cookie, b)) {
 				/* Not ours to lend: put it back. */
-				__atomic_store_n(slot, cookie, __ATOMIC_RELEASE);
+				__atomic_store_n(slot, cookie,
+						 __ATOMIC_RELEASE);
 				continue;
 			}
 			next = b + 1;
@@ -332,10 +335,9 @@ void pool_remove(struct daemon *d, struct uconn *leg)
 
 		/* Fails if the verdict took it meanwhile: then a LEG_BOUND
 		 * event is on its way and the leg closes when it arrives. */
-		if (__atomic_compare_exchange_n(pool_slot(d, leg->backend, i),
-						&expect, 0, false,
-						__ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE)) {
+		if (__atomic_compare_exchange_n(
+			    pool_slot(d, leg->backend, i), &expect, 0, false,
+			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 			d->be[leg->backend].pooled--;
 			break;
 		}

@@ -319,9 +319,10 @@ static void watchdog(struct daemon *d, struct uconn *c)
 	uint8_t f[H2_FRAME_MAX];
 
 	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    bpf_kconn(d, c->cookie, &k) || ti.tcpi_bytes_received <= k.rx_bytes ||
-	    k.rx_bytes != c->last_frames) {
-		c->last_frames = k.rx_bytes;
+	    bpf_kconn(d, c->cookie, &k) ||
+	    ti.tcpi_bytes_received <= k.rx_bytes ||
+	    k.rx_bytes != c->last_rx_bytes) {
+		c->last_rx_bytes = k.rx_bytes;
 		c->stalled_ticks = 0;
 		return;
 	}

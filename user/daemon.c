@@ -54,9 +54,8 @@ static int open_listener(struct daemon *d)
 	char buf[32];
 	int one = 1;
 
-	d->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
-					       SOCK_CLOEXEC,
-			      0);
+	d->listen_fd =
+		socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (d->listen_fd < 0)
 		return -1;
 	setsockopt(d->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -70,8 +69,7 @@ static int open_listener(struct daemon *d)
 	}
 	if (bpf_set_endpoint(d, &d->opts.listen, H2LB_ROLE_CLIENT, 0, true))
 		return -1;
-	pr_info("listening on %s",
-		addr_str(&d->opts.listen, buf, sizeof(buf)));
+	pr_info("listening on %s", addr_str(&d->opts.listen, buf, sizeof(buf)));
 	return watch(d, d->listen_fd, TAG_LISTEN);
 }
 
@@ -162,8 +160,8 @@ static int setup(struct daemon *d)
 
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	d->timer_fd = timerfd_create(CLOCK_MONOTONIC,
-				     TFD_NONBLOCK | TFD_CLOEXEC);
+	d->timer_fd =
+		timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (d->epfd < 0 || d->sig_fd < 0 || d->timer_fd < 0 ||
 	    timerfd_settime(d->timer_fd, 0, &its, NULL))
 		return -1;
@@ -254,7 +252,8 @@ int daemon_run(struct run_opts *opts)
 				metrics_serve(&d);
 				break;
 			default: { /* a leg's connect() completed */
-				struct uconn *c = conn_find(&d, evs[i].data.u64);
+				struct uconn *c =
+					conn_find(&d, evs[i].data.u64);
 
 				if (c && c->state == UC_CONNECTING)
 					pool_connected(&d, c);

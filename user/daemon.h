@@ -19,10 +19,10 @@ struct run_opts {
 	const char *backends_file; /* --backends-file */
 	const char *pin_dir;
 	struct sockaddr_in metrics; /* port 0: no metrics endpoint */
-	int policy;		   /* enum h2lb_policy */
-	int pool_size;		   /* idle connections kept per backend */
-	uint32_t max_streams;	   /* per client connection */
-	uint32_t stream_window;	   /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+	int policy;		    /* enum h2lb_policy */
+	int pool_size;		    /* idle connections kept per backend */
+	uint32_t max_streams;	    /* per client connection */
+	uint32_t stream_window; /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
 };
 
 enum uconn_state {
@@ -43,8 +43,8 @@ struct uconn {
 	int role;    /* enum h2lb_role */
 	int backend; /* leg: backend index */
 	enum uconn_state state;
-	bool preface_sent;    /* leg */
-	bool settings_seen;   /* client: its first SETTINGS received */
+	bool preface_sent;	/* leg */
+	bool settings_seen;	/* client: its first SETTINGS received */
 	struct uconn *client;	/* leg: the client it serves */
 	struct uconn *legs;	/* client: its bound and draining legs */
 	struct uconn *next_leg; /* leg: next in its client's list */
@@ -56,7 +56,7 @@ struct uconn {
 	int64_t peer_grant; /* what the peer allowed us to send */
 	int64_t our_grant;  /* what we allowed the peer to send */
 	uint64_t close_at_ms;
-	uint64_t last_frames; /* watchdog: bytes parsed at the last tick */
+	uint64_t last_rx_bytes; /* watchdog: bytes parsed at the last tick */
 	int stalled_ticks;
 	struct uconn *next; /* hash chain */
 };

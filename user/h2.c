@@ -18,8 +18,8 @@ static uint32_t get32(const uint8_t *p)
 	       (uint32_t)p[2] << 8 | p[3];
 }
 
-size_t h2_frame_header(uint8_t *buf, uint32_t len, uint8_t type,
-		       uint8_t flags, uint32_t stream)
+size_t h2_frame_header(uint8_t *buf, uint32_t len, uint8_t type, uint8_t flags,
+		       uint32_t stream)
 {
 	buf[0] = len >> 16;
 	buf[1] = len >> 8;
@@ -113,8 +113,8 @@ static uint8_t *hpack_str(uint8_t *p, const char *s, size_t n)
 }
 
 /* Literal header field without indexing (RFC 7541 6.2.2). */
-static uint8_t *hpack_literal(uint8_t *p, uint32_t name_index,
-			      const char *name, const char *value)
+static uint8_t *hpack_literal(uint8_t *p, uint32_t name_index, const char *name,
+			      const char *value)
 {
 	if (name_index) {
 		p = hpack_int(p, 0x00, 4, name_index);
@@ -162,8 +162,8 @@ int h2_settings_parse(const uint8_t *p, size_t len, struct h2_setting_pair *out,
 
 /* RFC 7541 appendix A, the entries the simple decoder knows by index. */
 static const char *const static_names[] = {
-	[1] = ":authority", [2] = ":method",	     [4] = ":path",
-	[6] = ":scheme",    [8] = ":status",	     [31] = "content-type",
+	[1] = ":authority",	 [2] = ":method", [4] = ":path",
+	[6] = ":scheme",	 [8] = ":status", [31] = "content-type",
 	[28] = "content-length",
 };
 
@@ -231,7 +231,8 @@ int hpack_decode_simple(const uint8_t *p, size_t len,
 		if (!p)
 			return -1;
 		if (idx) {
-			if (idx >= sizeof(static_names) / sizeof(*static_names) ||
+			if (idx >= sizeof(static_names) /
+					    sizeof(*static_names) ||
 			    !static_names[idx])
 				return -1;
 			name = static_names[idx];

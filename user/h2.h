@@ -10,19 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define H2_HDR 9
+#define H2_HDR	     9
 #define H2_FRAME_MAX 512 /* largest frame the daemon builds */
 
-#define H2_DATA 0x0
-#define H2_HEADERS 0x1
-#define H2_RST_STREAM 0x3
-#define H2_SETTINGS 0x4
-#define H2_PING 0x6
-#define H2_GOAWAY 0x7
+#define H2_DATA		 0x0
+#define H2_HEADERS	 0x1
+#define H2_RST_STREAM	 0x3
+#define H2_SETTINGS	 0x4
+#define H2_PING		 0x6
+#define H2_GOAWAY	 0x7
 #define H2_WINDOW_UPDATE 0x8
 
-#define H2_F_END_STREAM 0x1
-#define H2_F_ACK 0x1
+#define H2_F_END_STREAM	 0x1
+#define H2_F_ACK	 0x1
 #define H2_F_END_HEADERS 0x4
 
 enum h2_setting {
@@ -46,17 +46,17 @@ enum h2_error {
 };
 
 #define H2_DEFAULT_WINDOW 65535
-#define H2_MAX_WINDOW 0x7fffffff
-#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-#define H2_PREFACE_LEN 24
+#define H2_MAX_WINDOW	  0x7fffffff
+#define H2_PREFACE	  "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define H2_PREFACE_LEN	  24
 
 struct h2_setting_pair {
 	uint16_t id;
 	uint32_t value;
 };
 
-size_t h2_frame_header(uint8_t *buf, uint32_t len, uint8_t type,
-		       uint8_t flags, uint32_t stream);
+size_t h2_frame_header(uint8_t *buf, uint32_t len, uint8_t type, uint8_t flags,
+		       uint32_t stream);
 size_t h2_settings(uint8_t *buf, const struct h2_setting_pair *s, size_t n);
 size_t h2_settings_ack(uint8_t *buf);
 size_t h2_window_update(uint8_t *buf, uint32_t stream, uint32_t increment);

@@ -95,8 +95,9 @@ int inject(struct daemon *d, uint64_t target, const void *frames, size_t len)
 		done += n;
 		/* Partial write: advance the iovecs past what went out. */
 		for (int i = 0; i < 2; i++) {
-			size_t step = (size_t)n < iov[i].iov_len ? (size_t)n :
-								   iov[i].iov_len;
+			size_t step = (size_t)n < iov[i].iov_len
+					      ? (size_t)n
+					      : iov[i].iov_len;
 
 			iov[i].iov_base = (uint8_t *)iov[i].iov_base + step;
 			iov[i].iov_len -= step;

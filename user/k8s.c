@@ -40,15 +40,16 @@
 #include "k8s_priv.h"
 #include "log.h"
 
-#define PAGE_SIZE 500
+#define PAGE_SIZE      500
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define WATCH_MIN_S 300 /* server-side timeout: random in [MIN, 2*MIN] */
-#define LIVED_MS 10000	/* a watch this old was healthy */
-#define MAX_BODY (128 << 20)
-#define MAX_ERR_BODY 4096
-#define JSON_DEPTH 64 /* managedFields nest deep */
-#define PUBLISH_MS 50 /* at most one snapshot per 50 ms: a rollout's burst of
+#define WATCH_MIN_S    300   /* server-side timeout: random in [MIN, 2*MIN] */
+#define LIVED_MS       10000 /* a watch this old was healthy */
+#define MAX_BODY       (128 << 20)
+#define MAX_ERR_BODY   4096
+#define JSON_DEPTH     64 /* managedFields nest deep */
+#define PUBLISH_MS                                                             \
+	50 /* at most one snapshot per 50 ms: a rollout's burst of
 		       * events costs a few rebuilds, not one per event */
 
 enum xfer_type { X_LIST, X_WATCH, X_NODE };
@@ -57,10 +58,10 @@ struct k8s;
 
 /* One resource, listed then watched. */
 struct watcher {
-	const char *what; /* for messages */
-	const char *group_path;	 /* "/api/v1" or "/apis/discovery.k8s.io/v1" */
-	const char *resource;	 /* "services", "endpointslices" */
-	struct k8s_store store;	 /* what the daemon sees */
+	const char *what;	  /* for messages */
+	const char *group_path;	  /* "/api/v1" or "/apis/discovery.k8s.io/v1" */
+	const char *resource;	  /* "services", "endpointslices" */
+	struct k8s_store store;	  /* what the daemon sees */
 	struct k8s_store pending; /* a list being read, page by page */
 	char rv[64];
 	char *cont; /* continue token of the next page */
@@ -237,10 +238,9 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	struct xfer *x = arg;
 	size_t len = size * nmemb;
 
-	return buf_add(x, p, len, status_of(x) == 200 ? MAX_BODY :
-							 MAX_ERR_BODY) ?
-		       0 :
-		       len;
+	return buf_add(x, p, len, status_of(x) == 200 ? MAX_BODY : MAX_ERR_BODY)
+		       ? 0
+		       : len;
 }
 
 static int set_tls(struct k8s *k, CURL *e)
@@ -348,12 +348,11 @@ static void schedule(struct watcher *w, bool relist, bool now)
 	w->retry_at = mono_ms() + (now ? 0 : backoff_ms(++w->failures));
 }
 
-static void res_path(struct k8s *k, struct watcher *w, char *buf,
-		     size_t len)
+static void res_path(struct k8s *k, struct watcher *w, char *buf, size_t len)
 {
 	if (k->ns)
-		snprintf(buf, len, "%s/namespaces/%s/%s", w->group_path,
-			 k->ns, w->resource);
+		snprintf(buf, len, "%s/namespaces/%s/%s", w->group_path, k->ns,
+			 w->resource);
 	else
 		snprintf(buf, len, "%s/%s", w->group_path, w->resource);
 }
@@ -374,9 +373,10 @@ static void watcher_start(struct k8s *k, struct watcher *w)
 	} else {
 		long t = WATCH_MIN_S + random() % (WATCH_MIN_S + 1);
 
-		snprintf(pq, sizeof(pq),
-			 "%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%ld",
-			 path, w->rv, t);
+		snprintf(
+			pq, sizeof(pq),
+			"%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%ld",
+			path, w->rv, t);
 		/* curl's own limit catches a silently dead connection. */
 		w->x = xfer_start(k, w, X_WATCH, pq, t + 30);
 	}
@@ -406,7 +406,8 @@ static void list_done(struct k8s *k, struct watcher *w, struct xfer *x,
 	w->cont = NULL;
 	if (res != CURLE_OK || x->status != 200) {
 		if (res != CURLE_OK)
-			snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(res));
+			snprintf(msg, sizeof(msg), "%s",
+				 curl_easy_strerror(res));
 		else
 			status_message(x, msg, sizeof(msg));
 		k8s_store_clear(&w->pending);
@@ -421,8 +422,8 @@ static void list_done(struct k8s *k, struct watcher *w, struct xfer *x,
 		o = json_tokener_parse_ex(tok, x->buf ? x->buf : "", x->len);
 		json_tokener_free(tok);
 	}
-	if (!o || k8s_list_apply(&w->pending, o, w->rv, sizeof(w->rv),
-				 &w->cont)) {
+	if (!o ||
+	    k8s_list_apply(&w->pending, o, w->rv, sizeof(w->rv), &w->cont)) {
 		json_object_put(o);
 		k8s_store_clear(&w->pending);
 		schedule(w, true, false);
@@ -439,8 +440,8 @@ static void list_done(struct k8s *k, struct watcher *w, struct xfer *x,
 	w->retry_at = 0;
 	w->synced = true;
 	k->dirty = true;
-	pr_info("k8s %s: listed %zu, resourceVersion %s", w->what,
-		w->store.nr, w->rv);
+	pr_info("k8s %s: listed %zu, resourceVersion %s", w->what, w->store.nr,
+		w->rv);
 }
 
 static void watch_done(struct k8s *k, struct watcher *w, struct xfer *x,
@@ -456,13 +457,13 @@ static void watch_done(struct k8s *k, struct watcher *w, struct xfer *x,
 			w->what, w->rv);
 		/* At once, unless relisting keeps ending this way. */
 		w->relist = true;
-		w->retry_at = mono_ms() + (w->gones++ ? backoff_ms(w->gones) : 0);
+		w->retry_at =
+			mono_ms() + (w->gones++ ? backoff_ms(w->gones) : 0);
 		return;
 	}
 	if (res == CURLE_OK && x->status == 200 && !x->bad &&
 	    (x->got_event || lived >= 1000)) {
-		pr_debug("k8s %s: watch ended, resuming at %s", w->what,
-			 w->rv);
+		pr_debug("k8s %s: watch ended, resuming at %s", w->what, w->rv);
 		schedule(w, false, true);
 		return;
 	}
@@ -503,7 +504,8 @@ static void node_done(struct k8s *k, struct xfer *x, CURLcode res)
 		o = json_tokener_parse(x->buf);
 	if (!o) {
 		if (res != CURLE_OK)
-			snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(res));
+			snprintf(msg, sizeof(msg), "%s",
+				 curl_easy_strerror(res));
 		else
 			status_message(x, msg, sizeof(msg));
 		k->node_retry_at = mono_ms() + backoff_ms(++k->node_failures);
@@ -594,8 +596,7 @@ static int next_timeout(struct k8s *k, uint64_t now)
 	for (int i = 0; i < 2; i++)
 		if (!k->w[i].x && k->w[i].retry_at < t)
 			t = k->w[i].retry_at;
-	if (k->node_name && !k->node_done && !k->node_x &&
-	    k->node_retry_at < t)
+	if (k->node_name && !k->node_done && !k->node_x && k->node_retry_at < t)
 		t = k->node_retry_at;
 	if (k->dirty && k->published_ms + PUBLISH_MS < t)
 		t = k->published_ms + PUBLISH_MS;
@@ -691,10 +692,10 @@ struct k8s *k8s_start(const struct k8s_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "bad namespace '%s'", o->ns);
 		goto fail;
 	}
-	r = o->kubeconfig ?
-		    k8s_config_kubeconfig(&k->cfg, o->kubeconfig, o->context,
-					  err, errlen) :
-		    k8s_config_incluster(&k->cfg, K8S_SA_DIR, err, errlen);
+	r = o->kubeconfig
+		    ? k8s_config_kubeconfig(&k->cfg, o->kubeconfig, o->context,
+					    err, errlen)
+		    : k8s_config_incluster(&k->cfg, K8S_SA_DIR, err, errlen);
 	if (r)
 		goto fail;
 	if ((o->ns && !(k->ns = strdup(o->ns))) ||
@@ -734,9 +735,9 @@ struct k8s *k8s_start(const struct k8s_opts *o, char *err, size_t errlen)
 	}
 	pr_info("k8s: API server %s%s%s, %s", k->cfg.server,
 		k->ns ? ", namespace " : "", k->ns ? k->ns : "",
-		k->zone_fixed ? "zone from --node-zone" :
-		k->node_name  ? "zone from the Node's label" :
-				"no zone (no node name)");
+		k->zone_fixed  ? "zone from --node-zone"
+		: k->node_name ? "zone from the Node's label"
+			       : "no zone (no node name)");
 	return k;
 oom:
 	snprintf(err, errlen, "out of memory");

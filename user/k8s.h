@@ -48,8 +48,8 @@ struct k8s_service {
 };
 
 struct k8s_snapshot {
-	uint64_t seq;		  /* 1, 2, ... in the order published */
-	char zone[64];		  /* the node's zone, "" if unknown */
+	uint64_t seq;  /* 1, 2, ... in the order published */
+	char zone[64]; /* the node's zone, "" if unknown */
 	int nr_services;
 	struct k8s_service *svc;  /* sorted by ns, name, port */
 	struct k8s_endpoint *eps; /* storage of all svc[].eps */

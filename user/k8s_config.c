@@ -24,7 +24,7 @@
 
 #include "k8s_priv.h"
 
-#define MAX_FILE (4 << 20)
+#define MAX_FILE  (4 << 20)
 #define MAX_DEPTH 64
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -96,8 +96,7 @@ int k8s_base64_decode(const char *in, char **out, size_t *outlen)
 		int v = b64_val((unsigned char)*p);
 
 		if (v < 0) {
-			if (*p == ' ' || *p == '\n' || *p == '\r' ||
-			    *p == '\t')
+			if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
 				continue;
 			free(buf);
 			return -1;
@@ -133,8 +132,9 @@ static struct json_object *yaml_node(yaml_document_t *doc, yaml_node_t *node,
 		o = json_object_new_array();
 		for (yaml_node_item_t *i = node->data.sequence.items.start;
 		     i < node->data.sequence.items.top; i++) {
-			struct json_object *v = yaml_node(
-				doc, yaml_document_get_node(doc, *i), depth + 1);
+			struct json_object *v =
+				yaml_node(doc, yaml_document_get_node(doc, *i),
+					  depth + 1);
 
 			if (!v)
 				goto fail;
@@ -150,13 +150,13 @@ static struct json_object *yaml_node(yaml_document_t *doc, yaml_node_t *node,
 
 			if (!k || k->type != YAML_SCALAR_NODE)
 				goto fail;
-			v = yaml_node(doc, yaml_document_get_node(doc, p->value),
+			v = yaml_node(doc,
+				      yaml_document_get_node(doc, p->value),
 				      depth + 1);
 			if (!v)
 				goto fail;
-			json_object_object_add(o,
-					       (const char *)k->data.scalar.value,
-					       v);
+			json_object_object_add(
+				o, (const char *)k->data.scalar.value, v);
 		}
 		return o;
 	default:
@@ -304,7 +304,8 @@ int k8s_config_parse(struct k8s_config *c, const char *text, size_t len,
 		      &c->key_len, err, errlen))
 		goto out;
 	if ((c->cert_file || c->cert_data) != (c->key_file || c->key_data)) {
-		fail(err, errlen, "user '%s': a client certificate needs its key",
+		fail(err, errlen,
+		     "user '%s': a client certificate needs its key",
 		     uname ? uname : "");
 		goto out;
 	}
@@ -361,10 +362,11 @@ int k8s_config_incluster(struct k8s_config *c, const char *sa_dir, char *err,
 
 	memset(c, 0, sizeof(*c));
 	if (!host || !*host || !port || !*port)
-		return fail(err, errlen,
-			    "not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset); use --kubeconfig");
-	n = asprintf(&c->server, strchr(host, ':') ? "https://[%s]:%s" :
-						     "https://%s:%s",
+		return fail(
+			err, errlen,
+			"not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset); use --kubeconfig");
+	n = asprintf(&c->server,
+		     strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
 		     host, port);
 	if (n < 0 || asprintf(&c->ca_file, "%s/ca.crt", sa_dir) < 0 ||
 	    asprintf(&c->token_file, "%s/token", sa_dir) < 0) {
@@ -393,8 +395,8 @@ char *k8s_config_token(const struct k8s_config *c)
 		return NULL;
 	}
 	t = read_file(c->token_file, &n);
-	while (t && n && (t[n - 1] == '\n' || t[n - 1] == '\r' ||
-			  t[n - 1] == ' '))
+	while (t && n &&
+	       (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' '))
 		t[--n] = 0;
 	return t;
 }

@@ -82,7 +82,8 @@ int k8s_dump_main(int argc, char **argv)
 			timeout_s = strtol(optarg, &end, 10);
 			if (!*optarg || *end || timeout_s < 1 ||
 			    timeout_s > 86400) {
-				fprintf(stderr, "h2lb k8s-dump: --timeout: '%s' is not 1-86400\n",
+				fprintf(stderr,
+					"h2lb k8s-dump: --timeout: '%s' is not 1-86400\n",
 					optarg);
 				return 2;
 			}
@@ -117,13 +118,14 @@ int k8s_dump_main(int argc, char **argv)
 	pfd[0].fd = k8s_fd(k);
 	pfd[0].events = POLLIN;
 	for (;;) {
-		int n = poll(pfd, 2, got || timeout_s < 0 ? -1 :
-							    (int)timeout_s * 1000);
+		int n = poll(pfd, 2,
+			     got || timeout_s < 0 ? -1 : (int)timeout_s * 1000);
 		struct k8s_snapshot *s;
 		char *line;
 
 		if (n == 0) {
-			fprintf(stderr, "h2lb k8s-dump: no snapshot within %lds\n",
+			fprintf(stderr,
+				"h2lb k8s-dump: no snapshot within %lds\n",
 				timeout_s);
 			ret = 1;
 			break;

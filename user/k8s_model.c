@@ -25,7 +25,8 @@ struct json_object *k8s_jget(struct json_object *o, const char *path)
 		const char *dot = strchr(path, '.');
 		size_t n = dot ? (size_t)(dot - path) : strlen(path);
 
-		if (n >= sizeof(key) || !json_object_is_type(o, json_type_object))
+		if (n >= sizeof(key) ||
+		    !json_object_is_type(o, json_type_object))
 			return NULL;
 		memcpy(key, path, n);
 		key[n] = 0;
@@ -39,9 +40,9 @@ struct json_object *k8s_jget(struct json_object *o, const char *path)
 const char *k8s_jstr(struct json_object *o, const char *path)
 {
 	o = k8s_jget(o, path);
-	return json_object_is_type(o, json_type_string) ?
-		       json_object_get_string(o) :
-		       NULL;
+	return json_object_is_type(o, json_type_string)
+		       ? json_object_get_string(o)
+		       : NULL;
 }
 
 /* A map's string value, e.g. one annotation or label. */
@@ -62,9 +63,9 @@ static const char *jmap_str(struct json_object *o, const char *path,
 static bool jbool(struct json_object *o, const char *path, bool dflt)
 {
 	o = k8s_jget(o, path);
-	return json_object_is_type(o, json_type_boolean) ?
-		       json_object_get_boolean(o) :
-		       dflt;
+	return json_object_is_type(o, json_type_boolean)
+		       ? json_object_get_boolean(o)
+		       : dflt;
 }
 
 /* A port number, or 0 if absent or out of range. */
@@ -246,12 +247,12 @@ struct k8s_slice *k8s_slice_parse(struct json_object *o)
 	/* IPv6 and FQDN slices, and slices of no Service, are of no use. */
 	if (!type || strcmp(type, "IPv4") || !svc || strlen(svc) >= 64)
 		return NULL;
-	np = json_object_is_type(ports, json_type_array) ?
-		     json_object_array_length(ports) :
-		     0;
-	ne = json_object_is_type(eps, json_type_array) ?
-		     json_object_array_length(eps) :
-		     0;
+	np = json_object_is_type(ports, json_type_array)
+		     ? json_object_array_length(ports)
+		     : 0;
+	ne = json_object_is_type(eps, json_type_array)
+		     ? json_object_array_length(eps)
+		     : 0;
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->ports = calloc(np ? np : 1, sizeof(*s->ports))) ||
 	    !(s->eps = calloc(ne ? ne : 1, sizeof(*s->eps)))) {
@@ -431,15 +432,15 @@ int k8s_store_apply(struct k8s_store *s, struct json_object *o, bool del)
 	char key[512];
 	void *rec;
 
-	if (!name || snprintf(key, sizeof(key), "%s/%s", ns ? ns : "",
-			      name) >= (int)sizeof(key))
+	if (!name || snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name) >=
+			     (int)sizeof(key))
 		return -1;
 	if (del) {
 		store_del(s, key);
 		return 0;
 	}
-	rec = s->kind == K8S_SERVICES ? (void *)k8s_svc_parse(o) :
-					(void *)k8s_slice_parse(o);
+	rec = s->kind == K8S_SERVICES ? (void *)k8s_svc_parse(o)
+				      : (void *)k8s_slice_parse(o);
 	if (!rec) {
 		store_del(s, key); /* e.g. no longer balanced */
 		return 0;
@@ -481,9 +482,9 @@ int k8s_event_apply(struct k8s_store *s, struct json_object *ev, char *rv,
 	if (!strcmp(type, "ERROR")) {
 		/* A metav1.Status: 410 Gone/Expired means relist. */
 		c = k8s_jget(o, "code");
-		*code = json_object_is_type(c, json_type_int) ?
-				json_object_get_int(c) :
-				0;
+		*code = json_object_is_type(c, json_type_int)
+				? json_object_get_int(c)
+				: 0;
 		return K8S_EV_ERROR;
 	}
 	if (!r)

@@ -15,17 +15,17 @@
 
 struct json_object;
 
-#define K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define K8S_ANN_ENABLED "h2lb.io/enabled"
+#define K8S_SA_DIR	  "/var/run/secrets/kubernetes.io/serviceaccount"
+#define K8S_ANN_ENABLED	  "h2lb.io/enabled"
 #define K8S_LABEL_SERVICE "kubernetes.io/service-name"
-#define K8S_LABEL_ZONE "topology.kubernetes.io/zone"
+#define K8S_LABEL_ZONE	  "topology.kubernetes.io/zone"
 
 /* ---- configuration (k8s_config.c) */
 
 struct k8s_config {
-	char *server;	  /* "https://host:port", no trailing slash */
-	char *ca_file;	  /* PEM file, or */
-	char *ca_data;	  /* PEM bytes */
+	char *server;  /* "https://host:port", no trailing slash */
+	char *ca_file; /* PEM file, or */
+	char *ca_data; /* PEM bytes */
 	size_t ca_len;
 	char *token;	  /* bearer token, or */
 	char *token_file; /* re-read per request: bound tokens rotate */
@@ -35,8 +35,8 @@ struct k8s_config {
 	bool insecure; /* insecure-skip-tls-verify */
 };
 
-int k8s_config_incluster(struct k8s_config *c, const char *sa_dir,
-			 char *err, size_t errlen);
+int k8s_config_incluster(struct k8s_config *c, const char *sa_dir, char *err,
+			 size_t errlen);
 int k8s_config_kubeconfig(struct k8s_config *c, const char *path,
 			  const char *context, char *err, size_t errlen);
 /* The same from the file's text; relative paths are taken from @dir. */

@@ -121,9 +121,9 @@ static int gather(struct build *b, const struct svc_ref *r,
 			continue;
 		for (int j = 0; j < sl->nr_eps; j++) {
 			const struct k8s_slice_ep *e = &sl->eps[j];
-			int rank = e->ready		       ? 2 :
-				   e->serving && e->terminating ? 1 :
-								  0;
+			int rank = e->ready			  ? 2
+				   : e->serving && e->terminating ? 1
+								  : 0;
 
 			if (!rank)
 				continue;
@@ -228,8 +228,8 @@ static struct svc_ref *collect(const struct k8s_store *svcs,
 			r = bsearch(&want, refs, n, sizeof(*refs), ref_cmp);
 			if (!r)
 				continue;
-			if (grow((void **)&r->slices, &r->cap,
-				 r->nr_slices + 1, sizeof(*r->slices)))
+			if (grow((void **)&r->slices, &r->cap, r->nr_slices + 1,
+				 sizeof(*r->slices)))
 				goto fail;
 			r->slices[r->nr_slices++] = sl;
 		}
@@ -242,8 +242,7 @@ fail:
 }
 
 struct k8s_snapshot *k8s_build(const struct k8s_store *svcs,
-			       const struct k8s_store *slices,
-			       const char *zone)
+			       const struct k8s_store *slices, const char *zone)
 {
 	struct build b = { 0 };
 	struct svc_ref *refs = collect(svcs, slices);
@@ -268,8 +267,8 @@ struct k8s_snapshot *k8s_build(const struct k8s_store *svcs,
 		return NULL;
 	}
 	for (int i = 0; i < b.s->nr_services; i++)
-		b.s->svc[i].eps = b.s->eps ? b.s->eps + (uintptr_t)b.s->svc[i].eps :
-					     NULL;
+		b.s->svc[i].eps =
+			b.s->eps ? b.s->eps + (uintptr_t)b.s->svc[i].eps : NULL;
 	qsort(b.s->svc, b.s->nr_services, sizeof(*b.s->svc), svc_cmp);
 	return b.s;
 }
@@ -353,8 +352,7 @@ static struct json_object *jip(uint32_t addr)
 	char buf[INET_ADDRSTRLEN];
 	struct in_addr a = { .s_addr = addr };
 
-	return json_object_new_string(
-		inet_ntop(AF_INET, &a, buf, sizeof(buf)));
+	return json_object_new_string(inet_ntop(AF_INET, &a, buf, sizeof(buf)));
 }
 
 char *k8s_snapshot_json(const struct k8s_snapshot *s)

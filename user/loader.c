@@ -27,8 +27,8 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 
 static void *map_mmap(struct bpf_map *map)
 {
-	size_t len = (size_t)bpf_map__value_size(map) *
-		     bpf_map__max_entries(map);
+	size_t len =
+		(size_t)bpf_map__value_size(map) * bpf_map__max_entries(map);
 	long page = sysconf(_SC_PAGESIZE);
 	void *p;
 
@@ -54,7 +54,8 @@ static int pin_maps(struct daemon *d)
 		return -1;
 	}
 	d->pinned = true;
-	bpf_object__for_each_map(map, d->skel->obj) {
+	bpf_object__for_each_map(map, d->skel->obj)
+	{
 		if (!bpf_map__is_internal(map)) {
 			snprintf(path, sizeof(path), "%s/%s", d->opts.pin_dir,
 				 bpf_map__name(map));
@@ -73,14 +74,12 @@ static void unpin_maps(struct daemon *d)
 
 	if (!d->pinned)
 		return;
-	bpf_object__for_each_map(map, d->skel->obj)
-		if (bpf_map__is_pinned(map))
-			bpf_map__unpin(map, NULL);
+	bpf_object__for_each_map(map, d->skel->obj) if (bpf_map__is_pinned(map))
+		bpf_map__unpin(map, NULL);
 	if (rmdir(d->opts.pin_dir) && errno != ENOENT)
 		pr_warn("rmdir %s: %s", d->opts.pin_dir, strerror(errno));
 	d->pinned = false;
 }
-
 
 int bpf_load(struct daemon *d)
 {

@@ -10,8 +10,7 @@ int log_verbosity = LOG_INFO;
 
 void log_msg(int level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warn", "info",
-					     "debug" };
+	static const char *const names[] = { "error", "warn", "info", "debug" };
 	struct timespec ts;
 	va_list ap;
 

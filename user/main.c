@@ -14,7 +14,6 @@
 #include "status.h"
 #include "k8s.h"
 
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -39,7 +38,8 @@ static void usage(FILE *f)
 		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
 		"      --pool-size N           idle handshaken connections per backend (default 8)\n"
 		"      --max-streams N         concurrent streams per client connection (default 1000)\n"
-		"      --pin-dir DIR           where maps are pinned (default " H2LB_DEFAULT_PIN_DIR ")\n"
+		"      --pin-dir DIR           where maps are pinned (default " H2LB_DEFAULT_PIN_DIR
+		")\n"
 		"      --metrics ADDR:PORT     serve Prometheus metrics on /metrics (and /healthz)\n"
 		"  -v, --verbose               debug logging\n");
 }
@@ -109,7 +109,8 @@ static int cmd_run(int argc, char **argv)
 			else if (!strcmp(optarg, "round-robin"))
 				o.policy = H2LB_POLICY_ROUND_ROBIN;
 			else {
-				fprintf(stderr, "h2lb: --policy: '%s' is not least-streams or round-robin\n",
+				fprintf(stderr,
+					"h2lb: --policy: '%s' is not least-streams or round-robin\n",
 					optarg);
 				return 2;
 			}
@@ -155,7 +156,8 @@ static int cmd_run(int argc, char **argv)
 		return 2;
 	}
 	if (!o.backends == !o.backends_file) {
-		fprintf(stderr, "h2lb run: give either --backends or --backends-file\n");
+		fprintf(stderr,
+			"h2lb run: give either --backends or --backends-file\n");
 		return 2;
 	}
 	if (o.backends) {
@@ -168,7 +170,8 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	if (geteuid() != 0) {
-		fprintf(stderr, "h2lb run: needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)\n");
+		fprintf(stderr,
+			"h2lb run: needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)\n");
 		return 1;
 	}
 	return daemon_run(&o);

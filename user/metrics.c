@@ -22,7 +22,8 @@
 static const char *const counter_help[H2LB_CNT_MAX][2] = {
 	{ "frames", "HTTP/2 frames parsed" },
 	{ "redirects", "frames redirected to another socket" },
-	{ "dropped_frames", "frames dropped on purpose (PRIORITY, unknown types, closed streams)" },
+	{ "dropped_frames",
+	  "frames dropped on purpose (PRIORITY, unknown types, closed streams)" },
 	{ "redirect_failures", "frames whose target socket was gone" },
 	{ "refused_streams", "streams no backend could take" },
 	{ "pings_answered", "PINGs answered in the kernel" },
@@ -52,8 +53,8 @@ static void backend_metrics(FILE *f, const char *dir)
 		snprintf(addr[i], sizeof(addr[i]), "%s:%u", inet_ntoa(ia),
 			 be[i].port);
 	}
-#define EACH_BACKEND(i) \
-	for (int i = 0; i < n; i++) \
+#define EACH_BACKEND(i)                                                        \
+	for (int i = 0; i < n; i++)                                            \
 		if (be[i].state != H2LB_BE_UNUSED)
 	metric_head(f, "backend_up", "gauge",
 		    "1 if the backend takes new streams (ready)");
@@ -83,8 +84,9 @@ static void backend_metrics(FILE *f, const char *dir)
 	EACH_BACKEND(i)
 	fprintf(f, "h2lb_backend_received_bytes_total{backend=\"%s\"} %llu\n",
 		addr[i], (unsigned long long)be[i].bytes_from);
-	metric_head(f, "stream_duration_seconds", "histogram",
-		    "time from a stream's HEADERS to its end, measured in the kernel");
+	metric_head(
+		f, "stream_duration_seconds", "histogram",
+		"time from a stream's HEADERS to its end, measured in the kernel");
 	EACH_BACKEND(i)
 	{
 		uint64_t cum = 0;
@@ -92,15 +94,19 @@ static void backend_metrics(FILE *f, const char *dir)
 		for (int k = 0; k < H2LB_LAT_BUCKETS; k++) {
 			cum += be[i].latency[k];
 			/* bucket k holds calls under 2^(k+1) us */
-			fprintf(f, "h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"%.6f\"} %llu\n",
+			fprintf(f,
+				"h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"%.6f\"} %llu\n",
 				addr[i], (double)(2ull << k) / 1e6,
 				(unsigned long long)cum);
 		}
-		fprintf(f, "h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %llu\n",
+		fprintf(f,
+			"h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %llu\n",
 			addr[i], (unsigned long long)cum);
-		fprintf(f, "h2lb_stream_duration_seconds_sum{backend=\"%s\"} %.9f\n",
+		fprintf(f,
+			"h2lb_stream_duration_seconds_sum{backend=\"%s\"} %.9f\n",
 			addr[i], be[i].latency_ns / 1e9);
-		fprintf(f, "h2lb_stream_duration_seconds_count{backend=\"%s\"} %llu\n",
+		fprintf(f,
+			"h2lb_stream_duration_seconds_count{backend=\"%s\"} %llu\n",
 			addr[i], (unsigned long long)cum);
 	}
 #undef EACH_BACKEND
@@ -116,8 +122,8 @@ static void daemon_metrics(FILE *f, struct daemon *d)
 		for (struct uconn *c = d->conns[b]; c; c = c->next) {
 			clients += c->role == H2LB_ROLE_CLIENT;
 			pooled += c->state == UC_POOLED;
-			bound += c->state == UC_BOUND ||
-				 c->state == UC_DRAINING;
+			bound +=
+				c->state == UC_BOUND || c->state == UC_DRAINING;
 		}
 	metric_head(f, "client_connections", "gauge",
 		    "client connections open now");
@@ -133,8 +139,9 @@ static void daemon_metrics(FILE *f, struct daemon *d)
 			fprintf(f, "h2lb_pool_connections{backend=\"%s\"} %d\n",
 				addr_str(&d->be[b].addr, addr, sizeof(addr)),
 				d->be[b].pooled);
-	metric_head(f, "daemon_read_bytes_total", "counter",
-		    "bytes the daemon read on the datapath (ring buffer events)");
+	metric_head(
+		f, "daemon_read_bytes_total", "counter",
+		"bytes the daemon read on the datapath (ring buffer events)");
 	fprintf(f, "h2lb_daemon_read_bytes_total %llu\n",
 		(unsigned long long)d->stats.bytes_read);
 	metric_head(f, "daemon_written_bytes_total", "counter",
@@ -159,10 +166,11 @@ static void daemon_metrics(FILE *f, struct daemon *d)
 static void respond(int fd, const char *status, const char *body, size_t len)
 {
 	char head[160];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			 status, len);
+	int n = snprintf(
+		head, sizeof(head),
+		"HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		"Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		status, len);
 
 	/* Small answers to a local scraper: blocking writes are fine. */
 	if (write(fd, head, n) != n || (len && write(fd, body, len) < 0))
@@ -213,8 +221,8 @@ int metrics_open(struct daemon *d)
 	char buf[32];
 	int one = 1;
 
-	d->metrics_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			       0);
+	d->metrics_fd =
+		socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (d->metrics_fd < 0)
 		return -1;
 	setsockopt(d->metrics_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -22,11 +22,10 @@
 
 static const char *const be_states[] = { "unused", "ready", "draining",
 					 "ejected" };
-static const char *const roles[] = { "none", "client", "backend",
-				     "injector" };
+static const char *const roles[] = { "none", "client", "backend", "injector" };
 static const char *const counter_names[H2LB_CNT_MAX] = {
-	"frames",    "redirects", "dropped",	 "no_target",	"refused",
-	"pings",     "events",	  "event_drops", "proto_errors",
+	"frames", "redirects", "dropped",     "no_target",    "refused",
+	"pings",  "events",    "event_drops", "proto_errors",
 };
 
 const char *backend_state_name(uint32_t s)
@@ -43,10 +42,12 @@ int pinned_open(const char *dir, const char *name)
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			fprintf(stderr, "h2lb: nothing loaded: %s does not exist (is 'h2lb run' running? see --pin-dir)\n",
+			fprintf(stderr,
+				"h2lb: nothing loaded: %s does not exist (is 'h2lb run' running? see --pin-dir)\n",
 				path);
 		else if (errno == EPERM || errno == EACCES)
-			fprintf(stderr, "h2lb: %s: permission denied (run as root)\n",
+			fprintf(stderr,
+				"h2lb: %s: permission denied (run as root)\n",
 				path);
 		else
 			fprintf(stderr, "h2lb: %s: %s\n", path,
@@ -112,8 +113,8 @@ static void backends_print(const struct h2lb_backend *be, int n,
 		jw_key(w, "backends");
 		jw_arr_start(w);
 	} else {
-		printf("%-3s %-21s %-8s %6s %10s %8s %12s %12s %9s %9s\n",
-		       "ID", "ADDRESS", "STATE", "OPEN", "STREAMS", "RESETS",
+		printf("%-3s %-21s %-8s %6s %10s %8s %12s %12s %9s %9s\n", "ID",
+		       "ADDRESS", "STATE", "OPEN", "STREAMS", "RESETS",
 		       "BYTES_TO", "BYTES_FROM", "P50_US", "P99_US");
 	}
 	for (int i = 0; i < n; i++) {
@@ -157,7 +158,8 @@ static void backends_print(const struct h2lb_backend *be, int n,
 
 int counters_read(const char *dir, uint64_t *out)
 {
-	int fd = pinned_open(dir, "counters"), ncpu = libbpf_num_possible_cpus();
+	int fd = pinned_open(dir, "counters"),
+	    ncpu = libbpf_num_possible_cpus();
 	uint64_t *v;
 
 	if (fd < 0 || ncpu <= 0)
@@ -269,8 +271,8 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 		printf("%-18s %-8s %-7s %-18s %6s %12s %12s %10s\n", "COOKIE",
 		       "ROLE", "BACKEND", "PEER", "OPEN", "RX_DATA", "TX_DATA",
 		       "FRAMES");
-	for (int guard = 0; guard < H2LB_MAX_CONNS &&
-			    !bpf_map_get_next_key(fd, prev, &next);
+	for (int guard = 0;
+	     guard < H2LB_MAX_CONNS && !bpf_map_get_next_key(fd, prev, &next);
 	     guard++) {
 		key = next;
 		prev = &key;
@@ -280,7 +282,8 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 			printf("%-18llx %-8s %-7d %-18llx %6u %12llu %12llu %10llu\n",
 			       (unsigned long long)key,
 			       roles[c.role < 4 ? c.role : 0],
-			       c.role == H2LB_ROLE_BACKEND ? (int)c.backend : -1,
+			       c.role == H2LB_ROLE_BACKEND ? (int)c.backend
+							   : -1,
 			       (unsigned long long)c.peer, c.open_streams,
 			       (unsigned long long)c.rx_data,
 			       (unsigned long long)c.tx_data,
@@ -322,8 +325,8 @@ static int cmd_streams(const char *dir, struct json_writer *w)
 	else
 		printf("%-18s %10s %-7s %-18s %-14s %10s\n", "CLIENT", "STREAM",
 		       "BACKEND", "LEG", "STATE", "AGE_MS");
-	for (int guard = 0; guard < H2LB_MAX_STREAMS &&
-			    !bpf_map_get_next_key(fd, prev, &next);
+	for (int guard = 0;
+	     guard < H2LB_MAX_STREAMS && !bpf_map_get_next_key(fd, prev, &next);
 	     guard++) {
 		uint64_t age;
 		const char *state;
@@ -333,10 +336,11 @@ static int cmd_streams(const char *dir, struct json_writer *w)
 		if (bpf_map_lookup_elem(fd, &key, &st))
 			continue;
 		age = ((uint64_t)now.tv_sec * 1000000000ull + now.tv_nsec -
-		       st.start_ns) / 1000000;
-		state = (st.flags & H2LB_ST_CLIENT_END) ? "half-closed(l)" :
-			(st.flags & H2LB_ST_SERVER_END) ? "half-closed(r)" :
-							  "open";
+		       st.start_ns) /
+		      1000000;
+		state = (st.flags & H2LB_ST_CLIENT_END)	  ? "half-closed(l)"
+			: (st.flags & H2LB_ST_SERVER_END) ? "half-closed(r)"
+							  : "open";
 		if (!w) {
 			printf("%-18llx %10u %-7u %-18llx %-14s %10llu\n",
 			       (unsigned long long)key.client, key.id,

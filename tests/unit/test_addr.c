@@ -26,9 +26,10 @@ static void test_parse_ok(void **state)
 
 static void test_parse_errors(void **state)
 {
-	const char *bad[] = { "198.18.1.1",   "198.18.1.1:",  ":80",
-			      "198.18.1.1:0", "1.2.3.4:65536", "x.y:80",
-			      "1.2.3.4:80a",  "" };
+	const char *bad[] = {
+		"198.18.1.1",	 "198.18.1.1:", ":80",	       "198.18.1.1:0",
+		"1.2.3.4:65536", "x.y:80",	"1.2.3.4:80a", ""
+	};
 	struct sockaddr_in a;
 	char err[128];
 
@@ -44,12 +45,14 @@ static void test_list(void **state)
 	struct sockaddr_in a[4];
 	char err[128];
 
-	assert_int_equal(addr_parse_list("198.18.2.11:50051,198.18.2.12:50051,198.18.2.11:50051",
-					 a, 4, err, sizeof(err)),
-			 2);
-	assert_int_equal(addr_parse_list("198.18.2.11:1,bad", a, 4, err,
-					 sizeof(err)),
-			 -1);
+	assert_int_equal(
+		addr_parse_list(
+			"198.18.2.11:50051,198.18.2.12:50051,198.18.2.11:50051",
+			a, 4, err, sizeof(err)),
+		2);
+	assert_int_equal(
+		addr_parse_list("198.18.2.11:1,bad", a, 4, err, sizeof(err)),
+		-1);
 	assert_int_equal(addr_parse_list("", a, 4, err, sizeof(err)), -1);
 	assert_int_equal(addr_parse_list("1.1.1.1:1,1.1.1.2:1,1.1.1.3:1", a, 2,
 					 err, sizeof(err)),

@@ -62,8 +62,9 @@ static char *summary(const struct k8s_snapshot *s)
 	for (int i = 0; i < s->nr_services; i++) {
 		const struct k8s_service *v = &s->svc[i];
 
-		n += snprintf(buf + n, sizeof(buf) - n, "%s%s/%s:%u=", i ? ";" : "",
-			      v->ns, v->name, v->port);
+		n += snprintf(buf + n, sizeof(buf) - n,
+			      "%s%s/%s:%u=", i ? ";" : "", v->ns, v->name,
+			      v->port);
 		for (int j = 0; j < v->nr_eps; j++) {
 			struct in_addr in = { v->eps[j].addr };
 
@@ -77,23 +78,24 @@ static char *summary(const struct k8s_snapshot *s)
 	return buf;
 }
 
-#define SVC(ns, name, vip, ports, ann)                                        \
-	"{'kind':'Service','metadata':{'namespace':'" ns "','name':'" name    \
-	"','annotations':{" ann "}},'spec':{'type':'ClusterIP','clusterIP':'" \
-	vip "','ports':[" ports "]}}"
+#define SVC(ns, name, vip, ports, ann)                                         \
+	"{'kind':'Service','metadata':{'namespace':'" ns "','name':'" name     \
+	"','annotations':{" ann                                                \
+	"}},'spec':{'type':'ClusterIP','clusterIP':'" vip "','ports':[" ports  \
+	"]}}"
 
-#define SLICE(ns, name, svc, ports, eps)                                 \
-	"{'kind':'EndpointSlice','addressType':'IPv4','metadata':{'namespace':'" \
-	ns "','name':'" name "','labels':{'kubernetes.io/service-name':'" svc \
+#define SLICE(ns, name, svc, ports, eps)                                            \
+	"{'kind':'EndpointSlice','addressType':'IPv4','metadata':{'namespace':'" ns \
+	"','name':'" name "','labels':{'kubernetes.io/service-name':'" svc          \
 	"'}},'ports':[" ports "],'endpoints':[" eps "]}"
 
 #define EP(addr, cond) "{'addresses':['" addr "'],'conditions':{" cond "}}"
-#define EPZ(addr, zones)                                              \
-	"{'addresses':['" addr "'],'conditions':{'ready':true},'hints':{" \
+#define EPZ(addr, zones)                                                       \
+	"{'addresses':['" addr "'],'conditions':{'ready':true},'hints':{"      \
 	"'forZones':[" zones "]}}"
 #define READY "'ready':true,'serving':true,'terminating':false"
 #define DRAIN "'ready':false,'serving':true,'terminating':true"
-#define GONE "'ready':false,'serving':false,'terminating':true"
+#define GONE  "'ready':false,'serving':false,'terminating':true"
 
 static void test_service_selection(void **state)
 {
@@ -151,9 +153,11 @@ static void test_slice_conditions(void **state)
 {
 	struct json_object *o = J(SLICE(
 		"a", "s1", "svc", "{'name':'g','port':8080},{'name':'all'}",
-		EP("10.0.0.1", READY) "," EP("10.0.0.2", "") ","
-		EP("10.0.0.3", DRAIN) "," EP("10.0.0.4", GONE) ","
-		"{'addresses':['not-an-ip']}"));
+		EP("10.0.0.1", READY) "," EP("10.0.0.2", "") "," EP(
+			"10.0.0.3",
+			DRAIN) "," EP("10.0.0.4",
+				      GONE) ","
+					    "{'addresses':['not-an-ip']}"));
 	struct k8s_slice *s = k8s_slice_parse(o);
 
 	assert_non_null(s);
@@ -196,14 +200,15 @@ static void test_build_states_and_ports(void **state)
 	apply(&slices,
 	      SLICE("b", "greeter-1", "greeter",
 		    "{'name':'metrics','port':9091},{'name':'grpc','port':8443}",
-		    EP("10.0.0.2", DRAIN) "," EP("10.0.0.1", READY) ","
-		    EP("10.0.0.9", GONE)));
-	apply(&slices, SLICE("b", "greeter-2", "greeter",
-			     "{'name':'grpc','port':8443}",
-			     EP("10.0.0.2", READY) "," EP("10.0.0.3", DRAIN)));
+		    EP("10.0.0.2", DRAIN) "," EP("10.0.0.1", READY) "," EP(
+			    "10.0.0.9", GONE)));
+	apply(&slices,
+	      SLICE("b", "greeter-2", "greeter", "{'name':'grpc','port':8443}",
+		    EP("10.0.0.2", READY) "," EP("10.0.0.3", DRAIN)));
 	/* Same service name in another namespace: not greeter's. */
-	apply(&slices, SLICE("a", "greeter-x", "greeter",
-			     "{'name':'grpc','port':1}", EP("10.0.0.99", READY)));
+	apply(&slices,
+	      SLICE("a", "greeter-x", "greeter", "{'name':'grpc','port':1}",
+		    EP("10.0.0.99", READY)));
 	apply(&slices, SLICE("a", "solo-1", "solo", "{'port':8080}",
 			     EP("10.0.1.1", READY)));
 	apply(&slices, SLICE("a", "plain-1", "plain", "{'port':8080}",
@@ -246,32 +251,35 @@ static void test_zone_hints(void **state)
 		const char *zone, *ann, *eps, *want;
 	} cases[] = {
 		{ "za", "",
-		  EPZ("10.0.0.1", "{'name':'za'}") ","
-		  EPZ("10.0.0.2", "{'name':'zb'}") ","
-		  EPZ("10.0.0.3", "{'name':'zb'},{'name':'za'}") ","
-		  EP("10.0.0.4", DRAIN),
+		  EPZ("10.0.0.1", "{'name':'za'}") "," EPZ("10.0.0.2", "{'name':'zb'}") "," EPZ(
+			  "10.0.0.3",
+			  "{'name':'zb'},{'name':'za'}") "," EP("10.0.0.4",
+								DRAIN),
 		  "n/s:80=10.0.0.1:80:ready,10.0.0.2:80:other-zone,"
 		  "10.0.0.3:80:ready,10.0.0.4:80:draining" },
 		/* No zone known: all ready. */
-		{ "", "", EPZ("10.0.0.1", "{'name':'za'}") ","
-		  EPZ("10.0.0.2", "{'name':'zb'}"),
+		{ "", "",
+		  EPZ("10.0.0.1", "{'name':'za'}") "," EPZ("10.0.0.2",
+							   "{'name':'zb'}"),
 		  "n/s:80=10.0.0.1:80:ready,10.0.0.2:80:ready" },
 		/* One ready endpoint without hints: hints ignored. */
-		{ "za", "", EPZ("10.0.0.1", "{'name':'za'}") ","
-		  EP("10.0.0.2", READY),
+		{ "za", "",
+		  EPZ("10.0.0.1", "{'name':'za'}") "," EP("10.0.0.2", READY),
 		  "n/s:80=10.0.0.1:80:ready,10.0.0.2:80:ready" },
 		/* Nothing hinted for our zone: hints ignored. */
-		{ "zc", "", EPZ("10.0.0.1", "{'name':'za'}") ","
-		  EPZ("10.0.0.2", "{'name':'zb'}"),
+		{ "zc", "",
+		  EPZ("10.0.0.1", "{'name':'za'}") "," EPZ("10.0.0.2",
+							   "{'name':'zb'}"),
 		  "n/s:80=10.0.0.1:80:ready,10.0.0.2:80:ready" },
 		/* The Service turned topology off. */
 		{ "za", "'service.kubernetes.io/topology-mode':'Disabled'",
-		  EPZ("10.0.0.1", "{'name':'za'}") ","
-		  EPZ("10.0.0.2", "{'name':'zb'}"),
+		  EPZ("10.0.0.1", "{'name':'za'}") "," EPZ("10.0.0.2",
+							   "{'name':'zb'}"),
 		  "n/s:80=10.0.0.1:80:ready,10.0.0.2:80:ready" },
 		/* A zone that is a prefix of another is not it. */
-		{ "z", "", EPZ("10.0.0.1", "{'name':'z'}") ","
-		  EPZ("10.0.0.2", "{'name':'zz'}"),
+		{ "z", "",
+		  EPZ("10.0.0.1", "{'name':'z'}") "," EPZ("10.0.0.2",
+							  "{'name':'zz'}"),
 		  "n/s:80=10.0.0.1:80:ready,10.0.0.2:80:other-zone" },
 	};
 	char svc[512], slice[1024];
@@ -282,12 +290,14 @@ static void test_zone_hints(void **state)
 
 		k8s_store_init(&svcs, K8S_SERVICES);
 		k8s_store_init(&slices, K8S_SLICES);
-		snprintf(svc, sizeof(svc),
-			 "{'metadata':{'namespace':'n','name':'s','annotations':{%s}},'spec':{'clusterIP':'10.96.1.1','ports':[{'port':80,'appProtocol':'grpc'}]}}",
-			 cases[i].ann);
-		snprintf(slice, sizeof(slice),
-			 "{'addressType':'IPv4','metadata':{'namespace':'n','name':'s-1','labels':{'kubernetes.io/service-name':'s'}},'ports':[{'port':80}],'endpoints':[%s]}",
-			 cases[i].eps);
+		snprintf(
+			svc, sizeof(svc),
+			"{'metadata':{'namespace':'n','name':'s','annotations':{%s}},'spec':{'clusterIP':'10.96.1.1','ports':[{'port':80,'appProtocol':'grpc'}]}}",
+			cases[i].ann);
+		snprintf(
+			slice, sizeof(slice),
+			"{'addressType':'IPv4','metadata':{'namespace':'n','name':'s-1','labels':{'kubernetes.io/service-name':'s'}},'ports':[{'port':80}],'endpoints':[%s]}",
+			cases[i].eps);
 		apply(&svcs, svc);
 		apply(&slices, slice);
 		s = k8s_build(&svcs, &slices, cases[i].zone);
@@ -357,15 +367,19 @@ static void test_list_and_replace(void **state)
 	k8s_store_init(&cur, K8S_SLICES);
 	k8s_store_init(&pending, K8S_SLICES);
 	apply(&cur, SLICE("n", "old", "s", "{'port':80}", EP("10.0.0.1", "")));
-	page = J("{'kind':'EndpointSliceList','metadata':{'resourceVersion':'100','continue':'abc'},'items':["
-		 SLICE("n", "new-1", "s", "{'port':80}", EP("10.0.0.2", "")) "]}");
+	page = J(
+		"{'kind':'EndpointSliceList','metadata':{'resourceVersion':'100','continue':'abc'},'items':[" SLICE(
+			"n", "new-1", "s", "{'port':80}",
+			EP("10.0.0.2", "")) "]}");
 	assert_int_equal(k8s_list_apply(&pending, page, rv, sizeof(rv), &cont),
 			 0);
 	assert_string_equal(cont, "abc");
 	free(cont);
 	json_object_put(page);
-	page = J("{'kind':'EndpointSliceList','metadata':{'resourceVersion':'100'},'items':["
-		 SLICE("n", "new-2", "s", "{'port':80}", EP("10.0.0.3", "")) "]}");
+	page = J(
+		"{'kind':'EndpointSliceList','metadata':{'resourceVersion':'100'},'items':[" SLICE(
+			"n", "new-2", "s", "{'port':80}",
+			EP("10.0.0.3", "")) "]}");
 	assert_int_equal(k8s_list_apply(&pending, page, rv, sizeof(rv), &cont),
 			 0);
 	assert_null(cont);
@@ -542,9 +556,9 @@ static void test_kubeconfig(void **state)
 					  "/", "nope", err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "not found"));
-	assert_int_equal(k8s_config_parse(&c, "a: [b", 5, "/", NULL, err,
-					  sizeof(err)),
-			 -1);
+	assert_int_equal(
+		k8s_config_parse(&c, "a: [b", 5, "/", NULL, err, sizeof(err)),
+		-1);
 	assert_non_null(strstr(err, "YAML"));
 }
 
@@ -558,8 +572,8 @@ static void test_kubeconfig_json(void **state)
 	struct k8s_config c;
 	char err[256];
 
-	assert_int_equal(k8s_config_parse(&c, js, strlen(js), "/run", NULL,
-					  err, sizeof(err)),
+	assert_int_equal(k8s_config_parse(&c, js, strlen(js), "/run", NULL, err,
+					  sizeof(err)),
 			 0);
 	assert_string_equal(c.token_file, "/run/tok");
 	k8s_config_free(&c);
@@ -602,7 +616,8 @@ static void test_incluster(void **state)
 
 static void test_node_zone(void **state)
 {
-	struct json_object *o = J("{'kind':'Node','metadata':{'name':'n1','labels':{'topology.kubernetes.io/zone':'eu-1a'}}}");
+	struct json_object *o = J(
+		"{'kind':'Node','metadata':{'name':'n1','labels':{'topology.kubernetes.io/zone':'eu-1a'}}}");
 	char zone[64];
 
 	k8s_node_zone(o, zone, sizeof(zone));
