@@ -60,7 +60,8 @@ struct {
  * empty slots through mmap; the verdict takes one with an atomic
  * exchange, so neither side needs a lock.
  */
-/* clang-format off: it reads the product below as a pointer type */
+/* clang-format would read the product below as a pointer type */
+/* clang-format off */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
