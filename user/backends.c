@@ -74,25 +74,31 @@ static int free_backend(struct daemon *d)
 	return -1;
 }
 
-int backends_load(struct daemon *d)
+/* Ready once a connection has been handshaken; a draining one never. */
+static void backend_mark(struct daemon *d, int b)
 {
-	struct sockaddr_in want[H2LB_MAX_BACKENDS];
-	char err[256], buf[32];
-	bool keep[H2LB_MAX_BACKENDS] = { 0 };
-	int n;
-
-	if (d->opts.backends_file)
-		n = addr_parse_file(d->opts.backends_file, want,
-				    H2LB_MAX_BACKENDS, err, sizeof(err));
+	if (d->be[b].drain)
+		set_state(d, b, H2LB_BE_DRAINING);
 	else
-		n = addr_parse_list(d->opts.backends, want, H2LB_MAX_BACKENDS,
-				    err, sizeof(err));
-	if (n < 0) {
-		pr_err("backends: %s", err);
-		return -1;
-	}
+		set_state(d, b,
+			  d->be[b].pooled ? H2LB_BE_READY : H2LB_BE_EJECTED);
+}
+
+/*
+ * Make the backend set @want (@n addresses; @drain[i], when given, marks
+ * those that keep their open streams but take no new ones, such as
+ * terminating Kubernetes endpoints). Backends no longer wanted drain and
+ * their index is freed once their streams have ended (pool_tick).
+ */
+void backends_set(struct daemon *d, const struct sockaddr_in *want,
+		  const bool *drain, int n)
+{
+	bool keep[H2LB_MAX_BACKENDS] = { 0 };
+	char buf[32];
+
 	for (int i = 0; i < n; i++) {
 		int b = find_backend(d, &want[i]);
+		bool dr = drain && drain[i];
 
 		if (b < 0) {
 			b = free_backend(d);
@@ -109,24 +115,23 @@ int backends_load(struct daemon *d)
 				d->nr_backends = b + 1;
 		}
 		keep[b] = true;
-		if (!d->be[b].configured) {
+		if (!d->be[b].configured || d->be[b].drain != dr) {
+			if (!d->be[b].configured) {
+				d->be[b].retry_at_ms = 0;
+				bpf_set_endpoint(d, &d->be[b].addr,
+						 H2LB_ROLE_BACKEND, b, true);
+			}
 			d->be[b].configured = true;
-			d->be[b].retry_at_ms = 0;
-			/* Ready once a connection has been handshaken. */
-			set_state(d, b,
-				  d->be[b].pooled ? H2LB_BE_READY
-						  : H2LB_BE_EJECTED);
-			bpf_set_endpoint(d, &d->be[b].addr, H2LB_ROLE_BACKEND,
-					 b, true);
-			pr_info("backend %d: %s", b,
-				addr_str(&d->be[b].addr, buf, sizeof(buf)));
+			d->be[b].drain = dr;
+			backend_mark(d, b);
+			pr_info("backend %d: %s%s", b,
+				addr_str(&d->be[b].addr, buf, sizeof(buf)),
+				dr ? " (draining: no new streams)" : "");
 		}
 	}
 	for (int b = 0; b < d->nr_backends; b++) {
 		if (keep[b] || !d->be[b].configured)
 			continue;
-		/* Removed: no new streams; open ones finish (pool_tick frees
-		 * the slot once they have). */
 		d->be[b].configured = false;
 		set_state(d, b, H2LB_BE_DRAINING);
 		pr_info("backend %d: %s removed, draining", b,
@@ -141,6 +146,25 @@ int backends_load(struct daemon *d)
 		}
 	}
 	publish_nr_backends(d);
+}
+
+int backends_load(struct daemon *d)
+{
+	struct sockaddr_in want[H2LB_MAX_BACKENDS];
+	char err[256];
+	int n;
+
+	if (d->opts.backends_file)
+		n = addr_parse_file(d->opts.backends_file, want,
+				    H2LB_MAX_BACKENDS, err, sizeof(err));
+	else
+		n = addr_parse_list(d->opts.backends, want, H2LB_MAX_BACKENDS,
+				    err, sizeof(err));
+	if (n < 0) {
+		pr_err("backends: %s", err);
+		return -1;
+	}
+	backends_set(d, want, NULL, n);
 	return 0;
 }
 
@@ -193,7 +217,7 @@ void pool_tick(struct daemon *d)
 			}
 			continue;
 		}
-		if (now < be->retry_at_ms)
+		if (now < be->retry_at_ms || be->drain)
 			continue;
 		/* One connect at a time while the backend is failing. */
 		for (int i = 0; be->pooled + be->pending < d->opts.pool_size &&

@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "addr.h"
+#include "k8s.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -32,6 +33,7 @@ enum {
 	TAG_RING = TAG(4),
 	TAG_INOTIFY = TAG(5),
 	TAG_METRICS = TAG(6),
+	TAG_K8S = TAG(7),
 };
 
 uint64_t now_ms(void)
@@ -123,6 +125,8 @@ static void on_signal(struct daemon *d)
 
 	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			if (d->opts.kubernetes)
+				continue; /* the watch keeps it current */
 			pr_info("SIGHUP: reloading backends");
 			backends_load(d);
 		} else {
@@ -130,6 +134,28 @@ static void on_signal(struct daemon *d)
 			d->stop = true;
 		}
 	}
+}
+
+/* A new Kubernetes snapshot: the Service's endpoints are the backends. */
+static void on_k8s(struct daemon *d)
+{
+	struct k8s_snapshot *s = k8s_take(d->k8s);
+	struct sockaddr_in addrs[H2LB_MAX_BACKENDS];
+	bool drain[H2LB_MAX_BACKENDS];
+	const struct k8s_service *v;
+	int n = 0;
+
+	if (!s)
+		return;
+	v = k8s_snapshot_find(s, d->opts.k8s_ns, d->opts.k8s_name,
+			      d->opts.k8s_port);
+	if (v)
+		n = k8s_service_addrs(v, addrs, drain, H2LB_MAX_BACKENDS);
+	pr_info("kubernetes: %s/%s:%s has %d endpoint(s)%s", d->opts.k8s_ns,
+		d->opts.k8s_name, d->opts.k8s_port, n,
+		v ? "" : " (no such balanced Service port)");
+	backends_set(d, addrs, drain, n);
+	k8s_snapshot_free(s);
 }
 
 static void on_tick(struct daemon *d)
@@ -171,8 +197,26 @@ static int setup(struct daemon *d)
 		return -1;
 	if (watch(d, ring_buffer__epoll_fd(d->rb), TAG_RING))
 		return -1;
-	if (injector_open(d) || backends_load(d) || open_listener(d) ||
-	    watch_backends_file(d))
+	if (injector_open(d))
+		return -1;
+	if (d->opts.kubernetes) {
+		struct k8s_opts ko = { .kubeconfig = d->opts.kubeconfig,
+				       .ns = d->opts.k8s_ns,
+				       .node_zone = d->opts.node_zone };
+		char err[256];
+
+		/* The first snapshot comes once the lists are in. */
+		d->k8s = k8s_start(&ko, err, sizeof(err));
+		if (!d->k8s) {
+			pr_err("kubernetes: %s", err);
+			return -1;
+		}
+		if (watch(d, k8s_fd(d->k8s), TAG_K8S))
+			return -1;
+	} else if (backends_load(d) || watch_backends_file(d)) {
+		return -1;
+	}
+	if (open_listener(d))
 		return -1;
 	if (d->opts.metrics.sin_port &&
 	    (metrics_open(d) || watch(d, d->metrics_fd, TAG_METRICS)))
@@ -183,6 +227,9 @@ static int setup(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
+	if (d->k8s)
+		k8s_stop(d->k8s);
+	d->k8s = NULL;
 	for (int b = 0; b < CONN_BUCKETS; b++)
 		while (d->conns[b])
 			conn_close(d, d->conns[b]);
@@ -250,6 +297,9 @@ int daemon_run(struct run_opts *opts)
 				break;
 			case TAG_METRICS:
 				metrics_serve(&d);
+				break;
+			case TAG_K8S:
+				on_k8s(&d);
 				break;
 			default: { /* a leg's connect() completed */
 				struct uconn *c =

@@ -12,6 +12,7 @@
 
 struct h2lb_bpf;
 struct ring_buffer;
+struct k8s;
 
 struct run_opts {
 	struct sockaddr_in listen;
@@ -19,6 +20,13 @@ struct run_opts {
 	const char *backends_file; /* --backends-file */
 	const char *pin_dir;
 	struct sockaddr_in metrics; /* port 0: no metrics endpoint */
+	/* --kubernetes: backends are the endpoints of one Service port */
+	bool kubernetes;
+	const char *kubeconfig;	 /* NULL: in-cluster */
+	const char *k8s_ns;	 /* of the Service */
+	const char *k8s_name;
+	const char *k8s_port;	 /* port name or number */
+	const char *node_zone;
 	int policy;		    /* enum h2lb_policy */
 	int pool_size;		    /* idle connections kept per backend */
 	uint32_t max_streams;	    /* per client connection */
@@ -64,6 +72,7 @@ struct uconn {
 struct ubackend {
 	struct sockaddr_in addr;
 	bool configured;      /* in the current backend set */
+	bool drain;	      /* configured, but takes no new streams */
 	int pooled;	      /* legs in the pool */
 	int pending;	      /* legs connecting or handshaking */
 	int failures;	      /* consecutive failed connects */
@@ -76,6 +85,7 @@ struct daemon {
 	struct run_opts opts;
 	struct h2lb_bpf *skel;
 	struct ring_buffer *rb;
+	struct k8s *k8s; /* --kubernetes discovery */
 	struct h2lb_backend *be_mem; /* mmap of the backends map */
 	uint64_t *pool_mem;	     /* mmap of the pool map */
 	struct h2lb_cgroup cg;
@@ -123,6 +133,8 @@ void conns_tick(struct daemon *d);
 
 /* backends.c */
 int backends_load(struct daemon *d);
+void backends_set(struct daemon *d, const struct sockaddr_in *want,
+		  const bool *drain, int n);
 void pool_tick(struct daemon *d);
 void pool_connected(struct daemon *d, struct uconn *leg);
 void pool_settings(struct daemon *d, struct uconn *leg);

@@ -31,7 +31,8 @@ static void usage(FILE *f)
 		"\n"
 		"status, backends, conns, streams: -j JSON, -p pretty JSON, --pin-dir DIR\n"
 		"\n"
-		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE)\n"
+		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE |\n"
+		"                             --kubernetes --service NS/NAME:PORT)\n"
 		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c)\n"
 		"  -b, --backends LIST         backends, comma separated ADDR:PORT\n"
 		"  -f, --backends-file FILE    one ADDR:PORT per line; re-read on SIGHUP and on change\n"
@@ -41,6 +42,10 @@ static void usage(FILE *f)
 		"      --pin-dir DIR           where maps are pinned (default " H2LB_DEFAULT_PIN_DIR
 		")\n"
 		"      --metrics ADDR:PORT     serve Prometheus metrics on /metrics (and /healthz)\n"
+		"      --kubernetes            backends are the endpoints of --service, from the API server\n"
+		"      --service NS/NAME:PORT  the Service port to balance (port name or number)\n"
+		"      --kubeconfig FILE       API server and credentials (default: in-cluster)\n"
+		"      --node-zone ZONE        this node's zone, for topology hints\n"
 		"  -v, --verbose               debug logging\n");
 }
 
@@ -59,6 +64,24 @@ static int parse_uint(const char *flag, const char *s, long min, long max,
 	return 0;
 }
 
+/* --service NS/NAME:PORT (PORT: a port name or number) */
+static int parse_service(char *arg, struct run_opts *o)
+{
+	char *slash = strchr(arg, '/'), *colon = strrchr(arg, ':');
+
+	if (!slash || !colon || colon < slash || slash == arg ||
+	    colon == slash + 1 || !colon[1]) {
+		fprintf(stderr, "h2lb: --service: '%s': expected NAMESPACE/NAME:PORT\n",
+			arg);
+		return -1;
+	}
+	*slash = *colon = '\0';
+	o->k8s_ns = arg;
+	o->k8s_name = slash + 1;
+	o->k8s_port = colon + 1;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -70,6 +93,10 @@ static int cmd_run(int argc, char **argv)
 		{ "max-streams", required_argument, NULL, 'M' },
 		{ "pin-dir", required_argument, NULL, 'D' },
 		{ "metrics", required_argument, NULL, 'm' },
+		{ "kubernetes", no_argument, NULL, 'K' },
+		{ "kubeconfig", required_argument, NULL, 'C' },
+		{ "service", required_argument, NULL, 's' },
+		{ "node-zone", required_argument, NULL, 'Z' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -135,6 +162,19 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'K':
+			o.kubernetes = true;
+			break;
+		case 'C':
+			o.kubeconfig = optarg;
+			break;
+		case 's':
+			if (parse_service(optarg, &o))
+				return 2;
+			break;
+		case 'Z':
+			o.node_zone = optarg;
+			break;
 		case 'v':
 			log_verbosity = LOG_DEBUG;
 			break;
@@ -155,9 +195,13 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "h2lb run: --listen ADDR:PORT is required\n");
 		return 2;
 	}
-	if (!o.backends == !o.backends_file) {
-		fprintf(stderr,
-			"h2lb run: give either --backends or --backends-file\n");
+	if (o.kubernetes) {
+		if (o.backends || o.backends_file || !o.k8s_name) {
+			fprintf(stderr, "h2lb run: --kubernetes takes --service NS/NAME:PORT and no --backends\n");
+			return 2;
+		}
+	} else if (!o.backends == !o.backends_file) {
+		fprintf(stderr, "h2lb run: give either --backends or --backends-file (or --kubernetes)\n");
 		return 2;
 	}
 	if (o.backends) {

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# timeout: 240
+#
+# test_h2lb_kubernetes - `h2lb run --kubernetes`: the backends of a Service
+# port follow its EndpointSlices.
+#
+# A fake API server (tests/peers/fake_kube_api.py: HTTPS list and watch of
+# Services and EndpointSlices) serves Service default/greeter, port "grpc"
+# with appProtocol grpc. Its slice starts with two ready endpoints (calls
+# reach those two backends only), scales up to four (all four serve),
+# marks one serving-and-terminating (it gets no new calls) and drops
+# another (gone). Calls running during the scale-down all succeed.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
+tb_require_root
+tb_require_cmd openssl
+tb_cleanup_on_exit
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+API=$TB_NODE_IP:6443
+CTL=$TB_NODE_IP:6444
+FAKE=$TB_PEERS/fake_kube_api.py
+KDIR=$TB_STATE/kube
+
+ctl() {
+    tb_exec node "$TB_PYTHON" "$FAKE" ctl --control "$CTL" "$@" >/dev/null
+}
+
+# slice ENDPOINT... with ENDPOINT = BACKEND_NUMBER:ready|draining
+slice() {
+    ctl /apply "$("$TB_PYTHON" - "$@" <<'PY'
+import json, sys
+conds = {"ready": (True, True, False), "draining": (False, True, True)}
+eps = []
+for e in sys.argv[1:]:
+    i, state = e.split(":")
+    r, s, t = conds[state]
+    eps.append({"addresses": ["198.18.2.%d" % (10 + int(i))],
+                "conditions": {"ready": r, "serving": s, "terminating": t}})
+print(json.dumps({
+    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    "metadata": {"namespace": "default", "name": "greeter-abc",
+                 "labels": {"kubernetes.io/service-name": "greeter"}},
+    "addressType": "IPv4",
+    "ports": [{"name": "grpc", "port": 50051, "protocol": "TCP"}],
+    "endpoints": eps}))
+PY
+)"
+}
+
+# Which backends served 200 calls: "backend-1 backend-2".
+served_by() {
+    tb_client --target "$H2LB_ADDR" --calls 200 --concurrency 4 --json |
+        "$TB_PYTHON" -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+assert s["errors"] == 0, s
+print(" ".join(sorted(s["by_backend"])))'
+}
+
+# Wait (5 s at most) until the daemon logged N endpoints for the Service.
+wait_endpoints() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ $(grep -c "greeter:grpc has $1 endpoint" "$(h2lb_log)" || true) -ge ${2:-1} ]] &&
+            return 0
+        sleep 0.1
+    done
+    fail "the daemon never saw $1 endpoints"
+}
+
+tb_up 4
+tb_start_greeters
+mkdir -p "$KDIR"
+tb_spawn node kubeapi "$TB_PYTHON" "$FAKE" serve --listen "$API" \
+    --control "$CTL" --dir "$KDIR"
+tb_wait_port node 6444 30 "$TB_LAST_PID" || fail "the fake API server did not start"
+for ((i = 0; i < 100; i++)); do
+    [[ -s $KDIR/kubeconfig ]] && break
+    sleep 0.1
+done
+ctl /apply '{"apiVersion": "v1", "kind": "Service",
+  "metadata": {"namespace": "default", "name": "greeter"},
+  "spec": {"type": "ClusterIP", "clusterIP": "198.18.100.1",
+           "clusterIPs": ["198.18.100.1"], "ipFamilies": ["IPv4"],
+           "ports": [{"name": "grpc", "port": 50051, "targetPort": 50051,
+                      "protocol": "TCP", "appProtocol": "grpc"}]}}'
+slice 1:ready 2:ready
+
+H2LB_EXPECT_READY=2 h2lb_start --kubernetes --kubeconfig "$KDIR/kubeconfig" \
+    --service default/greeter:grpc
+got=$(served_by)
+echo "   two ready endpoints: $got"
+[[ $got == "backend-1 backend-2" ]] || fail "want backend-1 and backend-2"
+
+slice 1:ready 2:ready 3:ready 4:ready
+wait_endpoints 4
+sleep 0.5 # the new backends' connections handshake
+got=$(served_by)
+echo "   scaled up to four: $got"
+[[ $got == "backend-1 backend-2 backend-3 backend-4" ]] || fail "want all four"
+
+# Scale down while slow calls run: none of them may fail.
+tb_client --target "$H2LB_ADDR" --calls 40 --concurrency 40 --delay-ms 1500 \
+    --json >"$TB_STATE/inflight" 2>&1 &
+inflight=$!
+sleep 0.5
+slice 1:draining 2:ready 3:ready
+wait_endpoints 3
+got=$(served_by)
+echo "   backend-1 terminating, backend-4 removed: $got"
+[[ $got == "backend-2 backend-3" ]] || fail "want backend-2 and backend-3"
+wait "$inflight" || fail "calls in flight during the scale-down failed: $(tail -1 "$TB_STATE/inflight")"
+echo "   calls in flight meanwhile: $(tail -1 "$TB_STATE/inflight")"
+
+h2lb_stop || fail "h2lb did not stop cleanly"
+echo "PASS: the backend set followed the Service's EndpointSlices"
