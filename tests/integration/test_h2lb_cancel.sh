@@ -29,10 +29,7 @@ tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
 tb_cleanup_on_exit
 fail() { probe_fail "$@"; }
 
-tb_up "$N"
-probe_start
-h2lb_start --backends "$(probe_backends)"
-probe_keep_logs_on_failure test_h2lb_cancel
+probe_testbed "$N" test_h2lb_cancel
 clients0=$(daemon_clients)
 
 echo "== $CALLS cancelled streams, $CALLS expired deadlines, then $FOLLOWUP calls, one channel"

@@ -29,10 +29,7 @@ tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
 tb_cleanup_on_exit
 fail() { probe_fail "$@"; }
 
-tb_up "$N"
-probe_start
-h2lb_start --backends "$(probe_backends)"
-probe_keep_logs_on_failure test_h2lb_grpc_streams
+probe_testbed "$N" test_h2lb_grpc_streams
 
 echo "== streaming: $CALLS x (server-stream, client-stream, bidi) x $COUNT messages"
 t0=$EPOCHREALTIME

@@ -52,10 +52,7 @@ if len(s["by_backend"]) < nb:
 PY
 }
 
-tb_up "$N"
-probe_start
-h2lb_start --backends "$(probe_backends)"
-probe_keep_logs_on_failure test_h2lb_headers
+probe_testbed "$N" test_h2lb_headers
 
 echo "== 1. $MD_CALLS calls with $MD_BYTES bytes of request metadata, 10 in flight"
 probe_stats --reset >/dev/null || fail "cannot reset the backends' counters"

@@ -135,3 +135,12 @@ probe_keep_logs_on_failure() {
     rm -rf -- "${PROBE_KEEP_DIR:?}/$name"
     tb_on_cleanup probe_keep_logs "$name"
 }
+
+# probe_testbed N TEST: the start the probe tests share: N backends running
+# probe servers, h2lb balancing them, TEST's logs kept if it fails.
+probe_testbed() {
+    tb_up "$1" || return 1
+    probe_start || return 1
+    h2lb_start --backends "$(probe_backends)" || return 1
+    probe_keep_logs_on_failure "$2"
+}
