@@ -50,6 +50,8 @@
 #   tb_ns ROLE / tb_netns_path ROLE   namespace name / /run/netns path
 #   tb_backend_ip I           198.18.2.(10+I)
 #   tb_backend_name I         backend-I
+#   tb_start_servers NAME PORT SCRIPT [ARGS...]
+#                             one python server per backend (log NAME-bI)
 #   tb_start_greeters [SERVER ARGS...]
 #                             greeter_server "backend-I" on :50051 in every bI
 #   tb_start_nghttpd [NGHTTPD ARGS...]
@@ -504,22 +506,30 @@ tb_wait_port() {
 
 # ---------------------------------------------------------------- servers
 
-# tb_start_greeters [SERVER ARGS...]: one greeter per backend on :50051.
-tb_start_greeters() {
-    local i pids=()
-    ((TB_N > 0)) || { tb_err "tb_start_greeters: testbed is not up"; return 1; }
+# tb_start_servers NAME PORT SCRIPT [ARGS...]: one python server per backend,
+# "NAME-bI" in bI, started as SCRIPT --name backend-I --port PORT ARGS...;
+# waits (bounded) until each listens.
+tb_start_servers() {
+    local name=$1 port=$2 script=$3 i pids=()
+    shift 3
+    ((TB_N > 0)) || { tb_err "tb_start_servers: testbed is not up"; return 1; }
     for ((i = 1; i <= TB_N; i++)); do
-        tb_spawn "b$i" "greeter-b$i" "$TB_PYTHON" "$TB_PEERS/greeter_server.py" \
-            --name "$(tb_backend_name "$i")" --port "$TB_GREETER_PORT" "$@" || return 1
+        tb_spawn "b$i" "$name-b$i" "$TB_PYTHON" "$script" \
+            --name "$(tb_backend_name "$i")" --port "$port" "$@" || return 1
         pids+=("$TB_LAST_PID")
     done
     for ((i = 1; i <= TB_N; i++)); do
-        if ! tb_wait_port "b$i" "$TB_GREETER_PORT" 30 "${pids[i - 1]}"; then
-            tail -n 20 "$TB_STATE/logs/greeter-b$i.log" >&2
+        if ! tb_wait_port "b$i" "$port" 30 "${pids[i - 1]}"; then
+            tail -n 20 "$TB_STATE/logs/$name-b$i.log" >&2
             return 1
         fi
     done
-    tb_log "greeters listening on :$TB_GREETER_PORT in b1..b$TB_N"
+    tb_log "$name servers listening on :$port in b1..b$TB_N"
+}
+
+# tb_start_greeters [SERVER ARGS...]: one greeter per backend on :50051.
+tb_start_greeters() {
+    tb_start_servers greeter "$TB_GREETER_PORT" "$TB_PEERS/greeter_server.py" "$@"
 }
 
 # tb_start_nghttpd [NGHTTPD ARGS...]: h2c server on :8080 in every backend.

@@ -42,20 +42,7 @@ probe_fail() {
 }
 
 probe_start() {
-    local i pids=()
-    ((TB_N > 0)) || { tb_err "probe_start: testbed is not up"; return 1; }
-    for ((i = 1; i <= TB_N; i++)); do
-        tb_spawn "b$i" "probe-b$i" "$TB_PYTHON" "$TB_PEERS/probe_server.py" \
-            --name "$(tb_backend_name "$i")" --port "$PROBE_PORT" "$@" || return 1
-        pids+=("$TB_LAST_PID")
-    done
-    for ((i = 1; i <= TB_N; i++)); do
-        if ! tb_wait_port "b$i" "$PROBE_PORT" 30 "${pids[i - 1]}"; then
-            tail -n 20 "$TB_STATE/logs/probe-b$i.log" >&2
-            return 1
-        fi
-    done
-    tb_log "probe servers listening on :$PROBE_PORT in b1..b$TB_N"
+    tb_start_servers probe "$PROBE_PORT" "$TB_PEERS/probe_server.py" "$@"
 }
 
 probe_backends() {
