@@ -7,7 +7,7 @@ BUILD := build
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
 	  -Iinclude -I$(BUILD) -D_GNU_SOURCE
-LDLIBS := -lbpf -lelf -lz -lcurl -ljson-c -lyaml -lpthread
+LDLIBS := -lbpf -lelf -lz -lcurl -ljson-c -lyaml -lmnl -lnftables -lpthread
 BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__BPF__ \
 	      -I. -Iinclude -Ibpf
 

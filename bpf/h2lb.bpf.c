@@ -13,6 +13,7 @@
 #include "frame.h"
 #include "stream.h"
 #include "select.h"
+#include "intercept.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -63,6 +64,7 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 		 * a backend sends its SETTINGS without waiting for ours. */
 		c.role = ep->role;
 		c.backend = ep->backend;
+		c.service = ep->service;
 		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
 			return 1;
 		if (bpf_sock_hash_update(skops, &sock_hash, &cookie,

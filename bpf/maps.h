@@ -100,6 +100,22 @@ struct {
 	__type(value, struct h2lb_daemon_stats);
 } daemon_stats SEC(".maps");
 
+/* Balanced Service VIP:port -> its listener (intercept.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_SERVICES);
+	__type(key, struct h2lb_vip_key);
+	__type(value, struct h2lb_vip);
+} vips SEC(".maps");
+
+/* Listener -> VIP:port, for cgroup/getpeername4. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_SERVICES);
+	__type(key, struct h2lb_vip_key);
+	__type(value, struct h2lb_frontend);
+} frontends SEC(".maps");
+
 /* Events for the daemon: closes, SETTINGS, GOAWAY, WINDOW_UPDATE... */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -3,8 +3,11 @@
 #ifndef H2LB_BPF_SELECT_H
 #define H2LB_BPF_SELECT_H
 
+#define PICK_TRIES 4
+
 struct pick_ctx {
-	__u64 skip; /* backends already tried */
+	__s32 tried[PICK_TRIES]; /* backends already tried, or -1 */
+	__u32 service;
 	__u32 nr;
 	__u32 rr;   /* round-robin: every ready backend ties */
 	__u32 best; /* fewest open streams seen */
@@ -18,10 +21,13 @@ static __always_inline int eligible(__u32 i, struct pick_ctx *p, __u32 *open)
 {
 	struct h2lb_backend *be;
 
-	if (i >= H2LB_MAX_BACKENDS || (p->skip & (1ULL << i)))
+	if (i >= H2LB_MAX_BACKENDS)
 		return 0;
+	for (int t = 0; t < PICK_TRIES; t++)
+		if (p->tried[t] == (__s32)i)
+			return 0;
 	be = bpf_map_lookup_elem(&backends, &i);
-	if (!be || be->state != H2LB_BE_READY)
+	if (!be || be->state != H2LB_BE_READY || be->service != p->service)
 		return 0;
 	*open = p->rr ? 0 : be->open_streams;
 	return 1;
@@ -63,25 +69,25 @@ static long pick_choose(__u32 i, void *arg)
 }
 
 /*
- * Pick a ready backend that is not in @skip: by policy, least open
+ * Pick a ready backend of @p->service not in @p->tried: by policy, least open
  * streams, or plain round-robin (all ready backends tie). Ties rotate
  * among the tied backends only, so an ejected backend does not double
  * the share of its neighbour. bpf_loop keeps the verifier's work to one
- * pass over each callback. Returns the backend index or -1.
+ * pass over each callback, and being global, the function is verified
+ * once rather than at each call. Returns the backend index or -1.
  */
-static __always_inline int pick_backend(const struct h2lb_config *cfg,
-					__u64 skip)
+__attribute__((noinline)) int pick_backend(const struct pick_ctx *in)
 {
-	struct pick_ctx p = {
-		.skip = skip,
-		.nr = cfg->nr_backends,
-		.rr = cfg->policy == H2LB_POLICY_ROUND_ROBIN,
-		.best = 0xffffffff,
-		.first = -1,
-		.found = -1,
-	};
+	struct pick_ctx p; /* bpf_loop's context must be on the stack */
 	__u32 zero = 0, *cursor;
 
+	if (!in)
+		return -1;
+	p = *in;
+	p.best = 0xffffffff;
+	p.ties = 0;
+	p.first = -1;
+	p.found = -1;
 	bpf_loop(H2LB_MAX_BACKENDS, pick_scan, &p, 0);
 	if (!p.ties)
 		return -1;
@@ -160,10 +166,14 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 {
 	__u32 zero = 0;
 	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
-	__u64 skip = 0, leg;
+	struct pick_ctx p = { .tried = { -1, -1, -1, -1 } };
+	__u64 leg;
 
 	if (!cfg)
 		return 0;
+	p.service = c->service;
+	p.nr = cfg->nr_backends;
+	p.rr = cfg->policy == H2LB_POLICY_ROUND_ROBIN;
 	if (!(c->flags & H2LB_CONN_SETTINGS_ACK) && c->leg0) {
 		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &c->leg0);
 
@@ -172,10 +182,11 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 		*backend = l->backend;
 		return c->leg0;
 	}
-	for (int tries = 0; tries < 4; tries++) {
-		int b = pick_backend(cfg, skip);
+	for (int tries = 0; tries < PICK_TRIES; tries++) {
+		int ret = pick_backend(&p);
+		__u32 b = ret;
 
-		if (b < 0)
+		if (ret < 0 || b >= H2LB_MAX_BACKENDS)
 			break;
 		leg = leg_get(client, b);
 		if (leg) {
@@ -184,7 +195,7 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 				c->leg0 = leg;
 			return leg;
 		}
-		skip |= 1ULL << b;
+		p.tried[tries] = b;
 	}
 	/* No pooled connection anywhere (a burst of new clients emptied
 	 * the pool): rather than refuse, use a leg the client has. */

@@ -15,7 +15,10 @@
 #include <linux/types.h>
 #endif
 
-#define H2LB_MAX_BACKENDS 64
+/* Backends of all Services together; a Service's share is what its
+ * endpoints need. */
+#define H2LB_MAX_BACKENDS 256
+#define H2LB_MAX_SERVICES 64 /* balanced Service ports */
 #define H2LB_POOL_SLOTS	  16 /* pre-handshaken connections per backend */
 #define H2LB_MAX_CONNS	  16384
 #define H2LB_MAX_STREAMS  65536
@@ -76,6 +79,8 @@ struct h2lb_endpoint_key {
 struct h2lb_endpoint {
 	__u32 role;    /* enum h2lb_role */
 	__u32 backend; /* backend index for H2LB_ROLE_BACKEND */
+	__u32 service; /* service index for H2LB_ROLE_CLIENT */
+	__u32 pad;
 };
 
 /* One per socket in the sockhash, keyed by socket cookie. */
@@ -98,7 +103,7 @@ struct h2lb_conn {
 	 * in it, and whether it ends its stream. */
 	__u32 run_data;
 	__u32 run_end;
-	__u32 pad;
+	__u32 service; /* client: which Service its streams go to */
 };
 
 /* A client's connection to one backend. */
@@ -127,6 +132,8 @@ struct h2lb_backend {
 	__u16 pad;
 	__u32 state; /* enum h2lb_backend_state */
 	__u32 open_streams;
+	__u32 service; /* the Service it is an endpoint of */
+	__u32 pad2;
 	__u64 streams;	  /* streams opened */
 	__u64 resets;	  /* streams ended by RST_STREAM */
 	__u64 bytes_to;	  /* DATA payload bytes sent to it */
@@ -140,7 +147,43 @@ struct h2lb_config {
 	__u32 policy;	   /* enum h2lb_policy */
 	__u32 max_streams; /* per client connection */
 	__u32 pad;
+	__u64 daemon_cgroup; /* cgroup/connect4 leaves the daemon's alone */
 };
+
+/*
+ * Interception of Service traffic (`run --intercept`): a connection to
+ * a balanced VIP:port is taken to the listening socket of its Service,
+ * by tc ingress (bpf_sk_assign) or by cgroup/connect4 (a rewritten
+ * connect). Keyed by VIP and port ("vips" map).
+ */
+struct h2lb_vip_key {
+	__u32 addr;
+	__u16 port;
+	__u16 pad;
+};
+
+struct h2lb_vip {
+	__u32 listen_addr; /* the Service's listener: tc looks it up, */
+	__u16 listen_port; /* connect4 rewrites to it */
+	__u16 pad;
+	__u32 service;
+	__u32 pad2;
+};
+
+/* Reverse of "vips", keyed by listener ("frontends" map), for
+ * cgroup/getpeername4: the client still sees the VIP as its peer. */
+struct h2lb_frontend {
+	__u32 vip;
+	__u16 port;
+	__u16 pad;
+};
+
+/* skb->mark bit that tc sets on intercepted packets: a routing rule
+ * delivers them locally (the VIP is not a local address) and a raw-table
+ * rule keeps conntrack, and with it kube-proxy's DNAT, away from them.
+ * Clear of the bits kube-proxy (0xc000) and Cilium (0x0f00) use. */
+#define H2LB_INTERCEPT_MARK  0x00200000
+#define H2LB_INTERCEPT_TABLE 2562 /* routing table and rule priority */
 
 /* Global counters, one slot per CPU (BPF_MAP_TYPE_PERCPU_ARRAY). */
 enum h2lb_counter {
@@ -153,6 +196,8 @@ enum h2lb_counter {
 	H2LB_CNT_EVENTS,     /* events sent to the daemon */
 	H2LB_CNT_EVENT_DROP, /* events lost: ring buffer full */
 	H2LB_CNT_PROTO_ERR,
+	H2LB_CNT_INTERCEPTED, /* connections taken from a VIP */
+	H2LB_CNT_FALLBACK,    /* ... left to the kernel: no listener */
 	H2LB_CNT_MAX,
 };
 

@@ -10,6 +10,8 @@ PKGS=(
 	bpftool libcmocka-dev clang-format
 	# Kubernetes discovery: HTTPS, JSON, kubeconfig YAML
 	libcurl4-openssl-dev libjson-c-dev libyaml-dev
+	# Service interception: routing rule (netlink), raw-table rule (nftables)
+	libmnl-dev libnftables-dev nftables
 	# testbed and peers
 	iproute2 iptables procps psmisc curl python3 python3-grpcio
 	python3-protobuf nghttp2-client nghttp2-server

@@ -52,11 +52,14 @@ static void publish_nr_backends(struct daemon *d)
 	bpf_map_update_elem(fd, &zero, &cfg, 0);
 }
 
-static int find_backend(struct daemon *d, const struct sockaddr_in *a)
+/* The backend @a of Service @svc; with @svc < 0, of any Service. */
+static int find_backend(struct daemon *d, int svc, const struct sockaddr_in *a)
 {
 	for (int i = 0; i < d->nr_backends; i++)
 		if (d->be[i].addr.sin_addr.s_addr == a->sin_addr.s_addr &&
-		    d->be[i].addr.sin_port == a->sin_port)
+		    d->be[i].addr.sin_port == a->sin_port &&
+		    (svc < 0 || d->be[i].service == svc) &&
+		    (d->be[i].configured || get_state(d, i) != H2LB_BE_UNUSED))
 			return i;
 	return -1;
 }
@@ -85,21 +88,29 @@ static void backend_mark(struct daemon *d, int b)
 }
 
 /*
- * Make the backend set @want (@n addresses; @drain[i], when given, marks
- * those that keep their open streams but take no new ones, such as
- * terminating Kubernetes endpoints). Backends no longer wanted drain and
- * their index is freed once their streams have ended (pool_tick).
+ * Make the backend set of Service @svc @want (@n addresses; @drain[i],
+ * when given, marks those that keep their open streams but take no new
+ * ones, such as terminating Kubernetes endpoints). Backends no longer
+ * wanted drain and their index is freed once their streams have ended
+ * (pool_tick).
  */
-void backends_set(struct daemon *d, const struct sockaddr_in *want,
+void backends_set(struct daemon *d, int svc, const struct sockaddr_in *want,
 		  const bool *drain, int n)
 {
 	bool keep[H2LB_MAX_BACKENDS] = { 0 };
 	char buf[32];
 
 	for (int i = 0; i < n; i++) {
-		int b = find_backend(d, &want[i]);
+		int b = find_backend(d, svc, &want[i]);
 		bool dr = drain && drain[i];
 
+		if (b < 0 && find_backend(d, -1, &want[i]) >= 0) {
+			/* A backend connection is known by its address alone
+			 * (sockops' endpoints map). */
+			pr_warn("service %d: %s is an endpoint of another balanced Service too; left out",
+				svc, addr_str(&want[i], buf, sizeof(buf)));
+			continue;
+		}
 		if (b < 0) {
 			b = free_backend(d);
 			if (b < 0) {
@@ -109,6 +120,8 @@ void backends_set(struct daemon *d, const struct sockaddr_in *want,
 			}
 			memset(&d->be[b], 0, sizeof(d->be[b]));
 			d->be[b].addr = want[i];
+			d->be[b].service = svc;
+			d->be_mem[b].service = svc;
 			d->be_mem[b].addr = want[i].sin_addr.s_addr;
 			d->be_mem[b].port = ntohs(want[i].sin_port);
 			if (b >= d->nr_backends)
@@ -130,7 +143,7 @@ void backends_set(struct daemon *d, const struct sockaddr_in *want,
 		}
 	}
 	for (int b = 0; b < d->nr_backends; b++) {
-		if (keep[b] || !d->be[b].configured)
+		if (keep[b] || !d->be[b].configured || d->be[b].service != svc)
 			continue;
 		d->be[b].configured = false;
 		set_state(d, b, H2LB_BE_DRAINING);
@@ -164,7 +177,7 @@ int backends_load(struct daemon *d)
 		pr_err("backends: %s", err);
 		return -1;
 	}
-	backends_set(d, want, NULL, n);
+	backends_set(d, 0, want, NULL, n);
 	return 0;
 }
 
@@ -326,7 +339,8 @@ struct uconn *pool_bind_first(struct daemon *d, struct uconn *client)
 	for (int n = 0; n < d->nr_backends; n++) {
 		int b = (next + n) % d->nr_backends;
 
-		if (!d->be[b].configured || get_state(d, b) != H2LB_BE_READY)
+		if (!d->be[b].configured || d->be[b].service != client->service ||
+		    get_state(d, b) != H2LB_BE_READY)
 			continue;
 		for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
 			uint64_t *slot = pool_slot(d, b, i);

@@ -192,7 +192,7 @@ void conn_close(struct daemon *d, struct uconn *c)
 	free(c);
 }
 
-void client_accept(struct daemon *d)
+void client_accept(struct daemon *d, int svc)
 {
 	const struct h2_setting_pair s[] = {
 		/* No dynamic table: header blocks can go to any backend
@@ -205,7 +205,7 @@ void client_accept(struct daemon *d)
 	size_t len = h2_settings(f, s, 3);
 
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(d->listen_fd, NULL, NULL,
+		int fd = accept4(d->svc[svc].listen_fd, NULL, NULL,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct uconn *c, *leg;
 
@@ -219,6 +219,7 @@ void client_accept(struct daemon *d)
 			close(fd);
 			continue;
 		}
+		c->service = svc;
 		/* Our SETTINGS must be the first frame the client gets, so it
 		 * goes out before anything else is done: a request the client
 		 * sent after accept() is parsed at once, and its response

@@ -22,20 +22,6 @@
 
 #define TICK_MS 50
 
-/* epoll tags for the daemon's own descriptors. Connecting legs are
- * tagged with their socket cookie, which never has the top bit set: a
- * cookie stays safe to look up even if the leg closed meanwhile. */
-#define TAG(n) ((1ull << 63) | (n))
-enum {
-	TAG_LISTEN = TAG(1),
-	TAG_SIGNAL = TAG(2),
-	TAG_TIMER = TAG(3),
-	TAG_RING = TAG(4),
-	TAG_INOTIFY = TAG(5),
-	TAG_METRICS = TAG(6),
-	TAG_K8S = TAG(7),
-};
-
 uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -51,28 +37,20 @@ static int watch(struct daemon *d, int fd, uint64_t tag)
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* Service 0: the one on --listen (static backends, --service). */
 static int open_listener(struct daemon *d)
 {
-	char buf[32];
-	int one = 1;
+	char name[160];
 
-	d->listen_fd =
-		socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (d->listen_fd < 0)
-		return -1;
-	setsockopt(d->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(d->listen_fd, (struct sockaddr *)&d->opts.listen,
-		 sizeof(d->opts.listen)) ||
-	    listen(d->listen_fd, 1024)) {
-		pr_err("listen on %s: %s",
-		       addr_str(&d->opts.listen, buf, sizeof(buf)),
-		       strerror(errno));
-		return -1;
-	}
-	if (bpf_set_endpoint(d, &d->opts.listen, H2LB_ROLE_CLIENT, 0, true))
-		return -1;
-	pr_info("listening on %s", addr_str(&d->opts.listen, buf, sizeof(buf)));
-	return watch(d, d->listen_fd, TAG_LISTEN);
+	if (d->opts.kubernetes && !d->opts.k8s_name)
+		return 0; /* every balanced Service has its own */
+	if (d->opts.k8s_name)
+		snprintf(name, sizeof(name), "%s/%s:%s", d->opts.k8s_ns,
+			 d->opts.k8s_name, d->opts.k8s_port);
+	else
+		snprintf(name, sizeof(name), "static");
+	return service_open(d, 0, name, &d->opts.listen,
+			    d->opts.vip.sin_port ? &d->opts.vip : NULL);
 }
 
 /* Watch the backends file's directory: editors replace files. */
@@ -136,25 +114,14 @@ static void on_signal(struct daemon *d)
 	}
 }
 
-/* A new Kubernetes snapshot: the Service's endpoints are the backends. */
+/* A new Kubernetes snapshot: the Services' endpoints are the backends. */
 static void on_k8s(struct daemon *d)
 {
 	struct k8s_snapshot *s = k8s_take(d->k8s);
-	struct sockaddr_in addrs[H2LB_MAX_BACKENDS];
-	bool drain[H2LB_MAX_BACKENDS];
-	const struct k8s_service *v;
-	int n = 0;
 
 	if (!s)
 		return;
-	v = k8s_snapshot_find(s, d->opts.k8s_ns, d->opts.k8s_name,
-			      d->opts.k8s_port);
-	if (v)
-		n = k8s_service_addrs(v, addrs, drain, H2LB_MAX_BACKENDS);
-	pr_info("kubernetes: %s/%s:%s has %d endpoint(s)%s", d->opts.k8s_ns,
-		d->opts.k8s_name, d->opts.k8s_port, n,
-		v ? "" : " (no such balanced Service port)");
-	backends_set(d, addrs, drain, n);
+	services_k8s(d, s);
 	k8s_snapshot_free(s);
 }
 
@@ -166,6 +133,7 @@ static void on_tick(struct daemon *d)
 		return;
 	pool_tick(d);
 	conns_tick(d);
+	intercept_tick(d);
 	bpf_publish_stats(d);
 }
 
@@ -216,7 +184,7 @@ static int setup(struct daemon *d)
 	} else if (backends_load(d) || watch_backends_file(d)) {
 		return -1;
 	}
-	if (open_listener(d))
+	if (open_listener(d) || intercept_start(d))
 		return -1;
 	if (d->opts.metrics.sin_port &&
 	    (metrics_open(d) || watch(d, d->metrics_fd, TAG_METRICS)))
@@ -234,8 +202,8 @@ static void teardown(struct daemon *d)
 		while (d->conns[b])
 			conn_close(d, d->conns[b]);
 	injector_close(d);
-	if (d->listen_fd >= 0)
-		close(d->listen_fd);
+	intercept_stop(d);
+	services_close(d);
 	bpf_unload(d);
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
@@ -261,7 +229,9 @@ int daemon_run(struct run_opts *opts)
 	int ret = 0;
 
 	d.opts = *opts;
-	d.epfd = d.listen_fd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
+	for (int i = 0; i < H2LB_MAX_SERVICES; i++)
+		d.svc[i].listen_fd = -1;
+	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
 	d.metrics_fd = -1;
 	d.inj_fd = -1;
 	d.cg.fd = -1;
@@ -280,9 +250,6 @@ int daemon_run(struct run_opts *opts)
 		}
 		for (int i = 0; i < n && !d.stop; i++) {
 			switch (evs[i].data.u64) {
-			case TAG_LISTEN:
-				client_accept(&d);
-				break;
 			case TAG_SIGNAL:
 				on_signal(&d);
 				break;
@@ -301,9 +268,16 @@ int daemon_run(struct run_opts *opts)
 			case TAG_K8S:
 				on_k8s(&d);
 				break;
-			default: { /* a leg's connect() completed */
-				struct uconn *c =
-					conn_find(&d, evs[i].data.u64);
+			default: { /* a listener, or a leg's connect() */
+				uint64_t tag = evs[i].data.u64;
+				struct uconn *c;
+
+				if (tag >= TAG_LISTEN &&
+				    tag < TAG_LISTEN + H2LB_MAX_SERVICES) {
+					client_accept(&d, tag - TAG_LISTEN);
+					break;
+				}
+				c = conn_find(&d, tag);
 
 				if (c && c->state == UC_CONNECTING)
 					pool_connected(&d, c);

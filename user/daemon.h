@@ -14,19 +14,32 @@ struct h2lb_bpf;
 struct ring_buffer;
 struct k8s;
 
+enum intercept_mode {
+	INTERCEPT_NONE,
+	INTERCEPT_TC,	  /* tc ingress + bpf_sk_assign */
+	INTERCEPT_CGROUP, /* cgroup/connect4 + getpeername4 */
+};
+
+#define H2LB_MAX_INTERCEPT_DEVS 256
+
 struct run_opts {
 	struct sockaddr_in listen;
+	struct sockaddr_in vip; /* --vip: the static Service's VIP */
 	const char *backends;	   /* --backends list */
 	const char *backends_file; /* --backends-file */
 	const char *pin_dir;
 	struct sockaddr_in metrics; /* port 0: no metrics endpoint */
-	/* --kubernetes: backends are the endpoints of one Service port */
+	/* --kubernetes: backends are the endpoints of one Service port
+	 * (--service), or of every balanced Service port */
 	bool kubernetes;
 	const char *kubeconfig;	 /* NULL: in-cluster */
 	const char *k8s_ns;	 /* of the Service */
 	const char *k8s_name;
 	const char *k8s_port;	 /* port name or number */
 	const char *node_zone;
+	int intercept;		    /* enum intercept_mode */
+	const char *intercept_devs; /* --intercept-dev: names or patterns */
+	const char *intercept_cgroup;
 	int policy;		    /* enum h2lb_policy */
 	int pool_size;		    /* idle connections kept per backend */
 	uint32_t max_streams;	    /* per client connection */
@@ -57,6 +70,7 @@ struct uconn {
 	struct uconn *legs;	/* client: its bound and draining legs */
 	struct uconn *next_leg; /* leg: next in its client's list */
 	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	int service;		/* client: index of its Service */
 	/* Connection-level flow control, in DATA payload bytes, as totals
 	 * since the connection opened (both start at the RFC's 65535). The
 	 * bytes actually moved are counted by the kernel (struct h2lb_conn
@@ -71,6 +85,7 @@ struct uconn {
 
 struct ubackend {
 	struct sockaddr_in addr;
+	int service;	      /* index of its Service */
 	bool configured;      /* in the current backend set */
 	bool drain;	      /* configured, but takes no new streams */
 	int pooled;	      /* legs in the pool */
@@ -79,21 +94,51 @@ struct ubackend {
 	uint64_t retry_at_ms; /* next connect attempt after a failure */
 };
 
+/*
+ * A balanced Service port: what clients connect to. Index 0 is the one
+ * on --listen (static backends, or --kubernetes --service); with
+ * --kubernetes alone, each balanced Service port has an index and a
+ * listener of its own (services.c).
+ */
+struct uservice {
+	bool used;
+	char name[160];		   /* NS/NAME:PORT, or "static" */
+	struct sockaddr_in vip;	   /* sin_port 0: none (not intercepted) */
+	struct sockaddr_in listen; /* where its listener is bound */
+	int listen_fd;
+};
+
 #define CONN_BUCKETS 4096
+
+/* epoll tags for the daemon's own descriptors. Connecting legs are
+ * tagged with their socket cookie, which never has the top bit set: a
+ * cookie stays safe to look up even if the leg closed meanwhile. */
+#define TAG(n) ((1ull << 63) | (n))
+enum {
+	TAG_SIGNAL = TAG(2),
+	TAG_TIMER = TAG(3),
+	TAG_RING = TAG(4),
+	TAG_INOTIFY = TAG(5),
+	TAG_METRICS = TAG(6),
+	TAG_K8S = TAG(7),
+	TAG_LISTEN = TAG(0x100), /* + service index */
+};
 
 struct daemon {
 	struct run_opts opts;
 	struct h2lb_bpf *skel;
 	struct ring_buffer *rb;
 	struct k8s *k8s; /* --kubernetes discovery */
+	struct intercept *ic; /* --intercept links */
 	struct h2lb_backend *be_mem; /* mmap of the backends map */
 	uint64_t *pool_mem;	     /* mmap of the pool map */
 	struct h2lb_cgroup cg;
-	int epfd, listen_fd, sig_fd, timer_fd, inotify_fd, metrics_fd;
+	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
 	int inj_fd; /* we write here; the other end is in the sockhash */
 	uint64_t inj_cookie;
 	bool pinned;
 	bool stop;
+	struct uservice svc[H2LB_MAX_SERVICES];
 	struct ubackend be[H2LB_MAX_BACKENDS];
 	int nr_backends;
 	struct uconn *conns[CONN_BUCKETS];
@@ -111,8 +156,9 @@ int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
 		     int reset);
 int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 		 uint32_t backend);
+/* @index: backend index of a backend, service index of a client */
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
-		     uint32_t role, uint32_t backend, bool add);
+		     uint32_t role, uint32_t index, bool add);
 void bpf_publish_stats(struct daemon *d);
 
 /* injector.c: every frame the daemon sends goes through here */
@@ -124,7 +170,7 @@ int inject(struct daemon *d, uint64_t target, const void *frames, size_t len);
 struct uconn *conn_find(struct daemon *d, uint64_t cookie);
 struct uconn *conn_add(struct daemon *d, int fd, int role);
 void conn_close(struct daemon *d, struct uconn *c);
-void client_accept(struct daemon *d);
+void client_accept(struct daemon *d, int svc);
 void conn_fail(struct daemon *d, struct uconn *c, uint32_t last_stream,
 	       uint32_t code);
 void leg_lost(struct daemon *d, struct uconn *leg, const char *why);
@@ -133,7 +179,7 @@ void conns_tick(struct daemon *d);
 
 /* backends.c */
 int backends_load(struct daemon *d);
-void backends_set(struct daemon *d, const struct sockaddr_in *want,
+void backends_set(struct daemon *d, int svc, const struct sockaddr_in *want,
 		  const bool *drain, int n);
 void pool_tick(struct daemon *d);
 void pool_connected(struct daemon *d, struct uconn *leg);
@@ -142,6 +188,18 @@ void pool_taken(struct daemon *d, struct uconn *leg, struct uconn *client);
 void pool_remove(struct daemon *d, struct uconn *leg);
 struct uconn *pool_bind_first(struct daemon *d, struct uconn *client);
 void backend_failed(struct daemon *d, int b);
+
+/* services.c */
+struct k8s_snapshot;
+int service_open(struct daemon *d, int i, const char *name,
+		 const struct sockaddr_in *at, const struct sockaddr_in *vip);
+void services_k8s(struct daemon *d, const struct k8s_snapshot *s);
+void services_close(struct daemon *d);
+
+/* intercept.c */
+int intercept_start(struct daemon *d);
+void intercept_tick(struct daemon *d);
+void intercept_stop(struct daemon *d);
 
 /* flow.c */
 void flow_client_settings(struct daemon *d, struct uconn *c,

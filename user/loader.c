@@ -88,6 +88,7 @@ int bpf_load(struct daemon *d)
 		.max_streams = d->opts.max_streams,
 	};
 	char name[64];
+	struct stat st;
 	__u32 zero = 0;
 	int err;
 
@@ -118,6 +119,12 @@ int bpf_load(struct daemon *d)
 	snprintf(name, sizeof(name), "h2lb-%d", getpid());
 	if (cgroup_enter(&d->cg, name))
 		return -1;
+	if (!stat(d->cg.path, &st)) {
+		/* A cgroup v2 id is its directory's inode number. */
+		cfg.daemon_cgroup = st.st_ino;
+		bpf_map_update_elem(bpf_map__fd(d->skel->maps.lb_config),
+				    &zero, &cfg, 0);
+	}
 	err = bpf_prog_attach(bpf_program__fd(d->skel->progs.h2lb_sockops),
 			      d->cg.fd, BPF_CGROUP_SOCK_OPS, 0);
 	if (!err)
@@ -206,12 +213,17 @@ int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 }
 
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
-		     uint32_t role, uint32_t backend, bool add)
+		     uint32_t role, uint32_t index, bool add)
 {
 	struct h2lb_endpoint_key k = { .addr = a->sin_addr.s_addr,
 				       .port = ntohs(a->sin_port),
 				       .remote = role != H2LB_ROLE_CLIENT };
-	struct h2lb_endpoint ep = { .role = role, .backend = backend };
+	struct h2lb_endpoint ep = { .role = role };
+
+	if (role == H2LB_ROLE_CLIENT)
+		ep.service = index;
+	else
+		ep.backend = index;
 	int fd = bpf_map__fd(d->skel->maps.endpoints);
 
 	if (add)

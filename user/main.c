@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* h2lb command line: per-stream HTTP/2 and gRPC load balancing in the
  * kernel. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -33,7 +34,10 @@ static void usage(FILE *f)
 		"\n"
 		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE |\n"
 		"                             --kubernetes --service NS/NAME:PORT)\n"
-		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c)\n"
+		"h2lb run --kubernetes [--listen ADDR:PORT] --intercept tc|cgroup ...\n"
+		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c);\n"
+		"                              --kubernetes without --service: the address of\n"
+		"                              each Service's listener (default 127.0.0.1)\n"
 		"  -b, --backends LIST         backends, comma separated ADDR:PORT\n"
 		"  -f, --backends-file FILE    one ADDR:PORT per line; re-read on SIGHUP and on change\n"
 		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
@@ -42,10 +46,17 @@ static void usage(FILE *f)
 		"      --pin-dir DIR           where maps are pinned (default " H2LB_DEFAULT_PIN_DIR
 		")\n"
 		"      --metrics ADDR:PORT     serve Prometheus metrics on /metrics (and /healthz)\n"
-		"      --kubernetes            backends are the endpoints of --service, from the API server\n"
-		"      --service NS/NAME:PORT  the Service port to balance (port name or number)\n"
+		"      --kubernetes            backends are Service endpoints, from the API server;\n"
+		"                              without --service, every balanced Service port\n"
+		"      --service NS/NAME:PORT  the one Service port to balance (port name or number)\n"
 		"      --kubeconfig FILE       API server and credentials (default: in-cluster)\n"
 		"      --node-zone ZONE        this node's zone, for topology hints\n"
+		"      --intercept MODE        take connections to the Services' VIPs:\n"
+		"                              tc (tc ingress, bpf_sk_assign) or cgroup (connect4)\n"
+		"      --intercept-dev LIST    tc: devices that bring pod traffic in, comma\n"
+		"                              separated names or patterns (\"veth*\")\n"
+		"      --intercept-cgroup DIR  cgroup: the cgroup v2 directory of the clients\n"
+		"      --vip ADDR:PORT         static backends: the VIP to intercept for them\n"
 		"  -v, --verbose               debug logging\n");
 }
 
@@ -82,6 +93,50 @@ static int parse_service(char *arg, struct run_opts *o)
 	return 0;
 }
 
+/* The combinations of --listen, --service and --intercept* that work. */
+static int check_intercept(struct run_opts *o, bool have_listen)
+{
+	bool all = o->kubernetes && !o->k8s_name;
+
+	if (!have_listen && !all) {
+		fprintf(stderr, "h2lb run: --listen ADDR:PORT is required\n");
+		return -1;
+	}
+	if (!have_listen)
+		o->listen.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (all && !o->intercept) {
+		fprintf(stderr, "h2lb run: --kubernetes without --service needs --intercept tc|cgroup (clients reach the Services by their VIPs)\n");
+		return -1;
+	}
+	if (o->vip.sin_port && !o->intercept) {
+		fprintf(stderr, "h2lb run: --vip needs --intercept tc|cgroup\n");
+		return -1;
+	}
+	if (!o->kubernetes && o->intercept && !o->vip.sin_port) {
+		fprintf(stderr, "h2lb run: --intercept with static backends needs --vip ADDR:PORT\n");
+		return -1;
+	}
+	if (o->intercept == INTERCEPT_TC && !o->intercept_devs) {
+		fprintf(stderr, "h2lb run: --intercept tc needs --intercept-dev LIST\n");
+		return -1;
+	}
+	if (o->intercept == INTERCEPT_CGROUP &&
+	    (!o->intercept_cgroup || !o->listen.sin_addr.s_addr ||
+	     o->listen.sin_addr.s_addr == htonl(INADDR_LOOPBACK))) {
+		fprintf(stderr, "h2lb run: --intercept cgroup needs --intercept-cgroup DIR and a --listen address the clients can reach\n");
+		return -1;
+	}
+	if (o->intercept != INTERCEPT_TC && o->intercept_devs) {
+		fprintf(stderr, "h2lb run: --intercept-dev is for --intercept tc\n");
+		return -1;
+	}
+	if (o->intercept != INTERCEPT_CGROUP && o->intercept_cgroup) {
+		fprintf(stderr, "h2lb run: --intercept-cgroup is for --intercept cgroup\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -97,6 +152,10 @@ static int cmd_run(int argc, char **argv)
 		{ "kubeconfig", required_argument, NULL, 'C' },
 		{ "service", required_argument, NULL, 's' },
 		{ "node-zone", required_argument, NULL, 'Z' },
+		{ "intercept", required_argument, NULL, 'I' },
+		{ "intercept-dev", required_argument, NULL, 'i' },
+		{ "intercept-cgroup", required_argument, NULL, 'G' },
+		{ "vip", required_argument, NULL, 'V' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -175,6 +234,32 @@ static int cmd_run(int argc, char **argv)
 		case 'Z':
 			o.node_zone = optarg;
 			break;
+		case 'I':
+			if (!strcmp(optarg, "tc"))
+				o.intercept = INTERCEPT_TC;
+			else if (!strcmp(optarg, "cgroup"))
+				o.intercept = INTERCEPT_CGROUP;
+			else if (!strcmp(optarg, "none"))
+				o.intercept = INTERCEPT_NONE;
+			else {
+				fprintf(stderr,
+					"h2lb: --intercept: '%s' is not tc, cgroup or none\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'i':
+			o.intercept_devs = optarg;
+			break;
+		case 'G':
+			o.intercept_cgroup = optarg;
+			break;
+		case 'V':
+			if (addr_parse(optarg, &o.vip, err, sizeof(err))) {
+				fprintf(stderr, "h2lb: --vip: %s\n", err);
+				return 2;
+			}
+			break;
 		case 'v':
 			log_verbosity = LOG_DEBUG;
 			break;
@@ -191,13 +276,11 @@ static int cmd_run(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	if (!have_listen) {
-		fprintf(stderr, "h2lb run: --listen ADDR:PORT is required\n");
+	if (check_intercept(&o, have_listen))
 		return 2;
-	}
 	if (o.kubernetes) {
-		if (o.backends || o.backends_file || !o.k8s_name) {
-			fprintf(stderr, "h2lb run: --kubernetes takes --service NS/NAME:PORT and no --backends\n");
+		if (o.backends || o.backends_file || o.vip.sin_port) {
+			fprintf(stderr, "h2lb run: --kubernetes takes no --backends, --backends-file or --vip (the Services have them)\n");
 			return 2;
 		}
 	} else if (!o.backends == !o.backends_file) {

@@ -30,6 +30,10 @@ static const char *const counter_help[H2LB_CNT_MAX][2] = {
 	{ "events", "events sent to the daemon" },
 	{ "ringbuf_drops", "events lost because the ring buffer was full" },
 	{ "protocol_errors", "connections failed for protocol errors" },
+	{ "intercepted_connections",
+	  "connections to a balanced Service VIP taken by tc ingress" },
+	{ "intercept_fallbacks",
+	  "connections to a balanced VIP left to the kernel: no listener" },
 };
 
 static void metric_head(FILE *f, const char *name, const char *type,

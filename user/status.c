@@ -25,7 +25,8 @@ static const char *const be_states[] = { "unused", "ready", "draining",
 static const char *const roles[] = { "none", "client", "backend", "injector" };
 static const char *const counter_names[H2LB_CNT_MAX] = {
 	"frames", "redirects", "dropped",     "no_target",    "refused",
-	"pings",  "events",    "event_drops", "proto_errors",
+	"pings",  "events",    "event_drops", "proto_errors", "intercepted",
+	"intercept_fallbacks",
 };
 
 const char *backend_state_name(uint32_t s)

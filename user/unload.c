@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 
 #include "status.h"
+#include "steer.h"
 
 static bool is_h2lb(pid_t pid)
 {
@@ -169,6 +170,10 @@ int unload_main(int argc, char **argv)
 		find_cgroups("/sys/fs/cgroup", name, 0);
 		find_cgroups("/run/h2lb-cgroup2", name, 0);
 	}
+	/* A killed daemon's routing rule and nftables table (steer.c). Its
+	 * tc and cgroup links went with it: they are never pinned. */
+	if (steer_remove())
+		printf("removed the interception routing rule and nftables table\n");
 	c = unpin_all(dir);
 	if (c)
 		printf("unpinned %d maps from %s\n", c, dir);

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Attaching the interception programs (bpf/intercept.h) for
+ * `run --intercept tc|cgroup`.
+ *
+ * Every attachment is a BPF link held only by the daemon's file
+ * descriptor, never pinned: when the daemon exits, however it exits, the
+ * kernel detaches them, and connections to the VIPs take the kernel's
+ * own path (kube-proxy) again.
+ *
+ * tc: the devices are names or shell patterns ("veth*", "cali*"): pods
+ * come and go, so the list is matched again every second and new
+ * devices get the program too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "daemon.h"
+#include "h2lb.skel.h"
+#include "log.h"
+#include "steer.h"
+
+/* libbpf 1.1 predates tcx; the kernel (6.6+) has it. */
+#define TCX_INGRESS 46 /* enum bpf_attach_type BPF_TCX_INGRESS */
+
+#define RESCAN_MS 1000
+
+struct tc_link {
+	int ifindex;
+	int fd; /* bpf_link */
+	char name[IF_NAMESIZE];
+};
+
+struct intercept {
+	struct tc_link tc[H2LB_MAX_INTERCEPT_DEVS];
+	int nr_tc;
+	uint64_t rescan_at_ms;
+	bool steered;
+	int cg_fd;
+	struct bpf_link *connect4, *getpeername4;
+};
+
+static bool dev_wanted(struct daemon *d, const char *name)
+{
+	char *list = strdup(d->opts.intercept_devs), *save = NULL;
+	bool hit = false;
+
+	for (char *p = list ? strtok_r(list, ",", &save) : NULL; p && !hit;
+	     p = strtok_r(NULL, ",", &save))
+		hit = !fnmatch(p, name, 0);
+	free(list);
+	return hit;
+}
+
+static struct tc_link *tc_find(struct intercept *ic, int ifindex)
+{
+	for (int i = 0; i < ic->nr_tc; i++)
+		if (ic->tc[i].ifindex == ifindex)
+			return &ic->tc[i];
+	return NULL;
+}
+
+static void tc_attach(struct daemon *d, int ifindex, const char *name)
+{
+	struct intercept *ic = d->ic;
+	struct tc_link *l;
+	int fd;
+
+	if (ic->nr_tc == H2LB_MAX_INTERCEPT_DEVS) {
+		pr_warn("intercept: more than %d devices, %s left out",
+			H2LB_MAX_INTERCEPT_DEVS, name);
+		return;
+	}
+	fd = bpf_link_create(bpf_program__fd(d->skel->progs.h2lb_tc_ingress),
+			     ifindex, TCX_INGRESS, NULL);
+	if (fd < 0) {
+		pr_warn("intercept: tc ingress on %s: %s", name,
+			strerror(errno));
+		return;
+	}
+	l = &ic->tc[ic->nr_tc++];
+	l->ifindex = ifindex;
+	l->fd = fd;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	pr_info("intercept: tc ingress on %s", name);
+}
+
+/* Attach to new matching devices; forget links of devices gone (the
+ * kernel detached those already). */
+static void tc_rescan(struct daemon *d)
+{
+	struct intercept *ic = d->ic;
+	struct if_nameindex *ifs = if_nameindex();
+
+	if (!ifs)
+		return;
+	for (int i = 0; i < ic->nr_tc;) {
+		bool present = false;
+
+		for (struct if_nameindex *p = ifs; p->if_index; p++)
+			present |= (int)p->if_index == ic->tc[i].ifindex;
+		if (present) {
+			i++;
+			continue;
+		}
+		pr_info("intercept: %s is gone", ic->tc[i].name);
+		close(ic->tc[i].fd);
+		ic->tc[i] = ic->tc[--ic->nr_tc];
+	}
+	for (struct if_nameindex *p = ifs; p->if_index; p++)
+		if (!tc_find(ic, p->if_index) && dev_wanted(d, p->if_name))
+			tc_attach(d, p->if_index, p->if_name);
+	if_freenameindex(ifs);
+	ic->rescan_at_ms = now_ms() + RESCAN_MS;
+}
+
+static int cgroup_attach(struct daemon *d)
+{
+	struct intercept *ic = d->ic;
+
+	ic->cg_fd = open(d->opts.intercept_cgroup, O_RDONLY | O_DIRECTORY);
+	if (ic->cg_fd < 0) {
+		pr_err("intercept: cgroup %s: %s", d->opts.intercept_cgroup,
+		       strerror(errno));
+		return -1;
+	}
+	ic->connect4 = bpf_program__attach_cgroup(d->skel->progs.h2lb_connect4,
+						  ic->cg_fd);
+	ic->getpeername4 = bpf_program__attach_cgroup(
+		d->skel->progs.h2lb_getpeername4, ic->cg_fd);
+	if (!ic->connect4 || !ic->getpeername4) {
+		pr_err("intercept: attaching to cgroup %s: %s",
+		       d->opts.intercept_cgroup, strerror(errno));
+		return -1;
+	}
+	pr_info("intercept: connect4 and getpeername4 on cgroup %s",
+		d->opts.intercept_cgroup);
+	return 0;
+}
+
+int intercept_start(struct daemon *d)
+{
+	char err[512];
+
+	if (d->opts.intercept == INTERCEPT_NONE)
+		return 0;
+	d->ic = calloc(1, sizeof(*d->ic));
+	if (!d->ic)
+		return -1;
+	d->ic->cg_fd = -1;
+	if (d->opts.intercept == INTERCEPT_CGROUP)
+		return cgroup_attach(d);
+	if (steer_install(err, sizeof(err))) {
+		pr_err("intercept: %s", err);
+		return -1;
+	}
+	d->ic->steered = true;
+	tc_rescan(d);
+	if (!d->ic->nr_tc)
+		pr_warn("intercept: no device matches '%s' yet",
+			d->opts.intercept_devs);
+	return 0;
+}
+
+void intercept_tick(struct daemon *d)
+{
+	if (d->ic && d->opts.intercept == INTERCEPT_TC &&
+	    now_ms() >= d->ic->rescan_at_ms)
+		tc_rescan(d);
+}
+
+void intercept_stop(struct daemon *d)
+{
+	struct intercept *ic = d->ic;
+
+	if (!ic)
+		return;
+	for (int i = 0; i < ic->nr_tc; i++)
+		close(ic->tc[i].fd);
+	bpf_link__destroy(ic->connect4);
+	bpf_link__destroy(ic->getpeername4);
+	if (ic->cg_fd >= 0)
+		close(ic->cg_fd);
+	if (ic->steered)
+		steer_remove();
+	free(ic);
+	d->ic = NULL;
+}
