@@ -34,10 +34,10 @@ static void usage(FILE *f)
 		"\n"
 		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE |\n"
 		"                             --kubernetes --service NS/NAME:PORT)\n"
-		"h2lb run --kubernetes [--listen ADDR:PORT] --intercept tc|cgroup ...\n"
+		"h2lb run --kubernetes [--listen ADDR] --intercept tc|cgroup ...\n"
 		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c);\n"
-		"                              --kubernetes without --service: the address of\n"
-		"                              each Service's listener (default 127.0.0.1)\n"
+		"                              --kubernetes without --service: ADDR, where each\n"
+		"                              Service gets a listener (default 127.0.0.1)\n"
 		"  -b, --backends LIST         backends, comma separated ADDR:PORT\n"
 		"  -f, --backends-file FILE    one ADDR:PORT per line; re-read on SIGHUP and on change\n"
 		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
@@ -98,12 +98,14 @@ static int check_intercept(struct run_opts *o, bool have_listen)
 {
 	bool all = o->kubernetes && !o->k8s_name;
 
-	if (!have_listen && !all) {
+	if (!all && !o->listen.sin_port) {
 		fprintf(stderr, "h2lb run: --listen ADDR:PORT is required\n");
 		return -1;
 	}
-	if (!have_listen)
+	if (!have_listen) {
+		o->listen.sin_family = AF_INET;
 		o->listen.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
 	if (all && !o->intercept) {
 		fprintf(stderr, "h2lb run: --kubernetes without --service needs --intercept tc|cgroup (clients reach the Services by their VIPs)\n");
 		return -1;
@@ -177,6 +179,13 @@ static int cmd_run(int argc, char **argv)
 	       -1) {
 		switch (c) {
 		case 'l':
+			/* ADDR alone: for listeners on ports of their own */
+			if (inet_pton(AF_INET, optarg,
+				      &o.listen.sin_addr) == 1) {
+				o.listen.sin_family = AF_INET;
+				have_listen = true;
+				break;
+			}
 			if (addr_parse(optarg, &o.listen, err, sizeof(err))) {
 				fprintf(stderr, "h2lb: --listen: %s\n", err);
 				return 2;

@@ -75,6 +75,13 @@ int service_open(struct daemon *d, int i, const char *name,
 	if (v->listen_fd < 0)
 		return -1;
 	setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* tc hands it connections to the VIP, which is no local address:
+	 * replies from it need a route that allows any source. The fwmark
+	 * rule (steer.c) gives only the incoming side a local route. */
+	if (d->opts.intercept == INTERCEPT_TC &&
+	    setsockopt(v->listen_fd, SOL_IP, IP_TRANSPARENT, &one,
+		       sizeof(one)))
+		pr_warn("%s: IP_TRANSPARENT: %s", name, strerror(errno));
 	if (bind(v->listen_fd, (const struct sockaddr *)at, sizeof(*at)) ||
 	    listen(v->listen_fd, 1024) ||
 	    getsockname(v->listen_fd, (struct sockaddr *)&v->listen, &len)) {

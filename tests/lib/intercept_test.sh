@@ -1,0 +1,283 @@
+# shellcheck shell=bash
+# tests/lib/intercept_test.sh - the body of test_h2lb_intercept_{tc,cgroup}:
+# `h2lb run --kubernetes --intercept MODE` takes unmodified gRPC clients'
+# connections to a Service VIP (sourced; call intercept_test MODE).
+#
+# The node namespace plays a Kubernetes node with kube-proxy: iptables DNAT
+# for two Services whose VIPs no interface owns, each to the four backends,
+# chosen at random per connection. A fake API server lists both Services;
+# only "greeter" (appProtocol grpc, VIP 198.18.100.1) is balanced, "plain"
+# (198.18.100.2) is not. Then:
+#   - python (grpcio) and node (@grpc/grpc-js) clients dial the greeter VIP
+#     over one channel each, and every backend serves a fair share;
+#   - getpeername() in the client still shows the VIP;
+#   - the plain VIP keeps kube-proxy's behaviour: one channel, one backend,
+#     and h2lb accepts no connection for it;
+#   - stopping the daemon removes every hook (tcx link or cgroup links,
+#     routing rule, nftables table), and the VIP then works through the
+#     kernel's path (kube-proxy's DNAT);
+#   - a SIGKILLed daemon's hooks are gone with it too (the VIP still works),
+#     and `h2lb unload` removes what it left.
+# In cgroup mode the clients run in a child cgroup of the test's own, which
+# is where the connect4/getpeername4 programs are attached.
+
+VIP1=198.18.100.1 # balanced
+VIP2=198.18.100.2 # not balanced
+VPORT=50051
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# kube_proxy VIP: random DNAT of VIP:VPORT to the backends, per connection.
+kube_proxy() {
+    local vip=$1 chain i prob
+    chain=KP-${vip//./-}
+    tb_exec node iptables -w -t nat -N "$chain" || return 1
+    for ((i = 0; i < TB_N; i++)); do
+        prob=$(awk -v d=$((TB_N - i)) 'BEGIN { printf "%.11f", 1 / d }')
+        tb_exec node iptables -w -t nat -A "$chain" -p tcp \
+            -m statistic --mode random --probability "$prob" \
+            -j DNAT --to-destination "$(tb_backend_ip $((i + 1))):$TB_GREETER_PORT" ||
+            return 1
+    done
+    tb_exec node iptables -w -t nat -A PREROUTING -d "$vip/32" -p tcp \
+        --dport "$VPORT" -j "$chain"
+}
+
+# In the client namespace, and in cgroup mode in the clients' cgroup.
+cli() {
+    if [[ $MODE == cgroup ]]; then
+        tb_run cli sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+    else
+        tb_run cli "$@"
+    fi
+}
+
+# pyclient TARGET CALLS: one grpcio channel; prints the summary JSON.
+pyclient() {
+    cli "$TB_PYTHON" "$TB_PEERS/greeter_client.py" --target "$1" \
+        --calls "$2" --concurrency 4 --json
+}
+
+nodeclient() {
+    cli node "$TB_PEERS/node/greeter_client.js" --target "$1" --calls "$2" \
+        --concurrency 4
+}
+
+# check_split JSON MIN: no error, and every backend served at least MIN.
+check_split() {
+    "$TB_PYTHON" - "$1" "$2" "$TB_N" <<'PY'
+import json, sys
+s, least, n = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+by = s["by_backend"]
+print("   " + " ".join("%s=%d" % kv for kv in sorted(by.items())))
+ok = s["errors"] == 0 and len(by) == n and min(by.values()) >= least
+sys.exit(0 if ok else 1)
+PY
+}
+
+# backends_of JSON: how many backends served the calls (errors fail).
+backends_of() {
+    "$TB_PYTHON" -c '
+import json, sys
+s = json.loads(sys.argv[1])
+sys.exit(1) if s["errors"] else print(len(s["by_backend"]))' "$1"
+}
+
+daemon_clients() {
+    h2lb_daemon_stats | "$TB_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["clients"])'
+}
+
+# bpf_links PROG: how many BPF links run program PROG (Debian's bpftool
+# predates tcx, so `bpftool net` does not show tcx links; links it lists).
+bpf_links() {
+    "$TB_PYTHON" - "$1" <<'PY'
+import json, subprocess, sys
+def show(what):
+    out = subprocess.run(["bpftool", "-j", what, "show"], capture_output=True,
+                         text=True).stdout
+    return json.loads(out or "[]")
+names = {p["id"]: p.get("name") for p in show("prog")}
+print(sum(1 for l in show("link") if names.get(l.get("prog_id")) == sys.argv[1]))
+PY
+}
+
+# hooks: what h2lb has attached in the node namespace, one word each.
+hooks() {
+    local out=()
+    if [[ $(bpf_links h2lb_tc_ingress) != 0 ]]; then
+        out+=(tc)
+    fi
+    if [[ -n ${CG:-} && $(bpftool cgroup show "$CG" 2>/dev/null) == *h2lb_* ]]; then
+        out+=(cgroup)
+    fi
+    # (no `| grep -q` under pipefail: the writer may die of SIGPIPE)
+    if [[ $(tb_exec node ip rule show) == *"lookup 2562"* ]]; then
+        out+=(rule)
+    fi
+    if [[ $(tb_exec node ip route show table 2562 2>/dev/null) == *local* ]]; then
+        out+=(route)
+    fi
+    if tb_exec node nft list table ip h2lb >/dev/null 2>&1; then
+        out+=(nft)
+    fi
+    echo "${out[*]}"
+}
+
+start_h2lb() {
+    local i args=(--kubernetes --kubeconfig "$KDIR/kubeconfig" --intercept "$MODE")
+    if [[ $MODE == tc ]]; then
+        args+=(--intercept-dev 'vcli,veth*')
+    else
+        args+=(--intercept-cgroup "$CG" --listen "$TB_NODE_IP")
+    fi
+    : >"$(h2lb_log)"
+    tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" "${args[@]}" ||
+        return 1
+    tb_on_cleanup _h2lb_cleanup
+    for ((i = 0; i < 100; i++)); do
+        (($(grep -c ' ready$' "$(h2lb_log)" || true) >= TB_N)) &&
+            grep -q "intercepting $VIP1:$VPORT" "$(h2lb_log)" && return 0
+        kill -0 "$TB_LAST_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 30 "$(h2lb_log)" >&2
+    fail "h2lb did not start intercepting $VIP1:$VPORT"
+}
+
+make_cgroup() {
+    local root
+    root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+    [[ -n $root ]] || tb_skip "no cgroup v2 hierarchy mounted"
+    CG=$root/h2lb-test-$TB_PREFIX-clients
+    mkdir "$CG" || fail "mkdir $CG"
+    tb_on_cleanup rm_cgroup
+}
+
+rm_cgroup() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        rmdir "$CG" 2>/dev/null && return 0
+        [[ -d $CG ]] || return 0
+        sleep 0.1 # its last client is still exiting
+    done
+    tb_err "could not remove $CG"
+}
+
+start_kube_api() {
+    local i
+    mkdir -p "$KDIR"
+    tb_spawn node kubeapi "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" serve \
+        --listen "$TB_NODE_IP:6443" --control "$TB_NODE_IP:6444" --dir "$KDIR"
+    tb_wait_port node 6444 30 "$TB_LAST_PID" || fail "the fake API server did not start"
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $KDIR/kubeconfig ]] && break
+        sleep 0.1
+    done
+    tb_exec node "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" ctl \
+        --control "$TB_NODE_IP:6444" /apply "$("$TB_PYTHON" - "$TB_N" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+objs = []
+for name, vip, app in (("greeter", "198.18.100.1", "grpc"),
+                       ("plain", "198.18.100.2", None)):
+    port = {"name": "grpc", "port": 50051, "targetPort": 50051,
+            "protocol": "TCP"}
+    if app:
+        port["appProtocol"] = app
+    objs.append({"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"namespace": "default", "name": name},
+                 "spec": {"type": "ClusterIP", "clusterIP": vip,
+                          "clusterIPs": [vip], "ipFamilies": ["IPv4"],
+                          "ports": [port]}})
+    objs.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"namespace": "default", "name": name + "-1",
+                              "labels": {"kubernetes.io/service-name": name}},
+                 "addressType": "IPv4",
+                 "ports": [{"name": "grpc", "port": 50051, "protocol": "TCP"}],
+                 "endpoints": [{"addresses": ["198.18.2.%d" % (10 + i)],
+                                "conditions": {"ready": True, "serving": True,
+                                               "terminating": False}}
+                               for i in range(1, n + 1)]})
+print(json.dumps(objs))
+PY
+)" >/dev/null || fail "could not load the Services into the fake API server"
+}
+
+intercept_test() {
+    MODE=$1
+    KDIR=$TB_STATE/kube
+    local out n c0 peer
+
+    tb_up 4
+    tb_start_greeters
+    kube_proxy "$VIP1" || fail "DNAT for $VIP1"
+    kube_proxy "$VIP2" || fail "DNAT for $VIP2"
+    [[ $MODE == cgroup ]] && make_cgroup
+    start_kube_api
+
+    echo "== before h2lb: kube-proxy's DNAT, one channel goes to one backend"
+    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed: $out"
+    n=$(backends_of "$out")
+    echo "   $VIP1: $n backend(s)"
+    ((n == 1)) || fail "want 1"
+
+    echo "== h2lb --intercept $MODE"
+    start_h2lb
+    echo "   hooks: $(hooks)"
+    sleep 0.2
+    c0=$(daemon_clients)
+    out=$(pyclient "$VIP1:$VPORT" 400) || fail "python calls to $VIP1 failed: $out"
+    echo "   python, one channel, 400 calls to $VIP1:"
+    check_split "$out" 50 || fail "python calls were not balanced: $out"
+    out=$(nodeclient "$VIP1:$VPORT" 200) || fail "node calls to $VIP1 failed: $out"
+    echo "   node, one channel, 200 calls to $VIP1:"
+    check_split "$out" 25 || fail "node calls were not balanced: $out"
+    sleep 0.2
+    (($(daemon_clients) == c0 + 2)) ||
+        fail "h2lb accepted $(($(daemon_clients) - c0)) connections, want 2"
+
+    peer=$(cli "$TB_PYTHON" -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print("%s:%d" % s.getpeername())' "$VIP1" "$VPORT") || fail "connect to the VIP"
+    echo "   getpeername() in the client: $peer"
+    [[ $peer == "$VIP1:$VPORT" ]] || fail "the client sees $peer, not the VIP"
+
+    sleep 0.2 # the daemon publishes its counters every 50 ms
+    c0=$(daemon_clients)
+    out=$(pyclient "$VIP2:$VPORT" 100) || fail "calls to $VIP2 failed: $out"
+    n=$(backends_of "$out")
+    sleep 0.2
+    echo "   not balanced, $VIP2: $n backend(s), h2lb accepted $(($(daemon_clients) - c0))"
+    ((n == 1)) || fail "the non-balanced Service went to $n backends"
+    (($(daemon_clients) == c0)) || fail "h2lb took a connection to $VIP2"
+
+    echo "== stop: every hook goes, the VIP works through kube-proxy again"
+    h2lb_stop || fail "h2lb did not stop cleanly"
+    [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
+    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed after stop: $out"
+    n=$(backends_of "$out")
+    echo "   hooks: none; $VIP1: $n backend(s)"
+    ((n == 1)) || fail "want kube-proxy's 1"
+
+    echo "== SIGKILL: the daemon's links go with it"
+    start_h2lb
+    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed: $out"
+    (($(backends_of "$out") == TB_N)) || fail "not balanced after restart: $out"
+    tb_kill h2lb KILL
+    for ((n = 0; n < 50; n++)); do
+        [[ $(hooks) != *tc* && $(hooks) != *cgroup* ]] && break
+        sleep 0.1
+    done
+    echo "   hooks after SIGKILL: $(hooks)"
+    [[ $(hooks) != *tc* && $(hooks) != *cgroup* ]] || fail "a BPF hook outlived the daemon"
+    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed after SIGKILL: $out"
+    echo "   $VIP1 after SIGKILL: $(backends_of "$out") backend(s)"
+    tb_exec node "$H2LB_BIN" unload --pin-dir "$H2LB_PIN" >/dev/null ||
+        fail "h2lb unload failed"
+    [[ -z $(hooks) ]] || fail "unload left: $(hooks)"
+    echo "PASS: --intercept $MODE balanced unmodified clients of a VIP, left the other Service alone and removed its hooks"
+}
