@@ -14,7 +14,8 @@
  * kernel's own path (kube-proxy) carries the connection.
  *
  * cgroup: connect() to a balanced VIP:port is rewritten to the listener;
- * getpeername() still returns the VIP.
+ * getpeername() still returns the VIP. IPv4 only, also through IPv6
+ * sockets (v4-mapped addresses).
  */
 #ifndef H2LB_BPF_INTERCEPT_H
 #define H2LB_BPF_INTERCEPT_H
@@ -111,45 +112,97 @@ int h2lb_tc_ingress(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
-/* Rewrite a connect() to a balanced VIP:port to the Service's listener.
- * The daemon's own connections (to endpoints) are never touched. */
-SEC("cgroup/connect4")
-int h2lb_connect4(struct bpf_sock_addr *ctx)
+/* The listener to send a connect() to @addr:@port to, or NULL. The
+ * daemon's own connections (to endpoints) are never touched. */
+static __always_inline struct h2lb_vip *connect_target(__u32 addr, __u32 port,
+							__u32 type)
 {
-	struct h2lb_vip_key k = {
-		.addr = ctx->user_ip4,
-		.port = bpf_ntohs(ctx->user_port),
-	};
+	struct h2lb_vip_key k = { .addr = addr, .port = bpf_ntohs(port) };
 	struct h2lb_config *cfg;
 	struct h2lb_vip *v;
 	__u32 zero = 0;
 
-	if (ctx->type != 1 /* SOCK_STREAM */)
-		return 1;
+	if (type != 1 /* SOCK_STREAM */)
+		return NULL;
 	v = bpf_map_lookup_elem(&vips, &k);
 	if (!v || !v->listen_addr)
-		return 1;
+		return NULL;
 	cfg = bpf_map_lookup_elem(&lb_config, &zero);
 	if (!cfg || bpf_get_current_cgroup_id() == cfg->daemon_cgroup)
-		return 1;
-	ctx->user_ip4 = v->listen_addr;
-	ctx->user_port = bpf_htons(v->listen_port);
+		return NULL;
 	count(H2LB_CNT_INTERCEPTED);
+	return v;
+}
+
+/* Rewrite a connect() to a balanced VIP:port to the Service's listener. */
+SEC("cgroup/connect4")
+int h2lb_connect4(struct bpf_sock_addr *ctx)
+{
+	struct h2lb_vip *v =
+		connect_target(ctx->user_ip4, ctx->user_port, ctx->type);
+
+	if (v) {
+		ctx->user_ip4 = v->listen_addr;
+		ctx->user_port = bpf_htons(v->listen_port);
+	}
 	return 1;
+}
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d): gRPC's C core dials IPv4
+ * through dual-stack AF_INET6 sockets. */
+static __always_inline int v4mapped(struct bpf_sock_addr *ctx)
+{
+	return ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 &&
+	       ctx->user_ip6[2] == bpf_htonl(0xffff);
+}
+
+SEC("cgroup/connect6")
+int h2lb_connect6(struct bpf_sock_addr *ctx)
+{
+	struct h2lb_vip *v;
+
+	if (!v4mapped(ctx))
+		return 1;
+	v = connect_target(ctx->user_ip6[3], ctx->user_port, ctx->type);
+	if (v) {
+		ctx->user_ip6[3] = v->listen_addr;
+		ctx->user_port = bpf_htons(v->listen_port);
+	}
+	return 1;
+}
+
+/* The VIP:port a connection to listener @addr:@port was for, or NULL. */
+static __always_inline struct h2lb_frontend *frontend_of(__u32 addr,
+							 __u32 port)
+{
+	struct h2lb_vip_key k = { .addr = addr, .port = bpf_ntohs(port) };
+
+	return bpf_map_lookup_elem(&frontends, &k);
 }
 
 /* The client keeps seeing the VIP as its peer. */
 SEC("cgroup/getpeername4")
 int h2lb_getpeername4(struct bpf_sock_addr *ctx)
 {
-	struct h2lb_vip_key k = {
-		.addr = ctx->user_ip4,
-		.port = bpf_ntohs(ctx->user_port),
-	};
-	struct h2lb_frontend *f = bpf_map_lookup_elem(&frontends, &k);
+	struct h2lb_frontend *f = frontend_of(ctx->user_ip4, ctx->user_port);
 
 	if (f) {
 		ctx->user_ip4 = f->vip;
+		ctx->user_port = bpf_htons(f->port);
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int h2lb_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct h2lb_frontend *f;
+
+	if (!v4mapped(ctx))
+		return 1;
+	f = frontend_of(ctx->user_ip6[3], ctx->user_port);
+	if (f) {
+		ctx->user_ip6[3] = f->vip;
 		ctx->user_port = bpf_htons(f->port);
 	}
 	return 1;

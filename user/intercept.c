@@ -44,7 +44,7 @@ struct intercept {
 	uint64_t rescan_at_ms;
 	bool steered;
 	int cg_fd;
-	struct bpf_link *connect4, *getpeername4;
+	struct bpf_link *links[4]; /* connect4/6, getpeername4/6 */
 };
 
 static bool dev_wanted(struct daemon *d, const char *name)
@@ -131,16 +131,23 @@ static int cgroup_attach(struct daemon *d)
 		       strerror(errno));
 		return -1;
 	}
-	ic->connect4 = bpf_program__attach_cgroup(d->skel->progs.h2lb_connect4,
-						  ic->cg_fd);
-	ic->getpeername4 = bpf_program__attach_cgroup(
-		d->skel->progs.h2lb_getpeername4, ic->cg_fd);
-	if (!ic->connect4 || !ic->getpeername4) {
-		pr_err("intercept: attaching to cgroup %s: %s",
-		       d->opts.intercept_cgroup, strerror(errno));
-		return -1;
+	struct bpf_program *progs[] = {
+		d->skel->progs.h2lb_connect4,
+		d->skel->progs.h2lb_connect6,
+		d->skel->progs.h2lb_getpeername4,
+		d->skel->progs.h2lb_getpeername6,
+	};
+
+	for (int i = 0; i < 4; i++) {
+		ic->links[i] = bpf_program__attach_cgroup(progs[i], ic->cg_fd);
+		if (!ic->links[i]) {
+			pr_err("intercept: attaching %s to cgroup %s: %s",
+			       bpf_program__name(progs[i]),
+			       d->opts.intercept_cgroup, strerror(errno));
+			return -1;
+		}
 	}
-	pr_info("intercept: connect4 and getpeername4 on cgroup %s",
+	pr_info("intercept: connect and getpeername programs on cgroup %s",
 		d->opts.intercept_cgroup);
 	return 0;
 }
@@ -184,8 +191,8 @@ void intercept_stop(struct daemon *d)
 		return;
 	for (int i = 0; i < ic->nr_tc; i++)
 		close(ic->tc[i].fd);
-	bpf_link__destroy(ic->connect4);
-	bpf_link__destroy(ic->getpeername4);
+	for (int i = 0; i < 4; i++)
+		bpf_link__destroy(ic->links[i]);
 	if (ic->cg_fd >= 0)
 		close(ic->cg_fd);
 	if (ic->steered)
