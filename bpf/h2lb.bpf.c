@@ -41,10 +41,38 @@ endpoint_of(struct bpf_sock_ops *skops, int passive)
 	return bpf_map_lookup_elem(&endpoints, &k);
 }
 
+/*
+ * What a new connection is to us: a backend leg the daemon opened (known
+ * by its cookie), a client accepted on one of our listeners (by its local
+ * address) or the injector (by the address it connects to).
+ */
+static __always_inline int conn_role(struct bpf_sock_ops *skops,
+				     __u64 cookie, struct h2lb_conn *c)
+{
+	int passive = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	struct h2lb_endpoint *ep;
+	__u32 *backend;
+
+	if (!passive) {
+		backend = bpf_map_lookup_elem(&new_legs, &cookie);
+		if (backend) {
+			c->role = H2LB_ROLE_BACKEND;
+			c->backend = *backend;
+			bpf_map_delete_elem(&new_legs, &cookie);
+			return 0;
+		}
+	}
+	ep = endpoint_of(skops, passive);
+	if (!ep)
+		return -1;
+	c->role = ep->role;
+	c->service = ep->service;
+	return 0;
+}
+
 SEC("sockops")
 int h2lb_sockops(struct bpf_sock_ops *skops)
 {
-	struct h2lb_endpoint *ep;
 	struct h2lb_conn c = {};
 	__u64 cookie;
 
@@ -54,17 +82,11 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		ep = endpoint_of(skops,
-				 skops->op ==
-					 BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB);
-		if (!ep)
-			return 1;
 		cookie = bpf_get_socket_cookie(skops);
 		/* The role must be known before the first byte is parsed:
 		 * a backend sends its SETTINGS without waiting for ours. */
-		c.role = ep->role;
-		c.backend = ep->backend;
-		c.service = ep->service;
+		if (conn_role(skops, cookie, &c))
+			return 1;
 		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
 			return 1;
 		if (bpf_sock_hash_update(skops, &sock_hash, &cookie,

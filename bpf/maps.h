@@ -100,6 +100,16 @@ struct {
 	__type(value, struct h2lb_daemon_stats);
 } daemon_stats SEC(".maps");
 
+/* Backend connections the daemon is opening: socket cookie -> backend
+ * index. sockops knows a leg by its cookie, not by the address it goes
+ * to: one pod can be an endpoint of several Services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS);
+	__type(key, __u64);
+	__type(value, __u32);
+} new_legs SEC(".maps");
+
 /* Balanced Service VIP:port -> its listener (intercept.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -69,7 +69,9 @@ enum h2lb_backend_state {
 #define H2LB_ST_RESPONDED  0x4 /* backend sent response HEADERS */
 #define H2LB_ST_BOTH_END   (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
 
-/* Which sockets sockops inserts into the sockhash, and as what. */
+/* Which accepted sockets (by local address) and which connects (by
+ * remote address) sockops inserts into the sockhash, and as what.
+ * Backend legs are known by their cookie instead ("new_legs" map). */
 struct h2lb_endpoint_key {
 	__u32 addr; /* 0 matches any local address (listeners) */
 	__u16 port;
@@ -78,9 +80,7 @@ struct h2lb_endpoint_key {
 
 struct h2lb_endpoint {
 	__u32 role;    /* enum h2lb_role */
-	__u32 backend; /* backend index for H2LB_ROLE_BACKEND */
 	__u32 service; /* service index for H2LB_ROLE_CLIENT */
-	__u32 pad;
 };
 
 /* One per socket in the sockhash, keyed by socket cookie. */

@@ -52,13 +52,14 @@ static void publish_nr_backends(struct daemon *d)
 	bpf_map_update_elem(fd, &zero, &cfg, 0);
 }
 
-/* The backend @a of Service @svc; with @svc < 0, of any Service. */
+/* The backend @a of Service @svc (a pod can serve several Services:
+ * each has its own index, pool and counters for it). */
 static int find_backend(struct daemon *d, int svc, const struct sockaddr_in *a)
 {
 	for (int i = 0; i < d->nr_backends; i++)
 		if (d->be[i].addr.sin_addr.s_addr == a->sin_addr.s_addr &&
 		    d->be[i].addr.sin_port == a->sin_port &&
-		    (svc < 0 || d->be[i].service == svc) &&
+		    d->be[i].service == svc &&
 		    (d->be[i].configured || get_state(d, i) != H2LB_BE_UNUSED))
 			return i;
 	return -1;
@@ -104,13 +105,6 @@ void backends_set(struct daemon *d, int svc, const struct sockaddr_in *want,
 		int b = find_backend(d, svc, &want[i]);
 		bool dr = drain && drain[i];
 
-		if (b < 0 && find_backend(d, -1, &want[i]) >= 0) {
-			/* A backend connection is known by its address alone
-			 * (sockops' endpoints map). */
-			pr_warn("service %d: %s is an endpoint of another balanced Service too; left out",
-				svc, addr_str(&want[i], buf, sizeof(buf)));
-			continue;
-		}
 		if (b < 0) {
 			b = free_backend(d);
 			if (b < 0) {
@@ -129,11 +123,8 @@ void backends_set(struct daemon *d, int svc, const struct sockaddr_in *want,
 		}
 		keep[b] = true;
 		if (!d->be[b].configured || d->be[b].drain != dr) {
-			if (!d->be[b].configured) {
+			if (!d->be[b].configured)
 				d->be[b].retry_at_ms = 0;
-				bpf_set_endpoint(d, &d->be[b].addr,
-						 H2LB_ROLE_BACKEND, b, true);
-			}
 			d->be[b].configured = true;
 			d->be[b].drain = dr;
 			backend_mark(d, b);
@@ -190,19 +181,25 @@ static void pool_connect(struct daemon *d, int b)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	if (connect(fd, (struct sockaddr *)&d->be[b].addr,
-		    sizeof(d->be[b].addr)) &&
-	    errno != EINPROGRESS) {
-		close(fd);
-		backend_failed(d, b);
-		return;
-	}
 	c = conn_add(d, fd, H2LB_ROLE_BACKEND);
 	if (!c) {
 		close(fd);
 		return;
 	}
 	c->backend = b;
+	/* sockops must know it as a leg of @b once it is established. */
+	if (bpf_new_leg(d, c->cookie, b, true)) {
+		conn_close(d, c);
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&d->be[b].addr,
+		    sizeof(d->be[b].addr)) &&
+	    errno != EINPROGRESS) {
+		bpf_new_leg(d, c->cookie, b, false);
+		conn_close(d, c);
+		backend_failed(d, b);
+		return;
+	}
 	c->state = UC_CONNECTING;
 	c->close_at_ms = now_ms() + HANDSHAKE_MS;
 	d->be[b].pending++;
@@ -223,11 +220,8 @@ void pool_tick(struct daemon *d)
 			if (get_state(d, b) == H2LB_BE_DRAINING &&
 			    !__atomic_load_n(&d->be_mem[b].open_streams,
 					     __ATOMIC_ACQUIRE) &&
-			    !be->pooled && !be->pending) {
-				bpf_set_endpoint(d, &be->addr,
-						 H2LB_ROLE_BACKEND, b, false);
+			    !be->pooled && !be->pending)
 				set_state(d, b, H2LB_BE_UNUSED);
-			}
 			continue;
 		}
 		if (now < be->retry_at_ms || be->drain)

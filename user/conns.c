@@ -184,6 +184,8 @@ void conn_close(struct daemon *d, struct uconn *c)
 			pool_remove(d, c);
 		if (c->state == UC_CONNECTING || c->state == UC_HANDSHAKE)
 			d->be[c->backend].pending--;
+		if (c->state == UC_CONNECTING) /* sockops never took it */
+			bpf_new_leg(d, c->cookie, 0, false);
 		leg_unbind(d, c);
 	}
 	conn_unlink(d, c);

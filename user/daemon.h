@@ -156,9 +156,12 @@ int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
 		     int reset);
 int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 		 uint32_t backend);
-/* @index: backend index of a backend, service index of a client */
+/* Accepted on @a (a client of @service), or connecting to @a. */
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
-		     uint32_t role, uint32_t index, bool add);
+		     uint32_t role, uint32_t service, bool add);
+/* Socket @cookie is about to connect to backend @backend. */
+int bpf_new_leg(struct daemon *d, uint64_t cookie, uint32_t backend,
+		bool add);
 void bpf_publish_stats(struct daemon *d);
 
 /* injector.c: every frame the daemon sends goes through here */

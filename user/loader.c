@@ -213,22 +213,27 @@ int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 }
 
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
-		     uint32_t role, uint32_t index, bool add)
+		     uint32_t role, uint32_t service, bool add)
 {
 	struct h2lb_endpoint_key k = { .addr = a->sin_addr.s_addr,
 				       .port = ntohs(a->sin_port),
 				       .remote = role != H2LB_ROLE_CLIENT };
-	struct h2lb_endpoint ep = { .role = role };
-
-	if (role == H2LB_ROLE_CLIENT)
-		ep.service = index;
-	else
-		ep.backend = index;
+	struct h2lb_endpoint ep = { .role = role, .service = service };
 	int fd = bpf_map__fd(d->skel->maps.endpoints);
 
 	if (add)
 		return bpf_map_update_elem(fd, &k, &ep, 0);
 	return bpf_map_delete_elem(fd, &k);
+}
+
+int bpf_new_leg(struct daemon *d, uint64_t cookie, uint32_t backend,
+		bool add)
+{
+	int fd = bpf_map__fd(d->skel->maps.new_legs);
+
+	if (add)
+		return bpf_map_update_elem(fd, &cookie, &backend, 0);
+	return bpf_map_delete_elem(fd, &cookie);
 }
 
 void bpf_publish_stats(struct daemon *d)

@@ -4,12 +4,14 @@
 # connections to a Service VIP (sourced; call intercept_test MODE).
 #
 # The node namespace plays a Kubernetes node with kube-proxy: iptables DNAT
-# for two Services whose VIPs no interface owns, each to the four backends,
-# chosen at random per connection. A fake API server lists both Services;
-# only "greeter" (appProtocol grpc, VIP 198.18.100.1) is balanced, "plain"
-# (198.18.100.2) is not. Then:
+# for Services whose VIPs no interface owns, to their endpoints, chosen at
+# random per connection. A fake API server lists three Services: "greeter"
+# (appProtocol grpc, VIP 198.18.100.1, all four backends) and "greeter-34"
+# (annotation h2lb.io/enabled, 198.18.100.3, backends 3 and 4: the same
+# pods as greeter's) are balanced, "plain" (198.18.100.2) is not. Then:
 #   - python (grpcio) and node (@grpc/grpc-js) clients dial the greeter VIP
 #     over one channel each, and every backend serves a fair share;
+#   - calls to greeter-34's VIP reach its two endpoints only, both;
 #   - getpeername() in the client still shows the VIP;
 #   - the plain VIP keeps kube-proxy's behaviour: one channel, one backend,
 #     and h2lb accepts no connection for it;
@@ -17,12 +19,14 @@
 #     routing rule, nftables table), and the VIP then works through the
 #     kernel's path (kube-proxy's DNAT);
 #   - a SIGKILLed daemon's hooks are gone with it too (the VIP still works),
-#     and `h2lb unload` removes what it left.
+#     and `h2lb unload` removes what it left;
+#   - (tc) static backends with --vip are balanced the same way.
 # In cgroup mode the clients run in a child cgroup of the test's own, which
 # is where the connect4/getpeername4 programs are attached.
 
 VIP1=198.18.100.1 # balanced
 VIP2=198.18.100.2 # not balanced
+VIP3=198.18.100.3 # balanced, backends 3 and 4 only
 VPORT=50051
 
 fail() {
@@ -30,16 +34,17 @@ fail() {
     exit 1
 }
 
-# kube_proxy VIP: random DNAT of VIP:VPORT to the backends, per connection.
+# kube_proxy VIP [FIRST]: random DNAT of VIP:VPORT to backends FIRST..N,
+# per connection.
 kube_proxy() {
-    local vip=$1 chain i prob
+    local vip=$1 first=${2:-1} chain i prob
     chain=KP-${vip//./-}
     tb_exec node iptables -w -t nat -N "$chain" || return 1
-    for ((i = 0; i < TB_N; i++)); do
-        prob=$(awk -v d=$((TB_N - i)) 'BEGIN { printf "%.11f", 1 / d }')
+    for ((i = first; i <= TB_N; i++)); do
+        prob=$(awk -v d=$((TB_N - i + 1)) 'BEGIN { printf "%.11f", 1 / d }')
         tb_exec node iptables -w -t nat -A "$chain" -p tcp \
             -m statistic --mode random --probability "$prob" \
-            -j DNAT --to-destination "$(tb_backend_ip $((i + 1))):$TB_GREETER_PORT" ||
+            -j DNAT --to-destination "$(tb_backend_ip "$i"):$TB_GREETER_PORT" ||
             return 1
     done
     tb_exec node iptables -w -t nat -A PREROUTING -d "$vip/32" -p tcp \
@@ -66,14 +71,16 @@ nodeclient() {
         --concurrency 4
 }
 
-# check_split JSON MIN: no error, and every backend served at least MIN.
+# check_split JSON MIN [BACKENDS]: no error, the calls went to BACKENDS
+# (default: all, "1 2 3 4"), each at least MIN.
 check_split() {
-    "$TB_PYTHON" - "$1" "$2" "$TB_N" <<'PY'
+    "$TB_PYTHON" - "$1" "$2" "${3:-$(seq -s ' ' 1 "$TB_N")}" <<'PY'
 import json, sys
-s, least, n = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s, least = json.loads(sys.argv[1]), int(sys.argv[2])
+want = sorted("backend-" + i for i in sys.argv[3].split())
 by = s["by_backend"]
 print("   " + " ".join("%s=%d" % kv for kv in sorted(by.items())))
-ok = s["errors"] == 0 and len(by) == n and min(by.values()) >= least
+ok = s["errors"] == 0 and sorted(by) == want and min(by.values()) >= least
 sys.exit(0 if ok else 1)
 PY
 }
@@ -137,9 +144,11 @@ start_h2lb() {
     tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" "${args[@]}" ||
         return 1
     tb_on_cleanup _h2lb_cleanup
+    # greeter's four backends and greeter-34's two are ready
     for ((i = 0; i < 100; i++)); do
-        (($(grep -c ' ready$' "$(h2lb_log)" || true) >= TB_N)) &&
-            grep -q "intercepting $VIP1:$VPORT" "$(h2lb_log)" && return 0
+        (($(grep -c ' ready$' "$(h2lb_log)" || true) >= TB_N + 2)) &&
+            grep -q "intercepting $VIP1:$VPORT" "$(h2lb_log)" &&
+            grep -q "intercepting $VIP3:$VPORT" "$(h2lb_log)" && return 0
         kill -0 "$TB_LAST_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -181,14 +190,17 @@ start_kube_api() {
 import json, sys
 n = int(sys.argv[1])
 objs = []
-for name, vip, app in (("greeter", "198.18.100.1", "grpc"),
-                       ("plain", "198.18.100.2", None)):
+for name, vip, app, first in (("greeter", "198.18.100.1", "grpc", 1),
+                              ("plain", "198.18.100.2", None, 1),
+                              ("greeter-34", "198.18.100.3", None, 3)):
     port = {"name": "grpc", "port": 50051, "targetPort": 50051,
             "protocol": "TCP"}
+    meta = {"namespace": "default", "name": name}
     if app:
         port["appProtocol"] = app
-    objs.append({"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"namespace": "default", "name": name},
+    if first > 1:
+        meta["annotations"] = {"h2lb.io/enabled": "true"}
+    objs.append({"apiVersion": "v1", "kind": "Service", "metadata": meta,
                  "spec": {"type": "ClusterIP", "clusterIP": vip,
                           "clusterIPs": [vip], "ipFamilies": ["IPv4"],
                           "ports": [port]}})
@@ -200,7 +212,7 @@ for name, vip, app in (("greeter", "198.18.100.1", "grpc"),
                  "endpoints": [{"addresses": ["198.18.2.%d" % (10 + i)],
                                 "conditions": {"ready": True, "serving": True,
                                                "terminating": False}}
-                               for i in range(1, n + 1)]})
+                               for i in range(first, n + 1)]})
 print(json.dumps(objs))
 PY
 )" >/dev/null || fail "could not load the Services into the fake API server"
@@ -215,6 +227,7 @@ intercept_test() {
     tb_start_greeters
     kube_proxy "$VIP1" || fail "DNAT for $VIP1"
     kube_proxy "$VIP2" || fail "DNAT for $VIP2"
+    kube_proxy "$VIP3" 3 || fail "DNAT for $VIP3"
     [[ $MODE == cgroup ]] && make_cgroup
     start_kube_api
 
@@ -235,9 +248,13 @@ intercept_test() {
     out=$(nodeclient "$VIP1:$VPORT" 200) || fail "node calls to $VIP1 failed: $out"
     echo "   node, one channel, 200 calls to $VIP1:"
     check_split "$out" 25 || fail "node calls were not balanced: $out"
+
+    out=$(pyclient "$VIP3:$VPORT" 200) || fail "calls to $VIP3 failed: $out"
+    echo "   python, one channel, 200 calls to $VIP3 (greeter-34):"
+    check_split "$out" 50 "3 4" || fail "calls to $VIP3 left its endpoints: $out"
     sleep 0.2
-    (($(daemon_clients) == c0 + 2)) ||
-        fail "h2lb accepted $(($(daemon_clients) - c0)) connections, want 2"
+    (($(daemon_clients) == c0 + 3)) ||
+        fail "h2lb accepted $(($(daemon_clients) - c0)) connections, want 3"
 
     peer=$(cli "$TB_PYTHON" -c '
 import socket, sys
@@ -279,5 +296,18 @@ print("%s:%d" % s.getpeername())' "$VIP1" "$VPORT") || fail "connect to the VIP"
     tb_exec node "$H2LB_BIN" unload --pin-dir "$H2LB_PIN" >/dev/null ||
         fail "h2lb unload failed"
     [[ -z $(hooks) ]] || fail "unload left: $(hooks)"
+    if [[ $MODE == tc ]]; then
+        echo "== static backends: h2lb run --backends ... --vip $VIP1:$VPORT"
+        tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" \
+            --listen "$H2LB_ADDR" --backends "$(h2lb_backends)" \
+            --intercept tc --intercept-dev vcli --vip "$VIP1:$VPORT" ||
+            fail "could not start h2lb"
+        tb_wait_port node "$H2LB_PORT" 20 "$TB_LAST_PID" || fail "h2lb did not listen"
+        sleep 0.5 # its backends handshake
+        out=$(pyclient "$VIP1:$VPORT" 200) || fail "calls to $VIP1 failed: $out"
+        check_split "$out" 25 || fail "calls to the static VIP were not balanced: $out"
+        h2lb_stop || fail "h2lb did not stop cleanly"
+        [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
+    fi
     echo "PASS: --intercept $MODE balanced unmodified clients of a VIP, left the other Service alone and removed its hooks"
 }
