@@ -21,7 +21,6 @@
 #define H2LB_BPF_INTERCEPT_H
 
 #define ETH_P_IP_BE   0x0008 /* htons(ETH_P_IP) */
-#define ETH_HLEN      14
 #define IPPROTO_TCP_V 6
 #define TC_ACT_OK     0
 #define IP_MF_OFFSET  0x3fff /* more-fragments flag and offset */
@@ -69,38 +68,51 @@ static __always_inline int assign_listener(struct __sk_buff *skb,
 	return err ? -1 : 0;
 }
 
+/* The IPv4 and TCP headers, as far as the lookups need them. */
+struct ip_tcp {
+	struct iphdr ip;
+	__be16 sport;
+	__be16 dport;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff;
+	__u8 flags;
+};
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
 SEC("tc")
 int h2lb_tc_ingress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct bpf_sock_tuple t = {};
 	struct h2lb_vip_key k = {};
 	struct h2lb_vip *v;
-	struct tcphdr *th;
-	struct iphdr *ip;
+	struct ip_tcp h;
 
-	if (skb->protocol != ETH_P_IP_BE)
+	/* Read relative to the network header: the same on an Ethernet
+	 * device, a bridge or an L3 device. */
+	if (skb->protocol != ETH_P_IP_BE ||
+	    bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h),
+					BPF_HDR_START_NET))
 		return TC_ACT_OK;
-	ip = data + ETH_HLEN;
-	th = (void *)(ip + 1);
-	if ((void *)(th + 1) > end || ip->ihl != 5 ||
-	    ip->protocol != IPPROTO_TCP_V || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+	if (h.ip.ihl != 5 || h.ip.protocol != IPPROTO_TCP_V ||
+	    (h.ip.frag_off & bpf_htons(IP_MF_OFFSET)))
 		return TC_ACT_OK;
-	k.addr = ip->daddr;
-	k.port = bpf_ntohs(th->dest);
+	k.addr = h.ip.daddr;
+	k.port = bpf_ntohs(h.dport);
 	v = bpf_map_lookup_elem(&vips, &k);
 	if (!v)
 		return TC_ACT_OK; /* not a balanced Service: untouched */
 
-	t.ipv4.saddr = ip->saddr;
-	t.ipv4.daddr = ip->daddr;
-	t.ipv4.sport = th->source;
-	t.ipv4.dport = th->dest;
+	t.ipv4.saddr = h.ip.saddr;
+	t.ipv4.daddr = h.ip.daddr;
+	t.ipv4.sport = h.sport;
+	t.ipv4.dport = h.dport;
 	if (!have_conn(skb, &t)) {
 		/* Not ours: a new connection, or one the kernel's path took
 		 * while no listener was there; that one stays there. */
-		if (!th->syn || th->ack)
+		if ((h.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 			return TC_ACT_OK;
 		if (assign_listener(skb, &t, v)) {
 			count(H2LB_CNT_FALLBACK);

@@ -10,7 +10,7 @@
  *
  * tc: the devices are names or shell patterns ("veth*", "cali*"): pods
  * come and go, so the list is matched again every second and new
- * devices get the program too.
+ * devices get the program too, and so do the bridges they are ports of.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,7 @@
 
 #include "daemon.h"
 #include "h2lb.skel.h"
+#include "links.h"
 #include "log.h"
 #include "steer.h"
 
@@ -92,21 +93,36 @@ static void tc_attach(struct daemon *d, int ifindex, const char *name)
 	pr_info("intercept: tc ingress on %s", name);
 }
 
-/* Attach to new matching devices; forget links of devices gone (the
- * kernel detached those already). */
+static const struct link *link_by_index(const struct link *l, int n,
+					int ifindex)
+{
+	for (int i = 0; i < n; i++)
+		if (l[i].ifindex == ifindex)
+			return &l[i];
+	return NULL;
+}
+
+/*
+ * Attach to new matching devices, and to the bridge of any of them that
+ * is a bridge port: an assignment made on the port does not survive the
+ * bridge, while the mark does (it keeps br_netfilter's DNAT away), so the
+ * bridge's run assigns again; without it, the port's connections would
+ * be marked but land on no socket. Forget links of devices gone (the
+ * kernel detached those already).
+ */
 static void tc_rescan(struct daemon *d)
 {
+	static struct link links[H2LB_MAX_INTERCEPT_DEVS * 4];
 	struct intercept *ic = d->ic;
-	struct if_nameindex *ifs = if_nameindex();
+	int n = links_list(links, H2LB_MAX_INTERCEPT_DEVS * 4);
 
-	if (!ifs)
+	ic->rescan_at_ms = now_ms() + RESCAN_MS;
+	if (n < 0) {
+		pr_warn("intercept: listing devices: %s", strerror(errno));
 		return;
+	}
 	for (int i = 0; i < ic->nr_tc;) {
-		bool present = false;
-
-		for (struct if_nameindex *p = ifs; p->if_index; p++)
-			present |= (int)p->if_index == ic->tc[i].ifindex;
-		if (present) {
+		if (link_by_index(links, n, ic->tc[i].ifindex)) {
 			i++;
 			continue;
 		}
@@ -114,11 +130,19 @@ static void tc_rescan(struct daemon *d)
 		close(ic->tc[i].fd);
 		ic->tc[i] = ic->tc[--ic->nr_tc];
 	}
-	for (struct if_nameindex *p = ifs; p->if_index; p++)
-		if (!tc_find(ic, p->if_index) && dev_wanted(d, p->if_name))
-			tc_attach(d, p->if_index, p->if_name);
-	if_freenameindex(ifs);
-	ic->rescan_at_ms = now_ms() + RESCAN_MS;
+	for (int i = 0; i < n; i++) {
+		const struct link *br;
+
+		if (!dev_wanted(d, links[i].name))
+			continue;
+		if (!tc_find(ic, links[i].ifindex))
+			tc_attach(d, links[i].ifindex, links[i].name);
+		br = links[i].master ?
+			     link_by_index(links, n, links[i].master) :
+			     NULL;
+		if (br && !tc_find(ic, br->ifindex))
+			tc_attach(d, br->ifindex, br->name);
+	}
 }
 
 static int cgroup_attach(struct daemon *d)

@@ -20,7 +20,8 @@
 #     kernel's path (kube-proxy's DNAT);
 #   - a SIGKILLed daemon's hooks are gone with it too (the VIP still works),
 #     and `h2lb unload` removes what it left;
-#   - (tc) static backends with --vip are balanced the same way.
+#   - (tc) static backends with --vip are balanced the same way;
+#   - (tc) behind a bridge (a bridge CNI), naming only the pod's veth.
 # In cgroup mode the clients run in a child cgroup of the test's own, which
 # is where the connect4/getpeername4 programs are attached.
 
@@ -133,10 +134,11 @@ hooks() {
     echo "${out[*]}"
 }
 
+# start_h2lb [DEVICES]
 start_h2lb() {
     local i args=(--kubernetes --kubeconfig "$KDIR/kubeconfig" --intercept "$MODE")
     if [[ $MODE == tc ]]; then
-        args+=(--intercept-dev 'vcli,veth*')
+        args+=(--intercept-dev "${1:-vcli,veth*}")
     else
         args+=(--intercept-cgroup "$CG" --listen "$TB_NODE_IP")
     fi
@@ -216,6 +218,27 @@ for name, vip, app, first in (("greeter", "198.18.100.1", "grpc", 1),
 print(json.dumps(objs))
 PY
 )" >/dev/null || fail "could not load the Services into the fake API server"
+}
+
+# A bridge CNI: the client's veth becomes a port of bridge cni0, which
+# takes the node's address, and br_netfilter (when loaded) runs kube-proxy's
+# rules at the port. --intercept-dev names the port only; h2lb puts its
+# program on the bridge too.
+bridge_cni() {
+    local out
+    echo "== bridge CNI: vcli a port of cni0, --intercept-dev vcli"
+    tb_exec node ip addr del "$TB_NODE_IP/24" dev vcli &&
+        tb_exec node ip link add cni0 type bridge stp_state 0 forward_delay 0 &&
+        tb_exec node ip addr add "$TB_NODE_IP/24" dev cni0 &&
+        tb_exec node ip link set cni0 up &&
+        tb_exec node ip link set vcli master cni0 ||
+        fail "could not make the bridge"
+    start_h2lb vcli
+    grep -q "tc ingress on cni0" "$(h2lb_log)" || fail "no program on the bridge"
+    out=$(pyclient "$VIP1:$VPORT" 200) || fail "calls to $VIP1 failed: $out"
+    check_split "$out" 25 || fail "calls through the bridge were not balanced: $out"
+    h2lb_stop || fail "h2lb did not stop cleanly"
+    [[ $(bpf_links h2lb_tc_ingress) == 0 ]] || fail "a tc link outlived the daemon"
 }
 
 intercept_test() {
@@ -308,6 +331,8 @@ print("%s:%d" % s.getpeername())' "$VIP1" "$VPORT") || fail "connect to the VIP"
         check_split "$out" 25 || fail "calls to the static VIP were not balanced: $out"
         h2lb_stop || fail "h2lb did not stop cleanly"
         [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
+
+        bridge_cni
     fi
     echo "PASS: --intercept $MODE balanced unmodified clients of a VIP, left the other Service alone and removed its hooks"
 }
