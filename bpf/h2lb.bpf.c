@@ -46,8 +46,8 @@ endpoint_of(struct bpf_sock_ops *skops, int passive)
  * by its cookie), a client accepted on one of our listeners (by its local
  * address) or the injector (by the address it connects to).
  */
-static __always_inline int conn_role(struct bpf_sock_ops *skops,
-				     __u64 cookie, struct h2lb_conn *c)
+static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
+				     struct h2lb_conn *c)
 {
 	int passive = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
 	struct h2lb_endpoint *ep;

@@ -127,7 +127,7 @@ int h2lb_tc_ingress(struct __sk_buff *skb)
 /* The listener to send a connect() to @addr:@port to, or NULL. The
  * daemon's own connections (to endpoints) are never touched. */
 static __always_inline struct h2lb_vip *connect_target(__u32 addr, __u32 port,
-							__u32 type)
+						       __u32 type)
 {
 	struct h2lb_vip_key k = { .addr = addr, .port = bpf_ntohs(port) };
 	struct h2lb_config *cfg;
@@ -184,8 +184,7 @@ int h2lb_connect6(struct bpf_sock_addr *ctx)
 }
 
 /* The VIP:port a connection to listener @addr:@port was for, or NULL. */
-static __always_inline struct h2lb_frontend *frontend_of(__u32 addr,
-							 __u32 port)
+static __always_inline struct h2lb_frontend *frontend_of(__u32 addr, __u32 port)
 {
 	struct h2lb_vip_key k = { .addr = addr, .port = bpf_ntohs(port) };
 

@@ -105,10 +105,18 @@ struct {
  * to: one pod can be an endpoint of several Services. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS);
+	__uint(max_entries, H2LB_MAX_BACKENDS *H2LB_POOL_SLOTS);
 	__type(key, __u64);
 	__type(value, __u32);
 } new_legs SEC(".maps");
+
+/* Written by the daemon, read by operators: the balanced Services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, H2LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct h2lb_service);
+} services SEC(".maps");
 
 /* Balanced Service VIP:port -> its listener (intercept.h). */
 struct {

@@ -170,6 +170,22 @@ struct h2lb_vip {
 	__u32 pad2;
 };
 
+/* What the daemon balances, for operators ("services" map, by index). */
+enum h2lb_service_state {
+	H2LB_SVC_UNUSED = 0,
+	H2LB_SVC_OPEN = 1,   /* takes connections */
+	H2LB_SVC_CLOSED = 2, /* removed: its backends drain */
+};
+
+struct h2lb_service {
+	char name[96]; /* NS/NAME:PORT, or "static" */
+	__u32 vip;     /* 0: not intercepted */
+	__u16 vip_port;
+	__u16 listen_port;
+	__u32 listen_addr;
+	__u32 state; /* enum h2lb_service_state */
+};
+
 /* Reverse of "vips", keyed by listener ("frontends" map), for
  * cgroup/getpeername4: the client still sees the VIP as its peer. */
 struct h2lb_frontend {

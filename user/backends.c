@@ -333,7 +333,8 @@ struct uconn *pool_bind_first(struct daemon *d, struct uconn *client)
 	for (int n = 0; n < d->nr_backends; n++) {
 		int b = (next + n) % d->nr_backends;
 
-		if (!d->be[b].configured || d->be[b].service != client->service ||
+		if (!d->be[b].configured ||
+		    d->be[b].service != client->service ||
 		    get_state(d, b) != H2LB_BE_READY)
 			continue;
 		for (int i = 0; i < H2LB_POOL_SLOTS; i++) {

@@ -24,7 +24,7 @@ enum intercept_mode {
 
 struct run_opts {
 	struct sockaddr_in listen;
-	struct sockaddr_in vip; /* --vip: the static Service's VIP */
+	struct sockaddr_in vip;	   /* --vip: the static Service's VIP */
 	const char *backends;	   /* --backends list */
 	const char *backends_file; /* --backends-file */
 	const char *pin_dir;
@@ -32,17 +32,17 @@ struct run_opts {
 	/* --kubernetes: backends are the endpoints of one Service port
 	 * (--service), or of every balanced Service port */
 	bool kubernetes;
-	const char *kubeconfig;	 /* NULL: in-cluster */
-	const char *k8s_ns;	 /* of the Service */
+	const char *kubeconfig; /* NULL: in-cluster */
+	const char *k8s_ns;	/* of the Service */
 	const char *k8s_name;
-	const char *k8s_port;	 /* port name or number */
+	const char *k8s_port; /* port name or number */
 	const char *node_zone;
 	int intercept;		    /* enum intercept_mode */
 	const char *intercept_devs; /* --intercept-dev: names or patterns */
 	const char *intercept_cgroup;
-	int policy;		    /* enum h2lb_policy */
-	int pool_size;		    /* idle connections kept per backend */
-	uint32_t max_streams;	    /* per client connection */
+	int policy;		/* enum h2lb_policy */
+	int pool_size;		/* idle connections kept per backend */
+	uint32_t max_streams;	/* per client connection */
 	uint32_t stream_window; /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
 };
 
@@ -128,8 +128,8 @@ struct daemon {
 	struct run_opts opts;
 	struct h2lb_bpf *skel;
 	struct ring_buffer *rb;
-	struct k8s *k8s; /* --kubernetes discovery */
-	struct intercept *ic; /* --intercept links */
+	struct k8s *k8s;	     /* --kubernetes discovery */
+	struct intercept *ic;	     /* --intercept links */
 	struct h2lb_backend *be_mem; /* mmap of the backends map */
 	uint64_t *pool_mem;	     /* mmap of the pool map */
 	struct h2lb_cgroup cg;
@@ -160,8 +160,7 @@ int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
 		     uint32_t role, uint32_t service, bool add);
 /* Socket @cookie is about to connect to backend @backend. */
-int bpf_new_leg(struct daemon *d, uint64_t cookie, uint32_t backend,
-		bool add);
+int bpf_new_leg(struct daemon *d, uint64_t cookie, uint32_t backend, bool add);
 void bpf_publish_stats(struct daemon *d);
 
 /* injector.c: every frame the daemon sends goes through here */

@@ -137,9 +137,8 @@ static void tc_rescan(struct daemon *d)
 			continue;
 		if (!tc_find(ic, links[i].ifindex))
 			tc_attach(d, links[i].ifindex, links[i].name);
-		br = links[i].master ?
-			     link_by_index(links, n, links[i].master) :
-			     NULL;
+		br = links[i].master ? link_by_index(links, n, links[i].master)
+				     : NULL;
 		if (br && !tc_find(ic, br->ifindex))
 			tc_attach(d, br->ifindex, br->name);
 	}

@@ -122,8 +122,8 @@ int bpf_load(struct daemon *d)
 	if (!stat(d->cg.path, &st)) {
 		/* A cgroup v2 id is its directory's inode number. */
 		cfg.daemon_cgroup = st.st_ino;
-		bpf_map_update_elem(bpf_map__fd(d->skel->maps.lb_config),
-				    &zero, &cfg, 0);
+		bpf_map_update_elem(bpf_map__fd(d->skel->maps.lb_config), &zero,
+				    &cfg, 0);
 	}
 	err = bpf_prog_attach(bpf_program__fd(d->skel->progs.h2lb_sockops),
 			      d->cg.fd, BPF_CGROUP_SOCK_OPS, 0);
@@ -226,8 +226,7 @@ int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
 	return bpf_map_delete_elem(fd, &k);
 }
 
-int bpf_new_leg(struct daemon *d, uint64_t cookie, uint32_t backend,
-		bool add)
+int bpf_new_leg(struct daemon *d, uint64_t cookie, uint32_t backend, bool add)
 {
 	int fd = bpf_map__fd(d->skel->maps.new_legs);
 

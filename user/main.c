@@ -82,7 +82,8 @@ static int parse_service(char *arg, struct run_opts *o)
 
 	if (!slash || !colon || colon < slash || slash == arg ||
 	    colon == slash + 1 || !colon[1]) {
-		fprintf(stderr, "h2lb: --service: '%s': expected NAMESPACE/NAME:PORT\n",
+		fprintf(stderr,
+			"h2lb: --service: '%s': expected NAMESPACE/NAME:PORT\n",
 			arg);
 		return -1;
 	}
@@ -107,33 +108,40 @@ static int check_intercept(struct run_opts *o, bool have_listen)
 		o->listen.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	}
 	if (all && !o->intercept) {
-		fprintf(stderr, "h2lb run: --kubernetes without --service needs --intercept tc|cgroup (clients reach the Services by their VIPs)\n");
+		fprintf(stderr,
+			"h2lb run: --kubernetes without --service needs --intercept tc|cgroup (clients reach the Services by their VIPs)\n");
 		return -1;
 	}
 	if (o->vip.sin_port && !o->intercept) {
-		fprintf(stderr, "h2lb run: --vip needs --intercept tc|cgroup\n");
+		fprintf(stderr,
+			"h2lb run: --vip needs --intercept tc|cgroup\n");
 		return -1;
 	}
 	if (!o->kubernetes && o->intercept && !o->vip.sin_port) {
-		fprintf(stderr, "h2lb run: --intercept with static backends needs --vip ADDR:PORT\n");
+		fprintf(stderr,
+			"h2lb run: --intercept with static backends needs --vip ADDR:PORT\n");
 		return -1;
 	}
 	if (o->intercept == INTERCEPT_TC && !o->intercept_devs) {
-		fprintf(stderr, "h2lb run: --intercept tc needs --intercept-dev LIST\n");
+		fprintf(stderr,
+			"h2lb run: --intercept tc needs --intercept-dev LIST\n");
 		return -1;
 	}
 	if (o->intercept == INTERCEPT_CGROUP &&
 	    (!o->intercept_cgroup || !o->listen.sin_addr.s_addr ||
 	     o->listen.sin_addr.s_addr == htonl(INADDR_LOOPBACK))) {
-		fprintf(stderr, "h2lb run: --intercept cgroup needs --intercept-cgroup DIR and a --listen address the clients can reach\n");
+		fprintf(stderr,
+			"h2lb run: --intercept cgroup needs --intercept-cgroup DIR and a --listen address the clients can reach\n");
 		return -1;
 	}
 	if (o->intercept != INTERCEPT_TC && o->intercept_devs) {
-		fprintf(stderr, "h2lb run: --intercept-dev is for --intercept tc\n");
+		fprintf(stderr,
+			"h2lb run: --intercept-dev is for --intercept tc\n");
 		return -1;
 	}
 	if (o->intercept != INTERCEPT_CGROUP && o->intercept_cgroup) {
-		fprintf(stderr, "h2lb run: --intercept-cgroup is for --intercept cgroup\n");
+		fprintf(stderr,
+			"h2lb run: --intercept-cgroup is for --intercept cgroup\n");
 		return -1;
 	}
 	return 0;
@@ -180,8 +188,8 @@ static int cmd_run(int argc, char **argv)
 		switch (c) {
 		case 'l':
 			/* ADDR alone: for listeners on ports of their own */
-			if (inet_pton(AF_INET, optarg,
-				      &o.listen.sin_addr) == 1) {
+			if (inet_pton(AF_INET, optarg, &o.listen.sin_addr) ==
+			    1) {
 				o.listen.sin_family = AF_INET;
 				have_listen = true;
 				break;
@@ -289,11 +297,13 @@ static int cmd_run(int argc, char **argv)
 		return 2;
 	if (o.kubernetes) {
 		if (o.backends || o.backends_file || o.vip.sin_port) {
-			fprintf(stderr, "h2lb run: --kubernetes takes no --backends, --backends-file or --vip (the Services have them)\n");
+			fprintf(stderr,
+				"h2lb run: --kubernetes takes no --backends, --backends-file or --vip (the Services have them)\n");
 			return 2;
 		}
 	} else if (!o.backends == !o.backends_file) {
-		fprintf(stderr, "h2lb run: give either --backends or --backends-file (or --kubernetes)\n");
+		fprintf(stderr,
+			"h2lb run: give either --backends or --backends-file (or --kubernetes)\n");
 		return 2;
 	}
 	if (o.backends) {

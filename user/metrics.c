@@ -45,16 +45,21 @@ static void metric_head(FILE *f, const char *name, const char *type,
 
 static void backend_metrics(FILE *f, const char *dir)
 {
-	struct h2lb_backend be[H2LB_MAX_BACKENDS];
-	char addr[H2LB_MAX_BACKENDS][32];
+	static struct h2lb_backend be[H2LB_MAX_BACKENDS];
+	static char addr[H2LB_MAX_BACKENDS][160];
+	struct h2lb_service svc[H2LB_MAX_SERVICES];
 	struct in_addr ia;
 	int n;
 
 	if (backends_read(dir, be, &n))
 		return;
+	services_read(dir, svc);
+	/* The labels of each backend: its Service and its address. */
 	for (int i = 0; i < n; i++) {
 		ia.s_addr = be[i].addr;
-		snprintf(addr[i], sizeof(addr[i]), "%s:%u", inet_ntoa(ia),
+		snprintf(addr[i], sizeof(addr[i]),
+			 "service=\"%s\",backend=\"%s:%u\"",
+			 service_name(svc, be[i].service), inet_ntoa(ia),
 			 be[i].port);
 	}
 #define EACH_BACKEND(i)                                                        \
@@ -63,31 +68,31 @@ static void backend_metrics(FILE *f, const char *dir)
 	metric_head(f, "backend_up", "gauge",
 		    "1 if the backend takes new streams (ready)");
 	EACH_BACKEND(i)
-	fprintf(f, "h2lb_backend_up{backend=\"%s\",state=\"%s\"} %d\n", addr[i],
+	fprintf(f, "h2lb_backend_up{%s,state=\"%s\"} %d\n", addr[i],
 		backend_state_name(be[i].state), be[i].state == H2LB_BE_READY);
 	metric_head(f, "backend_open_streams", "gauge", "streams open now");
 	EACH_BACKEND(i)
-	fprintf(f, "h2lb_backend_open_streams{backend=\"%s\"} %u\n", addr[i],
+	fprintf(f, "h2lb_backend_open_streams{%s} %u\n", addr[i],
 		be[i].open_streams);
 	metric_head(f, "backend_streams_total", "counter", "streams opened");
 	EACH_BACKEND(i)
-	fprintf(f, "h2lb_backend_streams_total{backend=\"%s\"} %llu\n", addr[i],
+	fprintf(f, "h2lb_backend_streams_total{%s} %llu\n", addr[i],
 		(unsigned long long)be[i].streams);
 	metric_head(f, "backend_resets_total", "counter",
 		    "streams ended by RST_STREAM");
 	EACH_BACKEND(i)
-	fprintf(f, "h2lb_backend_resets_total{backend=\"%s\"} %llu\n", addr[i],
+	fprintf(f, "h2lb_backend_resets_total{%s} %llu\n", addr[i],
 		(unsigned long long)be[i].resets);
 	metric_head(f, "backend_sent_bytes_total", "counter",
 		    "DATA payload bytes sent to the backend");
 	EACH_BACKEND(i)
-	fprintf(f, "h2lb_backend_sent_bytes_total{backend=\"%s\"} %llu\n",
-		addr[i], (unsigned long long)be[i].bytes_to);
+	fprintf(f, "h2lb_backend_sent_bytes_total{%s} %llu\n", addr[i],
+		(unsigned long long)be[i].bytes_to);
 	metric_head(f, "backend_received_bytes_total", "counter",
 		    "DATA payload bytes received from the backend");
 	EACH_BACKEND(i)
-	fprintf(f, "h2lb_backend_received_bytes_total{backend=\"%s\"} %llu\n",
-		addr[i], (unsigned long long)be[i].bytes_from);
+	fprintf(f, "h2lb_backend_received_bytes_total{%s} %llu\n", addr[i],
+		(unsigned long long)be[i].bytes_from);
 	metric_head(
 		f, "stream_duration_seconds", "histogram",
 		"time from a stream's HEADERS to its end, measured in the kernel");
@@ -99,18 +104,16 @@ static void backend_metrics(FILE *f, const char *dir)
 			cum += be[i].latency[k];
 			/* bucket k holds calls under 2^(k+1) us */
 			fprintf(f,
-				"h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"%.6f\"} %llu\n",
+				"h2lb_stream_duration_seconds_bucket{%s,le=\"%.6f\"} %llu\n",
 				addr[i], (double)(2ull << k) / 1e6,
 				(unsigned long long)cum);
 		}
 		fprintf(f,
-			"h2lb_stream_duration_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %llu\n",
+			"h2lb_stream_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
 			addr[i], (unsigned long long)cum);
-		fprintf(f,
-			"h2lb_stream_duration_seconds_sum{backend=\"%s\"} %.9f\n",
+		fprintf(f, "h2lb_stream_duration_seconds_sum{%s} %.9f\n",
 			addr[i], be[i].latency_ns / 1e9);
-		fprintf(f,
-			"h2lb_stream_duration_seconds_count{backend=\"%s\"} %llu\n",
+		fprintf(f, "h2lb_stream_duration_seconds_count{%s} %llu\n",
 			addr[i], (unsigned long long)cum);
 	}
 #undef EACH_BACKEND
@@ -140,7 +143,9 @@ static void daemon_metrics(FILE *f, struct daemon *d)
 		    "idle handshaken connections per backend");
 	for (int b = 0; b < d->nr_backends; b++)
 		if (d->be[b].configured)
-			fprintf(f, "h2lb_pool_connections{backend=\"%s\"} %d\n",
+			fprintf(f,
+				"h2lb_pool_connections{service=\"%s\",backend=\"%s\"} %d\n",
+				d->svc[d->be[b].service].name,
 				addr_str(&d->be[b].addr, addr, sizeof(addr)),
 				d->be[b].pooled);
 	metric_head(

@@ -24,6 +24,25 @@
 #include "k8s.h"
 #include "log.h"
 
+/* The "services" map entry of @i, for status and metrics. */
+static void publish(struct daemon *d, int i, uint32_t state)
+{
+	struct uservice *v = &d->svc[i];
+	struct h2lb_service e = { .state = state };
+	__u32 key = i;
+
+	if (state != H2LB_SVC_UNUSED) {
+		snprintf(e.name, sizeof(e.name), "%s", v->name);
+		if (d->opts.intercept) {
+			e.vip = v->vip.sin_addr.s_addr;
+			e.vip_port = ntohs(v->vip.sin_port);
+		}
+		e.listen_addr = v->listen.sin_addr.s_addr;
+		e.listen_port = ntohs(v->listen.sin_port);
+	}
+	bpf_map_update_elem(bpf_map__fd(d->skel->maps.services), &key, &e, 0);
+}
+
 static void vip_set(struct daemon *d, struct uservice *v, int i, bool add)
 {
 	struct h2lb_vip_key vk = { .addr = v->vip.sin_addr.s_addr,
@@ -79,8 +98,7 @@ int service_open(struct daemon *d, int i, const char *name,
 	 * replies from it need a route that allows any source. The fwmark
 	 * rule (steer.c) gives only the incoming side a local route. */
 	if (d->opts.intercept == INTERCEPT_TC &&
-	    setsockopt(v->listen_fd, SOL_IP, IP_TRANSPARENT, &one,
-		       sizeof(one)))
+	    setsockopt(v->listen_fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)))
 		pr_warn("%s: IP_TRANSPARENT: %s", name, strerror(errno));
 	if (bind(v->listen_fd, (const struct sockaddr *)at, sizeof(*at)) ||
 	    listen(v->listen_fd, 1024) ||
@@ -98,12 +116,13 @@ int service_open(struct daemon *d, int i, const char *name,
 		return -1;
 	}
 	vip_set(d, v, i, true);
+	publish(d, i, H2LB_SVC_OPEN);
 	pr_info("service %d %s: listening on %s%s%s", i, name,
 		addr_str(&v->listen, buf, sizeof(buf)),
 		v->vip.sin_port && d->opts.intercept ? ", intercepting " : "",
-		v->vip.sin_port && d->opts.intercept ?
-			addr_str(&v->vip, vbuf, sizeof(vbuf)) :
-			"");
+		v->vip.sin_port && d->opts.intercept
+			? addr_str(&v->vip, vbuf, sizeof(vbuf))
+			: "");
 	return 0;
 }
 
@@ -121,6 +140,7 @@ static void service_close(struct daemon *d, int i)
 	close(v->listen_fd);
 	v->listen_fd = -1;
 	backends_set(d, i, NULL, NULL, 0);
+	publish(d, i, H2LB_SVC_CLOSED);
 }
 
 /* A closed Service's index can be reused once no backend and no client
@@ -140,6 +160,7 @@ static bool service_free(struct daemon *d, int i)
 			if (c->role == H2LB_ROLE_CLIENT && c->service == i)
 				return false;
 	d->svc[i].used = false;
+	publish(d, i, H2LB_SVC_UNUSED);
 	return true;
 }
 
@@ -179,6 +200,7 @@ static int service_of(struct daemon *d, const struct k8s_service *v,
 			vip_set(d, &d->svc[i], i, false);
 			d->svc[i].vip = *vip;
 			vip_set(d, &d->svc[i], i, true);
+			publish(d, i, H2LB_SVC_OPEN);
 		}
 		return i;
 	}
@@ -219,6 +241,7 @@ void services_k8s(struct daemon *d, const struct k8s_snapshot *s)
 				vip_set(d, &d->svc[0], 0, false);
 				d->svc[0].vip = vip;
 				vip_set(d, &d->svc[0], 0, true);
+				publish(d, 0, H2LB_SVC_OPEN);
 			}
 		} else if (!v->vip) {
 			continue; /* headless: no VIP, nothing to balance */

@@ -24,8 +24,16 @@ static const char *const be_states[] = { "unused", "ready", "draining",
 					 "ejected" };
 static const char *const roles[] = { "none", "client", "backend", "injector" };
 static const char *const counter_names[H2LB_CNT_MAX] = {
-	"frames", "redirects", "dropped",     "no_target",    "refused",
-	"pings",  "events",    "event_drops", "proto_errors", "intercepted",
+	"frames",
+	"redirects",
+	"dropped",
+	"no_target",
+	"refused",
+	"pings",
+	"events",
+	"event_drops",
+	"proto_errors",
+	"intercepted",
 	"intercept_fallbacks",
 };
 
@@ -97,6 +105,26 @@ int backends_read(const char *dir, struct h2lb_backend *out, int *n)
 	return 0;
 }
 
+int services_read(const char *dir, struct h2lb_service *out)
+{
+	int fd = pinned_open(dir, "services");
+
+	memset(out, 0, sizeof(*out) * H2LB_MAX_SERVICES);
+	if (fd < 0)
+		return -1;
+	for (__u32 i = 0; i < H2LB_MAX_SERVICES; i++)
+		bpf_map_lookup_elem(fd, &i, &out[i]);
+	close(fd);
+	return 0;
+}
+
+const char *service_name(const struct h2lb_service *svc, uint32_t i)
+{
+	if (i >= H2LB_MAX_SERVICES || !svc[i].name[0])
+		return "?";
+	return svc[i].name;
+}
+
 static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
 {
 	char ip[INET_ADDRSTRLEN];
@@ -105,7 +133,50 @@ static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", ip, port);
 }
 
+static const char *const svc_states[] = { "unused", "open", "closed" };
+
+static void services_print(const struct h2lb_service *svc,
+			   struct json_writer *w)
+{
+	char vip[32], listen[32];
+
+	if (w) {
+		jw_key(w, "services");
+		jw_arr_start(w);
+	} else {
+		printf("%-3s %-40s %-21s %-21s %s\n", "ID", "SERVICE", "VIP",
+		       "LISTENER", "STATE");
+	}
+	for (int i = 0; i < H2LB_MAX_SERVICES; i++) {
+		const struct h2lb_service *v = &svc[i];
+
+		if (v->state == H2LB_SVC_UNUSED || v->state > H2LB_SVC_CLOSED)
+			continue;
+		if (v->vip)
+			addr_fmt(v->vip, v->vip_port, vip, sizeof(vip));
+		else
+			snprintf(vip, sizeof(vip), "-");
+		addr_fmt(v->listen_addr, v->listen_port, listen,
+			 sizeof(listen));
+		if (!w) {
+			printf("%-3d %-40s %-21s %-21s %s\n", i, v->name, vip,
+			       listen, svc_states[v->state]);
+			continue;
+		}
+		jw_obj_start(w);
+		jw_kv_u64(w, "id", i);
+		jw_kv_str(w, "name", v->name);
+		jw_kv_str(w, "vip", v->vip ? vip : "");
+		jw_kv_str(w, "listener", listen);
+		jw_kv_str(w, "state", svc_states[v->state]);
+		jw_obj_end(w);
+	}
+	if (w)
+		jw_arr_end(w);
+}
+
 static void backends_print(const struct h2lb_backend *be, int n,
+			   const struct h2lb_service *svc,
 			   struct json_writer *w)
 {
 	char addr[32];
@@ -114,9 +185,9 @@ static void backends_print(const struct h2lb_backend *be, int n,
 		jw_key(w, "backends");
 		jw_arr_start(w);
 	} else {
-		printf("%-3s %-21s %-8s %6s %10s %8s %12s %12s %9s %9s\n", "ID",
-		       "ADDRESS", "STATE", "OPEN", "STREAMS", "RESETS",
-		       "BYTES_TO", "BYTES_FROM", "P50_US", "P99_US");
+		printf("%-3s %-21s %-24s %-8s %6s %10s %8s %12s %12s %9s %9s\n",
+		       "ID", "ADDRESS", "SERVICE", "STATE", "OPEN", "STREAMS",
+		       "RESETS", "BYTES_TO", "BYTES_FROM", "P50_US", "P99_US");
 	}
 	for (int i = 0; i < n; i++) {
 		const struct h2lb_backend *b = &be[i];
@@ -125,9 +196,10 @@ static void backends_print(const struct h2lb_backend *be, int n,
 			continue;
 		addr_fmt(b->addr, b->port, addr, sizeof(addr));
 		if (!w) {
-			printf("%-3d %-21s %-8s %6u %10llu %8llu %12llu %12llu %9llu %9llu\n",
-			       i, addr, backend_state_name(b->state),
-			       b->open_streams, (unsigned long long)b->streams,
+			printf("%-3d %-21s %-24.24s %-8s %6u %10llu %8llu %12llu %12llu %9llu %9llu\n",
+			       i, addr, service_name(svc, b->service),
+			       backend_state_name(b->state), b->open_streams,
+			       (unsigned long long)b->streams,
 			       (unsigned long long)b->resets,
 			       (unsigned long long)b->bytes_to,
 			       (unsigned long long)b->bytes_from,
@@ -140,6 +212,7 @@ static void backends_print(const struct h2lb_backend *be, int n,
 		jw_obj_start(w);
 		jw_kv_u64(w, "id", i);
 		jw_kv_str(w, "address", addr);
+		jw_kv_str(w, "service", service_name(svc, b->service));
 		jw_kv_str(w, "state", backend_state_name(b->state));
 		jw_kv_u64(w, "open_streams", b->open_streams);
 		jw_kv_u64(w, "streams", b->streams);
@@ -192,14 +265,16 @@ int daemon_stats_read(const char *dir, struct h2lb_daemon_stats *st)
 
 static int cmd_backends(const char *dir, struct json_writer *w)
 {
+	struct h2lb_service svc[H2LB_MAX_SERVICES];
 	struct h2lb_backend be[H2LB_MAX_BACKENDS];
 	int n;
 
 	if (backends_read(dir, be, &n))
 		return 1;
+	services_read(dir, svc);
 	if (w)
 		jw_obj_start(w);
-	backends_print(be, n, w);
+	backends_print(be, n, svc, w);
 	if (w) {
 		jw_obj_end(w);
 		jw_end(w);
@@ -209,6 +284,7 @@ static int cmd_backends(const char *dir, struct json_writer *w)
 
 static int cmd_status(const char *dir, struct json_writer *w)
 {
+	struct h2lb_service svc[H2LB_MAX_SERVICES];
 	struct h2lb_backend be[H2LB_MAX_BACKENDS];
 	struct h2lb_daemon_stats st;
 	uint64_t cnt[H2LB_CNT_MAX];
@@ -217,6 +293,7 @@ static int cmd_status(const char *dir, struct json_writer *w)
 	if (daemon_stats_read(dir, &st) || counters_read(dir, cnt) ||
 	    backends_read(dir, be, &n))
 		return 1;
+	services_read(dir, svc);
 	if (!w) {
 		bool alive = st.pid && kill(st.pid, 0) == 0;
 
@@ -232,7 +309,9 @@ static int cmd_status(const char *dir, struct json_writer *w)
 			printf(" %s %llu", counter_names[i],
 			       (unsigned long long)cnt[i]);
 		printf("\n\n");
-		backends_print(be, n, NULL);
+		services_print(svc, NULL);
+		printf("\n");
+		backends_print(be, n, svc, NULL);
 		return 0;
 	}
 	jw_obj_start(w);
@@ -252,7 +331,8 @@ static int cmd_status(const char *dir, struct json_writer *w)
 	for (int i = 0; i < H2LB_CNT_MAX; i++)
 		jw_kv_u64(w, counter_names[i], cnt[i]);
 	jw_obj_end(w);
-	backends_print(be, n, w);
+	services_print(svc, w);
+	backends_print(be, n, svc, w);
 	jw_obj_end(w);
 	jw_end(w);
 	return 0;

@@ -118,13 +118,13 @@ static int nft(const char *cmd, char *err, size_t errlen)
 /* Declaring the table first makes the delete succeed when it is absent:
  * one transaction, so install replaces and remove is idempotent. */
 #define NFT_RESET "table ip h2lb\ndelete table ip h2lb\n"
-#define NFT_TABLE                                                            \
-	"table ip h2lb {\n"                                                  \
-	"  chain prerouting {\n"                                             \
-	"    type filter hook prerouting priority raw; policy accept;\n"     \
-	"    meta mark & " STR(H2LB_INTERCEPT_MARK) " == " STR(              \
-		H2LB_INTERCEPT_MARK) " notrack\n"                            \
-				     "  }\n"                                 \
+#define NFT_TABLE                                                              \
+	"table ip h2lb {\n"                                                    \
+	"  chain prerouting {\n"                                               \
+	"    type filter hook prerouting priority raw; policy accept;\n"       \
+	"    meta mark & " STR(H2LB_INTERCEPT_MARK) " == " STR(                \
+		H2LB_INTERCEPT_MARK) " notrack\n"                              \
+				     "  }\n"                                   \
 				     "}\n"
 
 int steer_install(char *err, size_t errlen)

@@ -42,7 +42,7 @@ print(" ".join(str(e["value"]["streams"]) for e in json.load(sys.stdin)
                if e["value"]["state"]))')
 metrics=$(tb_exec node curl -sf "http://$METRICS/metrics") || fail "no /metrics"
 prom=$(for i in 1 2 3 4; do
-    grep "^h2lb_backend_streams_total{backend=\"$(tb_backend_ip "$i"):50051\"}" <<<"$metrics" |
+    grep "^h2lb_backend_streams_total{service=\"static\",backend=\"$(tb_backend_ip "$i"):50051\"}" <<<"$metrics" |
         awk '{print $2}'
 done | paste -sd ' ')
 echo "   backends counted:  $truth"
@@ -53,7 +53,7 @@ echo "   /metrics:          $prom"
     fail "backends did not serve $CALLS calls"
 [[ $status == "$truth" && $bpftool_counts == "$truth" && $prom == "$truth" ]] ||
     fail "the views disagree"
-grep -q '^h2lb_stream_duration_seconds_count{backend="198.18.2.11:50051"}' <<<"$metrics" ||
+grep -q '^h2lb_stream_duration_seconds_count{service="static",backend="198.18.2.11:50051"}' <<<"$metrics" ||
     fail "no latency histogram in /metrics"
 grep -q '^h2lb_daemon_read_bytes_total ' <<<"$metrics" || fail "no daemon byte counters"
 [[ $(tb_exec node curl -sf "http://$METRICS/healthz") == ok ]] || fail "no /healthz"

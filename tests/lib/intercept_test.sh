@@ -279,6 +279,19 @@ intercept_test() {
     (($(daemon_clients) == c0 + 3)) ||
         fail "h2lb accepted $(($(daemon_clients) - c0)) connections, want 3"
 
+    # What operators see: both balanced Services, and which backends
+    # served greeter-34's calls.
+    out=$("$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+s = json.load(sys.stdin)
+svc = " ".join(sorted("%s=%s" % (v["name"], v["vip"]) for v in s["services"]))
+be = sorted(b["address"].split(".")[-1].split(":")[0] for b in s["backends"]
+            if b["service"] == "default/greeter-34:grpc" and b["streams"])
+print(svc, "|", " ".join(be))') || fail "h2lb status -j"
+    echo "   h2lb status: $out"
+    [[ $out == "default/greeter-34:grpc=$VIP3:$VPORT default/greeter:grpc=$VIP1:$VPORT | 13 14" ]] ||
+        fail "h2lb status does not show the two Services and greeter-34's backends"
+
     peer=$(cli "$TB_PYTHON" -c '
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
