@@ -5,7 +5,9 @@
 # Builds the namespace testbed (client, node, 4 gRPC backends), then:
 #   1. L4: kube-proxy-style iptables DNAT of the VIP; CALLS (20) gRPC calls on
 #      ONE channel all land on the same backend.
-#   2. through h2lb: the same calls spread per stream across all four.
+#   2. h2lb intercepts the same VIP (tc ingress, DNAT rules still there): the
+#      same client, dialling the same address, has its calls spread per
+#      stream across all four.
 # Everything is torn down on exit, also on ^C or failure.
 #
 #   CALLS=20 scripts/demo.sh        (H2LB_TB sets the namespace prefix,
@@ -55,7 +57,6 @@ demo_l4() {
     tb_client --target "$TB_VIP:$TB_GREETER_PORT" --calls "$CALLS" --print
     show_counts
     echo "    -> one connection, one backend: L4 never sees the individual calls."
-    tb_l4_off "$TB_GREETER_PORT"
 }
 
 # Part 2: the same through h2lb (per-stream balancing in the kernel).
@@ -66,12 +67,14 @@ demo_h2lb() {
     fi
     # shellcheck source=tests/lib/h2lb.sh
     source "$ROOT/tests/lib/h2lb.sh"
-    banner "2) through h2lb (per-stream balancing with eBPF sockmap):"
-    echo "    h2lb run --listen $H2LB_ADDR --backends $(h2lb_backends)"
-    h2lb_start
+    banner "2) h2lb takes the VIP's connections (per-stream balancing with eBPF sockmap):"
+    echo "    h2lb run --listen $H2LB_ADDR --backends $(h2lb_backends) \\"
+    echo "        --intercept tc --intercept-dev vcli --vip $TB_VIP:$TB_GREETER_PORT"
+    h2lb_start --backends "$(h2lb_backends)" --intercept tc \
+        --intercept-dev vcli --vip "$TB_VIP:$TB_GREETER_PORT"
     tb_reset_counts
-    echo "    $CALLS gRPC calls on ONE channel to $H2LB_ADDR"
-    tb_client --target "$H2LB_ADDR" --calls "$CALLS" --print
+    echo "    the same $CALLS calls on ONE channel to $TB_VIP:$TB_GREETER_PORT"
+    tb_client --target "$TB_VIP:$TB_GREETER_PORT" --calls "$CALLS" --print
     show_counts
     echo "    -> one connection, every call balanced on its own, in the kernel."
     h2lb_map backends | "$TB_PYTHON" -c '
