@@ -30,9 +30,6 @@
 #include "h2lb.h"
 #include "steer.h"
 
-#define STR_(x) #x
-#define STR(x)	STR_(x)
-
 /* One rtnetlink request, answered by an ACK or an error. */
 static int rtnl_request(struct nlmsghdr *nlh)
 {
@@ -59,15 +56,25 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
-static int rule(int type, int flags)
+/* A request of @type with a header of @hdrlen bytes after it. */
+static struct nlmsghdr *rtnl_msg(char *buf, int type, int flags, size_t hdrlen,
+				 void **hdr)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct fib_rule_hdr *frh;
 
 	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	*hdr = mnl_nlmsg_put_extra_header(nlh, hdrlen);
+	return nlh;
+}
+
+static int rule(int type, int flags)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct fib_rule_hdr *frh;
+	struct nlmsghdr *nlh =
+		rtnl_msg(buf, type, flags, sizeof(*frh), (void **)&frh);
+
 	frh->family = AF_INET;
 	frh->action = FR_ACT_TO_TBL;
 	mnl_attr_put_u32(nlh, FRA_FWMARK, H2LB_INTERCEPT_MARK);
@@ -80,12 +87,10 @@ static int rule(int type, int flags)
 static int route(int type, int flags)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
+	struct nlmsghdr *nlh =
+		rtnl_msg(buf, type, flags, sizeof(*rtm), (void **)&rtm);
 
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_table = RT_TABLE_UNSPEC; /* RTA_TABLE says which */
 	rtm->rtm_protocol = RTPROT_STATIC;
@@ -102,7 +107,8 @@ static int nft(const char *cmd, char *err, size_t errlen)
 	int ret;
 
 	if (!ctx) {
-		snprintf(err, errlen, "nftables: no context");
+		if (err)
+			snprintf(err, errlen, "nftables: no context");
 		return -1;
 	}
 	nft_ctx_buffer_output(ctx);
@@ -118,14 +124,21 @@ static int nft(const char *cmd, char *err, size_t errlen)
 /* Declaring the table first makes the delete succeed when it is absent:
  * one transaction, so install replaces and remove is idempotent. */
 #define NFT_RESET "table ip h2lb\ndelete table ip h2lb\n"
-#define NFT_TABLE                                                              \
-	"table ip h2lb {\n"                                                    \
-	"  chain prerouting {\n"                                               \
-	"    type filter hook prerouting priority raw; policy accept;\n"       \
-	"    meta mark & " STR(H2LB_INTERCEPT_MARK) " == " STR(                \
-		H2LB_INTERCEPT_MARK) " notrack\n"                              \
-				     "  }\n"                                   \
-				     "}\n"
+
+static int nft_install(char *err, size_t errlen)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 NFT_RESET "table ip h2lb {\n"
+			   "  chain prerouting {\n"
+			   "    type filter hook prerouting priority raw;\n"
+			   "    meta mark & %#x == %#x notrack\n"
+			   "  }\n"
+			   "}\n",
+		 H2LB_INTERCEPT_MARK, H2LB_INTERCEPT_MARK);
+	return nft(cmd, err, errlen);
+}
 
 int steer_install(char *err, size_t errlen)
 {
@@ -143,7 +156,7 @@ int steer_install(char *err, size_t errlen)
 			 strerror(-ret));
 		return -1;
 	}
-	return nft(NFT_RESET NFT_TABLE, err, errlen);
+	return nft_install(err, errlen);
 }
 
 int steer_remove(void)

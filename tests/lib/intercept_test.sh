@@ -94,6 +94,16 @@ s = json.loads(sys.argv[1])
 sys.exit(1) if s["errors"] else print(len(s["by_backend"]))' "$1"
 }
 
+# expect_kube_proxy WHEN: 100 calls on one channel to VIP1 all succeed and
+# all go to one backend, as through kube-proxy's DNAT.
+expect_kube_proxy() {
+    local out n
+    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed $1: $out"
+    n=$(backends_of "$out")
+    echo "   $VIP1 $1: $n backend(s)"
+    ((n == 1)) || fail "$VIP1 $1: want kube-proxy's 1 backend, got $n"
+}
+
 daemon_clients() {
     h2lb_daemon_stats | "$TB_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["clients"])'
 }
@@ -255,10 +265,7 @@ intercept_test() {
     start_kube_api
 
     echo "== before h2lb: kube-proxy's DNAT, one channel goes to one backend"
-    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed: $out"
-    n=$(backends_of "$out")
-    echo "   $VIP1: $n backend(s)"
-    ((n == 1)) || fail "want 1"
+    expect_kube_proxy "before h2lb"
 
     echo "== h2lb --intercept $MODE"
     start_h2lb
@@ -311,10 +318,8 @@ print("%s:%d" % s.getpeername())' "$VIP1" "$VPORT") || fail "connect to the VIP"
     echo "== stop: every hook goes, the VIP works through kube-proxy again"
     h2lb_stop || fail "h2lb did not stop cleanly"
     [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
-    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed after stop: $out"
-    n=$(backends_of "$out")
-    echo "   hooks: none; $VIP1: $n backend(s)"
-    ((n == 1)) || fail "want kube-proxy's 1"
+    echo "   hooks: none"
+    expect_kube_proxy "after stop"
 
     echo "== SIGKILL: the daemon's links go with it"
     start_h2lb
@@ -327,8 +332,7 @@ print("%s:%d" % s.getpeername())' "$VIP1" "$VPORT") || fail "connect to the VIP"
     done
     echo "   hooks after SIGKILL: $(hooks)"
     [[ $(hooks) != *tc* && $(hooks) != *cgroup* ]] || fail "a BPF hook outlived the daemon"
-    out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls to $VIP1 failed after SIGKILL: $out"
-    echo "   $VIP1 after SIGKILL: $(backends_of "$out") backend(s)"
+    expect_kube_proxy "after SIGKILL"
     tb_exec node "$H2LB_BIN" unload --pin-dir "$H2LB_PIN" >/dev/null ||
         fail "h2lb unload failed"
     [[ -z $(hooks) ]] || fail "unload left: $(hooks)"
