@@ -341,17 +341,19 @@ static int cmd_status(const char *dir, struct json_writer *w)
 static int cmd_conns(const char *dir, struct json_writer *w)
 {
 	int fd = pinned_open(dir, "conns");
+	struct h2lb_service svc[H2LB_MAX_SERVICES];
 	__u64 key, next, *prev = NULL;
 	struct h2lb_conn c;
 
 	if (fd < 0)
 		return 1;
+	services_read(dir, svc);
 	if (w)
 		jw_arr_start(w);
 	else
-		printf("%-18s %-8s %-7s %-18s %6s %12s %12s %10s\n", "COOKIE",
-		       "ROLE", "BACKEND", "PEER", "OPEN", "RX_DATA", "TX_DATA",
-		       "FRAMES");
+		printf("%-18s %-8s %-7s %-24s %-18s %6s %12s %12s %10s\n",
+		       "COOKIE", "ROLE", "BACKEND", "SERVICE", "PEER", "OPEN",
+		       "RX_DATA", "TX_DATA", "FRAMES");
 	for (int guard = 0;
 	     guard < H2LB_MAX_CONNS && !bpf_map_get_next_key(fd, prev, &next);
 	     guard++) {
@@ -360,11 +362,14 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 		if (bpf_map_lookup_elem(fd, &key, &c))
 			continue;
 		if (!w) {
-			printf("%-18llx %-8s %-7d %-18llx %6u %12llu %12llu %10llu\n",
+			printf("%-18llx %-8s %-7d %-24.24s %-18llx %6u %12llu %12llu %10llu\n",
 			       (unsigned long long)key,
 			       roles[c.role < 4 ? c.role : 0],
 			       c.role == H2LB_ROLE_BACKEND ? (int)c.backend
 							   : -1,
+			       c.role == H2LB_ROLE_CLIENT
+				       ? service_name(svc, c.service)
+				       : "-",
 			       (unsigned long long)c.peer, c.open_streams,
 			       (unsigned long long)c.rx_data,
 			       (unsigned long long)c.tx_data,
@@ -376,6 +381,8 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 		jw_kv_str(w, "role", roles[c.role < 4 ? c.role : 0]);
 		if (c.role == H2LB_ROLE_BACKEND)
 			jw_kv_u64(w, "backend", c.backend);
+		if (c.role == H2LB_ROLE_CLIENT)
+			jw_kv_str(w, "service", service_name(svc, c.service));
 		jw_kv_u64(w, "peer", c.peer);
 		jw_kv_u64(w, "open_streams", c.open_streams);
 		jw_kv_u64(w, "rx_data", c.rx_data);

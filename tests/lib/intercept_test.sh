@@ -299,12 +299,22 @@ print(svc, "|", " ".join(be))') || fail "h2lb status -j"
     [[ $out == "default/greeter-34:grpc=$VIP3:$VPORT default/greeter:grpc=$VIP1:$VPORT | 13 14" ]] ||
         fail "h2lb status does not show the two Services and greeter-34's backends"
 
-    peer=$(cli "$TB_PYTHON" -c '
-import socket, sys
+    # A client that stays connected for 2 s: what it sees as its peer, and
+    # its connection in `h2lb conns`, with its Service.
+    cli "$TB_PYTHON" -c '
+import socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-print("%s:%d" % s.getpeername())' "$VIP1" "$VPORT") || fail "connect to the VIP"
-    echo "   getpeername() in the client: $peer"
+print("%s:%d" % s.getpeername(), flush=True)
+time.sleep(2)' "$VIP1" "$VPORT" >"$TB_STATE/peer" || fail "connect to the VIP" &
+    sleep 1
+    out=$("$H2LB_BIN" conns -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(c["service"] for c in json.load(sys.stdin) if c["role"] == "client"))')
+    wait $! || fail "connect to the VIP"
+    peer=$(<"$TB_STATE/peer")
+    echo "   getpeername() in the client: $peer; h2lb conns: client of $out"
     [[ $peer == "$VIP1:$VPORT" ]] || fail "the client sees $peer, not the VIP"
+    [[ $out == "default/greeter:grpc" ]] || fail "h2lb conns shows '$out'"
 
     sleep 0.2 # the daemon publishes its counters every 50 ms
     c0=$(daemon_clients)
