@@ -105,7 +105,7 @@ struct {
  * to: one pod can be an endpoint of several Services. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_BACKENDS *H2LB_POOL_SLOTS);
+	__uint(max_entries, (H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS));
 	__type(key, __u64);
 	__type(value, __u32);
 } new_legs SEC(".maps");
@@ -126,7 +126,7 @@ struct {
 	__type(value, struct h2lb_vip);
 } vips SEC(".maps");
 
-/* Listener -> VIP:port, for cgroup/getpeername4. */
+/* Listener -> VIP:port, for cgroup/getpeername4 and 6. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, H2LB_MAX_SERVICES);

@@ -134,6 +134,7 @@ static void on_tick(struct daemon *d)
 	pool_tick(d);
 	conns_tick(d);
 	intercept_tick(d);
+	services_tick(d);
 	bpf_publish_stats(d);
 }
 

@@ -196,6 +196,7 @@ struct k8s_snapshot;
 int service_open(struct daemon *d, int i, const char *name,
 		 const struct sockaddr_in *at, const struct sockaddr_in *vip);
 void services_k8s(struct daemon *d, const struct k8s_snapshot *s);
+void services_tick(struct daemon *d);
 void services_close(struct daemon *d);
 
 /* intercept.c */

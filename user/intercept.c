@@ -35,7 +35,7 @@
 
 struct tc_link {
 	int ifindex;
-	int fd; /* bpf_link */
+	int fd; /* bpf_link; -1: attaching failed, not tried again */
 	char name[IF_NAMESIZE];
 };
 
@@ -75,22 +75,25 @@ static void tc_attach(struct daemon *d, int ifindex, const char *name)
 	int fd;
 
 	if (ic->nr_tc == H2LB_MAX_INTERCEPT_DEVS) {
-		pr_warn("intercept: more than %d devices, %s left out",
-			H2LB_MAX_INTERCEPT_DEVS, name);
+		static bool said;
+
+		if (!said)
+			pr_warn("intercept: more than %d devices, %s and others left out",
+				H2LB_MAX_INTERCEPT_DEVS, name);
+		said = true;
 		return;
 	}
 	fd = bpf_link_create(bpf_program__fd(d->skel->progs.h2lb_tc_ingress),
 			     ifindex, TCX_INGRESS, NULL);
-	if (fd < 0) {
+	if (fd < 0)
 		pr_warn("intercept: tc ingress on %s: %s", name,
 			strerror(errno));
-		return;
-	}
+	else
+		pr_info("intercept: tc ingress on %s", name);
 	l = &ic->tc[ic->nr_tc++];
 	l->ifindex = ifindex;
 	l->fd = fd;
 	snprintf(l->name, sizeof(l->name), "%s", name);
-	pr_info("intercept: tc ingress on %s", name);
 }
 
 static const struct link *link_by_index(const struct link *l, int n,
@@ -127,7 +130,8 @@ static void tc_rescan(struct daemon *d)
 			continue;
 		}
 		pr_info("intercept: %s is gone", ic->tc[i].name);
-		close(ic->tc[i].fd);
+		if (ic->tc[i].fd >= 0)
+			close(ic->tc[i].fd);
 		ic->tc[i] = ic->tc[--ic->nr_tc];
 	}
 	for (int i = 0; i < n; i++) {
@@ -213,7 +217,8 @@ void intercept_stop(struct daemon *d)
 	if (!ic)
 		return;
 	for (int i = 0; i < ic->nr_tc; i++)
-		close(ic->tc[i].fd);
+		if (ic->tc[i].fd >= 0)
+			close(ic->tc[i].fd);
 	for (int i = 0; i < 4; i++)
 		bpf_link__destroy(ic->links[i]);
 	if (ic->cg_fd >= 0)

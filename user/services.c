@@ -266,6 +266,20 @@ void services_k8s(struct daemon *d, const struct k8s_snapshot *s)
 			service_close(d, i);
 }
 
+/* Forget removed Services once they are drained (status shows them as
+ * "closed" until then). Once a second: it walks the connections. */
+void services_tick(struct daemon *d)
+{
+	static uint64_t next;
+
+	if (now_ms() < next)
+		return;
+	next = now_ms() + 1000;
+	for (int i = 1; i < H2LB_MAX_SERVICES; i++)
+		if (d->svc[i].used && d->svc[i].listen_fd < 0)
+			service_free(d, i);
+}
+
 void services_close(struct daemon *d)
 {
 	for (int i = 0; i < H2LB_MAX_SERVICES; i++)

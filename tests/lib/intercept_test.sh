@@ -15,6 +15,8 @@
 #   - getpeername() in the client still shows the VIP;
 #   - the plain VIP keeps kube-proxy's behaviour: one channel, one backend,
 #     and h2lb accepts no connection for it;
+#   - once greeter-34 is deleted, its VIP is kube-proxy's again and status
+#     forgets it;
 #   - stopping the daemon removes every hook (tcx link or cgroup links,
 #     routing rule, nftables table), and the VIP then works through the
 #     kernel's path (kube-proxy's DNAT);
@@ -108,17 +110,20 @@ daemon_clients() {
     h2lb_daemon_stats | "$TB_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["clients"])'
 }
 
-# bpf_links PROG: how many BPF links run program PROG (Debian's bpftool
-# predates tcx, so `bpftool net` does not show tcx links; links it lists).
+# bpf_links PROG: how many BPF links run program PROG of the daemon this
+# test started (its programs use the map whose id is in VIPS_MAP_ID: other
+# h2lb instances on the machine do not count). Debian's bpftool predates
+# tcx, so `bpftool net` does not show tcx links; `bpftool link` lists them.
 bpf_links() {
-    "$TB_PYTHON" - "$1" <<'PY'
+    "$TB_PYTHON" - "$1" "${VIPS_MAP_ID:-0}" <<'PY'
 import json, subprocess, sys
 def show(what):
     out = subprocess.run(["bpftool", "-j", what, "show"], capture_output=True,
                          text=True).stdout
     return json.loads(out or "[]")
-names = {p["id"]: p.get("name") for p in show("prog")}
-print(sum(1 for l in show("link") if names.get(l.get("prog_id")) == sys.argv[1]))
+ours = {p["id"] for p in show("prog")
+        if p.get("name") == sys.argv[1] and int(sys.argv[2]) in p.get("map_ids", [])}
+print(sum(1 for l in show("link") if l.get("prog_id") in ours))
 PY
 }
 
@@ -144,6 +149,12 @@ hooks() {
     echo "${out[*]}"
 }
 
+vips_map_id() {
+    VIPS_MAP_ID=$(bpftool -j map show pinned "$H2LB_PIN/vips" |
+        "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["id"])') ||
+        fail "no pinned vips map"
+}
+
 # start_h2lb [DEVICES]
 start_h2lb() {
     local i args=(--kubernetes --kubeconfig "$KDIR/kubeconfig" --intercept "$MODE")
@@ -158,9 +169,12 @@ start_h2lb() {
     tb_on_cleanup _h2lb_cleanup
     # greeter's four backends and greeter-34's two are ready
     for ((i = 0; i < 100; i++)); do
-        (($(grep -c ' ready$' "$(h2lb_log)" || true) >= TB_N + 2)) &&
+        if (($(grep -c ' ready$' "$(h2lb_log)" || true) >= TB_N + 2)) &&
             grep -q "intercepting $VIP1:$VPORT" "$(h2lb_log)" &&
-            grep -q "intercepting $VIP3:$VPORT" "$(h2lb_log)" && return 0
+            grep -q "intercepting $VIP3:$VPORT" "$(h2lb_log)"; then
+            vips_map_id
+            return 0
+        fi
         kill -0 "$TB_LAST_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -187,24 +201,18 @@ rm_cgroup() {
     tb_err "could not remove $CG"
 }
 
-start_kube_api() {
-    local i
-    mkdir -p "$KDIR"
-    tb_spawn node kubeapi "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" serve \
-        --listen "$TB_NODE_IP:6443" --control "$TB_NODE_IP:6444" --dir "$KDIR"
-    tb_wait_port node 6444 30 "$TB_LAST_PID" || fail "the fake API server did not start"
-    for ((i = 0; i < 100; i++)); do
-        [[ -s $KDIR/kubeconfig ]] && break
-        sleep 0.1
-    done
-    tb_exec node "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" ctl \
-        --control "$TB_NODE_IP:6444" /apply "$("$TB_PYTHON" - "$TB_N" <<'PY'
+# services_json [NAME...]: the Services and EndpointSlices (all, or NAMEs)
+# as a JSON list for the fake API server's /apply.
+services_json() {
+    "$TB_PYTHON" - "$TB_N" "$@" <<'PY'
 import json, sys
-n = int(sys.argv[1])
+n, only = int(sys.argv[1]), sys.argv[2:]
 objs = []
 for name, vip, app, first in (("greeter", "198.18.100.1", "grpc", 1),
                               ("plain", "198.18.100.2", None, 1),
                               ("greeter-34", "198.18.100.3", None, 3)):
+    if only and name not in only:
+        continue
     port = {"name": "grpc", "port": 50051, "targetPort": 50051,
             "protocol": "TCP"}
     meta = {"namespace": "default", "name": name}
@@ -227,7 +235,21 @@ for name, vip, app, first in (("greeter", "198.18.100.1", "grpc", 1),
                                for i in range(first, n + 1)]})
 print(json.dumps(objs))
 PY
-)" >/dev/null || fail "could not load the Services into the fake API server"
+}
+
+start_kube_api() {
+    local i
+    mkdir -p "$KDIR"
+    tb_spawn node kubeapi "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" serve \
+        --listen "$TB_NODE_IP:6443" --control "$TB_NODE_IP:6444" --dir "$KDIR"
+    tb_wait_port node 6444 30 "$TB_LAST_PID" || fail "the fake API server did not start"
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $KDIR/kubeconfig ]] && break
+        sleep 0.1
+    done
+    tb_exec node "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" ctl \
+        --control "$TB_NODE_IP:6444" /apply "$(services_json)" >/dev/null ||
+        fail "could not load the Services into the fake API server"
 }
 
 # A bridge CNI: the client's veth becomes a port of bridge cni0, which
@@ -325,6 +347,42 @@ print(" ".join(c["service"] for c in json.load(sys.stdin) if c["role"] == "clien
     ((n == 1)) || fail "the non-balanced Service went to $n backends"
     (($(daemon_clients) == c0)) || fail "h2lb took a connection to $VIP2"
 
+    echo "== greeter-34 deleted: its VIP goes back to kube-proxy"
+    tb_exec node "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" ctl \
+        --control "$TB_NODE_IP:6444" /delete \
+        '{"kind": "Service", "namespace": "default", "name": "greeter-34"}' \
+        >/dev/null || fail "could not delete greeter-34"
+    for ((n = 0; n < 50; n++)); do
+        grep -q "greeter-34:grpc: removed" "$(h2lb_log)" && break
+        sleep 0.1
+    done
+    grep -q "greeter-34:grpc: removed" "$(h2lb_log)" || fail "h2lb kept greeter-34"
+    out=$(pyclient "$VIP3:$VPORT" 100) || fail "calls to $VIP3 failed: $out"
+    n=$(backends_of "$out")
+    echo "   $VIP3: $n backend(s)"
+    ((n == 1)) || fail "$VIP3 still balanced after its Service went"
+    for ((n = 0; n < 50; n++)); do # drained, then forgotten
+        out=$("$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(sorted(v["name"] for v in json.load(sys.stdin)["services"])))')
+        [[ $out == "default/greeter:grpc" ]] && break
+        sleep 0.1
+    done
+    echo "   h2lb status: services $out"
+    [[ $out == "default/greeter:grpc" ]] || fail "status still lists: $out"
+
+    echo "== greeter-34 made again: balanced again"
+    tb_exec node "$TB_PYTHON" "$TB_PEERS/fake_kube_api.py" ctl \
+        --control "$TB_NODE_IP:6444" /apply "$(services_json greeter-34)" \
+        >/dev/null || fail "could not make greeter-34 again"
+    for ((n = 0; n < 50; n++)); do
+        (($(grep -c "intercepting $VIP3:$VPORT" "$(h2lb_log)") >= 2)) && break
+        sleep 0.1
+    done
+    sleep 0.5 # its backends handshake
+    out=$(pyclient "$VIP3:$VPORT" 200) || fail "calls to $VIP3 failed: $out"
+    check_split "$out" 50 "3 4" || fail "greeter-34 not balanced again: $out"
+
     echo "== stop: every hook goes, the VIP works through kube-proxy again"
     h2lb_stop || fail "h2lb did not stop cleanly"
     [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
@@ -353,6 +411,7 @@ print(" ".join(c["service"] for c in json.load(sys.stdin) if c["role"] == "clien
             --intercept tc --intercept-dev vcli --vip "$VIP1:$VPORT" ||
             fail "could not start h2lb"
         tb_wait_port node "$H2LB_PORT" 20 "$TB_LAST_PID" || fail "h2lb did not listen"
+        vips_map_id
         sleep 0.5 # its backends handshake
         out=$(pyclient "$VIP1:$VPORT" 200) || fail "calls to $VIP1 failed: $out"
         check_split "$out" 25 || fail "calls to the static VIP were not balanced: $out"
