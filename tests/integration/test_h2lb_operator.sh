@@ -92,6 +92,15 @@ expect_error 2 "not an IPv4 address" "$H2LB_BIN" run --listen nohost:80 --backen
 expect_error 2 "port must be" "$H2LB_BIN" run --listen 198.18.1.1:99999 --backends 198.18.2.11:1
 expect_error 2 "either --backends or --backends-file" "$H2LB_BIN" run --listen 198.18.1.1:1
 expect_error 2 "least-streams or round-robin" "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1 --policy random
+L="--listen 198.18.1.1:1 --backends 198.18.2.11:1"
+expect_error 2 "not tc, cgroup or none" "$H2LB_BIN" run $L --intercept iptables
+expect_error 2 "needs --vip" "$H2LB_BIN" run $L --intercept tc --intercept-dev vcli
+expect_error 2 "--vip needs --intercept" "$H2LB_BIN" run $L --vip 198.19.0.1:80
+expect_error 2 "needs --intercept-dev" "$H2LB_BIN" run $L --intercept tc --vip 198.19.0.1:80
+expect_error 2 "clients can reach" "$H2LB_BIN" run --listen 127.0.0.1:1 \
+    --backends 198.18.2.11:1 --intercept cgroup --intercept-cgroup /tmp --vip 198.19.0.1:80
+expect_error 2 "is for --intercept tc" "$H2LB_BIN" run $L --intercept-dev vcli
+expect_error 2 "needs --intercept tc|cgroup" "$H2LB_BIN" run --kubernetes
 expect_error 1 "nothing loaded" "$H2LB_BIN" status --pin-dir "$H2LB_PIN"
 expect_error 1 "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups \
     "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1
