@@ -184,7 +184,8 @@ def h2load_result(out_path: str, log_path: str, duration: float) -> dict:
 # ------------------------------------------------------------------- h2lb
 
 COUNTER_NAMES = ("frames", "redirects", "dropped", "no_target", "refused",
-                 "pings", "events", "event_drop", "proto_err")
+                 "pings", "events", "event_drop", "proto_err", "intercepted",
+                 "intercept_fallbacks")
 
 
 def _h2lb_counters(snap) -> dict:
@@ -307,7 +308,7 @@ def make_record(kind: str, workload: str, target: str, rep: int,
 
 # ----------------------------------------------------------------- report
 
-TARGETS = ("direct", "h2lb", "haproxy", "nghttpx")
+TARGETS = ("direct", "h2lb", "h2lb-vip", "haproxy", "nghttpx")
 
 # (key of _flat(), label or None for the workload's metric, unit)
 ROWS = [

@@ -5,6 +5,9 @@
 # the same client workloads against
 #   direct    the client talks to backend 1 itself (no balancer)
 #   h2lb      h2lb in the node namespace (198.18.1.1:50051), per-stream
+#   h2lb-vip  the same h2lb, reached at a Service VIP (198.18.100.1) that
+#             tc ingress intercepts (--intercept tc --vip): what
+#             interception adds
 #   haproxy   HAProxy, h2c frontend "proto h2", h2c servers "proto h2",
 #             balance roundrobin (per request)   198.18.1.1:50052 / :50062
 #   nghttpx   nghttpx, h2c frontend ("no-tls"), h2 backends ("proto=h2"),
@@ -31,7 +34,7 @@
 #                           turn; the table shows each target's best round
 #                           (least disturbed by whatever else runs on the
 #                           machine), the JSON has all of them
-#   BENCH_TARGETS ["direct h2lb haproxy nghttpx"]
+#   BENCH_TARGETS ["direct h2lb h2lb-vip haproxy nghttpx"]
 #   BENCH_WORKLOADS ["grpc seq tput big"]
 #   BENCH_TPUT_C [4] BENCH_TPUT_M [100]    clients/streams of "tput"
 #   BENCH_BIG_C [1]  BENCH_BIG_M [4]       clients/streams of "big"
@@ -52,7 +55,7 @@ T_START=$(date +%s)
 BENCH_TIME=${BENCH_TIME:-5}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_REPS=${BENCH_REPS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-"direct h2lb haproxy nghttpx"}
+BENCH_TARGETS=${BENCH_TARGETS:-"direct h2lb h2lb-vip haproxy nghttpx"}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-"grpc seq tput big"}
 BENCH_TPUT_C=${BENCH_TPUT_C:-4}
 BENCH_TPUT_M=${BENCH_TPUT_M:-100}
@@ -98,7 +101,7 @@ done
 ((BENCH_REPS >= 1 && BENCH_REPS <= 10)) || die "BENCH_REPS must be 1..10"
 ((BENCH_BACKENDS >= 1 && BENCH_BACKENDS <= 16)) || die "BENCH_BACKENDS must be 1..16"
 for t in $BENCH_TARGETS; do
-    [[ $t =~ ^(direct|h2lb|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
+    [[ $t =~ ^(direct|h2lb|h2lb-vip|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
 done
 for w in $BENCH_WORKLOADS; do
     [[ $w =~ ^(grpc|seq|tput|big)$ ]] || die "unknown workload '$w'"
@@ -107,9 +110,10 @@ done
 tb_require_root
 tb_require_cmd ip nsenter ss timeout bpftool h2load nghttpd "$PY"
 want() { [[ " $BENCH_TARGETS " == *" $1 "* ]]; }
+want_h2lb() { want h2lb || want h2lb-vip; }
 want haproxy && tb_require_cmd haproxy
 want nghttpx && tb_require_cmd nghttpx
-if want h2lb && [[ ! -x $H2LB_BIN ]]; then
+if want_h2lb && [[ ! -x $H2LB_BIN ]]; then
     die "$H2LB_BIN is missing: run make (or make bench)"
 fi
 
@@ -191,11 +195,18 @@ start_nghttpx() {
     tb_wait_port node "$port" 10 "$TB_LAST_PID"
 }
 
-# start_h2lb BACKEND_PORT: (re)start h2lb balancing the backends' port.
+# start_h2lb BACKEND_PORT: (re)start h2lb balancing the backends' port, on
+# its listen address and, for h2lb-vip, at the VIP with that port.
 start_h2lb() {
+    local vip=()
+    want h2lb-vip && vip=(--intercept tc --intercept-dev vcli --vip "$TB_VIP:$1")
     : >"$(h2lb_log)" 2>/dev/null || true   # h2lb_start counts "ready" lines
     # shellcheck disable=SC2086 # BENCH_H2LB_ARGS: words on purpose
-    h2lb_start --backends "$(backend_list "$1")" $BENCH_H2LB_ARGS
+    if ! h2lb_start --backends "$(backend_list "$1")" "${vip[@]}" $BENCH_H2LB_ARGS; then
+        DOWN[h2lb]="h2lb did not start"
+        DOWN[h2lb-vip]=${DOWN[h2lb]}
+        log "WARNING: ${DOWN[h2lb]}"
+    fi
 }
 
 # h2lb_snap FILE: h2lb's kernel counters and per-backend stats (or null).
@@ -226,7 +237,7 @@ stop_h2lb() {
 pids_of() {
     case $1 in
         direct) ;;
-        h2lb) tb_pid h2lb ;;
+        h2lb | h2lb-vip) tb_pid h2lb ;;
         haproxy) tb_pid haproxy ;;
         nghttpx) tb_pid "nghttpx-$2" ;;
     esac
@@ -239,6 +250,8 @@ addr_of() {
         direct:grpc) echo "$(tb_backend_ip 1):$TB_GREETER_PORT" ;;
         direct:http) echo "$(tb_backend_ip 1):$TB_HTTP_PORT" ;;
         h2lb:*) echo "$H2LB_ADDR" ;;
+        h2lb-vip:grpc) echo "$TB_VIP:$TB_GREETER_PORT" ;;
+        h2lb-vip:http) echo "$TB_VIP:$TB_HTTP_PORT" ;;
         haproxy:grpc) echo "$TB_NODE_IP:$HAPROXY_GRPC_PORT" ;;
         haproxy:http) echo "$TB_NODE_IP:$HAPROXY_HTTP_PORT" ;;
         nghttpx:grpc) echo "$TB_NODE_IP:$NGHTTPX_GRPC_PORT" ;;
@@ -252,7 +265,7 @@ addr_of() {
 # for h2lb, with what its kernel counters did during the run.
 record() {
     local extra=()
-    if [[ $3 == h2lb && -s $WORK/h2lb.before ]]; then
+    if [[ $3 == h2lb* && -s $WORK/h2lb.before ]]; then
         h2lb_snap "$WORK/h2lb.after"
         "$PY" "$LIB" h2lbdiff "$WORK/h2lb.before" "$WORK/h2lb.after" \
             >"$WORK/h2lb.delta" 2>/dev/null && extra=(--h2lb "$WORK/h2lb.delta")
@@ -264,7 +277,7 @@ record() {
 # before_run TARGET: note h2lb's counters before a run through it.
 before_run() {
     rm -f -- "$WORK/h2lb.before"
-    if [[ $1 == h2lb ]]; then
+    if [[ $1 == h2lb* ]]; then
         h2lb_snap "$WORK/h2lb.before"
     fi
     return 0
@@ -378,23 +391,23 @@ fi
 idle_cpu before
 
 if want_w grpc; then
-    if want h2lb; then
-        start_h2lb "$TB_GREETER_PORT" || { DOWN[h2lb]="h2lb did not start"; log "WARNING: ${DOWN[h2lb]}"; }
+    if want_h2lb; then
+        start_h2lb "$TB_GREETER_PORT"
     fi
     for ((rep = 1; rep <= BENCH_REPS; rep++)); do
         for t in $BENCH_TARGETS; do
             run_grpc "$t" "$rep"
         done
     done
-    if want h2lb && [[ -z ${DOWN[h2lb]:-} ]]; then
+    if want_h2lb && [[ -z ${DOWN[h2lb]:-} ]]; then
         stop_h2lb grpc
     fi
-    unset 'DOWN[h2lb]'
+    unset 'DOWN[h2lb]' 'DOWN[h2lb-vip]'
 fi
 
 if ((http_phase)); then
-    if want h2lb; then
-        start_h2lb "$TB_HTTP_PORT" || { DOWN[h2lb]="h2lb did not start"; log "WARNING: ${DOWN[h2lb]}"; }
+    if want_h2lb; then
+        start_h2lb "$TB_HTTP_PORT"
     fi
     for w in seq tput big; do
         want_w "$w" || continue
@@ -404,7 +417,7 @@ if ((http_phase)); then
             done
         done
     done
-    if want h2lb && [[ -z ${DOWN[h2lb]:-} ]]; then
+    if want_h2lb && [[ -z ${DOWN[h2lb]:-} ]]; then
         stop_h2lb http
     fi
 fi
