@@ -24,6 +24,12 @@
 #include "k8s.h"
 #include "log.h"
 
+static bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
+{
+	return a->sin_addr.s_addr == b->sin_addr.s_addr &&
+	       a->sin_port == b->sin_port;
+}
+
 /* The "services" map entry of @i, for status and metrics. */
 static void publish(struct daemon *d, int i, uint32_t state)
 {
@@ -194,9 +200,10 @@ static int service_of(struct daemon *d, const struct k8s_service *v,
 	k8s_name(v, name, sizeof(name));
 	i = service_find(d, name);
 	if (i > 0) {
-		if (d->svc[i].vip.sin_addr.s_addr != vip->sin_addr.s_addr) {
+		if (!same_addr(&d->svc[i].vip, vip)) {
 			/* A ClusterIP never changes, but a Service can be
-			 * deleted and made again under the same name. */
+			 * deleted and made again under the same name, and a
+			 * named port can change its number. */
 			vip_set(d, &d->svc[i], i, false);
 			d->svc[i].vip = *vip;
 			vip_set(d, &d->svc[i], i, true);
@@ -237,7 +244,7 @@ void services_k8s(struct daemon *d, const struct k8s_snapshot *s)
 						   d->opts.k8s_port))
 				continue;
 			i = 0;
-			if (d->svc[0].vip.sin_addr.s_addr != v->vip) {
+			if (!same_addr(&d->svc[0].vip, &vip)) {
 				vip_set(d, &d->svc[0], 0, false);
 				d->svc[0].vip = vip;
 				vip_set(d, &d->svc[0], 0, true);
