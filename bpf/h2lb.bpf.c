@@ -377,10 +377,15 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	/* Client streams are odd and increasing (RFC 9113 5.1.1). */
 	if (!(f->stream & 1) || f->stream <= c->last_stream)
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
-	c->last_stream = f->stream;
+	/* Store the id, then look at the flags; h2lb_drain_client sets the
+	 * flag, then reads the id. Both are full barriers (xchg, lock or):
+	 * a stream is either inside the GOAWAY's last stream id or refused
+	 * (or both: refused streams are retried), never processed unseen. */
+	__sync_lock_test_and_set(&c->last_stream, f->stream);
 
 	leg = 0;
-	if (cfg && c->open_streams < cfg->max_streams)
+	if (cfg && c->open_streams < cfg->max_streams &&
+	    !(c->flags & H2LB_CONN_DRAIN))
 		leg = leg_for_new_stream(cookie, c, &backend);
 	if (!leg || !(st = stream_open(sk, leg, backend))) {
 		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
@@ -569,6 +574,20 @@ int h2lb_close_stream(struct h2lb_close_args *a)
 		return 1;
 	stream_close(&k, st, a->reset);
 	return 0;
+}
+
+/* Run by the daemon when it drains: see client_new_stream. Returns the
+ * last stream id for the GOAWAY, or -1. */
+SEC("syscall")
+int h2lb_drain_client(struct h2lb_drain_args *a)
+{
+	__u64 client = a->client;
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+
+	if (!c)
+		return -1;
+	__sync_fetch_and_or(&c->flags, H2LB_CONN_DRAIN);
+	return __sync_fetch_and_add(&c->last_stream, 0);
 }
 
 /* Run by the daemon at accept: the client's first leg, so that its first

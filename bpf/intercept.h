@@ -112,7 +112,8 @@ int h2lb_tc_ingress(struct __sk_buff *skb)
 	if (!have_conn(skb, &t)) {
 		/* Not ours: a new connection, or one the kernel's path took
 		 * while no listener was there; that one stays there. */
-		if ((h.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		if ((h.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN ||
+		    (v->flags & H2LB_VIP_NO_NEW))
 			return TC_ACT_OK;
 		if (assign_listener(skb, &t, v)) {
 			count(H2LB_CNT_FALLBACK);
@@ -137,7 +138,7 @@ static __always_inline struct h2lb_vip *connect_target(__u32 addr, __u32 port,
 	if (type != 1 /* SOCK_STREAM */)
 		return NULL;
 	v = bpf_map_lookup_elem(&vips, &k);
-	if (!v || !v->listen_addr)
+	if (!v || !v->listen_addr || (v->flags & H2LB_VIP_NO_NEW))
 		return NULL;
 	cfg = bpf_map_lookup_elem(&lb_config, &zero);
 	if (!cfg || bpf_get_current_cgroup_id() == cfg->daemon_cgroup)

@@ -62,6 +62,7 @@ enum h2lb_backend_state {
 #define H2LB_CONN_PREFACE      0x1 /* client preface consumed */
 #define H2LB_CONN_SETTINGS_ACK 0x2 /* client acked our SETTINGS (HPACK off) */
 #define H2LB_CONN_DEAD	       0x4 /* protocol error seen: drop everything */
+#define H2LB_CONN_DRAIN	       0x8 /* GOAWAY sent: new streams are refused */
 
 /* stream flags */
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
@@ -167,8 +168,12 @@ struct h2lb_vip {
 	__u16 listen_port; /* connect4 rewrites to it */
 	__u16 pad;
 	__u32 service;
-	__u32 pad2;
+	__u32 flags; /* H2LB_VIP_* */
 };
+
+/* The daemon is draining: connections already taken stay, new ones take
+ * the kernel's path. */
+#define H2LB_VIP_NO_NEW 0x1
 
 /* What the daemon balances, for operators ("services" map, by index). */
 enum h2lb_service_state {
@@ -262,6 +267,13 @@ struct h2lb_bind_args {
 	__u64 leg;
 	__u32 backend;
 	__u32 pad;
+};
+
+/* Argument of the h2lb_drain_client syscall program: from now on the
+ * client's new streams are refused; it returns the highest stream id
+ * opened before that, the last stream id of the GOAWAY. */
+struct h2lb_drain_args {
+	__u64 client;
 };
 
 /* What the daemon itself reads and writes (pinned as "daemon_stats"),

@@ -224,7 +224,7 @@ void pool_tick(struct daemon *d)
 				set_state(d, b, H2LB_BE_UNUSED);
 			continue;
 		}
-		if (now < be->retry_at_ms || be->drain)
+		if (now < be->retry_at_ms || be->drain || d->draining)
 			continue;
 		/* One connect at a time while the backend is failing. */
 		for (int i = 0; be->pooled + be->pending < d->opts.pool_size &&

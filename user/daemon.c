@@ -107,9 +107,13 @@ static void on_signal(struct daemon *d)
 				continue; /* the watch keeps it current */
 			pr_info("SIGHUP: reloading backends");
 			backends_load(d);
-		} else {
+		} else if (d->draining || !d->opts.drain_timeout_ms) {
 			pr_info("signal %u: stopping", si.ssi_signo);
 			d->stop = true;
+		} else {
+			pr_info("signal %u: draining (again to stop at once)",
+				si.ssi_signo);
+			drain_start(d);
 		}
 	}
 }
@@ -135,6 +139,7 @@ static void on_tick(struct daemon *d)
 	conns_tick(d);
 	intercept_tick(d);
 	services_tick(d);
+	drain_tick(d);
 	bpf_publish_stats(d);
 }
 

@@ -40,10 +40,11 @@ struct run_opts {
 	int intercept;		    /* enum intercept_mode */
 	const char *intercept_devs; /* --intercept-dev: names or patterns */
 	const char *intercept_cgroup;
-	int policy;		/* enum h2lb_policy */
-	int pool_size;		/* idle connections kept per backend */
-	uint32_t max_streams;	/* per client connection */
-	uint32_t stream_window; /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+	int policy;		   /* enum h2lb_policy */
+	int pool_size;		   /* idle connections kept per backend */
+	uint32_t max_streams;	   /* per client connection */
+	uint32_t stream_window;	   /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+	uint64_t drain_timeout_ms; /* graceful stop: 0 stops at once */
 };
 
 enum uconn_state {
@@ -71,6 +72,7 @@ struct uconn {
 	struct uconn *next_leg; /* leg: next in its client's list */
 	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
 	int service;		/* client: index of its Service */
+	bool draining;		/* client: GOAWAY sent (drain.c) */
 	/* Connection-level flow control, in DATA payload bytes, as totals
 	 * since the connection opened (both start at the RFC's 65535). The
 	 * bytes actually moved are counted by the kernel (struct h2lb_conn
@@ -138,6 +140,8 @@ struct daemon {
 	uint64_t inj_cookie;
 	bool pinned;
 	bool stop;
+	bool draining; /* stopping gracefully (drain.c) */
+	uint64_t drain_until_ms;
 	struct uservice svc[H2LB_MAX_SERVICES];
 	struct ubackend be[H2LB_MAX_BACKENDS];
 	int nr_backends;
@@ -156,6 +160,9 @@ int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
 		     int reset);
 int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 		 uint32_t backend);
+/* New streams of @client are refused from now on; returns the last
+ * stream id opened before, or -1. */
+int bpf_drain_client(struct daemon *d, uint64_t client);
 /* Accepted on @a (a client of @service), or connecting to @a. */
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
 		     uint32_t role, uint32_t service, bool add);
@@ -197,6 +204,11 @@ int service_open(struct daemon *d, int i, const char *name,
 		 const struct sockaddr_in *at, const struct sockaddr_in *vip);
 void services_k8s(struct daemon *d, const struct k8s_snapshot *s);
 void services_tick(struct daemon *d);
+void services_drain(struct daemon *d);
+
+/* drain.c */
+void drain_start(struct daemon *d);
+void drain_tick(struct daemon *d);
 void services_close(struct daemon *d);
 
 /* intercept.c */

@@ -115,8 +115,12 @@ int events_handle(void *ctx, void *data, size_t len)
 		flow_leg_bound(d, peer);
 		break;
 	case H2LB_EV_REFUSED:
-		pr_warn("client %llx: stream %u refused, no backend connection available",
-			(unsigned long long)c->cookie, ev->stream);
+		if (c->draining)
+			pr_debug("client %llx: stream %u refused: draining",
+				 (unsigned long long)c->cookie, ev->stream);
+		else
+			pr_warn("client %llx: stream %u refused, no backend connection available",
+				(unsigned long long)c->cookie, ev->stream);
 		inject(d, c->cookie, f,
 		       h2_rst_stream(f, ev->stream, H2_REFUSED_STREAM));
 		break;

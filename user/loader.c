@@ -212,6 +212,18 @@ int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 	return err ? err : (int)run.retval;
 }
 
+int bpf_drain_client(struct daemon *d, uint64_t client)
+{
+	struct h2lb_drain_args a = { .client = client };
+	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &a,
+		    .ctx_size_in = sizeof(a));
+
+	if (bpf_prog_test_run_opts(
+		    bpf_program__fd(d->skel->progs.h2lb_drain_client), &run))
+		return -1;
+	return (int)run.retval;
+}
+
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,
 		     uint32_t role, uint32_t service, bool add)
 {

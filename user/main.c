@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"                              separated names or patterns (\"veth*\")\n"
 		"      --intercept-cgroup DIR  cgroup: the cgroup v2 directory of the clients\n"
 		"      --vip ADDR:PORT         static backends: the VIP to intercept for them\n"
+		"      --drain-timeout S       on SIGTERM/SIGINT, GOAWAY to clients and stop when\n"
+		"                              their streams end, at most S seconds (default 20;\n"
+		"                              0: stop at once; a second signal stops at once)\n"
 		"  -v, --verbose               debug logging\n");
 }
 
@@ -166,6 +169,7 @@ static int cmd_run(int argc, char **argv)
 		{ "intercept-dev", required_argument, NULL, 'i' },
 		{ "intercept-cgroup", required_argument, NULL, 'G' },
 		{ "vip", required_argument, NULL, 'V' },
+		{ "drain-timeout", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -176,6 +180,7 @@ static int cmd_run(int argc, char **argv)
 		.pool_size = 8,
 		.max_streams = 1000,
 		.stream_window = 65535,
+		.drain_timeout_ms = 20000,
 	};
 	bool have_listen = false;
 	char err[256];
@@ -270,6 +275,11 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'G':
 			o.intercept_cgroup = optarg;
+			break;
+		case 'T':
+			if (parse_uint("--drain-timeout", optarg, 0, 3600, &v))
+				return 2;
+			o.drain_timeout_ms = v * 1000;
 			break;
 		case 'V':
 			if (addr_parse(optarg, &o.vip, err, sizeof(err))) {

@@ -77,6 +77,20 @@ static void vip_set(struct daemon *d, struct uservice *v, int i, bool add)
 	bpf_map_update_elem(vips, &vk, &val, 0);
 }
 
+/* Set @flags on the VIP entry of @v (it keeps being intercepted). */
+static void vip_flags(struct daemon *d, struct uservice *v, uint32_t flags)
+{
+	struct h2lb_vip_key vk = { .addr = v->vip.sin_addr.s_addr,
+				   .port = ntohs(v->vip.sin_port) };
+	struct h2lb_vip val;
+	int fd = bpf_map__fd(d->skel->maps.vips);
+
+	if (!v->vip.sin_port || bpf_map_lookup_elem(fd, &vk, &val))
+		return;
+	val.flags |= flags;
+	bpf_map_update_elem(fd, &vk, &val, 0);
+}
+
 /*
  * Open Service @i: listen on @at (port 0: any free port) and, if
  * @vip is given and interception is on, take connections to it.
@@ -285,6 +299,23 @@ void services_tick(struct daemon *d)
 	for (int i = 1; i < H2LB_MAX_SERVICES; i++)
 		if (d->svc[i].used && d->svc[i].listen_fd < 0)
 			service_free(d, i);
+}
+
+/* Graceful stop: connections taken stay, new ones go to the kernel's
+ * path; the listeners close once what they queued is accepted. */
+void services_drain(struct daemon *d)
+{
+	for (int i = 0; i < H2LB_MAX_SERVICES; i++) {
+		struct uservice *v = &d->svc[i];
+
+		if (!v->used || v->listen_fd < 0)
+			continue;
+		vip_flags(d, v, H2LB_VIP_NO_NEW);
+		client_accept(d, i);
+		bpf_set_endpoint(d, &v->listen, H2LB_ROLE_CLIENT, i, false);
+		close(v->listen_fd);
+		v->listen_fd = -1;
+	}
 }
 
 void services_close(struct daemon *d)

@@ -17,9 +17,10 @@
 #     and h2lb accepts no connection for it;
 #   - once greeter-34 is deleted, its VIP is kube-proxy's again and status
 #     forgets it;
-#   - stopping the daemon removes every hook (tcx link or cgroup links,
-#     routing rule, nftables table), and the VIP then works through the
-#     kernel's path (kube-proxy's DNAT);
+#   - SIGTERM with calls in flight: they all succeed (GOAWAY, drain), and so
+#     do those of a channel calling across the stop; then every hook goes
+#     (tcx link or cgroup links, routing rule, nftables table) and the VIP
+#     works through the kernel's path (kube-proxy's DNAT);
 #   - a SIGKILLed daemon's hooks are gone with it too (the VIP still works),
 #     and `h2lb unload` removes what it left;
 #   - (tc) static backends with --vip are balanced the same way;
@@ -383,8 +384,22 @@ print(" ".join(sorted(v["name"] for v in json.load(sys.stdin)["services"])))')
     out=$(pyclient "$VIP3:$VPORT" 200) || fail "calls to $VIP3 failed: $out"
     check_split "$out" 50 "3 4" || fail "greeter-34 not balanced again: $out"
 
-    echo "== stop: every hook goes, the VIP works through kube-proxy again"
+    echo "== SIGTERM with calls in flight: they end, then every hook goes"
+    # 40 slow calls in flight, and a channel calling on across the stop:
+    # GOAWAY sends its later calls to a new connection, kube-proxy's.
+    cli "$TB_PYTHON" "$TB_PEERS/greeter_client.py" --target "$VIP1:$VPORT" \
+        --calls 40 --concurrency 40 --delay-ms 1500 --json >"$TB_STATE/inflight" &
+    local inflight=$!
+    cli "$TB_PYTHON" "$TB_PEERS/greeter_client.py" --target "$VIP1:$VPORT" \
+        --calls 200 --delay-ms 15 --json >"$TB_STATE/across" &
+    local across=$!
+    sleep 0.7
     h2lb_stop || fail "h2lb did not stop cleanly"
+    wait "$inflight" || fail "calls in flight failed: $(tail -1 "$TB_STATE/inflight")"
+    wait "$across" || fail "calls across the stop failed: $(tail -1 "$TB_STATE/across")"
+    echo "   in flight: $(tail -1 "$TB_STATE/inflight" | cut -c1-60)..."
+    echo "   across the stop: $(tail -1 "$TB_STATE/across" | cut -c1-60)..."
+    grep -q "drained: no stream left" "$(h2lb_log)" || fail "h2lb did not drain"
     [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
     echo "   hooks: none"
     expect_kube_proxy "after stop"
