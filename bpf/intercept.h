@@ -43,10 +43,22 @@ static __always_inline int have_conn(struct __sk_buff *skb,
 	return found;
 }
 
-/* Give the SYN in @skb to the listener of @v. */
+/* The IPv4 and TCP headers (without options). */
+struct ip_tcp {
+	struct iphdr ip;
+	struct tcphdr tcp;
+};
+
+/*
+ * Give the segment in @skb to the listener of @v: a SYN, or the ACK that
+ * completes a handshake the listener answered with a SYN cookie (under a
+ * SYN flood there is no request socket to find). A connection the
+ * kernel's path took has no valid cookie and stays there.
+ */
 static __always_inline int assign_listener(struct __sk_buff *skb,
 					   struct bpf_sock_tuple *t,
-					   const struct h2lb_vip *v)
+					   const struct h2lb_vip *v,
+					   struct ip_tcp *h)
 {
 	struct bpf_sock *sk;
 	long err;
@@ -59,7 +71,9 @@ static __always_inline int assign_listener(struct __sk_buff *skb,
 				0);
 	if (!sk)
 		return -1;
-	if (sk->state != BPF_TCP_LISTEN) {
+	if (sk->state != BPF_TCP_LISTEN ||
+	    (!h->tcp.syn && bpf_tcp_check_syncookie(sk, &h->ip, sizeof(h->ip),
+						    &h->tcp, sizeof(h->tcp)))) {
 		bpf_sk_release(sk);
 		return -1;
 	}
@@ -67,20 +81,6 @@ static __always_inline int assign_listener(struct __sk_buff *skb,
 	bpf_sk_release(sk);
 	return err ? -1 : 0;
 }
-
-/* The IPv4 and TCP headers, as far as the lookups need them. */
-struct ip_tcp {
-	struct iphdr ip;
-	__be16 sport;
-	__be16 dport;
-	__be32 seq;
-	__be32 ack_seq;
-	__u8 doff;
-	__u8 flags;
-};
-
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
 
 SEC("tc")
 int h2lb_tc_ingress(struct __sk_buff *skb)
@@ -100,26 +100,28 @@ int h2lb_tc_ingress(struct __sk_buff *skb)
 	    (h.ip.frag_off & bpf_htons(IP_MF_OFFSET)))
 		return TC_ACT_OK;
 	k.addr = h.ip.daddr;
-	k.port = bpf_ntohs(h.dport);
+	k.port = bpf_ntohs(h.tcp.dest);
 	v = bpf_map_lookup_elem(&vips, &k);
 	if (!v)
 		return TC_ACT_OK; /* not a balanced Service: untouched */
 
 	t.ipv4.saddr = h.ip.saddr;
 	t.ipv4.daddr = h.ip.daddr;
-	t.ipv4.sport = h.sport;
-	t.ipv4.dport = h.dport;
+	t.ipv4.sport = h.tcp.source;
+	t.ipv4.dport = h.tcp.dest;
 	if (!have_conn(skb, &t)) {
-		/* Not ours: a new connection, or one the kernel's path took
-		 * while no listener was there; that one stays there. */
-		if ((h.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN ||
+		/* A new connection, or one the kernel's path took while no
+		 * listener was there (that one stays there). */
+		if ((h.tcp.syn && h.tcp.ack) || h.tcp.rst ||
 		    (v->flags & H2LB_VIP_NO_NEW))
 			return TC_ACT_OK;
-		if (assign_listener(skb, &t, v)) {
-			count(H2LB_CNT_FALLBACK);
+		if (assign_listener(skb, &t, v, &h)) {
+			if (h.tcp.syn)
+				count(H2LB_CNT_FALLBACK);
 			return TC_ACT_OK;
 		}
-		count(H2LB_CNT_INTERCEPTED);
+		if (h.tcp.syn)
+			count(H2LB_CNT_INTERCEPTED);
 	}
 	skb->mark |= H2LB_INTERCEPT_MARK;
 	return TC_ACT_OK;

@@ -23,7 +23,8 @@
 #     works through the kernel's path (kube-proxy's DNAT);
 #   - a SIGKILLed daemon's hooks are gone with it too (the VIP still works),
 #     and `h2lb unload` removes what it left;
-#   - (tc) static backends with --vip are balanced the same way;
+#   - (tc) static backends with --vip are balanced the same way, also when
+#     the listener answers with SYN cookies only;
 #   - (tc) behind a bridge (a bridge CNI), naming only the pod's veth.
 # In cgroup mode the clients run in a child cgroup of the test's own, which
 # is where the connect4/getpeername4 programs are attached.
@@ -430,6 +431,13 @@ print(" ".join(sorted(v["name"] for v in json.load(sys.stdin)["services"])))')
         sleep 0.5 # its backends handshake
         out=$(pyclient "$VIP1:$VPORT" 200) || fail "calls to $VIP1 failed: $out"
         check_split "$out" 25 || fail "calls to the static VIP were not balanced: $out"
+        # Under a SYN flood the listener answers with SYN cookies: no
+        # request socket, the handshake's last ACK is checked by tc.
+        tb_exec node sysctl -qw net.ipv4.tcp_syncookies=2 || fail "sysctl"
+        out=$(pyclient "$VIP1:$VPORT" 100) || fail "calls with SYN cookies failed: $out"
+        tb_exec node sysctl -qw net.ipv4.tcp_syncookies=1
+        echo "   with SYN cookies only (tcp_syncookies=2):"
+        check_split "$out" 10 || fail "calls with SYN cookies were not balanced: $out"
         h2lb_stop || fail "h2lb did not stop cleanly"
         [[ -z $(hooks) ]] || fail "left behind: $(hooks)"
 
