@@ -142,9 +142,10 @@ static __always_inline int header_block_len(struct __sk_buff *skb,
 }
 
 struct run {
-	__u32 len;  /* message length so far */
-	__u32 data; /* DATA payload bytes */
-	__u32 end;  /* the message ends the stream */
+	__u32 len;   /* message length so far */
+	__u32 data;  /* DATA payload bytes */
+	__u32 end;   /* the message ends the stream */
+	__u32 multi; /* frames of other streams follow (leg_run) */
 };
 
 /*
@@ -178,6 +179,60 @@ stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
 		pos += H2_HDR_LEN + f.len;
 	}
 	r->len = pos - first->off;
+}
+
+/*
+ * On a backend leg every stream frame goes to the same client, so the
+ * HEADERS and DATA frames of the leg's other open streams that are already
+ * here join the message too (DESIGN.md fact 13: the cost is per message).
+ * The verdict applies each frame's END_STREAM (leg_frames).
+ */
+static __always_inline void leg_run(struct __sk_buff *skb,
+				    const struct h2lb_conn *c, __u64 cookie,
+				    const struct h2_frame *first, struct run *r)
+{
+	__u32 pos = first->off + r->len;
+
+	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
+		struct h2lb_stream_key k = { .client = c->peer };
+		struct h2lb_stream *st;
+		struct h2_frame f;
+
+		if (frame_read_at(skb, pos, &f) || !f.stream ||
+		    f.len > H2LB_MAX_FRAME ||
+		    pos + H2_HDR_LEN + f.len > skb->len ||
+		    pos + H2_HDR_LEN + f.len - first->off >
+			    H2LB_MAX_HEADER_BLOCK)
+			break;
+		if (f.type == H2_HEADERS ? !(f.flags & H2_F_END_HEADERS)
+					 : f.type != H2_DATA)
+			break;
+		k.id = f.stream;
+		st = bpf_map_lookup_elem(&streams, &k);
+		if (!st || st->leg != cookie)
+			break;
+		if (f.type == H2_DATA)
+			r->data += f.len;
+		r->multi = 1;
+		pos += H2_HDR_LEN + f.len;
+	}
+	r->len = pos - first->off;
+}
+
+/* Whether a leg's message may take other streams' frames: its own first
+ * stream is open on it (if not, the verdict drops the message), and it is
+ * no header block with CONTINUATIONs (the verdict walks whole frames). */
+static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
+				       const struct h2_frame *f)
+{
+	struct h2lb_stream_key k = { .client = c->peer, .id = f->stream };
+	struct h2lb_stream *st;
+
+	if (c->role != H2LB_ROLE_BACKEND || !c->peer ||
+	    (f->type == H2_HEADERS && !(f->flags & H2_F_END_HEADERS)))
+		return 0;
+	st = bpf_map_lookup_elem(&streams, &k);
+	return st && st->leg == cookie;
 }
 
 SEC("sk_skb/stream_parser")
@@ -216,8 +271,11 @@ int h2lb_parser(struct __sk_buff *skb)
 			return run.len; /* incomplete, or broken */
 	}
 	stream_run(skb, &f, &run);
+	if (leg_can_run(c, cookie, &f))
+		leg_run(skb, c, cookie, &f, &run);
 	c->run_data = run.data;
 	c->run_end = run.end;
+	c->run_multi = run.multi;
 	return run.len;
 }
 
@@ -457,6 +515,48 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	return drop(); /* PRIORITY, PUSH_PROMISE, unknown types */
 }
 
+/* The effect of one frame of a multi-stream leg message on its stream.
+ * Global: verified once, not once per frame of the walk. */
+__attribute__((noinline)) int leg_frame(__u64 client, __u64 leg, __u32 stream,
+					__u32 type, __u32 flags)
+{
+	struct h2lb_stream_key k = { .client = client, .id = stream };
+	struct h2lb_stream *st = bpf_map_lookup_elem(&streams, &k);
+
+	/* Gone meanwhile (the client reset it): the client ignores the
+	 * frame (RFC 9113 6.4); it still counts against its window. */
+	if (!st || st->leg != leg)
+		return 0;
+	if (type == H2_HEADERS)
+		st->flags |= H2LB_ST_RESPONDED;
+	if (flags & H2_F_END_STREAM)
+		stream_end(&k, st, H2LB_ST_SERVER_END);
+	return 0;
+}
+
+/* A leg message with frames of several streams (leg_run): all of it goes
+ * to the client, whatever happened to its streams since it was cut. */
+static __always_inline int leg_frames(struct __sk_buff *skb,
+				      const struct h2_frame *first,
+				      struct h2lb_conn *c, __u64 cookie)
+{
+	__u32 pos = first->off, end = first->off + msg_length(skb);
+	__u64 client = c->peer;
+
+	for (int i = 0; i < 2 * H2LB_MAX_RUN_FRAMES; i++) {
+		struct h2_frame f;
+
+		if (pos >= end || frame_read_at(skb, pos, &f))
+			break;
+		leg_frame(client, cookie, f.stream, f.type, f.flags);
+		pos += H2_HDR_LEN + f.len;
+	}
+	if (c->run_data)
+		count_data(c, cookie, client, c->backend, c->run_data, 0);
+	count(H2LB_CNT_MULTI);
+	return redirect(skb, client);
+}
+
 /* A frame from a backend leg: route it to the leg's client. */
 static __always_inline int backend_frame(struct __sk_buff *skb,
 					 const struct h2_frame *f,
@@ -473,6 +573,8 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 		return connection_frame(skb, f, c, cookie);
 	if (!client)
 		return drop();
+	if (c->run_multi)
+		return leg_frames(skb, f, c, cookie);
 
 	st = bpf_map_lookup_elem(&streams, &sk);
 	if (!st || st->leg != cookie) {

@@ -104,7 +104,8 @@ struct h2lb_conn {
 	 * in it, and whether it ends its stream. */
 	__u32 run_data;
 	__u32 run_end;
-	__u32 service; /* client: which Service its streams go to */
+	__u32 service;	 /* client: which Service its streams go to */
+	__u32 run_multi; /* leg: the message holds frames of several streams */
 };
 
 /* A client's connection to one backend. */
@@ -219,6 +220,7 @@ enum h2lb_counter {
 	H2LB_CNT_PROTO_ERR,
 	H2LB_CNT_INTERCEPTED, /* connections taken from a VIP */
 	H2LB_CNT_FALLBACK,    /* ... left to the kernel: no listener */
+	H2LB_CNT_MULTI,	      /* leg messages with frames of several streams */
 	H2LB_CNT_MAX,
 };
 

@@ -34,6 +34,8 @@ static const char *const counter_help[H2LB_CNT_MAX][2] = {
 	  "connections to a balanced Service VIP taken by tc ingress" },
 	{ "intercept_fallbacks",
 	  "connections to a balanced VIP left to the kernel: no listener" },
+	{ "multi_stream_messages",
+	  "messages from backends that carried frames of several streams" },
 };
 
 static void metric_head(FILE *f, const char *name, const char *type,

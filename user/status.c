@@ -35,6 +35,7 @@ static const char *const counter_names[H2LB_CNT_MAX] = {
 	"proto_errors",
 	"intercepted",
 	"intercept_fallbacks",
+	"multi_stream_messages",
 };
 
 const char *backend_state_name(uint32_t s)

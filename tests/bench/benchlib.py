@@ -185,7 +185,7 @@ def h2load_result(out_path: str, log_path: str, duration: float) -> dict:
 
 COUNTER_NAMES = ("frames", "redirects", "dropped", "no_target", "refused",
                  "pings", "events", "event_drop", "proto_err", "intercepted",
-                 "intercept_fallbacks")
+                 "intercept_fallbacks", "multi")
 
 
 def _h2lb_counters(snap) -> dict:

@@ -37,6 +37,13 @@ import json, sys
 print(" ".join(str(json.loads(l)["streams"]) for l in sys.stdin))'
 }
 
+# kcounter NAME: one of the kernel's global counters (h2lb status -j).
+kcounter() {
+    "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+print(json.load(sys.stdin)["counters"][sys.argv[1]])' "$1"
+}
+
 # check_split NAME TOTAL "BEFORE" "AFTER": the kernel counted TOTAL streams
 # in between, 25% +/- 3% per backend.
 check_split() {
@@ -161,9 +168,11 @@ section_nghttp_multi() {
 }
 
 section_h2load() {
-    local conns=$1 out before after
+    local conns=$1 out before after msgs0 multi0 msgs multi
     echo "== h2load -c $conns -m 100 -n $REQUESTS"
     before=$(kstreams)
+    msgs0=$(kcounter frames)
+    multi0=$(kcounter multi_stream_messages)
     out=$(tb_run cli h2load -c "$conns" -m 100 -n "$REQUESTS" -T 60 "$URL" 2>&1) || {
         echo "$out" | tail -n 20 >&2
         soft_fail "h2load -c $conns failed"
@@ -177,6 +186,12 @@ section_h2load() {
         { soft_fail "h2load -c $conns: not every response was 2xx"; return 1; }
     check_split "h2load -c $conns" "$REQUESTS" "$before" "$after" ||
         soft_fail "h2load -c $conns: split is not 25% +/- 3% per backend"
+    # With 100 streams in flight, responses that wait together on a leg
+    # travel as one message (leg_run); every stream still ended above.
+    msgs=$(($(kcounter frames) - msgs0))
+    multi=$(($(kcounter multi_stream_messages) - multi0))
+    echo "   $msgs messages parsed for $REQUESTS requests, $multi of them responses of several streams"
+    ((multi > 0)) || soft_fail "h2load -c $conns: no response message carried several streams"
 }
 
 tb_up "$N"
