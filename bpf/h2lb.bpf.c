@@ -543,7 +543,9 @@ static __always_inline int leg_frames(struct __sk_buff *skb,
 	__u32 pos = first->off, end = first->off + msg_length(skb);
 	__u64 client = c->peer;
 
-	for (int i = 0; i < 2 * H2LB_MAX_RUN_FRAMES; i++) {
+	/* The first frame, up to H2LB_MAX_RUN_FRAMES of its stream
+	 * (stream_run) and as many of others (leg_run). */
+	for (int i = 0; i < 1 + 2 * H2LB_MAX_RUN_FRAMES; i++) {
 		struct h2_frame f;
 
 		if (pos >= end || frame_read_at(skb, pos, &f))
