@@ -97,8 +97,9 @@ static int parse_service(char *arg, struct run_opts *o)
 	return 0;
 }
 
-/* The combinations of --listen, --service and --intercept* that work. */
-static int check_intercept(struct run_opts *o, bool have_listen)
+/* The combinations of --listen, --kubernetes, --service, --vip and
+ * --intercept* that work. */
+static int check_modes(struct run_opts *o, bool have_listen)
 {
 	bool all = o->kubernetes && !o->k8s_name;
 
@@ -303,7 +304,7 @@ static int cmd_run(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	if (check_intercept(&o, have_listen))
+	if (check_modes(&o, have_listen))
 		return 2;
 	if (o.kubernetes) {
 		if (o.backends || o.backends_file || o.vip.sin_port) {
