@@ -48,16 +48,24 @@ static int64_t kernel_bytes(struct daemon *d, struct uconn *c, bool rx)
 	return rx ? (int64_t)k.rx_data : (int64_t)k.tx_data;
 }
 
-/* What the smallest pooled leg can take: a leg bound later starts so. */
-static int64_t pool_window(struct daemon *d)
+/* What the smallest pooled leg of Service @svc can take: a leg bound
+ * later starts so. The pool's slots, not every connection: refills are
+ * frequent. */
+static int64_t pool_window(struct daemon *d, int svc)
 {
 	int64_t min = H2_MAX_WINDOW;
 
-	for (int b = 0; b < CONN_BUCKETS; b++)
-		for (struct uconn *c = d->conns[b]; c; c = c->next)
-			if (c->role == H2LB_ROLE_BACKEND &&
-			    c->state == UC_POOLED && c->peer_grant < min)
+	for (int b = 0; b < d->nr_backends; b++)
+		for (int i = 0; i < H2LB_POOL_SLOTS && d->be[b].service == svc;
+		     i++) {
+			uint64_t cookie = __atomic_load_n(
+				&d->pool_mem[b * H2LB_POOL_SLOTS + i],
+				__ATOMIC_ACQUIRE);
+			struct uconn *c = cookie ? conn_find(d, cookie) : NULL;
+
+			if (c && c->state == UC_POOLED && c->peer_grant < min)
 				min = c->peer_grant;
+		}
 	return min == H2_MAX_WINDOW ? H2_DEFAULT_WINDOW : min;
 }
 
@@ -70,7 +78,7 @@ static int64_t pool_window(struct daemon *d)
 /* client -> backends: widen the client's window up to the tightest leg. */
 static void grant_client(struct daemon *d, struct uconn *c)
 {
-	int64_t room = pool_window(d);
+	int64_t room = pool_window(d, c->service);
 	int64_t left = c->our_grant - kernel_bytes(d, c, true); /* source */
 
 	for (struct uconn *l = c->legs; l; l = l->next_leg) {
