@@ -9,7 +9,9 @@
 # with appProtocol grpc. Its slice starts with two ready endpoints (calls
 # reach those two backends only), scales up to four (all four serve),
 # marks one serving-and-terminating (it gets no new calls) and drops
-# another (gone). Calls running during the scale-down all succeed.
+# another (gone). Calls running during the scale-down all succeed. With
+# --service and --intercept tc, the Service's ClusterIP from the API
+# server is intercepted too.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
@@ -54,9 +56,10 @@ PY
 )"
 }
 
-# Which backends served 200 calls: "backend-1 backend-2".
+# Which backends served 200 calls (at TARGET, default h2lb's listen
+# address): "backend-1 backend-2".
 served_by() {
-    tb_client --target "$H2LB_ADDR" --calls 200 --concurrency 4 --json |
+    tb_client --target "${1:-$H2LB_ADDR}" --calls 200 --concurrency 4 --json |
         "$TB_PYTHON" -c '
 import json, sys
 s = json.loads(sys.stdin.read())
@@ -93,8 +96,10 @@ ctl /apply '{"apiVersion": "v1", "kind": "Service",
                       "protocol": "TCP", "appProtocol": "grpc"}]}}'
 slice 1:ready 2:ready
 
+# Also at the Service's ClusterIP, which tc intercepts (no DNAT here: a
+# VIP h2lb did not take would not answer).
 H2LB_EXPECT_READY=2 h2lb_start --kubernetes --kubeconfig "$KDIR/kubeconfig" \
-    --service default/greeter:grpc
+    --service default/greeter:grpc --intercept tc --intercept-dev vcli
 got=$(served_by)
 echo "   two ready endpoints: $got"
 [[ $got == "backend-1 backend-2" ]] || fail "want backend-1 and backend-2"
@@ -105,6 +110,9 @@ sleep 0.5 # the new backends' connections handshake
 got=$(served_by)
 echo "   scaled up to four: $got"
 [[ $got == "backend-1 backend-2 backend-3 backend-4" ]] || fail "want all four"
+got=$(served_by 198.18.100.1:50051)
+echo "   at the ClusterIP 198.18.100.1:50051: $got"
+[[ $got == "backend-1 backend-2 backend-3 backend-4" ]] || fail "want all four at the VIP"
 
 # Scale down while slow calls run: none of them may fail.
 tb_client --target "$H2LB_ADDR" --calls 40 --concurrency 40 --delay-ms 1500 \
