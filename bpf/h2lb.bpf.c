@@ -246,6 +246,8 @@ int h2lb_parser(struct __sk_buff *skb)
 	r = frame_read(skb, &f);
 	if (r < 0)
 		return 0; /* fewer than 9 bytes: wait for more */
+	if (c)
+		c->run_multi = 0; /* set below, for HEADERS and DATA only */
 	if (c && (c->flags & H2LB_CONN_DEAD))
 		return skb->len - f.off; /* swallow until the daemon closes */
 	if (r == 1)
@@ -575,7 +577,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 		return connection_frame(skb, f, c, cookie);
 	if (!client)
 		return drop();
-	if (c->run_multi)
+	if (c->run_multi && (f->type == H2_HEADERS || f->type == H2_DATA))
 		return leg_frames(skb, f, c, cookie);
 
 	st = bpf_map_lookup_elem(&streams, &sk);
