@@ -150,6 +150,12 @@ static void tc_rescan(struct daemon *d)
 
 static int cgroup_attach(struct daemon *d)
 {
+	struct bpf_program *progs[] = {
+		d->skel->progs.h2lb_connect4,
+		d->skel->progs.h2lb_connect6,
+		d->skel->progs.h2lb_getpeername4,
+		d->skel->progs.h2lb_getpeername6,
+	};
 	struct intercept *ic = d->ic;
 
 	ic->cg_fd = open(d->opts.intercept_cgroup, O_RDONLY | O_DIRECTORY);
@@ -158,12 +164,6 @@ static int cgroup_attach(struct daemon *d)
 		       strerror(errno));
 		return -1;
 	}
-	struct bpf_program *progs[] = {
-		d->skel->progs.h2lb_connect4,
-		d->skel->progs.h2lb_connect6,
-		d->skel->progs.h2lb_getpeername4,
-		d->skel->progs.h2lb_getpeername6,
-	};
 
 	for (int i = 0; i < 4; i++) {
 		ic->links[i] = bpf_program__attach_cgroup(progs[i], ic->cg_fd);

@@ -71,9 +71,9 @@ int links_list(struct link *out, int max)
 	    mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		goto out;
 	portid = mnl_socket_get_portid(nl);
-	/* A dump ends with NLMSG_DONE (MNL_CB_STOP); bounded by the socket
-	 * giving no more data. */
-	for (;;) {
+	/* A dump ends with NLMSG_DONE (MNL_CB_STOP), after a few messages
+	 * per receive buffer. */
+	for (int i = 0; i < 4096; i++) {
 		ret = mnl_socket_recvfrom(nl, buf, sizeof(buf));
 		if (ret <= 0)
 			break;
