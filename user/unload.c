@@ -36,6 +36,8 @@ static bool is_h2lb(pid_t pid)
 	return !strncmp(comm, "h2lb", 4);
 }
 
+/* SIGTERM: the daemon drains (its clients' streams end) for up to 10 s;
+ * then a second signal, which stops it at once. */
 static bool stop_daemon(pid_t pid)
 {
 	if (!pid || !is_h2lb(pid))
@@ -43,6 +45,10 @@ static bool stop_daemon(pid_t pid)
 	if (kill(pid, SIGTERM))
 		return false;
 	for (int i = 0; i < 100 && is_h2lb(pid); i++)
+		usleep(100 * 1000);
+	if (is_h2lb(pid))
+		kill(pid, SIGINT);
+	for (int i = 0; i < 50 && is_h2lb(pid); i++)
 		usleep(100 * 1000);
 	return !is_h2lb(pid);
 }
