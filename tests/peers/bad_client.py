@@ -13,14 +13,7 @@ import socket
 import struct
 import time
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def frame(ftype, flags, stream, payload=b"", length=None):
-    n = len(payload) if length is None else length
-    return struct.pack(">I", n)[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", stream) + payload
-
+from h2raw import PREFACE, frame, read_exact
 
 SETTINGS = frame(4, 0, 0)
 SETTINGS_ACK = frame(4, 1, 0)
@@ -43,16 +36,6 @@ CASES = {
     "stream_id_backwards": START + frame(1, 0x5, 5, HEADERS_BLOCK)
     + frame(1, 0x5, 3, HEADERS_BLOCK),
 }
-
-
-def read_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
 
 
 def run(target, name, timeout):

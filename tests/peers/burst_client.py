@@ -11,29 +11,11 @@ connection still lives (its close would end any stream left over).
 import argparse
 import json
 import socket
-import struct
 import sys
 import time
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7
-END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
-
-
-def frame(ftype, flags, stream, payload=b""):
-    n = len(payload)
-    return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags,
-                       stream) + payload
-
-
-def read_exact(conn, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
+from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
+                   PREFACE, RST_STREAM, SETTINGS, frame, read_frame)
 
 
 def main():
@@ -54,10 +36,10 @@ def main():
     done, responses, resets = set(), 0, 0
     deadline = time.time() + 10
     while len(done) < len(ids) and time.time() < deadline:
-        hi, lo, ftype, flags, stream = struct.unpack(">BHBBI",
-                                                     read_exact(conn, 9))
-        payload = read_exact(conn, hi << 16 | lo)
-        stream &= 0x7FFFFFFF
+        f = read_frame(conn)
+        if f is None:
+            break
+        ftype, flags, stream, payload = f
         if ftype == SETTINGS and not flags & ACK:
             conn.sendall(frame(SETTINGS, ACK, 0))
         elif ftype == PING and not flags & ACK:

@@ -10,42 +10,21 @@ stream resets right after them.
     burst_server.py --port PORT --streams N
 """
 import argparse
-import socket
 import struct
-import threading
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-HEADERS, DATA, RST_STREAM, SETTINGS, PING = 0x1, 0x0, 0x3, 0x4, 0x6
-END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
-CANCEL = 0x8
-
-
-def frame(ftype, flags, stream, payload=b""):
-    n = len(payload)
-    return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags,
-                       stream) + payload
-
-
-def read_exact(conn, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return buf
+from h2raw import (ACK, CANCEL, DATA, END_HEADERS, END_STREAM, HEADERS,
+                   PING, PREFACE, RST_STREAM, SETTINGS, frame, read_exact,
+                   read_frame, serve_forever)
 
 
 def serve(conn, want):
     streams = []
     try:
-        read_exact(conn, len(PREFACE))
+        if read_exact(conn, len(PREFACE)) is None:
+            return
         conn.sendall(frame(SETTINGS, 0, 0))
-        while True:
-            hdr = read_exact(conn, 9)
-            hi, lo, ftype, flags, stream = struct.unpack(">BHBBI", hdr)
-            payload = read_exact(conn, hi << 16 | lo)
-            stream &= 0x7FFFFFFF
+        while (f := read_frame(conn)) is not None:
+            ftype, flags, stream, payload = f
             if ftype == SETTINGS and not flags & ACK:
                 conn.sendall(frame(SETTINGS, ACK, 0))
             elif ftype == PING and not flags & ACK:
@@ -63,7 +42,7 @@ def serve(conn, want):
                         for s in streams[half:])
                     conn.sendall(out)
                     streams = []
-    except (EOFError, OSError):
+    except OSError:
         pass
     finally:
         conn.close()
@@ -75,14 +54,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--streams", type=int, default=20)
     args = ap.parse_args()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((args.bind, args.port))
-    s.listen(64)
-    while True:
-        conn, _ = s.accept()
-        threading.Thread(target=serve, args=(conn, args.streams),
-                         daemon=True).start()
+    serve_forever(args.bind, args.port, serve, args.streams)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import greeter_pb as pb  # noqa: E402
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, \
-    CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
-END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
+from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS,  # noqa: E402,F401
+                   END_STREAM, GOAWAY, HEADERS, PADDED, PING, PREFACE,
+                   PRIORITY, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame)
+
 MAX_FRAME = 16384
 MAX_PROBLEMS = 20
 
@@ -60,11 +60,6 @@ STATIC = {(":authority", ""): 1, (":method", "POST"): 3, (":path", "/"): 4,
           (":scheme", "http"): 6, ("content-type", ""): 31}
 STATIC_NAMES = {":authority": 1, ":path": 4, "content-type": 31}
 STATIC_LEN = 61
-
-
-def frame(ftype: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
-    return (struct.pack(">I", len(payload))[1:] + bytes([ftype, flags])
-            + struct.pack(">I", stream) + payload)
 
 
 def hpack_int(value: int, prefix: int, first: int = 0) -> bytes:

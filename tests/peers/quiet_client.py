@@ -12,15 +12,9 @@ connection: the :status and the seconds it took, or a timeout.
 import argparse
 import json
 import socket
-import struct
 import time
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def frame(ftype, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", stream) + payload
+from h2raw import PREFACE, frame
 
 
 def lit(name, value):  # literal without indexing, new name, no Huffman
