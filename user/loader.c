@@ -182,19 +182,24 @@ int bpf_kconn(struct daemon *d, uint64_t cookie, struct h2lb_conn *out)
 				   out);
 }
 
+/* Run syscall program @prog on @ctx: its return value, or -1. */
+static int run_syscall(struct bpf_program *prog, void *ctx, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = ctx, .ctx_size_in = len);
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(prog), &run))
+		return -1;
+	return (int)run.retval;
+}
+
 int bpf_close_stream(struct daemon *d, uint64_t client, uint32_t stream,
 		     int reset)
 {
 	struct h2lb_close_args a = { .client = client,
 				     .stream = stream,
 				     .reset = reset };
-	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &a,
-		    .ctx_size_in = sizeof(a));
-	int err;
 
-	err = bpf_prog_test_run_opts(
-		bpf_program__fd(d->skel->progs.h2lb_close_stream), &run);
-	return err ? err : (int)run.retval;
+	return run_syscall(d->skel->progs.h2lb_close_stream, &a, sizeof(a));
 }
 
 int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
@@ -203,25 +208,15 @@ int bpf_bind_leg(struct daemon *d, uint64_t client, uint64_t leg,
 	struct h2lb_bind_args a = { .client = client,
 				    .leg = leg,
 				    .backend = backend };
-	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &a,
-		    .ctx_size_in = sizeof(a));
-	int err;
 
-	err = bpf_prog_test_run_opts(
-		bpf_program__fd(d->skel->progs.h2lb_bind_leg), &run);
-	return err ? err : (int)run.retval;
+	return run_syscall(d->skel->progs.h2lb_bind_leg, &a, sizeof(a));
 }
 
 int bpf_drain_client(struct daemon *d, uint64_t client)
 {
 	struct h2lb_drain_args a = { .client = client };
-	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &a,
-		    .ctx_size_in = sizeof(a));
 
-	if (bpf_prog_test_run_opts(
-		    bpf_program__fd(d->skel->progs.h2lb_drain_client), &run))
-		return -1;
-	return (int)run.retval;
+	return run_syscall(d->skel->progs.h2lb_drain_client, &a, sizeof(a));
 }
 
 int bpf_set_endpoint(struct daemon *d, const struct sockaddr_in *a,

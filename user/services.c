@@ -77,6 +77,21 @@ static void vip_set(struct daemon *d, struct uservice *v, int i, bool add)
 	bpf_map_update_elem(vips, &vk, &val, 0);
 }
 
+/* Service @i's VIP is now @vip. A ClusterIP never changes, but a
+ * Service can be deleted and made again under the same name, a named port
+ * can change its number, and --service learns its VIP late. */
+static void vip_move(struct daemon *d, int i, const struct sockaddr_in *vip)
+{
+	struct uservice *v = &d->svc[i];
+
+	if (same_addr(&v->vip, vip))
+		return;
+	vip_set(d, v, i, false);
+	v->vip = *vip;
+	vip_set(d, v, i, true);
+	publish(d, i, H2LB_SVC_OPEN);
+}
+
 /* Set @flags on the VIP entry of @v (it keeps being intercepted). */
 static void vip_flags(struct daemon *d, struct uservice *v, uint32_t flags)
 {
@@ -214,15 +229,7 @@ static int service_of(struct daemon *d, const struct k8s_service *v,
 	k8s_name(v, name, sizeof(name));
 	i = service_find(d, name);
 	if (i > 0) {
-		if (!same_addr(&d->svc[i].vip, vip)) {
-			/* A ClusterIP never changes, but a Service can be
-			 * deleted and made again under the same name, and a
-			 * named port can change its number. */
-			vip_set(d, &d->svc[i], i, false);
-			d->svc[i].vip = *vip;
-			vip_set(d, &d->svc[i], i, true);
-			publish(d, i, H2LB_SVC_OPEN);
-		}
+		vip_move(d, i, vip);
 		return i;
 	}
 	for (i = 1; i < H2LB_MAX_SERVICES && !service_free(d, i); i++)
@@ -258,12 +265,7 @@ void services_k8s(struct daemon *d, const struct k8s_snapshot *s)
 						   d->opts.k8s_port))
 				continue;
 			i = 0;
-			if (!same_addr(&d->svc[0].vip, &vip)) {
-				vip_set(d, &d->svc[0], 0, false);
-				d->svc[0].vip = vip;
-				vip_set(d, &d->svc[0], 0, true);
-				publish(d, 0, H2LB_SVC_OPEN);
-			}
+			vip_move(d, 0, &vip);
 		} else if (!v->vip) {
 			continue; /* headless: no VIP, nothing to balance */
 		} else {
