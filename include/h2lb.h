@@ -193,7 +193,7 @@ struct h2lb_service {
 };
 
 /* Reverse of "vips", keyed by listener ("frontends" map), for
- * cgroup/getpeername4: the client still sees the VIP as its peer. */
+ * cgroup/getpeername4 and 6: the client still sees the VIP as its peer. */
 struct h2lb_frontend {
 	__u32 vip;
 	__u16 port;
