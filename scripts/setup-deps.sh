@@ -58,7 +58,7 @@ if [ ! -d "$here/tests/k8s-validate/node_modules/kubernetes-models" ]; then
 	(cd "$here/tests/k8s-validate" && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 
-if ! mount | grep -q " /sys/fs/bpf type bpf"; then
+if ! grep -q " /sys/fs/bpf bpf " /proc/mounts; then
 	mount -t bpf bpf /sys/fs/bpf
 fi
 if ! grep -q " cgroup2 " /proc/mounts; then

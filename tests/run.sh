@@ -92,7 +92,7 @@ time_limit() {
         echo "$UNIT_TIMEOUT"
         return
     fi
-    t=$(head -n 30 "$file" | sed -n 's/^#[[:space:]]*timeout:[[:space:]]*\([0-9][0-9]*\).*/\1/p' | head -n 1)
+    t=$(head -n 30 "$file" | sed -n 's/^#[[:space:]]*timeout:[[:space:]]*\([0-9][0-9]*\).*/\1/p' | sed -n 1p)
     echo "${t:-$TEST_TIMEOUT}"
 }
 

@@ -180,9 +180,11 @@ section_h2load() {
     }
     after=$(kstreams)
     echo "$out" | grep -E '^(finished in|requests:|status codes:)' | sed 's/^/   /'
-    echo "$out" | grep -Eq "^requests: $REQUESTS total, $REQUESTS started, $REQUESTS done, $REQUESTS succeeded, 0 failed, 0 errored, 0 timeout" ||
+    # A here-string, not "echo | grep -q": grep -q exits at the first match,
+    # and under pipefail the echo's SIGPIPE would fail a passing check.
+    grep -Eq "^requests: $REQUESTS total, $REQUESTS started, $REQUESTS done, $REQUESTS succeeded, 0 failed, 0 errored, 0 timeout" <<<"$out" ||
         { soft_fail "h2load -c $conns: not every request succeeded"; return 1; }
-    echo "$out" | grep -Eq "^status codes: $REQUESTS 2xx, 0 3xx, 0 4xx, 0 5xx" ||
+    grep -Eq "^status codes: $REQUESTS 2xx, 0 3xx, 0 4xx, 0 5xx" <<<"$out" ||
         { soft_fail "h2load -c $conns: not every response was 2xx"; return 1; }
     check_split "h2load -c $conns" "$REQUESTS" "$before" "$after" ||
         soft_fail "h2load -c $conns: split is not 25% +/- 3% per backend"

@@ -57,7 +57,7 @@ grep -q '^h2lb_stream_duration_seconds_count{service="static",backend="198.18.2.
     fail "no latency histogram in /metrics"
 grep -q '^h2lb_daemon_read_bytes_total ' <<<"$metrics" || fail "no daemon byte counters"
 [[ $(tb_exec node curl -sf "http://$METRICS/healthz") == ok ]] || fail "no /healthz"
-"$H2LB_BIN" status --pin-dir "$H2LB_PIN" | grep -q "ready" || fail "status table"
+grep -q "ready" <<<"$("$H2LB_BIN" status --pin-dir "$H2LB_PIN")" || fail "status table"
 "$H2LB_BIN" backends -p --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
     fail "backends -p is not JSON"
 "$H2LB_BIN" conns -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
