@@ -285,12 +285,19 @@ int h2lb_parser(struct __sk_buff *skb)
 
 static __always_inline int redirect(struct __sk_buff *skb, __u64 target)
 {
+	struct h2lb_conn *t;
+
 	if (!target ||
 	    bpf_sk_redirect_hash(skb, &sock_hash, &target, 0) != SK_PASS) {
 		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
 	count(H2LB_CNT_REDIRECTS);
+	/* Everything that goes to a socket goes through here: the daemon
+	 * compares it with what the peer's TCP acknowledged (user/flow.c). */
+	t = bpf_map_lookup_elem(&conns, &target);
+	if (t)
+		__sync_fetch_and_add(&t->tx_bytes, msg_length(skb));
 	return SK_PASS;
 }
 

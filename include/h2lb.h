@@ -94,6 +94,9 @@ struct h2lb_conn {
 	__u64 frames;	/* messages parsed */
 	__u64 rx_bytes; /* bytes parsed (the watchdog compares it with
 			    * what TCP received) */
+	__u64 tx_bytes; /* bytes redirected into it: every frame, ours
+			    * included (flow control compares it with what
+			    * the peer's TCP acknowledged) */
 	__u32 role;	/* enum h2lb_role */
 	__u32 backend;	/* backend index of a leg */
 	__u32 flags;	/* H2LB_CONN_* */

@@ -360,6 +360,8 @@ void conns_tick(struct daemon *d)
 				doomed[n++] = c->cookie;
 			else if (c->state == UC_OPEN || c->state == UC_BOUND)
 				watchdog(d, c);
+			if (c->flow_held && c->state == UC_OPEN)
+				flow_retry(d, c);
 		}
 	}
 	for (int i = 0; i < n; i++) {

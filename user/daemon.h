@@ -73,6 +73,7 @@ struct uconn {
 	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
 	int service;		/* client: index of its Service */
 	bool draining;		/* client: GOAWAY sent (drain.c) */
+	bool flow_held;		/* client: a peer lags, windows held (flow.c) */
 	/* Connection-level flow control, in DATA payload bytes, as totals
 	 * since the connection opened (both start at the RFC's 65535). The
 	 * bytes actually moved are counted by the kernel (struct h2lb_conn
@@ -223,6 +224,7 @@ void flow_leg_bound(struct daemon *d, struct uconn *leg);
 void flow_client_window(struct daemon *d, struct uconn *c, uint32_t inc);
 void flow_leg_window(struct daemon *d, struct uconn *leg, uint32_t inc);
 void flow_progress(struct daemon *d, struct uconn *c);
+void flow_retry(struct daemon *d, struct uconn *c);
 
 /* events.c */
 int events_handle(void *ctx, void *data, size_t len);

@@ -388,6 +388,7 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 		jw_kv_u64(w, "open_streams", c.open_streams);
 		jw_kv_u64(w, "rx_data", c.rx_data);
 		jw_kv_u64(w, "tx_data", c.tx_data);
+		jw_kv_u64(w, "tx_bytes", c.tx_bytes);
 		jw_kv_u64(w, "frames", c.frames);
 		jw_obj_end(w);
 	}

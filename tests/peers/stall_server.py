@@ -2,19 +2,32 @@
 """An HTTP/2 server that stops reading: the slowest possible backend.
 
 It completes the handshake (reads the client preface and SETTINGS, sends its
-own SETTINGS and an ACK), grants nothing beyond the RFC's initial windows,
-then never reads its socket again. Whatever a client sends toward it piles
-up in the kernel, unless the balancer's flow control holds it back.
+own SETTINGS and an ACK), grants nothing beyond the RFC's initial windows
+(with --grant: the largest windows HTTP/2 allows, 2^31-1, for the
+connection and every stream), then never reads its socket again. Whatever a
+client sends toward it piles up in the kernel, unless the balancer's flow
+control holds it back.
 """
 import argparse
 import time
 
-from h2raw import ACK, SETTINGS, frame, serve_forever
+from h2raw import ACK, SETTINGS, WINDOW_UPDATE, frame, serve_forever
+
+MAX_WINDOW = 2**31 - 1
+SETTINGS_INITIAL_WINDOW_SIZE = 4
 
 
-def serve(conn):
+def serve(conn, grant):
     conn.recv(4096)  # preface and SETTINGS (and whatever else fits)
-    conn.sendall(frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
+    settings = b""
+    if grant:
+        settings = SETTINGS_INITIAL_WINDOW_SIZE.to_bytes(2, "big") + \
+            MAX_WINDOW.to_bytes(4, "big")
+    out = frame(SETTINGS, 0, 0, settings) + frame(SETTINGS, ACK, 0)
+    if grant:
+        out += frame(WINDOW_UPDATE, 0, 0,
+                     (MAX_WINDOW - 65535).to_bytes(4, "big"))
+    conn.sendall(out)
     time.sleep(3600)  # never read again
 
 
@@ -22,8 +35,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bind", default="0.0.0.0")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--grant", action="store_true")
     args = ap.parse_args()
-    serve_forever(args.bind, args.port, serve)
+    serve_forever(args.bind, args.port, serve, args.grant)
 
 
 if __name__ == "__main__":
