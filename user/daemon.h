@@ -45,6 +45,8 @@ struct run_opts {
 	uint32_t max_streams;	   /* per client connection */
 	uint32_t stream_window;	   /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
 	uint64_t drain_timeout_ms; /* graceful stop: 0 stops at once */
+	int64_t peer_buffer;	   /* flow.c: unacknowledged bytes per peer,
+				    * and a client's legs' extra window */
 };
 
 enum uconn_state {

@@ -28,13 +28,6 @@
 #include "log.h"
 
 #define WINDOW_STEP 16384 /* smallest WINDOW_UPDATE worth a frame */
-/* What a client's legs may hold in all beyond 64 KiB each (grant_legs):
- * with QUEUE_MAX, what a client that grants much and reads nothing can
- * make the kernel hold. */
-#define LEGS_WINDOW_MAX (4 << 20)
-/* What a peer's TCP may leave unacknowledged of what we sent it before
- * the windows that feed it stop growing (unacked()). */
-#define QUEUE_MAX (4 << 20)
 
 static void send_window(struct daemon *d, struct uconn *c, int64_t inc)
 {
@@ -63,8 +56,10 @@ static int64_t kernel_bytes(struct daemon *d, struct uconn *c, bool rx)
  * socket's queues, or in the psock's backlog when the socket's send
  * buffer is full, where nothing charges or limits them (DESIGN.md fact
  * 5). A peer that grants a large window and reads nothing would have the
- * kernel hold all of it; with this, its windows stop growing instead
- * (flow_retry() looks again on the daemon's tick).
+ * kernel hold all of it; beyond --peer-buffer, the windows that feed it
+ * stop growing instead (flow_retry() looks again on the daemon's tick).
+ * With the legs' extra window (grant_legs), that bounds what a client
+ * that grants much and reads nothing makes the kernel hold.
  */
 static int64_t unacked(struct daemon *d, struct uconn *c)
 {
@@ -118,7 +113,7 @@ static void grant_client(struct daemon *d, struct uconn *c)
 
 		if (w < room)
 			room = w;
-		if (unacked(d, l) > QUEUE_MAX) {
+		if (unacked(d, l) > d->opts.peer_buffer) {
 			c->flow_held = true;
 			return;
 		}
@@ -134,7 +129,7 @@ static void grant_client(struct daemon *d, struct uconn *c)
  * starve a leg bound later. So a leg is refilled to the 65535 bytes
  * every connection starts with from all of the client's window, as the
  * RFC would have it anyway; beyond that, the legs together hold at most
- * half of the client's window (and LEGS_WINDOW_MAX), in equal shares,
+ * half of the client's window (and --peer-buffer), in equal shares,
  * and the other half stays for the refills of legs bound later. With
  * 64 KiB per leg, a 1 MiB response waited on the daemon's refill every
  * 64 KiB (make bench "big": 550 MiB/s, 777 with the shares).
@@ -153,13 +148,15 @@ static void grant_legs(struct daemon *d, struct uconn *c)
 	n = i;
 	if (!n)
 		return;
-	if (unacked(d, c) > QUEUE_MAX) {
+	if (unacked(d, c) > d->opts.peer_buffer) {
 		c->flow_held = true;
 		return;
 	}
 	window = c->peer_grant - kernel_bytes(d, c, false); /* target */
 	avail = window - held;
-	budget = window / 2 < LEGS_WINDOW_MAX ? window / 2 : LEGS_WINDOW_MAX;
+	budget = window / 2;
+	if (budget > d->opts.peer_buffer)
+		budget = d->opts.peer_buffer;
 	share = budget / n > H2_DEFAULT_WINDOW ? budget / n : H2_DEFAULT_WINDOW;
 	i = 0;
 	for (l = c->legs; l && i < n && avail > 0; l = l->next_leg, i++) {

@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"                              separated names or patterns (\"veth*\")\n"
 		"      --intercept-cgroup DIR  cgroup: the cgroup v2 directory of the clients\n"
 		"      --vip ADDR:PORT         static backends: the VIP to intercept for them\n"
+		"      --peer-buffer SIZE      per peer: the most it is sent that its TCP has not\n"
+		"                              acknowledged, and the most window a client's backend\n"
+		"                              connections hold beyond 64K each (default 4M; K, M)\n"
 		"      --drain-timeout S       on SIGTERM/SIGINT, GOAWAY to clients and stop when\n"
 		"                              their streams end, at most S seconds (default 20;\n"
 		"                              0: stop at once; a second signal stops at once)\n"
@@ -75,6 +78,30 @@ static int parse_uint(const char *flag, const char *s, long min, long max,
 			flag, s, min, max);
 		return -1;
 	}
+	return 0;
+}
+
+/* A byte count with an optional K or M suffix (powers of 1024). */
+static int parse_size(const char *flag, const char *s, long min, long max,
+		      long *out)
+{
+	int shift = 0;
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20, end++;
+	if (!*s || *end || errno || *out < 0 || *out > max >> shift ||
+	    (*out << shift) < min) {
+		fprintf(stderr,
+			"h2lb: %s: '%s' is not a size in %ldK-%ldM (bytes, or with K or M)\n",
+			flag, s, min >> 10, max >> 20);
+		return -1;
+	}
+	*out <<= shift;
 	return 0;
 }
 
@@ -171,6 +198,7 @@ static int cmd_run(int argc, char **argv)
 		{ "intercept-cgroup", required_argument, NULL, 'G' },
 		{ "vip", required_argument, NULL, 'V' },
 		{ "drain-timeout", required_argument, NULL, 'T' },
+		{ "peer-buffer", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -182,6 +210,7 @@ static int cmd_run(int argc, char **argv)
 		.max_streams = 1000,
 		.stream_window = 65535,
 		.drain_timeout_ms = 20000,
+		.peer_buffer = 4 << 20,
 	};
 	bool have_listen = false;
 	char err[256];
@@ -281,6 +310,12 @@ static int cmd_run(int argc, char **argv)
 			if (parse_uint("--drain-timeout", optarg, 0, 3600, &v))
 				return 2;
 			o.drain_timeout_ms = v * 1000;
+			break;
+		case 'B':
+			if (parse_size("--peer-buffer", optarg, 64 << 10,
+				       1024L << 20, &v))
+				return 2;
+			o.peer_buffer = v;
 			break;
 		case 'V':
 			if (addr_parse(optarg, &o.vip, err, sizeof(err))) {
