@@ -42,37 +42,41 @@ static void send_window(struct daemon *d, struct uconn *c, int64_t inc)
 	}
 }
 
-static int64_t kernel_bytes(struct daemon *d, struct uconn *c, bool rx)
+/* DATA bytes the kernel counted coming in on @c (none without a record). */
+static int64_t kernel_rx(struct daemon *d, struct uconn *c)
 {
 	struct h2lb_conn k;
 
 	if (bpf_kconn(d, c->cookie, &k))
 		return 0;
-	return rx ? (int64_t)k.rx_data : (int64_t)k.tx_data;
+	return (int64_t)k.rx_data;
 }
 
 /*
- * Bytes redirected to @c that its peer's TCP has not acknowledged: in our
- * socket's queues, or in the psock's backlog when the socket's send
- * buffer is full, where nothing charges or limits them (DESIGN.md fact
- * 5). A peer that grants a large window and reads nothing would have the
- * kernel hold all of it; beyond --peer-buffer, the windows that feed it
- * stop growing instead (flow_retry() looks again on the daemon's tick).
- * With the legs' extra window (grant_legs), that bounds what a client
- * that grants much and reads nothing makes the kernel hold.
+ * More than --peer-buffer bytes redirected to @c (@k: its kernel record)
+ * that its peer's TCP has not acknowledged: they sit in our socket's
+ * queues, or in the psock's backlog once the socket's send buffer is
+ * full, where nothing charges or limits them (DESIGN.md fact 5). A peer
+ * that grants a large window and reads nothing would have the kernel hold
+ * all of it; instead, the windows that feed it stop growing (flow_retry()
+ * looks again on the daemon's tick). With the legs' extra window
+ * (grant_legs), that bounds what such a client makes the kernel hold.
  */
-static int64_t unacked(struct daemon *d, struct uconn *c)
+static bool peer_lags(struct daemon *d, struct uconn *c,
+		      const struct h2lb_conn *k)
 {
 	struct tcp_info ti = { 0 };
 	socklen_t len = sizeof(ti);
-	struct h2lb_conn k;
 
-	if (bpf_kconn(d, c->cookie, &k) ||
-	    getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	/* Fewer bytes sent than the limit leave no more unacknowledged. */
+	if ((int64_t)k->tx_bytes <= d->opts.peer_buffer)
+		return false;
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
 	    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
 			    sizeof(ti.tcpi_bytes_acked))
-		return 0;
-	return (int64_t)k.tx_bytes - (int64_t)ti.tcpi_bytes_acked;
+		return false;
+	return (int64_t)(k->tx_bytes - ti.tcpi_bytes_acked) >
+	       d->opts.peer_buffer;
 }
 
 /* What the smallest pooled leg of Service @svc can take: a leg bound
@@ -106,14 +110,17 @@ static int64_t pool_window(struct daemon *d, int svc)
 static void grant_client(struct daemon *d, struct uconn *c)
 {
 	int64_t room = pool_window(d, c->service);
-	int64_t left = c->our_grant - kernel_bytes(d, c, true); /* source */
+	int64_t left = c->our_grant - kernel_rx(d, c); /* source */
 
 	for (struct uconn *l = c->legs; l; l = l->next_leg) {
-		int64_t w = l->peer_grant - kernel_bytes(d, l, false);
+		struct h2lb_conn k = { 0 }; /* none: nothing moved */
+		int64_t w;
 
+		bpf_kconn(d, l->cookie, &k); /* target */
+		w = l->peer_grant - (int64_t)k.tx_data;
 		if (w < room)
 			room = w;
-		if (unacked(d, l) > d->opts.peer_buffer) {
+		if (peer_lags(d, l, &k)) {
 			c->flow_held = true;
 			return;
 		}
@@ -138,21 +145,23 @@ static void grant_legs(struct daemon *d, struct uconn *c)
 {
 	int64_t out[H2LB_MAX_BACKENDS * 2], held = 0, window, avail, budget;
 	int64_t share;
+	struct h2lb_conn k = { 0 }; /* none: nothing moved */
 	struct uconn *l;
 	int i = 0, n;
 
 	for (l = c->legs; l && i < H2LB_MAX_BACKENDS * 2; l = l->next_leg) {
-		out[i] = l->our_grant - kernel_bytes(d, l, true); /* sources */
+		out[i] = l->our_grant - kernel_rx(d, l); /* sources */
 		held += out[i++];
 	}
 	n = i;
 	if (!n)
 		return;
-	if (unacked(d, c) > d->opts.peer_buffer) {
+	bpf_kconn(d, c->cookie, &k); /* target */
+	if (peer_lags(d, c, &k)) {
 		c->flow_held = true;
 		return;
 	}
-	window = c->peer_grant - kernel_bytes(d, c, false); /* target */
+	window = c->peer_grant - (int64_t)k.tx_data;
 	avail = window - held;
 	budget = window / 2;
 	if (budget > d->opts.peer_buffer)
@@ -161,11 +170,14 @@ static void grant_legs(struct daemon *d, struct uconn *c)
 	i = 0;
 	for (l = c->legs; l && i < n && avail > 0; l = l->next_leg, i++) {
 		int64_t give = share - out[i];
-		int64_t base = H2_DEFAULT_WINDOW - out[i];
+		/* Up to 64 KiB from all the window; beyond, within the
+		 * budget. */
+		int64_t cap = H2_DEFAULT_WINDOW - out[i];
 
-		/* Above its 64 KiB, a leg grows only within the budget. */
-		if (give > base && give > budget - held)
-			give = base > budget - held ? base : budget - held;
+		if (cap < budget - held)
+			cap = budget - held;
+		if (give > cap)
+			give = cap;
 		if (give > avail)
 			give = avail;
 		/* Small refills wait, unless the leg is nearly dry. */

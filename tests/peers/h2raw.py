@@ -1,6 +1,6 @@
 """Raw HTTP/2 frames for the test peers that speak the protocol by hand
 (bad_client, quiet_client, h2_hpack_client, burst_client, burst_server,
-stall_server): what RFC 9113 section 4.1 lays out, nothing more."""
+stall_server, lazy_reader): what RFC 9113 section 4.1 lays out, nothing more."""
 import socket
 import struct
 import threading
@@ -17,6 +17,21 @@ def frame(ftype, flags, stream, payload=b"", length=None):
     n = len(payload) if length is None else length
     return struct.pack(">I", n)[1:] + bytes([ftype, flags]) + \
         struct.pack(">I", stream) + payload
+
+
+def lit(name, value):
+    """A header field literal without indexing, new name, no Huffman
+    (RFC 7541 6.2.2)."""
+    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+
+
+# The largest windows a peer can grant (RFC 9113 6.9.1): the SETTINGS
+# payload for every stream, and the WINDOW_UPDATE that takes the
+# connection's window from 65535 to the same.
+MAX_WINDOW = 2**31 - 1
+MAX_WINDOW_SETTINGS = (4).to_bytes(2, "big") + MAX_WINDOW.to_bytes(4, "big")
+MAX_WINDOW_UPDATE = frame(WINDOW_UPDATE, 0, 0,
+                          (MAX_WINDOW - 65535).to_bytes(4, "big"))
 
 
 def read_exact(sock, n):

@@ -18,14 +18,8 @@ import socket
 import time
 
 from h2raw import ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, \
-    PING, PREFACE, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, read_frame
-
-MAX_WINDOW = 2**31 - 1
-SETTINGS_INITIAL_WINDOW_SIZE = 4
-
-
-def lit(name, value):  # literal without indexing, new name, no Huffman
-    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+    MAX_WINDOW_SETTINGS, MAX_WINDOW_UPDATE, PING, PREFACE, RST_STREAM, \
+    SETTINGS, frame, lit, read_frame
 
 
 def is_200(block):
@@ -83,11 +77,8 @@ def main():
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
     s.settimeout(args.timeout)
     s.connect((host, int(port)))
-    settings = SETTINGS_INITIAL_WINDOW_SIZE.to_bytes(2, "big") + \
-        MAX_WINDOW.to_bytes(4, "big")
-    s.sendall(PREFACE + frame(SETTINGS, 0, 0, settings) +
-              frame(WINDOW_UPDATE, 0, 0,
-                    (MAX_WINDOW - 65535).to_bytes(4, "big")))
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, MAX_WINDOW_SETTINGS) +
+              MAX_WINDOW_UPDATE)
     deadline = time.monotonic() + args.timeout
     handshake(s, deadline)
 

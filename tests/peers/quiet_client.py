@@ -14,11 +14,7 @@ import json
 import socket
 import time
 
-from h2raw import PREFACE, frame
-
-
-def lit(name, value):  # literal without indexing, new name, no Huffman
-    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+from h2raw import PREFACE, frame, lit
 
 
 def once(host, port, path, timeout):

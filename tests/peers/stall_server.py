@@ -11,23 +11,17 @@ control holds it back.
 import argparse
 import time
 
-from h2raw import ACK, SETTINGS, WINDOW_UPDATE, frame, serve_forever
-
-MAX_WINDOW = 2**31 - 1
-SETTINGS_INITIAL_WINDOW_SIZE = 4
+from h2raw import ACK, MAX_WINDOW_SETTINGS, MAX_WINDOW_UPDATE, SETTINGS, \
+    frame, serve_forever
 
 
 def serve(conn, grant):
     conn.recv(4096)  # preface and SETTINGS (and whatever else fits)
-    settings = b""
     if grant:
-        settings = SETTINGS_INITIAL_WINDOW_SIZE.to_bytes(2, "big") + \
-            MAX_WINDOW.to_bytes(4, "big")
-    out = frame(SETTINGS, 0, 0, settings) + frame(SETTINGS, ACK, 0)
-    if grant:
-        out += frame(WINDOW_UPDATE, 0, 0,
-                     (MAX_WINDOW - 65535).to_bytes(4, "big"))
-    conn.sendall(out)
+        conn.sendall(frame(SETTINGS, 0, 0, MAX_WINDOW_SETTINGS) +
+                     frame(SETTINGS, ACK, 0) + MAX_WINDOW_UPDATE)
+    else:
+        conn.sendall(frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
     time.sleep(3600)  # never read again
 
 
