@@ -6,19 +6,22 @@ BUILD := build
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
-	  -Iinclude -I$(BUILD) -D_GNU_SOURCE
+	  -Iinclude -Iuser -I$(BUILD) -D_GNU_SOURCE
 LDLIBS := -lbpf -lelf -lz -lcurl -ljson-c -lyaml -lmnl -lnftables -lpthread
 BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__BPF__ \
 	      -I. -Iinclude -Ibpf
 
+# Each bpf/*.bpf.c is compiled on its own, then all are linked into one
+# object (bpftool gen object) with one skeleton: the maps are defined weak
+# in bpf/maps.h, so the objects share one of each.
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
-BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
-SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.o,$(BPF_SRCS))
+SKELS := $(BUILD)/h2lb.skel.h
 BPF_HDRS := $(wildcard bpf/*.h) $(wildcard include/*.h) vmlinux.h
 
-USER_SRCS := $(wildcard user/*.c)
+USER_SRCS := $(wildcard user/*.c user/k8s/*.c)
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
-USER_HDRS := $(wildcard user/*.h) $(wildcard include/*.h)
+USER_HDRS := $(wildcard user/*.h user/k8s/*.h) $(wildcard include/*.h)
 # Everything but main(), for the unit tests to link against.
 LIB_OBJS := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
 
@@ -29,12 +32,15 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 .PHONY: all clean test unit format vmlinux deps demo bench
 all: $(BUILD)/h2lb $(UNIT_BINS)
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+$(BUILD)/bpf/%.o: bpf/%.bpf.c $(BPF_HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
-	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/h2lb.bpf.o: $(BPF_OBJS)
+	$(BPFTOOL) gen object $@ $^
+
+$(BUILD)/h2lb.skel.h: $(BUILD)/h2lb.bpf.o
+	$(BPFTOOL) gen skeleton $< name h2lb_bpf > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS)
 	@mkdir -p $(@D)
@@ -45,7 +51,7 @@ $(BUILD)/h2lb: $(USER_OBJS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iuser $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Iuser -Itests/unit $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 
@@ -68,7 +74,8 @@ vmlinux:
 
 format:
 	clang-format -i $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h \
-		include/*.h tests/unit/*.c)
+		user/k8s/*.c user/k8s/*.h include/*.h tests/unit/*.c \
+		tests/unit/*.h)
 
 clean:
 	rm -rf $(BUILD)

@@ -3,29 +3,11 @@
 #ifndef H2LB_BPF_FRAME_H
 #define H2LB_BPF_FRAME_H
 
-#define H2_DATA		 0x0
-#define H2_HEADERS	 0x1
-#define H2_PRIORITY	 0x2
-#define H2_RST_STREAM	 0x3
-#define H2_SETTINGS	 0x4
-#define H2_PUSH_PROMISE	 0x5
-#define H2_PING		 0x6
-#define H2_GOAWAY	 0x7
-#define H2_WINDOW_UPDATE 0x8
-#define H2_CONTINUATION	 0x9
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
-#define H2_F_END_STREAM	 0x1
-#define H2_F_ACK	 0x1
-#define H2_F_END_HEADERS 0x4
-
-#define H2_NO_ERROR	      0x0
-#define H2_PROTOCOL_ERROR     0x1
-#define H2_FLOW_CONTROL_ERROR 0x3
-#define H2_FRAME_SIZE_ERROR   0x6
-#define H2_REFUSED_STREAM     0x7
-
-#define H2_HDR_LEN     9
-#define H2_PREFACE_LEN 24
+#include "h2_wire.h"
 
 struct h2_frame {
 	__u32 off; /* offset of the frame in the skb */
@@ -35,34 +17,13 @@ struct h2_frame {
 	__u8 flags;
 };
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
-
 /*
- * The parser and the verdict see the skb from its start, not from the
- * start of the message: strparser keeps the message offset in the skb
- * control block (DESIGN.md fact 2). Reading at 0 breaks as soon as
- * segments coalesce.
+ * Where the message the parser cut starts in the skb, and (verdict only)
+ * its length. frame.bpf.c: global functions, because the kfunc they use
+ * can be declared in one linked object only.
  */
-static __always_inline __u32 msg_offset(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	struct sk_skb_cb *cb = (struct sk_skb_cb *)kskb->cb;
-	int off = 0;
-
-	bpf_probe_read_kernel(&off, sizeof(off), &cb->strp.strp.offset);
-	return off;
-}
-
-/* Length of the message the parser returned (verdict only). */
-static __always_inline __u32 msg_length(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	struct sk_skb_cb *cb = (struct sk_skb_cb *)kskb->cb;
-	int len = 0;
-
-	bpf_probe_read_kernel(&len, sizeof(len), &cb->strp.strp.full_len);
-	return len;
-}
+extern __u32 msg_offset(struct __sk_buff *skb);
+extern __u32 msg_length(struct __sk_buff *skb);
 
 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": its first 9 bytes read as a frame
  * header give a length far beyond any frame size we allow, so matching

@@ -1,9 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The maps shared by the h2lb programs. Included once, by h2lb.bpf.c. */
+/*
+ * The maps and load-time settings of the h2lb programs. Every .bpf.c file
+ * includes this; the definitions are weak, so that the objects linked into
+ * build/h2lb.bpf.o (bpftool gen object) share one of each.
+ */
 #ifndef H2LB_BPF_MAPS_H
 #define H2LB_BPF_MAPS_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
 #include "h2lb.h"
+
+/* Fixed at load time by the daemon (kern.c), before the verifier runs. */
+const volatile struct h2lb_settings settings __weak = {
+	.max_streams = 1000,
+};
 
 /* Sockets h2lb routes frames between, keyed by socket cookie. */
 struct {
@@ -11,7 +23,7 @@ struct {
 	__uint(max_entries, H2LB_MAX_CONNS);
 	__type(key, __u64);
 	__type(value, __u64);
-} sock_hash SEC(".maps");
+} sock_hash SEC(".maps") __weak;
 
 /* Per-socket state, keyed by socket cookie. */
 struct {
@@ -19,7 +31,7 @@ struct {
 	__uint(max_entries, H2LB_MAX_CONNS);
 	__type(key, __u64);
 	__type(value, struct h2lb_conn);
-} conns SEC(".maps");
+} conns SEC(".maps") __weak;
 
 /* Which new sockets sockops takes, and as what. */
 struct {
@@ -27,7 +39,7 @@ struct {
 	__uint(max_entries, H2LB_MAX_BACKENDS + 16);
 	__type(key, struct h2lb_endpoint_key);
 	__type(value, struct h2lb_endpoint);
-} endpoints SEC(".maps");
+} endpoints SEC(".maps") __weak;
 
 /* (client, backend) -> the client's own connection to that backend. */
 struct {
@@ -35,14 +47,14 @@ struct {
 	__uint(max_entries, H2LB_MAX_CONNS);
 	__type(key, struct h2lb_leg_key);
 	__type(value, __u64);
-} legs SEC(".maps");
+} legs SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, H2LB_MAX_STREAMS);
 	__type(key, struct h2lb_stream_key);
 	__type(value, struct h2lb_stream);
-} streams SEC(".maps");
+} streams SEC(".maps") __weak;
 
 /* Backends by index. The daemon writes addr/port/state through mmap;
  * counters are only ever changed with atomics. */
@@ -52,7 +64,7 @@ struct {
 	__uint(max_entries, H2LB_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct h2lb_backend);
-} backends SEC(".maps");
+} backends SEC(".maps") __weak;
 
 /*
  * Pre-handshaken backend connections, H2LB_POOL_SLOTS slots per backend
@@ -68,7 +80,7 @@ struct {
 	__uint(max_entries, H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
-} pool SEC(".maps");
+} pool SEC(".maps") __weak;
 /* clang-format on */
 
 struct {
@@ -76,7 +88,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct h2lb_config);
-} lb_config SEC(".maps");
+} lb_config SEC(".maps") __weak;
 
 /* Round-robin cursor for backend choice. */
 struct {
@@ -84,21 +96,21 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
-} rr_cursor SEC(".maps");
+} rr_cursor SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, H2LB_CNT_MAX);
-	__type(key, __u32);
+	__type(key, enum h2lb_counter);
 	__type(value, __u64);
-} counters SEC(".maps");
+} counters SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct h2lb_daemon_stats);
-} daemon_stats SEC(".maps");
+} daemon_stats SEC(".maps") __weak;
 
 /* Backend connections the daemon is opening: socket cookie -> backend
  * index. sockops knows a leg by its cookie, not by the address it goes
@@ -108,7 +120,7 @@ struct {
 	__uint(max_entries, (H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS));
 	__type(key, __u64);
 	__type(value, __u32);
-} new_legs SEC(".maps");
+} new_legs SEC(".maps") __weak;
 
 /* Written by the daemon, read by operators: the balanced Services. */
 struct {
@@ -116,15 +128,15 @@ struct {
 	__uint(max_entries, H2LB_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct h2lb_service);
-} services SEC(".maps");
+} services SEC(".maps") __weak;
 
-/* Balanced Service VIP:port -> its listener (intercept.h). */
+/* Balanced Service VIP:port -> its listener (intercept.bpf.c). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, H2LB_MAX_SERVICES);
 	__type(key, struct h2lb_vip_key);
 	__type(value, struct h2lb_vip);
-} vips SEC(".maps");
+} vips SEC(".maps") __weak;
 
 /* Listener -> VIP:port, for cgroup/getpeername4 and 6. */
 struct {
@@ -132,40 +144,12 @@ struct {
 	__uint(max_entries, H2LB_MAX_SERVICES);
 	__type(key, struct h2lb_vip_key);
 	__type(value, struct h2lb_frontend);
-} frontends SEC(".maps");
+} frontends SEC(".maps") __weak;
 
 /* Events for the daemon: closes, SETTINGS, GOAWAY, WINDOW_UPDATE... */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
-} events SEC(".maps");
-
-static __always_inline void count(__u32 which)
-{
-	__u64 *v = bpf_map_lookup_elem(&counters, &which);
-
-	if (v)
-		*v += 1;
-}
-
-static __always_inline void emit(__u32 type, __u64 cookie, __u64 peer,
-				 __u32 stream, __u32 arg)
-{
-	struct h2lb_event *ev;
-
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count(H2LB_CNT_EVENT_DROP);
-		return;
-	}
-	ev->type = type;
-	ev->cookie = cookie;
-	ev->peer = peer;
-	ev->stream = stream;
-	ev->arg = arg;
-	ev->len = 0;
-	bpf_ringbuf_submit(ev, 0);
-	count(H2LB_CNT_EVENTS);
-}
+} events SEC(".maps") __weak;
 
 #endif

@@ -3,6 +3,8 @@
 #ifndef H2LB_BPF_STREAM_H
 #define H2LB_BPF_STREAM_H
 
+#include "maps.h"
+
 static __always_inline __u32 log2_us(__u64 ns)
 {
 	__u64 us = ns / 1000;

@@ -24,11 +24,11 @@
 #define H2LB_MAX_STREAMS  65536
 #define H2LB_MAX_FRAME	  16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
 /* A header block is one parser message, so it must fit SO_RCVBUF
- * (DESIGN.md fact 3; 128 KiB by default). */
+ * (docs/kernel-facts.md K3; 128 KiB by default). */
 #define H2LB_MAX_HEADER_BLOCK  65536
 #define H2LB_MAX_CONTINUATIONS 16
 /* Consecutive frames of one stream that are all there already travel as
- * one message: fewer redirects (DESIGN.md fact 13). At most this many
+ * one message: fewer redirects (docs/kernel-facts.md K13). At most this many
  * frames and H2LB_MAX_HEADER_BLOCK bytes. */
 #define H2LB_MAX_RUN_FRAMES 8
 #define H2LB_EVENT_DATA	    48 /* SETTINGS payload bytes copied per event */
@@ -62,7 +62,7 @@ enum h2lb_backend_state {
 #define H2LB_CONN_PREFACE      0x1 /* client preface consumed */
 #define H2LB_CONN_SETTINGS_ACK 0x2 /* client acked our SETTINGS (HPACK off) */
 #define H2LB_CONN_DEAD	       0x4 /* protocol error seen: drop everything */
-#define H2LB_CONN_DRAIN	       0x8 /* GOAWAY sent: new streams are refused */
+#define H2LB_CONN_GOAWAY       0x8 /* GOAWAY sent: new streams are refused */
 
 /* stream flags */
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
@@ -147,11 +147,18 @@ struct h2lb_backend {
 	__u64 latency[H2LB_LAT_BUCKETS]; /* log2(us) HEADERS-to-end */
 };
 
+/* What changes while the daemon runs ("lb_config" map). Settings fixed
+ * at load time (policy, limits, the daemon's cgroup) are the programs'
+ * .rodata instead (struct h2lb_settings). */
 struct h2lb_config {
 	__u32 nr_backends; /* indexes [0, nr_backends) are in use */
-	__u32 policy;	   /* enum h2lb_policy */
-	__u32 max_streams; /* per client connection */
 	__u32 pad;
+};
+
+/* Settings fixed at load time, in each program object's .rodata. */
+struct h2lb_settings {
+	__u32 policy;	     /* enum h2lb_policy */
+	__u32 max_streams;   /* per client connection */
 	__u64 daemon_cgroup; /* cgroup/connect4 leaves the daemon's alone */
 };
 
@@ -210,35 +217,48 @@ struct h2lb_frontend {
 #define H2LB_INTERCEPT_MARK  0x00200000
 #define H2LB_INTERCEPT_TABLE 2562 /* routing table and rule priority */
 
-/* Global counters, one slot per CPU (BPF_MAP_TYPE_PERCPU_ARRAY). */
+/*
+ * Global counters, one slot per CPU (BPF_MAP_TYPE_PERCPU_ARRAY keyed by
+ * enum h2lb_counter, so that bpftool prints each key by its name). One
+ * list: the enum, `h2lb status` and /metrics all take their names from
+ * it. X(ID, name, help)
+ */
+#define H2LB_COUNTERS(X)                                                       \
+	X(FRAMES, frames, "HTTP/2 frames parsed")                             \
+	X(REDIRECTS, redirects, "frames redirected to another socket")        \
+	X(DROPPED, dropped_frames,                                            \
+	  "frames dropped on purpose (PRIORITY, unknown types, closed streams)") \
+	X(NO_TARGET, redirect_failures, "frames whose target socket was gone") \
+	X(REFUSED, refused_streams, "streams no backend could take")          \
+	X(PINGS, pings_answered, "PINGs answered in the kernel")             \
+	X(EVENTS, events, "events sent to the daemon")                        \
+	X(EVENT_DROPS, event_drops,                                           \
+	  "events lost because the ring buffer was full")                     \
+	X(PROTOCOL_ERRORS, protocol_errors,                                   \
+	  "connections failed for protocol errors")                           \
+	X(INTERCEPTED, intercepted_connections,                               \
+	  "connections to a balanced Service VIP taken by interception")      \
+	X(FALLBACKS, intercept_fallbacks,                                     \
+	  "connections to a balanced VIP left to the kernel: no listener")    \
+	X(MULTI, multi_stream_messages,                                       \
+	  "messages from backends that carried frames of several streams")
+
 enum h2lb_counter {
-	H2LB_CNT_FRAMES,
-	H2LB_CNT_REDIRECTS,
-	H2LB_CNT_DROPPED,    /* frames dropped on purpose (PRIORITY, ...) */
-	H2LB_CNT_NO_TARGET,  /* redirect target gone */
-	H2LB_CNT_REFUSED,    /* streams no backend could take */
-	H2LB_CNT_PINGS,	     /* PINGs answered in the kernel */
-	H2LB_CNT_EVENTS,     /* events sent to the daemon */
-	H2LB_CNT_EVENT_DROP, /* events lost: ring buffer full */
-	H2LB_CNT_PROTO_ERR,
-	H2LB_CNT_INTERCEPTED, /* connections taken from a VIP */
-	H2LB_CNT_FALLBACK,    /* ... left to the kernel: no listener */
-	H2LB_CNT_MULTI,	      /* leg messages with frames of several streams */
+#define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
+	H2LB_COUNTERS(H2LB_CNT_ENUM)
+#undef H2LB_CNT_ENUM
 	H2LB_CNT_MAX,
 };
 
 enum h2lb_event_type {
 	H2LB_EV_CLOSED = 1,    /* socket closed (sockops) */
 	H2LB_EV_SETTINGS,      /* peer SETTINGS (payload in data) */
-	H2LB_EV_SETTINGS_ACK,  /* a backend acked our SETTINGS */
 	H2LB_EV_WINDOW,	       /* connection WINDOW_UPDATE (arg) */
 	H2LB_EV_GOAWAY,	       /* stream = last id, arg = error */
 	H2LB_EV_LEG_BOUND,     /* peer = leg taken from the pool */
 	H2LB_EV_REFUSED,       /* stream no backend could take */
-	H2LB_EV_STREAM_ERROR,  /* frame on a closed stream: arg = code */
 	H2LB_EV_CONN_ERROR,    /* connection error: arg = code */
-	H2LB_EV_PING_ACK,      /* our watchdog PING came back */
-	H2LB_EV_DATA_PROGRESS, /* another H2LB_PROGRESS_BYTES of DATA in */
+	H2LB_EV_DATA_PROGRESS, /* another 2^H2LB_PROGRESS_SHIFT DATA bytes in */
 };
 
 /* The verdict tells the daemon each time a connection has received this
@@ -265,19 +285,20 @@ struct h2lb_close_args {
 	__u32 reset;
 };
 
-/* Argument of the h2lb_bind_leg syscall program: the daemon gives a new
- * client its first leg at accept, before any of its frames is parsed. */
+/* Argument of the h2lb_bind_first syscall program: at accept, before any
+ * of its frames is parsed, a new client gets its first leg, chosen by the
+ * same code as every stream's (--policy). Out: the leg and its backend. */
 struct h2lb_bind_args {
 	__u64 client;
-	__u64 leg;
-	__u32 backend;
+	__u64 leg;     /* out: 0 if no backend had a pooled connection */
+	__u32 backend; /* out */
 	__u32 pad;
 };
 
-/* Argument of the h2lb_drain_client syscall program: from now on the
+/* Argument of the h2lb_goaway_client syscall program: from now on the
  * client's new streams are refused; it returns the highest stream id
  * opened before that, the last stream id of the GOAWAY. */
-struct h2lb_drain_args {
+struct h2lb_goaway_args {
 	__u64 client;
 };
 

@@ -1,123 +1,84 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The daemon's sockets: clients and backend legs. The daemon holds their
- * file descriptors but never reads them (DESIGN.md fact 7); it learns
- * what happens on them from BPF events and speaks to them only through
- * the injector.
+ * The daemon's connections, clients and backend legs (conns.h): every
+ * input goes through conn_input(), which asks lifecycle.c for the
+ * transition and carries out its actions, in the order enum conn_action
+ * lists them.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
-#include <bpf/bpf.h>
 
-#include "daemon.h"
+#include "conns.h"
 #include "h2.h"
-#include "h2lb.skel.h"
+#include "kern.h"
 #include "log.h"
+#include "window.h"
 
-static unsigned int bucket(uint64_t cookie)
+#define HANDSHAKE_MS	  3000 /* a backend leg's connect and SETTINGS */
+#define CLOSE_DELAY_MS	  200  /* a GOAWAY leaves before the FIN */
+#define ACCEPT_BATCH	  64
+#define MAX_STREAMS_ENDED 4096
+
+/* ---- streams ------------------------------------------------------------ */
+
+struct streams_of {
+	uint64_t client, leg; /* leg 0: all of the client's */
+	struct h2lb_stream_key *keys;
+	struct h2lb_stream *vals;
+	int n, max;
+};
+
+static int collect_stream(const struct h2lb_stream_key *key,
+			  const struct h2lb_stream *st, void *arg)
 {
-	return (cookie * 0x9E3779B97F4A7C15ull) >> 52; /* 12 bits */
+	struct streams_of *s = arg;
+
+	if (key->client != s->client || (s->leg && st->leg != s->leg))
+		return 0;
+	s->keys[s->n] = *key;
+	s->vals[s->n] = *st;
+	return ++s->n == s->max;
 }
 
-struct uconn *conn_find(struct daemon *d, uint64_t cookie)
-{
-	struct uconn *c = d->conns[bucket(cookie)];
-
-	while (c && c->cookie != cookie)
-		c = c->next;
-	return c;
-}
-
-struct uconn *conn_add(struct daemon *d, int fd, int role)
-{
-	socklen_t len = sizeof(uint64_t);
-	struct uconn *c = calloc(1, sizeof(*c));
-	unsigned int b;
-	int one = 1;
-
-	if (!c)
-		return NULL;
-	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &len)) {
-		free(c);
-		return NULL;
-	}
-	/* Frames leave as soon as they are redirected: without this, Nagle
-	 * holds small frames back until the peer's delayed ACK (40 ms). */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->fd = fd;
-	c->role = role;
-	c->backend = -1;
-	c->init_window = H2_DEFAULT_WINDOW;
-	c->peer_grant = H2_DEFAULT_WINDOW;
-	c->our_grant = H2_DEFAULT_WINDOW;
-	b = bucket(c->cookie);
-	c->next = d->conns[b];
-	d->conns[b] = c;
-	d->nr_conns++;
-	return c;
-}
-
-static void conn_unlink(struct daemon *d, struct uconn *c)
-{
-	struct uconn **p = &d->conns[bucket(c->cookie)];
-
-	while (*p && *p != c)
-		p = &(*p)->next;
-	if (*p) {
-		*p = c->next;
-		d->nr_conns--;
-	}
-}
-
-/*
- * Streams of @client (optionally only those on @leg), collected first:
- * the map cannot be walked while entries are being deleted.
- */
-static int streams_of(struct daemon *d, uint64_t client, uint64_t leg,
+/* Streams of @client (only those on @leg, unless 0), collected first: the
+ * map cannot be walked while entries are being deleted. */
+static int streams_of(struct lb *lb, uint64_t client, uint64_t leg,
 		      struct h2lb_stream_key *keys, struct h2lb_stream *vals,
 		      int max)
 {
-	int fd = bpf_map__fd(d->skel->maps.streams), n = 0;
-	struct h2lb_stream_key k, next;
-	void *prev = NULL;
+	struct streams_of s = { .client = client,
+				.leg = leg,
+				.keys = keys,
+				.vals = vals,
+				.max = max };
 
-	while (n < max && !bpf_map_get_next_key(fd, prev, &next)) {
-		k = next;
-		prev = &k;
-		if (next.client != client)
-			continue;
-		if (bpf_map_lookup_elem(fd, &next, &vals[n]))
-			continue;
-		if (leg && vals[n].leg != leg)
-			continue;
-		keys[n++] = next;
-	}
-	return n;
+	kern_each_stream(lb->k, collect_stream, &s);
+	return s.n;
 }
-
-#define MAX_END 4096
 
 /*
  * End every stream of @leg above @above: gRPC calls get UNAVAILABLE
  * trailers (@refuse: RST_STREAM(REFUSED_STREAM), which clients retry).
  */
-static void end_streams(struct daemon *d, struct uconn *leg, uint32_t above,
+static void end_streams(struct lb *lb, struct uconn *leg, uint32_t above,
 			bool refuse)
 {
-	static struct h2lb_stream_key keys[MAX_END];
-	static struct h2lb_stream vals[MAX_END];
+	static struct h2lb_stream_key keys[MAX_STREAMS_ENDED];
+	static struct h2lb_stream vals[MAX_STREAMS_ENDED];
 	struct uconn *c = leg->client;
 	uint8_t f[H2_FRAME_MAX];
 	int n;
 
 	if (!c)
 		return;
-	n = streams_of(d, c->cookie, leg->cookie, keys, vals, MAX_END);
+	n = streams_of(lb, c->cookie, leg->cookie, keys, vals,
+		       MAX_STREAMS_ENDED);
 	for (int i = 0; i < n; i++) {
 		size_t len;
 
@@ -125,7 +86,7 @@ static void end_streams(struct daemon *d, struct uconn *leg, uint32_t above,
 			continue;
 		/* Close first: the stream must be gone from the kernel before
 		 * its last frame reaches the client. */
-		if (bpf_close_stream(d, c->cookie, keys[i].id, 1))
+		if (kern_stream_close(lb->k, c->cookie, keys[i].id, true))
 			continue;
 		if (refuse)
 			len = h2_rst_stream(f, keys[i].id, H2_REFUSED_STREAM);
@@ -136,7 +97,7 @@ static void end_streams(struct daemon *d, struct uconn *leg, uint32_t above,
 				"h2lb: backend connection lost");
 		else
 			len = h2_rst_stream(f, keys[i].id, H2_CANCEL);
-		inject(d, c->cookie, f, len);
+		inject(&lb->inj, c->cookie, f, len);
 	}
 	if (n)
 		pr_info("ended %d stream(s) of client %llx on backend %d%s", n,
@@ -144,11 +105,122 @@ static void end_streams(struct daemon *d, struct uconn *leg, uint32_t above,
 			refuse ? " (refused)" : "");
 }
 
-static void leg_unbind(struct daemon *d, struct uconn *leg)
+static bool leg_has_streams(struct lb *lb, struct uconn *leg)
+{
+	struct h2lb_stream_key k;
+	struct h2lb_stream v;
+
+	if (!leg->client)
+		return false;
+	return streams_of(lb, leg->client->cookie, leg->cookie, &k, &v, 1) > 0;
+}
+
+/* ---- the actions ---------------------------------------------------------- */
+
+static void send_server_settings(struct lb *lb, struct uconn *c)
+{
+	const struct h2_setting_pair s[] = {
+		/* No dynamic table: header blocks can go to any backend
+		 * (docs/kernel-facts.md, "HPACK without state"). */
+		{ H2_SET_HEADER_TABLE_SIZE, 0 },
+		{ H2_SET_MAX_CONCURRENT_STREAMS, lb->opts->max_streams },
+		{ H2_SET_INITIAL_WINDOW_SIZE, lb->opts->stream_window },
+	};
+	uint8_t f[H2_FRAME_MAX];
+
+	/* Our SETTINGS must be the first frame the client gets, so it goes
+	 * out before anything else is done: a request the client sent
+	 * after accept() is parsed at once, and its response must not
+	 * overtake this. It also draws the client's SETTINGS ACK, a new
+	 * segment, which makes the kernel parse what the client queued
+	 * before accept() (docs/kernel-facts.md K8). */
+	inject(&lb->inj, c->cookie, f, h2_settings(f, s, 3));
+	lb->stats.clients++;
+}
+
+/*
+ * At accept, before the client's first frame can be parsed (that waits
+ * for our SETTINGS to draw a segment, docs/kernel-facts.md K8), give it a
+ * leg from the pool, chosen in the kernel by --policy as every stream's
+ * is: its first streams then never race a burst of other new clients
+ * for the pool.
+ */
+static void bind_first(struct lb *lb, struct uconn *c)
+{
+	struct input_arg a = { .client = c };
+	uint32_t backend;
+	uint64_t cookie;
+	struct uconn *leg;
+
+	if (kern_leg_bind_first(lb->k, c->cookie, &cookie, &backend))
+		return;
+	leg = conn_find(&lb->conns, cookie);
+	if (!leg) {
+		pr_warn("client %llx: bound to unknown leg %llx",
+			(unsigned long long)c->cookie,
+			(unsigned long long)cookie);
+		return;
+	}
+	conn_input(lb, leg, IN_BOUND, &a);
+}
+
+static void send_preface(struct lb *lb, struct uconn *leg)
+{
+	const struct h2_setting_pair s[] = {
+		{ H2_SET_HEADER_TABLE_SIZE, 0 },
+		{ H2_SET_ENABLE_PUSH, 0 },
+		/* No response DATA until the client's own window size is
+		 * relayed, when the leg is bound (window.c). */
+		{ H2_SET_INITIAL_WINDOW_SIZE, 0 },
+	};
+	uint8_t f[H2_PREFACE_LEN + H2_FRAME_MAX];
+	size_t n;
+
+	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, leg->fd, NULL);
+	if (leg->preface_sent)
+		return;
+	memcpy(f, H2_PREFACE, H2_PREFACE_LEN);
+	n = H2_PREFACE_LEN + h2_settings(f + H2_PREFACE_LEN, s, 3);
+	inject(&lb->inj, leg->cookie, f, n);
+	leg->preface_sent = true;
+}
+
+/* The peer's SETTINGS: a client's window size is relayed to its legs
+ * before we ACK (stream windows are end to end). 0, or the HTTP/2 error
+ * code of a connection error. */
+static uint32_t ack_settings(struct lb *lb, struct uconn *c,
+			     const struct input_arg *a)
+{
+	uint8_t f[H2_FRAME_MAX];
+	bool changed = false;
+
+	if (c->role == H2LB_ROLE_CLIENT) {
+		uint32_t err = flow_client_settings(a->data, a->len,
+						    &c->init_window, &changed);
+
+		if (err)
+			return err;
+		pr_debug("client %llx: SETTINGS_INITIAL_WINDOW_SIZE %u",
+			 (unsigned long long)c->cookie, c->init_window);
+		if (changed || !c->settings_seen)
+			window_relay(lb, c);
+		c->settings_seen = true;
+	}
+	inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
+	return 0;
+}
+
+static void link_client(struct uconn *leg, struct uconn *client)
+{
+	leg->client = client;
+	leg->next_leg = client->legs;
+	client->legs = leg;
+}
+
+/* The leg leaves its client: no new streams, no windows. */
+static void detach(struct lb *lb, struct uconn *leg)
 {
 	struct uconn *c = leg->client, **p;
-	struct h2lb_leg_key lk;
-	uint64_t cur;
 
 	if (!c)
 		return;
@@ -156,165 +228,318 @@ static void leg_unbind(struct daemon *d, struct uconn *leg)
 		;
 	if (*p)
 		*p = leg->next_leg;
-	lk = (struct h2lb_leg_key){ .client = c->cookie,
-				    .backend = leg->backend };
-	/* Only if the kernel still maps this backend to this leg. */
-	if (!bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.legs), &lk, &cur) &&
-	    cur == leg->cookie)
-		bpf_map_delete_elem(bpf_map__fd(d->skel->maps.legs), &lk);
+	kern_leg_unbind(lb->k, c->cookie, leg->backend, leg->cookie);
 	leg->client = NULL;
 }
 
-void conn_close(struct daemon *d, struct uconn *c)
+static void open_legs(struct lb *lb);
+
+static void window_update(struct lb *lb, struct uconn *c, uint32_t inc)
 {
-	static struct h2lb_stream_key keys[MAX_END];
-	static struct h2lb_stream vals[MAX_END];
+	c->peer_grant += inc;
+	if (c->role == H2LB_ROLE_CLIENT)
+		window_legs(lb, c);
+	else if (c->client)
+		window_client(lb, c->client);
+}
+
+static void refill(struct lb *lb, struct uconn *c)
+{
+	if (c->role == H2LB_ROLE_CLIENT)
+		window_client(lb, c);
+	else if (c->client)
+		window_legs(lb, c->client);
+}
+
+static void refuse_stream(struct lb *lb, struct uconn *c, uint32_t stream)
+{
+	uint8_t f[H2_FRAME_MAX];
+
+	if (c->state == CS_GOING_AWAY)
+		pr_debug("client %llx: stream %u refused: going away",
+			 (unsigned long long)c->cookie, stream);
+	else
+		pr_warn("client %llx: stream %u refused, no backend connection available",
+			(unsigned long long)c->cookie, stream);
+	inject(&lb->inj, c->cookie, f,
+	       h2_rst_stream(f, stream, H2_REFUSED_STREAM));
+}
+
+static void goaway_stop(struct lb *lb, struct uconn *c)
+{
+	uint8_t f[H2_FRAME_MAX];
+	int last = kern_client_goaway(lb->k, c->cookie);
+
+	if (last < 0)
+		return;
+	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, H2_NO_ERROR));
+	pr_debug("client %llx: GOAWAY, last stream %d",
+		 (unsigned long long)c->cookie, last);
+}
+
+static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code)
+{
+	uint8_t f[H2_FRAME_MAX];
+	uint32_t last = 0;
+
+	if (c->role == H2LB_ROLE_CLIENT) {
+		struct h2lb_conn k = { 0 };
+
+		kern_conn(lb->k, c->cookie, &k);
+		last = k.last_stream;
+	}
+	pr_warn("%s %llx: connection error %u, sending GOAWAY",
+		c->role == H2LB_ROLE_CLIENT ? "client" : "backend leg",
+		(unsigned long long)c->cookie, code);
+	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, code));
+}
+
+/* Close @c and forget it; it was in state @from. */
+static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
+{
+	static struct h2lb_stream_key keys[MAX_STREAMS_ENDED];
+	static struct h2lb_stream vals[MAX_STREAMS_ENDED];
 
 	if (c->role == H2LB_ROLE_CLIENT) {
 		int n;
 
 		while (c->legs)
-			conn_close(d, c->legs);
+			conn_input(lb, c->legs, IN_DISCARD, NULL);
 		/* Whatever streams are left die with the connection. */
-		n = streams_of(d, c->cookie, 0, keys, vals, MAX_END);
+		n = streams_of(lb, c->cookie, 0, keys, vals, MAX_STREAMS_ENDED);
 		for (int i = 0; i < n; i++)
-			bpf_close_stream(d, c->cookie, keys[i].id, 1);
-	} else if (c->role == H2LB_ROLE_BACKEND) {
-		if (c->state == UC_POOLED)
-			pool_remove(d, c);
-		if (c->state == UC_CONNECTING || c->state == UC_HANDSHAKE)
-			d->be[c->backend].pending--;
-		if (c->state == UC_CONNECTING) /* sockops never took it */
-			bpf_new_leg(d, c->cookie, 0, false);
-		leg_unbind(d, c);
+			kern_stream_close(lb->k, c->cookie, keys[i].id, true);
+	} else {
+		detach(lb, c);
+		if (from == CS_CONNECTING) /* sockops may never take it */
+			kern_leg_unexpect(lb->k, c->cookie);
 	}
-	conn_unlink(d, c);
-	bpf_map_delete_elem(bpf_map__fd(d->skel->maps.conns), &c->cookie);
+	kern_conn_forget(lb->k, c->cookie);
 	close(c->fd);
-	free(c);
+	conn_free(&lb->conns, c);
 }
 
-void client_accept(struct daemon *d, int svc)
-{
-	const struct h2_setting_pair s[] = {
-		/* No dynamic table: header blocks can go to any backend
-		 * (DESIGN.md "HPACK without state"). */
-		{ H2_SET_HEADER_TABLE_SIZE, 0 },
-		{ H2_SET_MAX_CONCURRENT_STREAMS, d->opts.max_streams },
-		{ H2_SET_INITIAL_WINDOW_SIZE, d->opts.stream_window },
-	};
-	uint8_t f[H2_FRAME_MAX];
-	size_t len = h2_settings(f, s, 3);
+/* ---- the transitions -------------------------------------------------------- */
 
-	for (int i = 0; i < 64; i++) {
-		int fd = accept4(d->svc[svc].listen_fd, NULL, NULL,
+/* Record @c's new state; what follows from a state alone follows here. */
+static void set_state(struct lb *lb, struct uconn *c, enum conn_state to)
+{
+	enum conn_state from = c->state;
+
+	c->state = to;
+	if (c->role != H2LB_ROLE_BACKEND || from == to)
+		return;
+	backend_leg_moved(&lb->bs, c->backend, from, to);
+	/* Out of the pool, unless the verdict took it (then a LEG_BOUND
+	 * event is on its way: see lifecycle.c, CLOSING + BOUND). */
+	if (from == CS_POOLED && to != CS_BOUND)
+		kern_pool_remove(lb->k, c->backend, c->cookie);
+	if (to == CS_CONNECTING) {
+		c->deadline_ms = now_ms() + HANDSHAKE_MS;
+		lb->stats.legs++;
+	}
+}
+
+void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
+		const struct input_arg *arg)
+{
+	static const struct input_arg none;
+	const struct input_arg *a = arg ? arg : &none;
+	bool client = c->role == H2LB_ROLE_CLIENT;
+	struct transition t = lifecycle_step(client, c->state, in);
+	enum conn_state from = c->state;
+	unsigned int act = t.actions;
+
+	if (!t.valid) {
+		pr_debug("%s %llx: %s ignored while %s",
+			 client ? "client" : "leg", (unsigned long long)c->cookie,
+			 conn_input_name(in), conn_state_name(from));
+		return;
+	}
+	set_state(lb, c, t.next);
+
+	if (act & A_SEND_SETTINGS)
+		send_server_settings(lb, c);
+	if (act & A_BIND_FIRST)
+		bind_first(lb, c);
+	if (act & A_SEND_PREFACE)
+		send_preface(lb, c);
+	if (act & A_ACK_SETTINGS) {
+		uint32_t err = ack_settings(lb, c, a);
+
+		if (err) {
+			struct input_arg e = { .value = err };
+
+			conn_input(lb, c, IN_ERROR, &e);
+			return;
+		}
+	}
+	if (act & A_POOL_PUT) {
+		if (!kern_pool_put(lb->k, c->backend, c->cookie)) {
+			conn_input(lb, c, IN_DISCARD, NULL); /* pool full */
+			return;
+		}
+		backend_pooled(&lb->bs, c->backend);
+	}
+	if (act & A_LINK_CLIENT)
+		link_client(c, a->client);
+	if (act & A_RELAY_WINDOW) {
+		/* Refill the pool now rather than at the next tick: a burst
+		 * of new clients empties it fast. */
+		open_legs(lb);
+		window_relay_leg(lb, c);
+		window_refill(lb, c->client);
+	}
+	if (act & A_WINDOW)
+		window_update(lb, c, a->value);
+	if (act & A_REFILL)
+		refill(lb, c);
+	if (act & A_REFUSE_STREAM)
+		refuse_stream(lb, c, a->stream);
+	if ((act & A_NOTE_GOAWAY) && a->value != H2_NO_ERROR)
+		pr_warn("client %llx sent GOAWAY, error %u",
+			(unsigned long long)c->cookie, a->value);
+	if (act & A_UNBIND) {
+		pr_info("backend %d leg %llx: GOAWAY, last stream %u",
+			c->backend, (unsigned long long)c->cookie, a->stream);
+		if (c->client)
+			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
+					c->cookie);
+	}
+	if (act & A_REFUSE_ABOVE)
+		end_streams(lb, c, a->stream, true);
+	if (act & A_FAIL_STREAMS) {
+		if (in == IN_PEER_CLOSED || in == IN_BOUND)
+			pr_warn("backend %d leg %llx lost: %s", c->backend,
+				(unsigned long long)c->cookie,
+				in == IN_BOUND ? "closed while being bound"
+					       : "connection closed by backend");
+		end_streams(lb, c, 0, false);
+	}
+	if (act & A_DETACH)
+		detach(lb, c);
+	if (act & A_BACKEND_FAILED) {
+		if (in == IN_DEADLINE)
+			pr_warn("backend %d: no HTTP/2 handshake in time",
+				c->backend);
+		backend_failed(&lb->bs, c->backend, now_ms());
+	}
+	if (act & A_GOAWAY_STOP)
+		goaway_stop(lb, c);
+	if (act & A_GOAWAY_ERROR)
+		goaway_error(lb, c, a->value);
+	if (act & A_CLOSE_SOON)
+		c->deadline_ms = now_ms() + CLOSE_DELAY_MS;
+	if (act & A_CLOSE)
+		close_conn(lb, c, from); /* @c is gone */
+}
+
+/* ---- the daemon's sockets ---------------------------------------------- */
+
+static struct uconn *conn_open(struct lb *lb, int fd, int role)
+{
+	struct uconn *c = conn_new(&lb->conns, fd, role);
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	/* Frames leave as soon as they are redirected: without this, Nagle
+	 * holds small frames back until the peer's delayed ACK (40 ms). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return c;
+}
+
+void conns_accept(struct lb *lb, int listen_fd, int svc)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		int fd = accept4(listen_fd, NULL, NULL,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct uconn *c, *leg;
+		struct uconn *c;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				pr_warn("accept: %s", strerror(errno));
 			return;
 		}
-		c = conn_add(d, fd, H2LB_ROLE_CLIENT);
-		if (!c) {
-			close(fd);
+		c = conn_open(lb, fd, H2LB_ROLE_CLIENT);
+		if (!c)
 			continue;
-		}
 		c->service = svc;
-		/* Our SETTINGS must be the first frame the client gets, so it
-		 * goes out before anything else is done: a request the client
-		 * sent after accept() is parsed at once, and its response
-		 * must not overtake this. It also draws the client's SETTINGS
-		 * ACK, a new segment, which makes the kernel parse what the
-		 * client queued before accept() (DESIGN.md fact 8). */
-		inject(d, c->cookie, f, len);
-		c->state = UC_OPEN;
-		d->stats.clients++;
-		leg = pool_bind_first(d, c);
-		if (leg)
-			flow_leg_bound(d, leg);
+		conn_input(lb, c, IN_ACCEPTED, NULL);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
 	}
 }
 
-/* Connection error: GOAWAY(@code) now, close a moment later so the
- * GOAWAY leaves before the FIN. */
-void conn_fail(struct daemon *d, struct uconn *c, uint32_t last_stream,
-	       uint32_t code)
+static void open_leg(struct lb *lb, int b)
 {
-	uint8_t f[H2_FRAME_MAX];
+	struct epoll_event ev = { .events = EPOLLOUT };
+	const struct sockaddr_in *a = &lb->bs.be[b].addr;
+	struct uconn *c;
+	int fd;
 
-	if (c->state == UC_CLOSING)
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return;
-	pr_warn("%s %llx: connection error %u, sending GOAWAY",
-		c->role == H2LB_ROLE_CLIENT ? "client" : "backend leg",
-		(unsigned long long)c->cookie, code);
-	inject(d, c->cookie, f, h2_goaway(f, last_stream, code));
-	if (c->role == H2LB_ROLE_BACKEND) {
-		end_streams(d, c, 0, false);
-		leg_unbind(d, c);
-		if (c->state == UC_POOLED)
-			pool_remove(d, c);
-	}
-	c->state = UC_CLOSING;
-	c->close_at_ms = now_ms() + 200;
-}
-
-/* The backend side of @leg is gone without a GOAWAY: fail its calls. */
-void leg_lost(struct daemon *d, struct uconn *leg, const char *why)
-{
-	pr_warn("backend %d leg %llx lost: %s", leg->backend,
-		(unsigned long long)leg->cookie, why);
-	end_streams(d, leg, 0, false);
-	backend_failed(d, leg->backend);
-	conn_close(d, leg);
-}
-
-void leg_goaway(struct daemon *d, struct uconn *leg, uint32_t last_stream)
-{
-	if (leg->state != UC_BOUND && leg->state != UC_DRAINING) {
-		conn_close(d, leg); /* pooled or handshaking: just drop it */
+	c = conn_open(lb, fd, H2LB_ROLE_BACKEND);
+	if (!c)
+		return;
+	c->backend = b;
+	/* sockops must know it as a leg of @b once it is established. */
+	if (kern_leg_expect(lb->k, c->cookie, b)) {
+		conn_input(lb, c, IN_DISCARD, NULL);
 		return;
 	}
-	pr_info("backend %d leg %llx: GOAWAY, last stream %u", leg->backend,
-		(unsigned long long)leg->cookie, last_stream);
-	/* No new streams on it: the client's next stream to this backend
-	 * takes a fresh leg. Streams above last_stream were never seen by
-	 * the backend: refuse them, so clients retry. */
-	if (leg->client) {
-		struct h2lb_leg_key lk = { .client = leg->client->cookie,
-					   .backend = leg->backend };
-		uint64_t cur;
-
-		if (!bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.legs), &lk,
-					 &cur) &&
-		    cur == leg->cookie)
-			bpf_map_delete_elem(bpf_map__fd(d->skel->maps.legs),
-					    &lk);
+	conn_input(lb, c, IN_CONNECTING, NULL);
+	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) &&
+	    errno != EINPROGRESS) {
+		conn_input(lb, c, IN_CONNECT_FAILED, NULL);
+		return;
 	}
-	end_streams(d, leg, last_stream, true);
-	leg->state = UC_DRAINING;
+	ev.data.u64 = c->cookie;
+	epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static bool leg_has_streams(struct daemon *d, struct uconn *leg)
+/* Keep every backend's pool full. */
+static void open_legs(struct lb *lb)
 {
-	struct h2lb_stream_key k;
-	struct h2lb_stream v;
+	uint64_t now = now_ms();
 
-	if (!leg->client)
-		return false;
-	return streams_of(d, leg->client->cookie, leg->cookie, &k, &v, 1) > 0;
+	if (lb->stopping)
+		return;
+	for (int b = 0; b < lb->bs.nr; b++)
+		for (int n = backends_to_open(&lb->bs, b, lb->opts->pool_size,
+					      now);
+		     n > 0; n--)
+			open_leg(lb, b);
+}
+
+void conns_connected(struct lb *lb, uint64_t cookie)
+{
+	struct uconn *c = conn_find(&lb->conns, cookie);
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (!c || c->state != CS_CONNECTING)
+		return;
+	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+		pr_debug("backend %d: connect: %s", c->backend, strerror(err));
+		conn_input(lb, c, IN_CONNECT_FAILED, NULL);
+		return;
+	}
+	conn_input(lb, c, IN_CONNECTED, NULL);
 }
 
 /*
- * Watchdog (DESIGN.md facts 8 and 9): bytes TCP received wait unparsed and
- * nothing moves; one more segment from the peer gets the parser going, so
- * draw one with a PING. SIOCINQ cannot tell (on a sockmap socket it
- * reports the psock's queue, not TCP's); TCP_INFO's bytes_received less
- * the bytes the verdict saw can.
+ * Watchdog (docs/kernel-facts.md K8 and K9): bytes TCP received wait
+ * unparsed and nothing moves; one more segment from the peer gets the
+ * parser going, so draw one with a PING. SIOCINQ cannot tell (on a
+ * sockmap socket it reports the psock's queue, not TCP's); TCP_INFO's
+ * bytes_received less the bytes the verdict saw can.
  */
-static void watchdog(struct daemon *d, struct uconn *c)
+static void watchdog(struct lb *lb, struct uconn *c)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -322,7 +547,7 @@ static void watchdog(struct daemon *d, struct uconn *c)
 	uint8_t f[H2_FRAME_MAX];
 
 	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    bpf_kconn(d, c->cookie, &k) ||
+	    kern_conn(lb->k, c->cookie, &k) ||
 	    ti.tcpi_bytes_received <= k.rx_bytes ||
 	    k.rx_bytes != c->last_rx_bytes) {
 		c->last_rx_bytes = k.rx_bytes;
@@ -332,48 +557,94 @@ static void watchdog(struct daemon *d, struct uconn *c)
 	if (++c->stalled_ticks < 2)
 		return;
 	c->stalled_ticks = 0;
-	d->stats.watchdog_pings++;
+	lb->stats.watchdog_pings++;
 	pr_debug("watchdog: %llu bytes unparsed on %llx, sending PING",
 		 (unsigned long long)(ti.tcpi_bytes_received - k.rx_bytes),
 		 (unsigned long long)c->cookie);
-	inject(d, c->cookie, f, h2_ping(f, c->cookie));
+	inject(&lb->inj, c->cookie, f, h2_ping(f, c->cookie));
 }
 
-void conns_tick(struct daemon *d)
+#define MAX_DUE 1024
+
+void conns_tick(struct lb *lb)
 {
-	static uint64_t doomed[1024];
+	static struct {
+		uint64_t cookie;
+		enum conn_input in;
+	} due[MAX_DUE];
 	uint64_t now = now_ms();
 	int n = 0;
 
-	/* Closing a client frees its legs, which may sit anywhere in the
-	 * table: pick first, close after the walk. */
-	for (int b = 0; b < CONN_BUCKETS; b++) {
-		for (struct uconn *c = d->conns[b]; c; c = c->next) {
-			bool handshaking = c->state == UC_CONNECTING ||
-					   c->state == UC_HANDSHAKE;
-			bool done = ((c->state == UC_CLOSING || handshaking) &&
-				     now >= c->close_at_ms) ||
-				    (c->state == UC_DRAINING &&
-				     !leg_has_streams(d, c));
+	/* Inputs may close connections, and closing a client closes its
+	 * legs, which may sit anywhere in the table: pick first, act after
+	 * the walk. */
+	conn_for_each(&lb->conns, c)
+	{
+		bool handshaking = c->state == CS_CONNECTING ||
+				   c->state == CS_HANDSHAKING;
+		enum conn_input in = IN_MAX;
 
-			if (done && n < 1024)
-				doomed[n++] = c->cookie;
-			else if (c->state == UC_OPEN || c->state == UC_BOUND)
-				watchdog(d, c);
-			if (c->flow_held && c->state == UC_OPEN)
-				flow_retry(d, c);
+		if ((c->state == CS_CLOSING || handshaking) &&
+		    now >= c->deadline_ms)
+			in = IN_DEADLINE;
+		else if (c->role == H2LB_ROLE_BACKEND &&
+			 c->state == CS_GOING_AWAY && !leg_has_streams(lb, c))
+			in = IN_IDLE;
+		else if (c->state == CS_OPEN || c->state == CS_BOUND ||
+			 (c->state == CS_GOING_AWAY &&
+			  c->role == H2LB_ROLE_CLIENT))
+			watchdog(lb, c);
+		if (in != IN_MAX && n < MAX_DUE) {
+			due[n].cookie = c->cookie;
+			due[n++].in = in;
+		}
+		if (c->flow_held && c->role == H2LB_ROLE_CLIENT &&
+		    (c->state == CS_OPEN || c->state == CS_GOING_AWAY)) {
+			c->flow_held = false;
+			window_refill(lb, c);
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		struct uconn *c = conn_find(d, doomed[i]);
+		struct uconn *c = conn_find(&lb->conns, due[i].cookie);
 
-		if (!c)
-			continue;
-		if (c->state == UC_CONNECTING || c->state == UC_HANDSHAKE) {
-			pr_warn("backend %d: no HTTP/2 handshake in time",
-				c->backend);
-			backend_failed(d, c->backend);
-		}
-		conn_close(d, c);
+		if (c)
+			conn_input(lb, c, due[i].in, NULL);
 	}
+	open_legs(lb);
+}
+
+void conns_prune(struct lb *lb)
+{
+	static uint64_t gone[MAX_DUE];
+	int n = 0;
+
+	conn_for_each(&lb->conns, c)
+	{
+		if (c->role == H2LB_ROLE_BACKEND && c->state == CS_POOLED &&
+		    !lb->bs.be[c->backend].configured && n < MAX_DUE)
+			gone[n++] = c->cookie;
+	}
+	for (int i = 0; i < n; i++) {
+		struct uconn *c = conn_find(&lb->conns, gone[i]);
+
+		if (c)
+			conn_input(lb, c, IN_DISCARD, NULL);
+	}
+}
+
+void conns_stop_client(struct lb *lb, struct uconn *c)
+{
+	conn_input(lb, c, IN_STOP, NULL);
+}
+
+void conns_close_all(struct lb *lb)
+{
+	for (int b = 0; b < CONN_BUCKETS; b++)
+		while (lb->conns.bucket[b]) {
+			struct uconn *c = lb->conns.bucket[b];
+
+			conn_input(lb, c, IN_DISCARD, NULL);
+			if (lb->conns.bucket[b] == c) /* no rule took it */
+				close_conn(lb, c, c->state);
+		}
 }

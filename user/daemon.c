@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 /* `h2lb run`: set up, then one epoll loop until SIGINT/SIGTERM. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
@@ -9,48 +8,51 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
-#include <bpf/libbpf.h>
 
-#include "addr.h"
-#include "k8s.h"
+#include "conns.h"
 #include "daemon.h"
+#include "events.h"
+#include "intercept.h"
+#include "k8s.h"
+#include "kern.h"
 #include "log.h"
+#include "metrics.h"
+#include "services.h"
+#include "stop.h"
 
 #define TICK_MS 50
 
-uint64_t now_ms(void)
-{
-	struct timespec ts;
+/* epoll tags of the daemon's own descriptors. Connecting legs are tagged
+ * with their socket cookie, which never has the top bit set, and
+ * listeners with SERVICE_TAG (services.h). */
+#define TAG(n) ((1ull << 63) | (n))
+enum {
+	TAG_SIGNAL = TAG(2),
+	TAG_TIMER = TAG(3),
+	TAG_RING = TAG(4),
+	TAG_INOTIFY = TAG(5),
+	TAG_METRICS = TAG(6),
+	TAG_K8S = TAG(7),
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+struct daemon {
+	struct run_opts opts;
+	struct lb lb;
+	struct services sv;
+	struct stop stop;
+	struct k8s *k8s;      /* --kubernetes discovery */
+	struct intercept *ic; /* --intercept links */
+	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
+	bool exit;
+};
 
 static int watch(struct daemon *d, int fd, uint64_t tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
 
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-/* Service 0: the one on --listen (static backends, --service). */
-static int open_listener(struct daemon *d)
-{
-	char name[160];
-
-	if (d->opts.kubernetes && !d->opts.k8s_name)
-		return 0; /* every balanced Service has its own */
-	if (d->opts.k8s_name)
-		snprintf(name, sizeof(name), "%s/%s:%s", d->opts.k8s_ns,
-			 d->opts.k8s_name, d->opts.k8s_port);
-	else
-		snprintf(name, sizeof(name), "static");
-	return service_open(d, 0, name, &d->opts.listen,
-			    d->opts.vip.sin_port ? &d->opts.vip : NULL);
 }
 
 /* Watch the backends file's directory: editors replace files. */
@@ -93,7 +95,7 @@ static void on_inotify(struct daemon *d)
 	free(copy);
 	if (changed) {
 		pr_info("%s changed, reloading", d->opts.backends_file);
-		backends_load(d);
+		services_load_static(&d->lb, &d->sv);
 	}
 }
 
@@ -106,14 +108,14 @@ static void on_signal(struct daemon *d)
 			if (d->opts.kubernetes)
 				continue; /* the watch keeps it current */
 			pr_info("SIGHUP: reloading backends");
-			backends_load(d);
-		} else if (d->draining || !d->opts.drain_timeout_ms) {
+			services_load_static(&d->lb, &d->sv);
+		} else if (d->stop.stopping || !d->opts.drain_timeout_ms) {
 			pr_info("signal %u: stopping", si.ssi_signo);
-			d->stop = true;
+			d->exit = true;
 		} else {
-			pr_info("signal %u: draining (again to stop at once)",
+			pr_info("signal %u: stopping gracefully (again to stop at once)",
 				si.ssi_signo);
-			drain_start(d);
+			stop_start(&d->stop, &d->lb, &d->sv);
 		}
 	}
 }
@@ -125,8 +127,15 @@ static void on_k8s(struct daemon *d)
 
 	if (!s)
 		return;
-	services_k8s(d, s);
+	services_k8s(&d->lb, &d->sv, s);
 	k8s_snapshot_free(s);
+}
+
+static void publish_stats(struct daemon *d)
+{
+	d->lb.stats.bytes_written = d->lb.inj.bytes;
+	d->lb.stats.injected_frames = d->lb.inj.frames;
+	kern_daemon_stats_publish(d->lb.k, &d->lb.stats);
 }
 
 static void on_tick(struct daemon *d)
@@ -135,12 +144,29 @@ static void on_tick(struct daemon *d)
 
 	if (read(d->timer_fd, &expirations, sizeof(expirations)) < 0)
 		return;
-	pool_tick(d);
-	conns_tick(d);
-	intercept_tick(d);
-	services_tick(d);
-	drain_tick(d);
-	bpf_publish_stats(d);
+	backends_tick(&d->lb.bs);
+	conns_tick(&d->lb);
+	intercept_tick(d->ic);
+	services_tick(&d->lb, &d->sv);
+	if (stop_tick(&d->stop, &d->lb))
+		d->exit = true;
+	publish_stats(d);
+}
+
+static int start_k8s(struct daemon *d)
+{
+	struct k8s_opts ko = { .kubeconfig = d->opts.kubeconfig,
+			       .ns = d->opts.k8s_ns,
+			       .node_zone = d->opts.node_zone };
+	char err[256];
+
+	/* The first snapshot comes once the lists are in. */
+	d->k8s = k8s_start(&ko, err, sizeof(err));
+	if (!d->k8s) {
+		pr_err("kubernetes: %s", err);
+		return -1;
+	}
+	return watch(d, k8s_fd(d->k8s), TAG_K8S);
 }
 
 static int setup(struct daemon *d)
@@ -148,6 +174,13 @@ static int setup(struct daemon *d)
 	struct itimerspec its = {
 		.it_interval.tv_nsec = TICK_MS * 1000000,
 		.it_value.tv_nsec = TICK_MS * 1000000,
+	};
+	struct kern_opts ko = {
+		.pin_dir = d->opts.pin_dir,
+		.settings = { .policy = d->opts.policy,
+			      .max_streams = d->opts.max_streams },
+		.on_event = events_handle,
+		.ctx = &d->lb,
 	};
 	sigset_t mask;
 
@@ -158,7 +191,7 @@ static int setup(struct daemon *d)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->epfd = d->lb.epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->timer_fd =
 		timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -167,35 +200,31 @@ static int setup(struct daemon *d)
 		return -1;
 	if (watch(d, d->sig_fd, TAG_SIGNAL) || watch(d, d->timer_fd, TAG_TIMER))
 		return -1;
-	if (bpf_load(d))
+	d->lb.k = d->lb.bs.k = kern_load(&ko);
+	if (!d->lb.k)
 		return -1;
-	if (watch(d, ring_buffer__epoll_fd(d->rb), TAG_RING))
+	if (watch(d, kern_events_fd(d->lb.k), TAG_RING))
 		return -1;
-	if (injector_open(d))
+	if (injector_open(&d->lb.inj, d->lb.k))
 		return -1;
 	if (d->opts.kubernetes) {
-		struct k8s_opts ko = { .kubeconfig = d->opts.kubeconfig,
-				       .ns = d->opts.k8s_ns,
-				       .node_zone = d->opts.node_zone };
-		char err[256];
-
-		/* The first snapshot comes once the lists are in. */
-		d->k8s = k8s_start(&ko, err, sizeof(err));
-		if (!d->k8s) {
-			pr_err("kubernetes: %s", err);
+		if (start_k8s(d))
 			return -1;
-		}
-		if (watch(d, k8s_fd(d->k8s), TAG_K8S))
-			return -1;
-	} else if (backends_load(d) || watch_backends_file(d)) {
+	} else if (services_load_static(&d->lb, &d->sv) ||
+		   watch_backends_file(d)) {
 		return -1;
 	}
-	if (open_listener(d) || intercept_start(d))
+	if (services_open_listen(&d->lb, &d->sv))
 		return -1;
-	if (d->opts.metrics.sin_port &&
-	    (metrics_open(d) || watch(d, d->metrics_fd, TAG_METRICS)))
+	d->ic = intercept_start(d->lb.k, &d->opts);
+	if (d->opts.intercept && !d->ic)
 		return -1;
-	pool_tick(d);
+	if (d->opts.metrics.sin_port) {
+		d->metrics_fd = metrics_open(&d->opts.metrics);
+		if (d->metrics_fd < 0 || watch(d, d->metrics_fd, TAG_METRICS))
+			return -1;
+	}
+	conns_tick(&d->lb); /* fill the pools */
 	return 0;
 }
 
@@ -204,13 +233,17 @@ static void teardown(struct daemon *d)
 	if (d->k8s)
 		k8s_stop(d->k8s);
 	d->k8s = NULL;
-	for (int b = 0; b < CONN_BUCKETS; b++)
-		while (d->conns[b])
-			conn_close(d, d->conns[b]);
-	injector_close(d);
-	intercept_stop(d);
-	services_close(d);
-	bpf_unload(d);
+	if (d->lb.k)
+		conns_close_all(&d->lb);
+	injector_close(&d->lb.inj);
+	intercept_stop(d->ic);
+	d->ic = NULL;
+	if (d->lb.k)
+		services_close(&d->lb, &d->sv);
+	if (d->lb.k)
+		publish_stats(d);
+	kern_close(d->lb.k);
+	d->lb.k = d->lb.bs.k = NULL;
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
 	if (d->metrics_fd >= 0)
@@ -222,31 +255,62 @@ static void teardown(struct daemon *d)
 	if (d->epfd >= 0)
 		close(d->epfd);
 	pr_info("stopped: %llu clients, %llu backend connections; daemon read %llu and wrote %llu bytes",
-		(unsigned long long)d->stats.clients,
-		(unsigned long long)d->stats.legs,
-		(unsigned long long)d->stats.bytes_read,
-		(unsigned long long)d->stats.bytes_written);
+		(unsigned long long)d->lb.stats.clients,
+		(unsigned long long)d->lb.stats.legs,
+		(unsigned long long)d->lb.stats.bytes_read,
+		(unsigned long long)d->lb.inj.bytes);
 }
 
-int daemon_run(struct run_opts *opts)
+static void dispatch(struct daemon *d, uint64_t tag)
+{
+	switch (tag) {
+	case TAG_SIGNAL:
+		on_signal(d);
+		break;
+	case TAG_TIMER:
+		on_tick(d);
+		break;
+	case TAG_RING:
+		kern_events_poll(d->lb.k);
+		break;
+	case TAG_INOTIFY:
+		on_inotify(d);
+		break;
+	case TAG_METRICS:
+		metrics_serve(d->metrics_fd, &d->lb, &d->sv);
+		break;
+	case TAG_K8S:
+		on_k8s(d);
+		break;
+	default:
+		if (IS_SERVICE_TAG(tag)) {
+			int i = SERVICE_OF_TAG(tag);
+
+			if (d->sv.svc[i].listen_fd >= 0)
+				conns_accept(&d->lb, d->sv.svc[i].listen_fd, i);
+		} else {
+			conns_connected(&d->lb, tag); /* a leg's connect() */
+		}
+	}
+}
+
+int daemon_run(const struct run_opts *opts)
 {
 	static struct daemon d;
 	struct epoll_event evs[64];
 	int ret = 0;
 
 	d.opts = *opts;
-	for (int i = 0; i < H2LB_MAX_SERVICES; i++)
-		d.svc[i].listen_fd = -1;
-	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
-	d.metrics_fd = -1;
-	d.inj_fd = -1;
-	d.cg.fd = -1;
-	d.stats.pid = getpid();
+	d.lb.opts = &d.opts;
+	d.lb.inj.tx_fd = d.lb.inj.rx_fd = -1;
+	services_init(&d.sv);
+	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = d.metrics_fd = -1;
+	d.lb.stats.pid = getpid();
 	if (setup(&d)) {
 		teardown(&d);
 		return 1;
 	}
-	while (!d.stop) {
+	while (!d.exit && !d.lb.quit) {
 		int n = epoll_wait(d.epfd, evs, 64, 1000);
 
 		if (n < 0 && errno != EINTR) {
@@ -254,43 +318,8 @@ int daemon_run(struct run_opts *opts)
 			ret = 1;
 			break;
 		}
-		for (int i = 0; i < n && !d.stop; i++) {
-			switch (evs[i].data.u64) {
-			case TAG_SIGNAL:
-				on_signal(&d);
-				break;
-			case TAG_TIMER:
-				on_tick(&d);
-				break;
-			case TAG_RING:
-				ring_buffer__consume(d.rb);
-				break;
-			case TAG_INOTIFY:
-				on_inotify(&d);
-				break;
-			case TAG_METRICS:
-				metrics_serve(&d);
-				break;
-			case TAG_K8S:
-				on_k8s(&d);
-				break;
-			default: { /* a listener, or a leg's connect() */
-				uint64_t tag = evs[i].data.u64;
-				struct uconn *c;
-
-				if (tag >= TAG_LISTEN &&
-				    tag < TAG_LISTEN + H2LB_MAX_SERVICES) {
-					client_accept(&d, tag - TAG_LISTEN);
-					break;
-				}
-				c = conn_find(&d, tag);
-
-				if (c && c->state == UC_CONNECTING)
-					pool_connected(&d, c);
-				break;
-			}
-			}
-		}
+		for (int i = 0; i < n && !d.exit && !d.lb.quit; i++)
+			dispatch(&d, evs[i].data.u64);
 	}
 	teardown(&d);
 	return ret;

@@ -27,22 +27,22 @@ size_t h2_frame_header(uint8_t *buf, uint32_t len, uint8_t type, uint8_t flags,
 	buf[3] = type;
 	buf[4] = flags;
 	put32(buf + 5, stream & 0x7fffffff);
-	return H2_HDR;
+	return H2_HDR_LEN;
 }
 
 size_t h2_settings(uint8_t *buf, const struct h2_setting_pair *s, size_t n)
 {
-	uint8_t *p = buf + H2_HDR;
+	uint8_t *p = buf + H2_HDR_LEN;
 
-	if (n > (H2_FRAME_MAX - H2_HDR) / 6)
-		n = (H2_FRAME_MAX - H2_HDR) / 6;
+	if (n > (H2_FRAME_MAX - H2_HDR_LEN) / 6)
+		n = (H2_FRAME_MAX - H2_HDR_LEN) / 6;
 	for (size_t i = 0; i < n; i++, p += 6) {
 		p[0] = s[i].id >> 8;
 		p[1] = s[i].id;
 		put32(p + 2, s[i].value);
 	}
 	h2_frame_header(buf, n * 6, H2_SETTINGS, 0, 0);
-	return H2_HDR + n * 6;
+	return H2_HDR_LEN + n * 6;
 }
 
 size_t h2_settings_ack(uint8_t *buf)
@@ -53,37 +53,37 @@ size_t h2_settings_ack(uint8_t *buf)
 size_t h2_window_update(uint8_t *buf, uint32_t stream, uint32_t increment)
 {
 	h2_frame_header(buf, 4, H2_WINDOW_UPDATE, 0, stream);
-	put32(buf + H2_HDR, increment & 0x7fffffff);
-	return H2_HDR + 4;
+	put32(buf + H2_HDR_LEN, increment & 0x7fffffff);
+	return H2_HDR_LEN + 4;
 }
 
 size_t h2_rst_stream(uint8_t *buf, uint32_t stream, uint32_t code)
 {
 	h2_frame_header(buf, 4, H2_RST_STREAM, 0, stream);
-	put32(buf + H2_HDR, code);
-	return H2_HDR + 4;
+	put32(buf + H2_HDR_LEN, code);
+	return H2_HDR_LEN + 4;
 }
 
 size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code)
 {
 	h2_frame_header(buf, 8, H2_GOAWAY, 0, 0);
-	put32(buf + H2_HDR, last_stream & 0x7fffffff);
-	put32(buf + H2_HDR + 4, code);
-	return H2_HDR + 8;
+	put32(buf + H2_HDR_LEN, last_stream & 0x7fffffff);
+	put32(buf + H2_HDR_LEN + 4, code);
+	return H2_HDR_LEN + 8;
 }
 
 size_t h2_ping(uint8_t *buf, uint64_t opaque)
 {
 	h2_frame_header(buf, 8, H2_PING, 0, 0);
-	memcpy(buf + H2_HDR, &opaque, 8);
-	return H2_HDR + 8;
+	memcpy(buf + H2_HDR_LEN, &opaque, 8);
+	return H2_HDR_LEN + 8;
 }
 
 size_t h2_target(uint8_t *buf, uint64_t cookie)
 {
-	h2_frame_header(buf, 8, 0xfe, 0, 0);
-	memcpy(buf + H2_HDR, &cookie, 8); /* host order, as the verdict reads */
-	return H2_HDR + 8;
+	h2_frame_header(buf, 8, H2LB_FT_TARGET, 0, 0);
+	memcpy(buf + H2_HDR_LEN, &cookie, 8); /* host order, as the verdict reads */
+	return H2_HDR_LEN + 8;
 }
 
 /* HPACK integer with an N-bit prefix (RFC 7541 5.1). */
@@ -128,7 +128,7 @@ static uint8_t *hpack_literal(uint8_t *p, uint32_t name_index, const char *name,
 size_t h2_grpc_unavailable(uint8_t *buf, uint32_t stream, int trailers_only,
 			   const char *message)
 {
-	uint8_t *p = buf + H2_HDR;
+	uint8_t *p = buf + H2_HDR_LEN;
 	size_t mlen = strlen(message);
 
 	if (mlen > 200)
@@ -141,7 +141,7 @@ size_t h2_grpc_unavailable(uint8_t *buf, uint32_t stream, int trailers_only,
 	*p++ = 0x00;
 	p = hpack_str(p, "grpc-message", 12);
 	p = hpack_str(p, message, mlen);
-	h2_frame_header(buf, p - buf - H2_HDR, H2_HEADERS,
+	h2_frame_header(buf, p - buf - H2_HDR_LEN, H2_HEADERS,
 			H2_F_END_STREAM | H2_F_END_HEADERS, stream);
 	return p - buf;
 }
@@ -158,91 +158,4 @@ int h2_settings_parse(const uint8_t *p, size_t len, struct h2_setting_pair *out,
 		out[n].value = get32(p + off + 2);
 	}
 	return n;
-}
-
-/* RFC 7541 appendix A, the entries the simple decoder knows by index. */
-static const char *const static_names[] = {
-	[1] = ":authority",	 [2] = ":method", [4] = ":path",
-	[6] = ":scheme",	 [8] = ":status", [31] = "content-type",
-	[28] = "content-length",
-};
-
-static const uint8_t *hpack_get_int(const uint8_t *p, const uint8_t *end,
-				    int bits, uint32_t *v)
-{
-	uint32_t max = (1u << bits) - 1;
-	int shift = 0;
-
-	if (p >= end)
-		return NULL;
-	*v = *p++ & max;
-	if (*v < max)
-		return p;
-	while (p < end && shift < 28) {
-		*v += (uint32_t)(*p & 0x7f) << shift;
-		shift += 7;
-		if (!(*p++ & 0x80))
-			return p;
-	}
-	return NULL;
-}
-
-static const uint8_t *hpack_get_str(const uint8_t *p, const uint8_t *end,
-				    const char **s, size_t *n)
-{
-	uint32_t len;
-
-	if (p >= end || (*p & 0x80)) /* Huffman: not supported here */
-		return NULL;
-	p = hpack_get_int(p, end, 7, &len);
-	if (!p || len > (size_t)(end - p))
-		return NULL;
-	*s = (const char *)p;
-	*n = len;
-	return p + len;
-}
-
-int hpack_decode_simple(const uint8_t *p, size_t len,
-			void (*cb)(const char *name, size_t nlen,
-				   const char *value, size_t vlen, void *arg),
-			void *arg)
-{
-	const uint8_t *end = p + len;
-
-	while (p < end) {
-		const char *name = NULL, *value = "";
-		size_t nlen = 0, vlen = 0;
-		uint32_t idx;
-
-		if (*p & 0x80) { /* indexed: only :status 200 is known */
-			if (*p++ != 0x88)
-				return -1;
-			cb(":status", 7, "200", 3, arg);
-			continue;
-		}
-		if ((*p & 0xe0) == 0x20) { /* dynamic table size update */
-			p = hpack_get_int(p, end, 5, &idx);
-			if (!p)
-				return -1;
-			continue;
-		}
-		/* literal with (0x40, 6-bit) or without (4-bit) indexing */
-		p = hpack_get_int(p, end, (*p & 0x40) ? 6 : 4, &idx);
-		if (!p)
-			return -1;
-		if (idx) {
-			if (idx >= sizeof(static_names) /
-					    sizeof(*static_names) ||
-			    !static_names[idx])
-				return -1;
-			name = static_names[idx];
-			nlen = strlen(name);
-		} else if (!(p = hpack_get_str(p, end, &name, &nlen))) {
-			return -1;
-		}
-		if (!(p = hpack_get_str(p, end, &value, &vlen)))
-			return -1;
-		cb(name, nlen, value, vlen, arg);
-	}
-	return 0;
 }

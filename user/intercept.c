@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Attaching the interception programs (bpf/intercept.h) for
+ * Attaching the interception programs (bpf/intercept.bpf.c) for
  * `run --intercept tc|cgroup`.
  *
  * Every attachment is a BPF link held only by the daemon's file
@@ -16,20 +16,17 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
-#include "daemon.h"
-#include "h2lb.skel.h"
+#include "core.h"
+#include "intercept.h"
+#include "kern.h"
 #include "links.h"
 #include "log.h"
 #include "steer.h"
-
-/* libbpf 1.1 predates tcx; the kernel (6.6+) has it. */
-#define TCX_INGRESS 46 /* enum bpf_attach_type BPF_TCX_INGRESS */
 
 #define RESCAN_MS 1000
 
@@ -40,17 +37,18 @@ struct tc_link {
 };
 
 struct intercept {
+	struct kern *k;
+	const struct run_opts *opts;
 	struct tc_link tc[H2LB_MAX_INTERCEPT_DEVS];
 	int nr_tc;
 	uint64_t rescan_at_ms;
 	bool steered;
 	int cg_fd;
-	struct bpf_link *links[4]; /* connect4/6, getpeername4/6 */
 };
 
-static bool dev_wanted(struct daemon *d, const char *name)
+static bool dev_wanted(struct intercept *ic, const char *name)
 {
-	char *list = strdup(d->opts.intercept_devs), *save = NULL;
+	char *list = strdup(ic->opts->intercept_devs), *save = NULL;
 	bool hit = false;
 
 	for (char *p = list ? strtok_r(list, ",", &save) : NULL; p && !hit;
@@ -68,9 +66,8 @@ static struct tc_link *tc_find(struct intercept *ic, int ifindex)
 	return NULL;
 }
 
-static void tc_attach(struct daemon *d, int ifindex, const char *name)
+static void tc_attach(struct intercept *ic, int ifindex, const char *name)
 {
-	struct intercept *ic = d->ic;
 	struct tc_link *l;
 	int fd;
 
@@ -83,8 +80,7 @@ static void tc_attach(struct daemon *d, int ifindex, const char *name)
 		said = true;
 		return;
 	}
-	fd = bpf_link_create(bpf_program__fd(d->skel->progs.h2lb_tc_ingress),
-			     ifindex, TCX_INGRESS, NULL);
+	fd = kern_tc_attach(ic->k, ifindex);
 	if (fd < 0)
 		pr_warn("intercept: tc ingress on %s: %s", name,
 			strerror(errno));
@@ -113,10 +109,9 @@ static const struct link *link_by_index(const struct link *l, int n,
  * be marked but land on no socket. Forget links of devices gone (the
  * kernel detached those already).
  */
-static void tc_rescan(struct daemon *d)
+static void tc_rescan(struct intercept *ic)
 {
 	static struct link links[H2LB_MAX_INTERCEPT_DEVS * 4];
-	struct intercept *ic = d->ic;
 	int n = links_list(links, H2LB_MAX_INTERCEPT_DEVS * 4);
 
 	ic->rescan_at_ms = now_ms() + RESCAN_MS;
@@ -137,94 +132,84 @@ static void tc_rescan(struct daemon *d)
 	for (int i = 0; i < n; i++) {
 		const struct link *br;
 
-		if (!dev_wanted(d, links[i].name))
+		if (!dev_wanted(ic, links[i].name))
 			continue;
 		if (!tc_find(ic, links[i].ifindex))
-			tc_attach(d, links[i].ifindex, links[i].name);
+			tc_attach(ic, links[i].ifindex, links[i].name);
 		br = links[i].master ? link_by_index(links, n, links[i].master)
 				     : NULL;
 		if (br && !tc_find(ic, br->ifindex))
-			tc_attach(d, br->ifindex, br->name);
+			tc_attach(ic, br->ifindex, br->name);
 	}
 }
 
-static int cgroup_attach(struct daemon *d)
+static int cgroup_attach(struct intercept *ic)
 {
-	struct bpf_program *progs[] = {
-		d->skel->progs.h2lb_connect4,
-		d->skel->progs.h2lb_connect6,
-		d->skel->progs.h2lb_getpeername4,
-		d->skel->progs.h2lb_getpeername6,
-	};
-	struct intercept *ic = d->ic;
+	const char *path = ic->opts->intercept_cgroup;
 
-	ic->cg_fd = open(d->opts.intercept_cgroup, O_RDONLY | O_DIRECTORY);
+	ic->cg_fd = open(path, O_RDONLY | O_DIRECTORY);
 	if (ic->cg_fd < 0) {
-		pr_err("intercept: cgroup %s: %s", d->opts.intercept_cgroup,
-		       strerror(errno));
+		pr_err("intercept: cgroup %s: %s", path, strerror(errno));
 		return -1;
 	}
-
-	for (int i = 0; i < 4; i++) {
-		ic->links[i] = bpf_program__attach_cgroup(progs[i], ic->cg_fd);
-		if (!ic->links[i]) {
-			pr_err("intercept: attaching %s to cgroup %s: %s",
-			       bpf_program__name(progs[i]),
-			       d->opts.intercept_cgroup, strerror(errno));
-			return -1;
-		}
-	}
+	if (kern_cgroup_intercept_attach(ic->k, ic->cg_fd, path))
+		return -1;
 	pr_info("intercept: connect and getpeername programs on cgroup %s",
-		d->opts.intercept_cgroup);
+		path);
 	return 0;
 }
 
-int intercept_start(struct daemon *d)
+struct intercept *intercept_start(struct kern *k, const struct run_opts *o)
 {
+	struct intercept *ic;
 	char err[512];
 
-	if (d->opts.intercept == INTERCEPT_NONE)
-		return 0;
-	d->ic = calloc(1, sizeof(*d->ic));
-	if (!d->ic)
-		return -1;
-	d->ic->cg_fd = -1;
-	if (d->opts.intercept == INTERCEPT_CGROUP)
-		return cgroup_attach(d);
+	if (o->intercept == INTERCEPT_NONE)
+		return NULL;
+	ic = calloc(1, sizeof(*ic));
+	if (!ic)
+		return NULL;
+	ic->k = k;
+	ic->opts = o;
+	ic->cg_fd = -1;
+	if (o->intercept == INTERCEPT_CGROUP) {
+		if (cgroup_attach(ic))
+			goto fail;
+		return ic;
+	}
 	if (steer_install(err, sizeof(err))) {
 		pr_err("intercept: %s", err);
-		return -1;
+		goto fail;
 	}
-	d->ic->steered = true;
-	tc_rescan(d);
-	if (!d->ic->nr_tc)
+	ic->steered = true;
+	tc_rescan(ic);
+	if (!ic->nr_tc)
 		pr_warn("intercept: no device matches '%s' yet",
-			d->opts.intercept_devs);
-	return 0;
+			o->intercept_devs);
+	return ic;
+fail:
+	intercept_stop(ic);
+	return NULL;
 }
 
-void intercept_tick(struct daemon *d)
+void intercept_tick(struct intercept *ic)
 {
-	if (d->ic && d->opts.intercept == INTERCEPT_TC &&
-	    now_ms() >= d->ic->rescan_at_ms)
-		tc_rescan(d);
+	if (ic && ic->opts->intercept == INTERCEPT_TC &&
+	    now_ms() >= ic->rescan_at_ms)
+		tc_rescan(ic);
 }
 
-void intercept_stop(struct daemon *d)
+/* The cgroup links go with the kernel layer (kern_close). */
+void intercept_stop(struct intercept *ic)
 {
-	struct intercept *ic = d->ic;
-
 	if (!ic)
 		return;
 	for (int i = 0; i < ic->nr_tc; i++)
 		if (ic->tc[i].fd >= 0)
 			close(ic->tc[i].fd);
-	for (int i = 0; i < 4; i++)
-		bpf_link__destroy(ic->links[i]);
 	if (ic->cg_fd >= 0)
 		close(ic->cg_fd);
 	if (ic->steered)
 		steer_remove();
 	free(ic);
-	d->ic = NULL;
 }

@@ -15,28 +15,10 @@
 #include <unistd.h>
 
 #include "addr.h"
-#include "daemon.h"
+#include "kern.h"
 #include "log.h"
-#include "status.h"
-
-static const char *const counter_help[H2LB_CNT_MAX][2] = {
-	{ "frames", "HTTP/2 frames parsed" },
-	{ "redirects", "frames redirected to another socket" },
-	{ "dropped_frames",
-	  "frames dropped on purpose (PRIORITY, unknown types, closed streams)" },
-	{ "redirect_failures", "frames whose target socket was gone" },
-	{ "refused_streams", "streams no backend could take" },
-	{ "pings_answered", "PINGs answered in the kernel" },
-	{ "events", "events sent to the daemon" },
-	{ "ringbuf_drops", "events lost because the ring buffer was full" },
-	{ "protocol_errors", "connections failed for protocol errors" },
-	{ "intercepted_connections",
-	  "connections to a balanced Service VIP taken by tc ingress" },
-	{ "intercept_fallbacks",
-	  "connections to a balanced VIP left to the kernel: no listener" },
-	{ "multi_stream_messages",
-	  "messages from backends that carried frames of several streams" },
-};
+#include "metrics.h"
+#include "names.h"
 
 static void metric_head(FILE *f, const char *name, const char *type,
 			const char *help)
@@ -45,17 +27,17 @@ static void metric_head(FILE *f, const char *name, const char *type,
 		type);
 }
 
-static void backend_metrics(FILE *f, const char *dir)
+static void backend_metrics(FILE *f, struct kern *k)
 {
 	static struct h2lb_backend be[H2LB_MAX_BACKENDS];
 	static char addr[H2LB_MAX_BACKENDS][160];
-	struct h2lb_service svc[H2LB_MAX_SERVICES];
+	static struct h2lb_service svc[H2LB_MAX_SERVICES];
 	struct in_addr ia;
 	int n;
 
-	if (backends_read(dir, be, &n))
+	if (kern_read_backends(k, be, &n))
 		return;
-	services_read(dir, svc);
+	kern_read_services(k, svc);
 	/* The labels of each backend: its Service and its address. */
 	for (int i = 0; i < n; i++) {
 		ia.s_addr = be[i].addr;
@@ -121,19 +103,20 @@ static void backend_metrics(FILE *f, const char *dir)
 #undef EACH_BACKEND
 }
 
-static void daemon_metrics(FILE *f, struct daemon *d)
+static void daemon_metrics(FILE *f, struct lb *lb,
+			   const struct services *sv)
 {
 	uint64_t cnt[H2LB_CNT_MAX];
 	int clients = 0, pooled = 0, bound = 0;
 	char addr[32];
 
-	for (int b = 0; b < CONN_BUCKETS; b++)
-		for (struct uconn *c = d->conns[b]; c; c = c->next) {
-			clients += c->role == H2LB_ROLE_CLIENT;
-			pooled += c->state == UC_POOLED;
-			bound +=
-				c->state == UC_BOUND || c->state == UC_DRAINING;
-		}
+	conn_for_each(&lb->conns, c)
+	{
+		clients += c->role == H2LB_ROLE_CLIENT;
+		pooled += c->state == CS_POOLED;
+		bound += c->role == H2LB_ROLE_BACKEND &&
+			 (c->state == CS_BOUND || c->state == CS_GOING_AWAY);
+	}
 	metric_head(f, "client_connections", "gauge",
 		    "client connections open now");
 	fprintf(f, "h2lb_client_connections %d\n", clients);
@@ -143,33 +126,33 @@ static void daemon_metrics(FILE *f, struct daemon *d)
 	fprintf(f, "h2lb_backend_connections{state=\"bound\"} %d\n", bound);
 	metric_head(f, "pool_connections", "gauge",
 		    "idle handshaken connections per backend");
-	for (int b = 0; b < d->nr_backends; b++)
-		if (d->be[b].configured)
+	for (int b = 0; b < lb->bs.nr; b++)
+		if (lb->bs.be[b].configured)
 			fprintf(f,
 				"h2lb_pool_connections{service=\"%s\",backend=\"%s\"} %d\n",
-				d->svc[d->be[b].service].name,
-				addr_str(&d->be[b].addr, addr, sizeof(addr)),
-				d->be[b].pooled);
+				service_label(sv, lb->bs.be[b].service),
+				addr_str(&lb->bs.be[b].addr, addr, sizeof(addr)),
+				lb->bs.be[b].pooled);
 	metric_head(
 		f, "daemon_read_bytes_total", "counter",
 		"bytes the daemon read on the datapath (ring buffer events)");
 	fprintf(f, "h2lb_daemon_read_bytes_total %llu\n",
-		(unsigned long long)d->stats.bytes_read);
+		(unsigned long long)lb->stats.bytes_read);
 	metric_head(f, "daemon_written_bytes_total", "counter",
 		    "bytes the daemon wrote on the datapath (injected frames)");
 	fprintf(f, "h2lb_daemon_written_bytes_total %llu\n",
-		(unsigned long long)d->stats.bytes_written);
+		(unsigned long long)lb->inj.bytes);
 	metric_head(f, "accepted_connections_total", "counter",
 		    "client connections accepted");
 	fprintf(f, "h2lb_accepted_connections_total %llu\n",
-		(unsigned long long)d->stats.clients);
-	if (counters_read(d->opts.pin_dir, cnt))
+		(unsigned long long)lb->stats.clients);
+	if (kern_read_counters(lb->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {
 		char name[64];
 
-		snprintf(name, sizeof(name), "%s_total", counter_help[i][0]);
-		metric_head(f, name, "counter", counter_help[i][1]);
+		snprintf(name, sizeof(name), "%s_total", counter_name(i));
+		metric_head(f, name, "counter", counter_help(i));
 		fprintf(f, "h2lb_%s %llu\n", name, (unsigned long long)cnt[i]);
 	}
 }
@@ -188,13 +171,13 @@ static void respond(int fd, const char *status, const char *body, size_t len)
 		pr_debug("metrics: write: %s", strerror(errno));
 }
 
-void metrics_serve(struct daemon *d)
+void metrics_serve(int listen_fd, struct lb *lb, const struct services *sv)
 {
 	char req[2048], *body = NULL;
 	size_t len = 0;
 	ssize_t n;
 	FILE *f;
-	int fd = accept4(d->metrics_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
@@ -215,8 +198,8 @@ void metrics_serve(struct daemon *d)
 	} else if (!strncmp(req, "GET /metrics", 12)) {
 		f = open_memstream(&body, &len);
 		if (f) {
-			daemon_metrics(f, d);
-			backend_metrics(f, d->opts.pin_dir);
+			daemon_metrics(f, lb, sv);
+			backend_metrics(f, lb->k);
 			fclose(f);
 			respond(fd, "200 OK", body, len);
 			free(body);
@@ -227,25 +210,22 @@ void metrics_serve(struct daemon *d)
 	close(fd);
 }
 
-int metrics_open(struct daemon *d)
+int metrics_open(const struct sockaddr_in *at)
 {
 	char buf[32];
 	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	d->metrics_fd =
-		socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (d->metrics_fd < 0)
+	if (fd < 0)
 		return -1;
-	setsockopt(d->metrics_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(d->metrics_fd, (struct sockaddr *)&d->opts.metrics,
-		 sizeof(d->opts.metrics)) ||
-	    listen(d->metrics_fd, 16)) {
-		pr_err("metrics on %s: %s",
-		       addr_str(&d->opts.metrics, buf, sizeof(buf)),
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)at, sizeof(*at)) ||
+	    listen(fd, 16)) {
+		pr_err("metrics on %s: %s", addr_str(at, buf, sizeof(buf)),
 		       strerror(errno));
+		close(fd);
 		return -1;
 	}
-	pr_info("metrics on http://%s/metrics",
-		addr_str(&d->opts.metrics, buf, sizeof(buf)));
-	return 0;
+	pr_info("metrics on http://%s/metrics", addr_str(at, buf, sizeof(buf)));
+	return fd;
 }

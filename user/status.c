@@ -18,30 +18,8 @@
 
 #include "h2lb.h"
 #include "json_writer.h"
+#include "names.h"
 #include "status.h"
-
-static const char *const be_states[] = { "unused", "ready", "draining",
-					 "ejected" };
-static const char *const roles[] = { "none", "client", "backend", "injector" };
-static const char *const counter_names[H2LB_CNT_MAX] = {
-	"frames",
-	"redirects",
-	"dropped",
-	"no_target",
-	"refused",
-	"pings",
-	"events",
-	"event_drops",
-	"proto_errors",
-	"intercepted",
-	"intercept_fallbacks",
-	"multi_stream_messages",
-};
-
-const char *backend_state_name(uint32_t s)
-{
-	return s < 4 ? be_states[s] : "?";
-}
 
 int pinned_open(const char *dir, const char *name)
 {
@@ -64,23 +42,6 @@ int pinned_open(const char *dir, const char *name)
 				strerror(errno));
 	}
 	return fd;
-}
-
-/* Upper bound, in microseconds, of quantile @q of a log2(us) histogram. */
-uint64_t latency_quantile_us(const __u64 *h, double q)
-{
-	uint64_t total = 0, seen = 0;
-
-	for (int i = 0; i < H2LB_LAT_BUCKETS; i++)
-		total += h[i];
-	if (!total)
-		return 0;
-	for (int i = 0; i < H2LB_LAT_BUCKETS; i++) {
-		seen += h[i];
-		if (seen >= q * total)
-			return 2ull << i;
-	}
-	return 2ull << (H2LB_LAT_BUCKETS - 1);
 }
 
 int backends_read(const char *dir, struct h2lb_backend *out, int *n)
@@ -119,13 +80,6 @@ int services_read(const char *dir, struct h2lb_service *out)
 	return 0;
 }
 
-const char *service_name(const struct h2lb_service *svc, uint32_t i)
-{
-	if (i >= H2LB_MAX_SERVICES || !svc[i].name[0])
-		return "?";
-	return svc[i].name;
-}
-
 static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
 {
 	char ip[INET_ADDRSTRLEN];
@@ -134,7 +88,6 @@ static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", ip, port);
 }
 
-static const char *const svc_states[] = { "unused", "open", "closed" };
 
 static void services_print(const struct h2lb_service *svc,
 			   struct json_writer *w)
@@ -161,7 +114,7 @@ static void services_print(const struct h2lb_service *svc,
 			 sizeof(listen));
 		if (!w) {
 			printf("%-3d %-40s %-21s %-21s %s\n", i, v->name, vip,
-			       listen, svc_states[v->state]);
+			       listen, service_state_name(v->state));
 			continue;
 		}
 		jw_obj_start(w);
@@ -169,7 +122,7 @@ static void services_print(const struct h2lb_service *svc,
 		jw_kv_str(w, "name", v->name);
 		jw_kv_str(w, "vip", v->vip ? vip : "");
 		jw_kv_str(w, "listener", listen);
-		jw_kv_str(w, "state", svc_states[v->state]);
+		jw_kv_str(w, "state", service_state_name(v->state));
 		jw_obj_end(w);
 	}
 	if (w)
@@ -307,7 +260,7 @@ static int cmd_status(const char *dir, struct json_writer *w)
 		       (unsigned long long)st.bytes_written);
 		printf("kernel:");
 		for (int i = 0; i < H2LB_CNT_MAX; i++)
-			printf(" %s %llu", counter_names[i],
+			printf(" %s %llu", counter_name(i),
 			       (unsigned long long)cnt[i]);
 		printf("\n\n");
 		services_print(svc, NULL);
@@ -330,7 +283,7 @@ static int cmd_status(const char *dir, struct json_writer *w)
 	jw_key(w, "counters");
 	jw_obj_start(w);
 	for (int i = 0; i < H2LB_CNT_MAX; i++)
-		jw_kv_u64(w, counter_names[i], cnt[i]);
+		jw_kv_u64(w, counter_name(i), cnt[i]);
 	jw_obj_end(w);
 	services_print(svc, w);
 	backends_print(be, n, svc, w);
@@ -365,7 +318,7 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 		if (!w) {
 			printf("%-18llx %-8s %-7d %-24.24s %-18llx %6u %12llu %12llu %10llu\n",
 			       (unsigned long long)key,
-			       roles[c.role < 4 ? c.role : 0],
+			       role_name(c.role),
 			       c.role == H2LB_ROLE_BACKEND ? (int)c.backend
 							   : -1,
 			       c.role == H2LB_ROLE_CLIENT
@@ -379,7 +332,7 @@ static int cmd_conns(const char *dir, struct json_writer *w)
 		}
 		jw_obj_start(w);
 		jw_kv_u64(w, "cookie", key);
-		jw_kv_str(w, "role", roles[c.role < 4 ? c.role : 0]);
+		jw_kv_str(w, "role", role_name(c.role));
 		if (c.role == H2LB_ROLE_BACKEND)
 			jw_kv_u64(w, "backend", c.backend);
 		if (c.role == H2LB_ROLE_CLIENT)

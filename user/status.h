@@ -19,10 +19,6 @@ int backends_read(const char *dir, struct h2lb_backend *out, int *n);
 int counters_read(const char *dir, uint64_t *out);
 /* The "services" map: @out has H2LB_MAX_SERVICES entries. */
 int services_read(const char *dir, struct h2lb_service *out);
-/* Name of Service @i in @svc ("?" if unknown). */
-const char *service_name(const struct h2lb_service *svc, uint32_t i);
 int daemon_stats_read(const char *dir, struct h2lb_daemon_stats *st);
-const char *backend_state_name(uint32_t s);
-uint64_t latency_quantile_us(const __u64 *h, double q);
 
 #endif

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "h2.h"
+#include "hpack_simple.h"
 
 static uint32_t be24(const uint8_t *p)
 {
@@ -31,20 +32,20 @@ static void test_settings_roundtrip(void **state)
 	uint8_t f[H2_FRAME_MAX];
 	size_t n = h2_settings(f, in, 3);
 
-	assert_int_equal(n, H2_HDR + 18);
+	assert_int_equal(n, H2_HDR_LEN + 18);
 	assert_int_equal(be24(f), 18);
 	assert_int_equal(f[3], H2_SETTINGS);
 	assert_int_equal(f[4], 0);
 	assert_int_equal(be32(f + 5), 0);
-	assert_int_equal(h2_settings_parse(f + H2_HDR, 18, out, 8), 3);
+	assert_int_equal(h2_settings_parse(f + H2_HDR_LEN, 18, out, 8), 3);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(out[i].id, in[i].id);
 		assert_int_equal(out[i].value, in[i].value);
 	}
 	/* Not a multiple of 6: FRAME_SIZE_ERROR for the caller. */
-	assert_int_equal(h2_settings_parse(f + H2_HDR, 17, out, 8), -1);
+	assert_int_equal(h2_settings_parse(f + H2_HDR_LEN, 17, out, 8), -1);
 	/* More pairs than room: stops at max. */
-	assert_int_equal(h2_settings_parse(f + H2_HDR, 18, out, 2), 2);
+	assert_int_equal(h2_settings_parse(f + H2_HDR_LEN, 18, out, 2), 2);
 }
 
 static void test_control_frames(void **state)
@@ -101,12 +102,12 @@ static void test_grpc_trailers_only(void **state)
 	struct fields fl = { 0 };
 	size_t n = h2_grpc_unavailable(f, 3, 1, "backend gone");
 
-	assert_int_equal(be24(f), n - H2_HDR);
+	assert_int_equal(be24(f), n - H2_HDR_LEN);
 	assert_int_equal(f[3], H2_HEADERS);
 	assert_int_equal(f[4], H2_F_END_STREAM | H2_F_END_HEADERS);
 	assert_int_equal(be32(f + 5), 3);
 	assert_int_equal(
-		hpack_decode_simple(f + H2_HDR, n - H2_HDR, collect, &fl), 0);
+		hpack_decode_simple(f + H2_HDR_LEN, n - H2_HDR_LEN, collect, &fl), 0);
 	assert_int_equal(fl.n, 4);
 	assert_string_equal(fl.names[0], ":status");
 	assert_string_equal(fl.values[0], "200");
@@ -125,7 +126,7 @@ static void test_grpc_trailers(void **state)
 	size_t n = h2_grpc_unavailable(f, 5, 0, "x");
 
 	assert_int_equal(
-		hpack_decode_simple(f + H2_HDR, n - H2_HDR, collect, &fl), 0);
+		hpack_decode_simple(f + H2_HDR_LEN, n - H2_HDR_LEN, collect, &fl), 0);
 	assert_int_equal(fl.n, 2);
 	assert_string_equal(fl.names[0], "grpc-status");
 	assert_string_equal(fl.values[0], "14");

@@ -18,7 +18,7 @@
 
 #include <json-c/json.h>
 
-#include "k8s_priv.h"
+#include "k8s/internal.h"
 
 /* JSON from a C string with ' for " (readable test objects). */
 static struct json_object *J(const char *s)

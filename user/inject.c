@@ -4,7 +4,8 @@
  * sockhash. Everything the daemon sends to a peer is written here,
  * preceded by a TARGET pseudo frame, and the verdict redirects it to the
  * target's egress. A direct write() to a socket that is also a redirect
- * target can land inside a redirected frame (DESIGN.md fact 6); through
+ * target can land inside a redirected frame (docs/kernel-facts.md K6);
+ * through
  * the injector, all writes to one socket share one queue.
  */
 #include <arpa/inet.h>
@@ -15,8 +16,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "h2.h"
+#include "inject.h"
+#include "kern.h"
 #include "log.h"
 
 static int so_cookie(int fd, uint64_t *cookie)
@@ -26,7 +28,7 @@ static int so_cookie(int fd, uint64_t *cookie)
 	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len);
 }
 
-int injector_open(struct daemon *d)
+int injector_open(struct injector *inj, struct kern *k)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -38,28 +40,25 @@ int injector_open(struct daemon *d)
 	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen))
 		goto fail;
 	/* The connecting end is the one sockops puts in the sockhash. */
-	if (bpf_set_endpoint(d, &a, H2LB_ROLE_INJECTOR, 0, true))
+	if (kern_endpoint_set(k, &a, H2LB_ROLE_INJECTOR, 0, true))
 		goto fail;
 	rx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (rx < 0 || connect(rx, (struct sockaddr *)&a, sizeof(a)))
 		goto fail;
 	tx = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (tx < 0 || so_cookie(rx, &d->inj_cookie))
+	if (tx < 0 || so_cookie(rx, &inj->cookie))
 		goto fail;
-	bpf_set_endpoint(d, &a, H2LB_ROLE_INJECTOR, 0, false);
+	kern_endpoint_set(k, &a, H2LB_ROLE_INJECTOR, 0, false);
 	setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	setsockopt(tx, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	close(lfd);
-	d->inj_fd = tx;
-	/* rx stays open for the daemon's lifetime: keep it as a conn. */
-	if (!conn_add(d, rx, H2LB_ROLE_INJECTOR))
-		goto fail_noclose;
+	inj->tx_fd = tx;
+	inj->rx_fd = rx; /* open for the daemon's lifetime */
 	return 0;
 fail:
 	pr_err("injector socket: %s", strerror(errno));
 	if (rx >= 0)
 		close(rx);
-fail_noclose:
 	if (lfd >= 0)
 		close(lfd);
 	if (tx >= 0)
@@ -67,16 +66,19 @@ fail_noclose:
 	return -1;
 }
 
-void injector_close(struct daemon *d)
+void injector_close(struct injector *inj)
 {
-	if (d->inj_fd >= 0)
-		close(d->inj_fd);
-	d->inj_fd = -1;
+	if (inj->tx_fd >= 0)
+		close(inj->tx_fd);
+	if (inj->rx_fd >= 0)
+		close(inj->rx_fd);
+	inj->tx_fd = inj->rx_fd = -1;
 }
 
-int inject(struct daemon *d, uint64_t target, const void *frames, size_t len)
+int inject(struct injector *inj, uint64_t target, const void *frames,
+	   size_t len)
 {
-	uint8_t hdr[H2_HDR + 8];
+	uint8_t hdr[H2_HDR_LEN + 8];
 	struct iovec iov[2] = {
 		{ .iov_base = hdr, .iov_len = h2_target(hdr, target) },
 		{ .iov_base = (void *)frames, .iov_len = len },
@@ -84,7 +86,7 @@ int inject(struct daemon *d, uint64_t target, const void *frames, size_t len)
 	size_t total = iov[0].iov_len + len, done = 0;
 
 	while (done < total) {
-		ssize_t n = writev(d->inj_fd, iov, 2);
+		ssize_t n = writev(inj->tx_fd, iov, 2);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -104,7 +106,7 @@ int inject(struct daemon *d, uint64_t target, const void *frames, size_t len)
 			n -= step;
 		}
 	}
-	d->stats.bytes_written += total;
-	d->stats.injected_frames++;
+	inj->bytes += total;
+	inj->frames++;
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+// SPDX-License-Identifier: GPL-2.0
 /*
  * Interception of Service traffic: connections that unmodified clients
  * open to a balanced Service VIP:port reach the listening socket of that
@@ -7,7 +7,7 @@
  * tc: on the interfaces that bring pod traffic into the node, a SYN to a
  * balanced VIP:port is assigned to the Service's listener
  * (bpf_sk_assign); the accepted socket's local address is the VIP
- * (DESIGN.md fact 10). Every packet of such a connection gets
+ * (docs/kernel-facts.md K10). Every packet of such a connection gets
  * H2LB_INTERCEPT_MARK: a routing rule delivers it locally and a raw-table
  * rule keeps it from conntrack, so kube-proxy's DNAT never sees it.
  * Without a listener (daemon down), nothing is marked or assigned and the
@@ -17,8 +17,10 @@
  * getpeername() still returns the VIP. IPv4 only, also through IPv6
  * sockets (v4-mapped addresses).
  */
-#ifndef H2LB_BPF_INTERCEPT_H
-#define H2LB_BPF_INTERCEPT_H
+#include <bpf/bpf_endian.h>
+
+#include "events.h"
+#include "maps.h"
 
 #define ETH_P_IP_BE   0x0008 /* htons(ETH_P_IP) */
 #define IPPROTO_TCP_V 6
@@ -117,7 +119,7 @@ int h2lb_tc_ingress(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		if (assign_listener(skb, &t, v, &h)) {
 			if (h.tcp.syn)
-				count(H2LB_CNT_FALLBACK);
+				count(H2LB_CNT_FALLBACKS);
 			return TC_ACT_OK;
 		}
 		if (h.tcp.syn)
@@ -133,17 +135,14 @@ static __always_inline struct h2lb_vip *connect_target(__u32 addr, __u32 port,
 						       __u32 type)
 {
 	struct h2lb_vip_key k = { .addr = addr, .port = bpf_ntohs(port) };
-	struct h2lb_config *cfg;
 	struct h2lb_vip *v;
-	__u32 zero = 0;
 
 	if (type != 1 /* SOCK_STREAM */)
 		return NULL;
 	v = bpf_map_lookup_elem(&vips, &k);
 	if (!v || !v->listen_addr || (v->flags & H2LB_VIP_NO_NEW))
 		return NULL;
-	cfg = bpf_map_lookup_elem(&lb_config, &zero);
-	if (!cfg || bpf_get_current_cgroup_id() == cfg->daemon_cgroup)
+	if (bpf_get_current_cgroup_id() == settings.daemon_cgroup)
 		return NULL;
 	count(H2LB_CNT_INTERCEPTED);
 	return v;
@@ -221,5 +220,3 @@ int h2lb_getpeername6(struct bpf_sock_addr *ctx)
 	}
 	return 1;
 }
-
-#endif

@@ -18,7 +18,7 @@
 
 #include <json-c/json.h>
 
-#include "k8s_priv.h"
+#include "internal.h"
 
 struct svc_ref {
 	const char *key; /* "ns/name" */

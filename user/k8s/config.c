@@ -22,7 +22,7 @@
 #include <json-c/json.h>
 #include <yaml.h>
 
-#include "k8s_priv.h"
+#include "internal.h"
 
 #define MAX_FILE  (4 << 20)
 #define MAX_DEPTH 64

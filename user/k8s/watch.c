@@ -37,7 +37,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
-#include "k8s_priv.h"
+#include "internal.h"
 #include "log.h"
 
 #define PAGE_SIZE      500

@@ -1,287 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * h2lb datapath: sockops puts the daemon's client and backend sockets
- * into a sockhash; a stream parser cuts their byte streams into HTTP/2
- * frames and a verdict redirects each frame to the socket its stream is
- * bound to. Frame payloads never leave the kernel.
+ * The verdict: routes every message the parser cut to the socket its
+ * stream is bound to. Frame payloads never leave the kernel; the few
+ * frames that need a decision go to the daemon as events.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
-
-#include "maps.h"
+#include "events.h"
 #include "frame.h"
-#include "stream.h"
+#include "maps.h"
 #include "select.h"
-#include "intercept.h"
-
-char LICENSE[] SEC("license") = "GPL";
-
-/* ---- sockops: which sockets enter the sockhash ---------------------- */
-
-static __always_inline struct h2lb_endpoint *
-endpoint_of(struct bpf_sock_ops *skops, int passive)
-{
-	struct h2lb_endpoint_key k = {};
-	struct h2lb_endpoint *ep;
-
-	if (passive) {
-		/* Accepted: match the listening address, or any address. */
-		k.addr = skops->local_ip4;
-		k.port = skops->local_port;
-		ep = bpf_map_lookup_elem(&endpoints, &k);
-		if (ep)
-			return ep;
-		k.addr = 0;
-		return bpf_map_lookup_elem(&endpoints, &k);
-	}
-	k.addr = skops->remote_ip4;
-	k.port = bpf_ntohl(skops->remote_port);
-	k.remote = 1;
-	return bpf_map_lookup_elem(&endpoints, &k);
-}
-
-/*
- * What a new connection is to us: a backend leg the daemon opened (known
- * by its cookie), a client accepted on one of our listeners (by its local
- * address) or the injector (by the address it connects to).
- */
-static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
-				     struct h2lb_conn *c)
-{
-	int passive = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
-	struct h2lb_endpoint *ep;
-	__u32 *backend;
-
-	if (!passive) {
-		backend = bpf_map_lookup_elem(&new_legs, &cookie);
-		if (backend) {
-			c->role = H2LB_ROLE_BACKEND;
-			c->backend = *backend;
-			bpf_map_delete_elem(&new_legs, &cookie);
-			return 0;
-		}
-	}
-	ep = endpoint_of(skops, passive);
-	if (!ep)
-		return -1;
-	c->role = ep->role;
-	c->service = ep->service;
-	return 0;
-}
-
-SEC("sockops")
-int h2lb_sockops(struct bpf_sock_ops *skops)
-{
-	struct h2lb_conn c = {};
-	__u64 cookie;
-
-	if (skops->family != 2 /* AF_INET */)
-		return 1;
-
-	switch (skops->op) {
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		cookie = bpf_get_socket_cookie(skops);
-		/* The role must be known before the first byte is parsed:
-		 * a backend sends its SETTINGS without waiting for ours. */
-		if (conn_role(skops, cookie, &c))
-			return 1;
-		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
-			return 1;
-		if (bpf_sock_hash_update(skops, &sock_hash, &cookie,
-					 BPF_NOEXIST)) {
-			bpf_map_delete_elem(&conns, &cookie);
-			return 1;
-		}
-		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
-		break;
-	case BPF_SOCK_OPS_STATE_CB:
-		/* Peer finished (FIN) or the socket is gone (RST, close). */
-		if (skops->args[1] != BPF_TCP_CLOSE &&
-		    skops->args[1] != BPF_TCP_CLOSE_WAIT)
-			break;
-		cookie = bpf_get_socket_cookie(skops);
-		if (bpf_map_lookup_elem(&conns, &cookie))
-			emit(H2LB_EV_CLOSED, cookie, 0, 0, skops->args[1]);
-		break;
-	}
-	return 1;
-}
-
-/* ---- stream parser: one message per HTTP/2 frame -------------------- */
-
-/*
- * A header block (HEADERS and the CONTINUATION frames up to END_HEADERS)
- * is one message, so that it reaches its target whole: frames the daemon
- * injects into the same socket can then never land inside it (RFC 9113
- * 6.10 forbids any other frame there). Returns the block's length, 0 if
- * it is not all here yet (strparser calls again with more data), or the
- * first frame alone if the chain is broken (the verdict fails the
- * connection).
- */
-static __always_inline int header_block_len(struct __sk_buff *skb,
-					    const struct h2_frame *first)
-{
-	__u32 pos = first->off + H2_HDR_LEN + first->len;
-	struct h2_frame f;
-
-	for (int i = 0; i < H2LB_MAX_CONTINUATIONS; i++) {
-		if (frame_read_at(skb, pos, &f))
-			return 0;
-		if (f.type != H2_CONTINUATION || f.stream != first->stream ||
-		    f.len > H2LB_MAX_FRAME)
-			return H2_HDR_LEN + first->len;
-		pos += H2_HDR_LEN + f.len;
-		if (pos - first->off > H2LB_MAX_HEADER_BLOCK)
-			return H2_HDR_LEN + first->len;
-		if (f.flags & H2_F_END_HEADERS)
-			return pos - first->off;
-	}
-	return H2_HDR_LEN + first->len;
-}
-
-struct run {
-	__u32 len;   /* message length so far */
-	__u32 data;  /* DATA payload bytes */
-	__u32 end;   /* the message ends the stream */
-	__u32 multi; /* frames of other streams follow (leg_run) */
-};
-
-/*
- * Extend a message with the frames of the same stream that follow it and
- * are already here: DATA, then trailers (HEADERS with END_HEADERS and
- * END_STREAM). Never waits for more data. The verdict applies the run's
- * DATA and END_STREAM from what this leaves in struct h2lb_conn.
- */
-static __always_inline void
-stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
-{
-	__u32 pos = first->off + r->len;
-
-	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
-		struct h2_frame f;
-
-		if (r->end || frame_read_at(skb, pos, &f))
-			break;
-		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
-		    pos + H2_HDR_LEN + f.len > skb->len ||
-		    pos + H2_HDR_LEN + f.len - first->off >
-			    H2LB_MAX_HEADER_BLOCK)
-			break;
-		if (f.type == H2_DATA)
-			r->data += f.len;
-		else if (f.type != H2_HEADERS ||
-			 (f.flags & (H2_F_END_HEADERS | H2_F_END_STREAM)) !=
-				 (H2_F_END_HEADERS | H2_F_END_STREAM))
-			break;
-		r->end = f.flags & H2_F_END_STREAM;
-		pos += H2_HDR_LEN + f.len;
-	}
-	r->len = pos - first->off;
-}
-
-/*
- * On a backend leg every stream frame goes to the same client, so the
- * HEADERS and DATA frames of the leg's other open streams that are already
- * here join the message too (DESIGN.md fact 13: the cost is per message).
- * The verdict applies each frame's END_STREAM (leg_frames).
- */
-static __always_inline void leg_run(struct __sk_buff *skb,
-				    const struct h2lb_conn *c, __u64 cookie,
-				    const struct h2_frame *first, struct run *r)
-{
-	__u32 pos = first->off + r->len;
-
-	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
-		struct h2lb_stream_key k = { .client = c->peer };
-		struct h2lb_stream *st;
-		struct h2_frame f;
-
-		if (frame_read_at(skb, pos, &f) || !f.stream ||
-		    f.len > H2LB_MAX_FRAME ||
-		    pos + H2_HDR_LEN + f.len > skb->len ||
-		    pos + H2_HDR_LEN + f.len - first->off >
-			    H2LB_MAX_HEADER_BLOCK)
-			break;
-		if (f.type == H2_HEADERS ? !(f.flags & H2_F_END_HEADERS)
-					 : f.type != H2_DATA)
-			break;
-		k.id = f.stream;
-		st = bpf_map_lookup_elem(&streams, &k);
-		if (!st || st->leg != cookie)
-			break;
-		if (f.type == H2_DATA)
-			r->data += f.len;
-		r->multi = 1;
-		pos += H2_HDR_LEN + f.len;
-	}
-	r->len = pos - first->off;
-}
-
-/* Whether a leg's message may take other streams' frames: its own first
- * stream is open on it (if not, the verdict drops the message), and it is
- * no header block with CONTINUATIONs (the verdict walks whole frames). */
-static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
-				       const struct h2_frame *f)
-{
-	struct h2lb_stream_key k = { .client = c->peer, .id = f->stream };
-	struct h2lb_stream *st;
-
-	if (c->role != H2LB_ROLE_BACKEND || !c->peer ||
-	    (f->type == H2_HEADERS && !(f->flags & H2_F_END_HEADERS)))
-		return 0;
-	st = bpf_map_lookup_elem(&streams, &k);
-	return st && st->leg == cookie;
-}
-
-SEC("sk_skb/stream_parser")
-int h2lb_parser(struct __sk_buff *skb)
-{
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
-	struct h2_frame f;
-	int r;
-
-	r = frame_read(skb, &f);
-	if (r < 0)
-		return 0; /* fewer than 9 bytes: wait for more */
-	if (c)
-		c->run_multi = 0; /* set below, for HEADERS and DATA only */
-	if (c && (c->flags & H2LB_CONN_DEAD))
-		return skb->len - f.off; /* swallow until the daemon closes */
-	if (r == 1)
-		return H2_PREFACE_LEN;
-	/* An oversized frame is cut to its header: the verdict then fails
-	 * the connection. A result beyond SO_RCVBUF would kill the socket
-	 * (DESIGN.md fact 3). */
-	if (f.len > H2LB_MAX_FRAME)
-		return H2_HDR_LEN;
-	if (!c || c->role == H2LB_ROLE_INJECTOR || !f.stream ||
-	    (f.type != H2_HEADERS && f.type != H2_DATA))
-		return H2_HDR_LEN + f.len;
-
-	struct run run = {
-		.len = H2_HDR_LEN + f.len,
-		.data = f.type == H2_DATA ? f.len : 0,
-		.end = f.flags & H2_F_END_STREAM,
-	};
-
-	if (f.type == H2_HEADERS && !(f.flags & H2_F_END_HEADERS)) {
-		run.len = header_block_len(skb, &f);
-		if (run.len == 0 || run.len == H2_HDR_LEN + f.len)
-			return run.len; /* incomplete, or broken */
-	}
-	stream_run(skb, &f, &run);
-	if (leg_can_run(c, cookie, &f))
-		leg_run(skb, c, cookie, &f, &run);
-	c->run_data = run.data;
-	c->run_end = run.end;
-	c->run_multi = run.multi;
-	return run.len;
-}
-
-/* ---- verdict ---------------------------------------------------------- */
+#include "stream.h"
 
 static __always_inline int redirect(struct __sk_buff *skb, __u64 target)
 {
@@ -312,26 +39,16 @@ static __always_inline void emit_frame(struct __sk_buff *skb,
 				       const struct h2_frame *f, __u32 type,
 				       __u64 cookie, __u64 peer, __u32 arg)
 {
-	struct h2lb_event *ev;
+	struct h2lb_event *ev = event_new(type, cookie, peer, f->stream, arg);
 	__u32 n = f->len;
 
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count(H2LB_CNT_EVENT_DROP);
+	if (!ev)
 		return;
-	}
-	ev->type = type;
-	ev->cookie = cookie;
-	ev->peer = peer;
-	ev->stream = f->stream;
-	ev->arg = arg;
 	if (n > H2LB_EVENT_DATA)
 		n = H2LB_EVENT_DATA;
-	ev->len = 0;
 	if (n && !bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN, ev->data, n))
 		ev->len = n;
-	bpf_ringbuf_submit(ev, 0);
-	count(H2LB_CNT_EVENTS);
+	event_send(ev);
 }
 
 /* Fail the connection: the daemon sends GOAWAY(@code) and closes it. */
@@ -339,22 +56,21 @@ static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
 				      __u32 stream, __u32 code)
 {
 	c->flags |= H2LB_CONN_DEAD;
-	count(H2LB_CNT_PROTO_ERR);
+	count(H2LB_CNT_PROTOCOL_ERRORS);
 	emit(H2LB_EV_CONN_ERROR, cookie, 0, stream, code);
 	return SK_DROP;
 }
 
 /* PING: rewrite into its ACK in place and send it back where it came
- * from; no daemon round trip. */
+ * from; no daemon round trip. An ACK answers the watchdog's PING, whose
+ * only purpose was to draw a segment: it has arrived. */
 static __always_inline int answer_ping(struct __sk_buff *skb,
 				       const struct h2_frame *f, __u64 cookie)
 {
 	__u8 ack = H2_F_ACK;
 
-	if (f->flags & H2_F_ACK) {
-		emit(H2LB_EV_PING_ACK, cookie, 0, 0, 0);
+	if (f->flags & H2_F_ACK)
 		return SK_DROP;
-	}
 	if (bpf_skb_store_bytes(skb, f->off + 4, &ack, 1, 0))
 		return drop();
 	count(H2LB_CNT_PINGS);
@@ -375,9 +91,6 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 		if (f->flags & H2_F_ACK) {
 			if (c->role == H2LB_ROLE_CLIENT)
 				c->flags |= H2LB_CONN_SETTINGS_ACK;
-			else
-				emit(H2LB_EV_SETTINGS_ACK, cookie, c->peer, 0,
-				     0);
 			return SK_DROP;
 		}
 		if (f->len % 6)
@@ -436,23 +149,22 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 					     struct h2lb_conn *c, __u64 cookie,
 					     struct h2lb_stream_key *sk)
 {
-	__u32 zero = 0, backend = 0;
-	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
+	__u32 backend = 0;
 	struct h2lb_stream *st;
 	__u64 leg;
 
 	/* Client streams are odd and increasing (RFC 9113 5.1.1). */
 	if (!(f->stream & 1) || f->stream <= c->last_stream)
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
-	/* Store the id, then look at the flags; h2lb_drain_client sets the
+	/* Store the id, then look at the flags; h2lb_goaway_client sets the
 	 * flag, then reads the id. Both are full barriers (xchg, lock or):
 	 * a stream is either inside the GOAWAY's last stream id or refused
 	 * (or both: refused streams are retried), never processed unseen. */
 	__sync_lock_test_and_set(&c->last_stream, f->stream);
 
 	leg = 0;
-	if (cfg && c->open_streams < cfg->max_streams &&
-	    !(c->flags & H2LB_CONN_DRAIN))
+	if (c->open_streams < settings.max_streams &&
+	    !(c->flags & H2LB_CONN_GOAWAY))
 		leg = leg_for_new_stream(cookie, c, &backend);
 	if (!leg || !(st = stream_open(sk, leg, backend))) {
 		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
@@ -673,47 +385,4 @@ int h2lb_verdict(struct __sk_buff *skb)
 		return backend_frame(skb, &f, c, cookie);
 	}
 	return SK_DROP;
-}
-
-/* Run by the daemon (BPF_PROG_RUN) to close a stream it ended itself:
- * a dead backend's streams, refused streams after a GOAWAY. */
-SEC("syscall")
-int h2lb_close_stream(struct h2lb_close_args *a)
-{
-	struct h2lb_stream_key k = { .client = a->client, .id = a->stream };
-	struct h2lb_stream *st = bpf_map_lookup_elem(&streams, &k);
-
-	if (!st)
-		return 1;
-	stream_close(&k, st, a->reset);
-	return 0;
-}
-
-/* Run by the daemon when it drains: see client_new_stream. Returns the
- * last stream id for the GOAWAY, or -1. */
-SEC("syscall")
-int h2lb_drain_client(struct h2lb_drain_args *a)
-{
-	__u64 client = a->client;
-	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
-
-	if (!c)
-		return -1;
-	__sync_fetch_and_or(&c->flags, H2LB_CONN_DRAIN);
-	return __sync_fetch_and_add(&c->last_stream, 0);
-}
-
-/* Run by the daemon at accept: the client's first leg, so that its first
- * streams never find the pool empty. */
-SEC("syscall")
-int h2lb_bind_leg(struct h2lb_bind_args *a)
-{
-	__u64 client = a->client, leg = a->leg; /* keys must be on the stack */
-	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
-
-	if (!c || leg_bind(client, leg, a->backend))
-		return 1;
-	if (!c->leg0)
-		c->leg0 = leg;
-	return 0;
 }

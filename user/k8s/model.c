@@ -11,7 +11,7 @@
 
 #include <json-c/json.h>
 
-#include "k8s_priv.h"
+#include "internal.h"
 
 /* ---- json-c helpers */
 

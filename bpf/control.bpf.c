@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Syscall programs the daemon runs (BPF_PROG_RUN) to change datapath
+ * state with the same code, and the same atomics, as the verdict.
+ */
+#include "maps.h"
+#include "select.h"
+#include "stream.h"
+
+/* Run by the daemon (BPF_PROG_RUN) to close a stream it ended itself:
+ * a dead backend's streams, refused streams after a GOAWAY. */
+SEC("syscall")
+int h2lb_close_stream(struct h2lb_close_args *a)
+{
+	struct h2lb_stream_key k = { .client = a->client, .id = a->stream };
+	struct h2lb_stream *st = bpf_map_lookup_elem(&streams, &k);
+
+	if (!st)
+		return 1;
+	stream_close(&k, st, a->reset);
+	return 0;
+}
+
+/* Run by the daemon when it sends a client GOAWAY: see
+ * client_new_stream (verdict.bpf.c). Returns the last stream id for the
+ * GOAWAY, or -1. */
+SEC("syscall")
+int h2lb_goaway_client(struct h2lb_goaway_args *a)
+{
+	__u64 client = a->client;
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+
+	if (!c)
+		return -1;
+	__sync_fetch_and_or(&c->flags, H2LB_CONN_GOAWAY);
+	return __sync_fetch_and_add(&c->last_stream, 0);
+}
+
+/* Run by the daemon at accept: the client's first leg, chosen as every
+ * stream's is (--policy), so that its first streams never find the pool
+ * empty. Returns 0 with a->leg and a->backend set, or 1. */
+SEC("syscall")
+int h2lb_bind_first(struct h2lb_bind_args *a)
+{
+	__u64 client = a->client; /* keys must be on the stack */
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+	__u32 backend = 0;
+	__u64 leg;
+
+	if (!c)
+		return 1;
+	leg = leg_pick(client, c, &backend, 0);
+	if (!leg)
+		return 1;
+	a->leg = leg;
+	a->backend = backend;
+	return 0;
+}

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The stream parser: cuts a socket's byte stream into messages, one HTTP/2
+ * frame each (or the client preface), or one run of frames that all go to
+ * the same place. The verdict (verdict.bpf.c) then routes each message.
+ */
+#include "frame.h"
+#include "maps.h"
+
+/*
+ * A header block (HEADERS and the CONTINUATION frames up to END_HEADERS)
+ * is one message, so that it reaches its target whole: frames the daemon
+ * injects into the same socket can then never land inside it (RFC 9113
+ * 6.10 forbids any other frame there). Returns the block's length, 0 if
+ * it is not all here yet (strparser calls again with more data), or the
+ * first frame alone if the chain is broken (the verdict fails the
+ * connection).
+ */
+static __always_inline int header_block_len(struct __sk_buff *skb,
+					    const struct h2_frame *first)
+{
+	__u32 pos = first->off + H2_HDR_LEN + first->len;
+	struct h2_frame f;
+
+	for (int i = 0; i < H2LB_MAX_CONTINUATIONS; i++) {
+		if (frame_read_at(skb, pos, &f))
+			return 0;
+		if (f.type != H2_CONTINUATION || f.stream != first->stream ||
+		    f.len > H2LB_MAX_FRAME)
+			return H2_HDR_LEN + first->len;
+		pos += H2_HDR_LEN + f.len;
+		if (pos - first->off > H2LB_MAX_HEADER_BLOCK)
+			return H2_HDR_LEN + first->len;
+		if (f.flags & H2_F_END_HEADERS)
+			return pos - first->off;
+	}
+	return H2_HDR_LEN + first->len;
+}
+
+struct run {
+	__u32 len;   /* message length so far */
+	__u32 data;  /* DATA payload bytes */
+	__u32 end;   /* the message ends the stream */
+	__u32 multi; /* frames of other streams follow (leg_run) */
+};
+
+/*
+ * Extend a message with the frames of the same stream that follow it and
+ * are already here: DATA, then trailers (HEADERS with END_HEADERS and
+ * END_STREAM). Never waits for more data. The verdict applies the run's
+ * DATA and END_STREAM from what this leaves in struct h2lb_conn.
+ */
+static __always_inline void
+stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
+{
+	__u32 pos = first->off + r->len;
+
+	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
+		struct h2_frame f;
+
+		if (r->end || frame_read_at(skb, pos, &f))
+			break;
+		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
+		    pos + H2_HDR_LEN + f.len > skb->len ||
+		    pos + H2_HDR_LEN + f.len - first->off >
+			    H2LB_MAX_HEADER_BLOCK)
+			break;
+		if (f.type == H2_DATA)
+			r->data += f.len;
+		else if (f.type != H2_HEADERS ||
+			 (f.flags & (H2_F_END_HEADERS | H2_F_END_STREAM)) !=
+				 (H2_F_END_HEADERS | H2_F_END_STREAM))
+			break;
+		r->end = f.flags & H2_F_END_STREAM;
+		pos += H2_HDR_LEN + f.len;
+	}
+	r->len = pos - first->off;
+}
+
+/*
+ * On a backend leg every stream frame goes to the same client, so the
+ * HEADERS and DATA frames of the leg's other open streams that are already
+ * here join the message too (DESIGN.md fact 13: the cost is per message).
+ * The verdict applies each frame's END_STREAM (leg_frames).
+ */
+static __always_inline void leg_run(struct __sk_buff *skb,
+				    const struct h2lb_conn *c, __u64 cookie,
+				    const struct h2_frame *first, struct run *r)
+{
+	__u32 pos = first->off + r->len;
+
+	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
+		struct h2lb_stream_key k = { .client = c->peer };
+		struct h2lb_stream *st;
+		struct h2_frame f;
+
+		if (frame_read_at(skb, pos, &f) || !f.stream ||
+		    f.len > H2LB_MAX_FRAME ||
+		    pos + H2_HDR_LEN + f.len > skb->len ||
+		    pos + H2_HDR_LEN + f.len - first->off >
+			    H2LB_MAX_HEADER_BLOCK)
+			break;
+		if (f.type == H2_HEADERS ? !(f.flags & H2_F_END_HEADERS)
+					 : f.type != H2_DATA)
+			break;
+		k.id = f.stream;
+		st = bpf_map_lookup_elem(&streams, &k);
+		if (!st || st->leg != cookie)
+			break;
+		if (f.type == H2_DATA)
+			r->data += f.len;
+		r->multi = 1;
+		pos += H2_HDR_LEN + f.len;
+	}
+	r->len = pos - first->off;
+}
+
+/* Whether a leg's message may take other streams' frames: its own first
+ * stream is open on it (if not, the verdict drops the message), and it is
+ * no header block with CONTINUATIONs (the verdict walks whole frames). */
+static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
+				       const struct h2_frame *f)
+{
+	struct h2lb_stream_key k = { .client = c->peer, .id = f->stream };
+	struct h2lb_stream *st;
+
+	if (c->role != H2LB_ROLE_BACKEND || !c->peer ||
+	    (f->type == H2_HEADERS && !(f->flags & H2_F_END_HEADERS)))
+		return 0;
+	st = bpf_map_lookup_elem(&streams, &k);
+	return st && st->leg == cookie;
+}
+
+SEC("sk_skb/stream_parser")
+int h2lb_parser(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct h2_frame f;
+	int r;
+
+	r = frame_read(skb, &f);
+	if (r < 0)
+		return 0; /* fewer than 9 bytes: wait for more */
+	if (c)
+		c->run_multi = 0; /* set below, for HEADERS and DATA only */
+	if (c && (c->flags & H2LB_CONN_DEAD))
+		return skb->len - f.off; /* swallow until the daemon closes */
+	if (r == 1)
+		return H2_PREFACE_LEN;
+	/* An oversized frame is cut to its header: the verdict then fails
+	 * the connection. A result beyond SO_RCVBUF would kill the socket
+	 * (DESIGN.md fact 3). */
+	if (f.len > H2LB_MAX_FRAME)
+		return H2_HDR_LEN;
+	if (!c || c->role == H2LB_ROLE_INJECTOR || !f.stream ||
+	    (f.type != H2_HEADERS && f.type != H2_DATA))
+		return H2_HDR_LEN + f.len;
+
+	struct run run = {
+		.len = H2_HDR_LEN + f.len,
+		.data = f.type == H2_DATA ? f.len : 0,
+		.end = f.flags & H2_F_END_STREAM,
+	};
+
+	if (f.type == H2_HEADERS && !(f.flags & H2_F_END_HEADERS)) {
+		run.len = header_block_len(skb, &f);
+		if (run.len == 0 || run.len == H2_HDR_LEN + f.len)
+			return run.len; /* incomplete, or broken */
+	}
+	stream_run(skb, &f, &run);
+	if (leg_can_run(c, cookie, &f))
+		leg_run(skb, c, cookie, &f, &run);
+	c->run_data = run.data;
+	c->run_end = run.end;
+	c->run_multi = run.multi;
+	return run.len;
+}

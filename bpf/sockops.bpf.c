@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sockops: the daemon's client and backend sockets enter the sockhash as
+ * they are established, with their role; their closing is reported to the
+ * daemon.
+ */
+#include <bpf/bpf_endian.h>
+
+#include "events.h"
+#include "maps.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+static __always_inline struct h2lb_endpoint *
+endpoint_of(struct bpf_sock_ops *skops, int passive)
+{
+	struct h2lb_endpoint_key k = {};
+	struct h2lb_endpoint *ep;
+
+	if (passive) {
+		/* Accepted: match the listening address, or any address. */
+		k.addr = skops->local_ip4;
+		k.port = skops->local_port;
+		ep = bpf_map_lookup_elem(&endpoints, &k);
+		if (ep)
+			return ep;
+		k.addr = 0;
+		return bpf_map_lookup_elem(&endpoints, &k);
+	}
+	k.addr = skops->remote_ip4;
+	k.port = bpf_ntohl(skops->remote_port);
+	k.remote = 1;
+	return bpf_map_lookup_elem(&endpoints, &k);
+}
+
+/*
+ * What a new connection is to us: a backend leg the daemon opened (known
+ * by its cookie), a client accepted on one of our listeners (by its local
+ * address) or the injector (by the address it connects to).
+ */
+static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
+				     struct h2lb_conn *c)
+{
+	int passive = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	struct h2lb_endpoint *ep;
+	__u32 *backend;
+
+	if (!passive) {
+		backend = bpf_map_lookup_elem(&new_legs, &cookie);
+		if (backend) {
+			c->role = H2LB_ROLE_BACKEND;
+			c->backend = *backend;
+			bpf_map_delete_elem(&new_legs, &cookie);
+			return 0;
+		}
+	}
+	ep = endpoint_of(skops, passive);
+	if (!ep)
+		return -1;
+	c->role = ep->role;
+	c->service = ep->service;
+	return 0;
+}
+
+SEC("sockops")
+int h2lb_sockops(struct bpf_sock_ops *skops)
+{
+	struct h2lb_conn c = {};
+	__u64 cookie;
+
+	if (skops->family != 2 /* AF_INET */)
+		return 1;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		cookie = bpf_get_socket_cookie(skops);
+		/* The role must be known before the first byte is parsed:
+		 * a backend sends its SETTINGS without waiting for ours. */
+		if (conn_role(skops, cookie, &c))
+			return 1;
+		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
+			return 1;
+		if (bpf_sock_hash_update(skops, &sock_hash, &cookie,
+					 BPF_NOEXIST)) {
+			bpf_map_delete_elem(&conns, &cookie);
+			return 1;
+		}
+		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		/* Peer finished (FIN) or the socket is gone (RST, close). */
+		if (skops->args[1] != BPF_TCP_CLOSE &&
+		    skops->args[1] != BPF_TCP_CLOSE_WAIT)
+			break;
+		cookie = bpf_get_socket_cookie(skops);
+		if (bpf_map_lookup_elem(&conns, &cookie))
+			emit(H2LB_EV_CLOSED, cookie, 0, 0, skops->args[1]);
+		break;
+	}
+	return 1;
+}

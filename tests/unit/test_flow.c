@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests for connection-level flow control (user/flow.c): the cases
+ * that were bugs once, and the bounds the windows must keep.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "flow.h"
+#include "h2.h"
+
+#define W   H2_DEFAULT_WINDOW
+#define MIB (1 << 20)
+
+/* A connection that was granted @granted in all and has @used of it. */
+static struct flow_side recv_side(int64_t granted, int64_t used)
+{
+	return (struct flow_side){ .peer_grant = W,
+				   .our_grant = granted,
+				   .rx = used };
+}
+
+/* Window still outstanding toward all legs after @give. */
+static int64_t held_after(const struct flow_side *legs, int n,
+			  const int64_t *give)
+{
+	int64_t held = 0;
+
+	for (int i = 0; i < n; i++)
+		held += flow_recv_window(&legs[i]) + give[i];
+	return held;
+}
+
+/*
+ * A leg whose stream ended keeps the window it was given ("parked"); it
+ * once starved the leg that was still sending: server-streaming calls
+ * stalled until their deadline. The active leg must be refilled, and the
+ * legs together must still hold no more than the client granted.
+ */
+static void test_parked_window_on_idle_leg(void **state)
+{
+	struct flow_side client = { .peer_grant = 2 * W, .our_grant = W };
+	struct flow_side legs[2] = {
+		recv_side(W, 0), /* idle: all of its 65535 parked */
+		recv_side(W, W), /* active: used all of it */
+	};
+	int64_t give[2];
+
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, give));
+	assert_int_equal(give[0], 0);
+	assert_true(give[1] >= FLOW_STEP);
+	assert_true(held_after(legs, 2, give) <= flow_send_window(&client));
+}
+
+/*
+ * gRPC clients grant megabytes once and then send no WINDOW_UPDATE for a
+ * long time: refills must follow the bytes the kernel counted, not wait
+ * for a WINDOW_UPDATE.
+ */
+static void test_refill_without_window_update(void **state)
+{
+	struct flow_side client = { .peer_grant = 16 * MIB, .our_grant = W };
+	struct flow_side leg = recv_side(W, 40000);
+	struct flow_side up_leg = { .peer_grant = 16 * MIB };
+	struct flow_side up_client = recv_side(W, 40000);
+	int64_t give[1];
+
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, give));
+	assert_true(give[0] >= 40000);
+	/* The other way: the client sent 40000 to a leg that grants a lot. */
+	assert_true(flow_client_refill(&up_client, &up_leg, 1, W) >= 40000);
+}
+
+/*
+ * The verdict counts a frame twice: the target's tx first, then the
+ * source's rx. Read in the documented order (source first), a frame in
+ * flight makes the grant smaller than the truth; read the other way, it
+ * was larger than the receiver allowed.
+ */
+static void test_counter_read_order(void **state)
+{
+	const int64_t n = 16384; /* a frame in flight */
+	struct flow_side truth_client = recv_side(W, 30000 + n);
+	struct flow_side truth_leg = { .peer_grant = W, .tx = 30000 + n };
+	struct flow_side src_first_client = recv_side(W, 30000);
+	struct flow_side src_first_leg = { .peer_grant = W, .tx = 30000 + n };
+	struct flow_side tgt_first_client = recv_side(W, 30000 + n);
+	struct flow_side tgt_first_leg = { .peer_grant = W, .tx = 30000 };
+	int64_t truth, good, bad;
+
+	truth = flow_client_refill(&truth_client, &truth_leg, 1, 4 * MIB);
+	good = flow_client_refill(&src_first_client, &src_first_leg, 1,
+				  4 * MIB);
+	bad = flow_client_refill(&tgt_first_client, &tgt_first_leg, 1,
+				 4 * MIB);
+	assert_true(good <= truth);
+	assert_true(bad > truth);
+	/* What the client may then send never exceeds what the leg takes. */
+	assert_true(flow_recv_window(&truth_client) + good <=
+		    flow_send_window(&truth_leg));
+}
+
+/*
+ * A leg bound late, when the client's window is nearly used up, brings
+ * the 65535 bytes every connection starts with; nothing more may be
+ * given to any leg until the client grants more.
+ */
+static void test_leg_bound_late(void **state)
+{
+	struct flow_side client = { .peer_grant = 4 * W, .tx = 4 * W - 1000 };
+	struct flow_side legs[2] = {
+		recv_side(4 * W, 4 * W - 1000), /* used all it had */
+		recv_side(W, 0),		/* new: its initial window */
+	};
+	int64_t give[2];
+
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, give));
+	assert_int_equal(give[0], 0);
+	assert_int_equal(give[1], 0);
+}
+
+/* Beyond 64 KiB each, the legs share half the client's window, at most
+ * --peer-buffer. */
+static void test_share_bounded(void **state)
+{
+	struct flow_side client = { .peer_grant = 64 * MIB };
+	struct flow_side legs[4];
+	int64_t give[4];
+
+	for (int i = 0; i < 4; i++)
+		legs[i] = recv_side(W, W);
+	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, give));
+	assert_true(held_after(legs, 4, give) <= 4 * MIB);
+	for (int i = 0; i < 4; i++)
+		assert_true(give[i] > W);
+}
+
+/* A peer that does not read: the windows that feed it stop growing. */
+static void test_lagging_peer_holds(void **state)
+{
+	struct flow_side client = { .peer_grant = 16 * MIB, .lags = true };
+	struct flow_side leg = recv_side(W, W);
+	struct flow_side up_client = recv_side(W, W);
+	struct flow_side up_leg = { .peer_grant = 16 * MIB, .lags = true };
+	int64_t give[1] = { -1 };
+
+	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, give));
+	assert_int_equal(give[0], 0);
+	assert_int_equal(flow_client_refill(&up_client, &up_leg, 1, W), -1);
+	assert_true(flow_lags(5 * MIB, 0, 4 * MIB));
+	assert_false(flow_lags(5 * MIB, 2 * MIB, 4 * MIB));
+	assert_false(flow_lags(MIB, 2 * MIB, 4 * MIB)); /* acked it all */
+}
+
+/* Small refills wait unless the window is nearly dry. */
+static void test_small_refills_wait(void **state)
+{
+	struct flow_side client = recv_side(W, 1000);
+	struct flow_side leg = { .peer_grant = W + 1000, .tx = 1000 };
+
+	assert_int_equal(flow_client_refill(&client, &leg, 1, 4 * MIB), 0);
+	client = recv_side(W, W - 100);
+	leg = (struct flow_side){ .peer_grant = 4 * W, .tx = W - 100 };
+	assert_true(flow_client_refill(&client, &leg, 1, 4 * MIB) > 0);
+}
+
+static void settings_frame(uint8_t *p, uint16_t id, uint32_t v)
+{
+	p[0] = id >> 8;
+	p[1] = id;
+	p[2] = v >> 24;
+	p[3] = v >> 16;
+	p[4] = v >> 8;
+	p[5] = v;
+}
+
+static void test_client_settings(void **state)
+{
+	uint8_t p[18];
+	uint32_t win = W;
+	bool changed;
+
+	settings_frame(p, H2_SET_HEADER_TABLE_SIZE, 4096);
+	settings_frame(p + 6, 0x99, 1); /* unknown: ignored */
+	settings_frame(p + 12, H2_SET_INITIAL_WINDOW_SIZE, MIB);
+	assert_int_equal(flow_client_settings(p, 18, &win, &changed), 0);
+	assert_true(changed);
+	assert_int_equal(win, MIB);
+	assert_int_equal(flow_client_settings(p, 18, &win, &changed), 0);
+	assert_false(changed);
+	settings_frame(p, H2_SET_INITIAL_WINDOW_SIZE, 0x80000000u);
+	assert_int_equal(flow_client_settings(p, 6, &win, &changed),
+			 H2_FLOW_CONTROL_ERROR);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parked_window_on_idle_leg),
+		cmocka_unit_test(test_refill_without_window_update),
+		cmocka_unit_test(test_counter_read_order),
+		cmocka_unit_test(test_leg_bound_late),
+		cmocka_unit_test(test_share_bounded),
+		cmocka_unit_test(test_lagging_peer_holds),
+		cmocka_unit_test(test_small_refills_wait),
+		cmocka_unit_test(test_client_settings),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

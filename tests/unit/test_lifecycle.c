@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests for the connection lifecycle (user/lifecycle.c): the paths a
+ * client and a leg take, what no state accepts, and that the table in
+ * docs/architecture.md is the one the code runs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "lifecycle.h"
+
+#define DOC	  "docs/architecture.md"
+#define DOC_BEGIN "<!-- lifecycle table: generated, checked by test_lifecycle -->\n"
+#define DOC_END	  "<!-- end of lifecycle table -->"
+
+/* Feed @n inputs to a connection in @s; the state it ends in. */
+static enum conn_state run(bool client, enum conn_state s,
+			   const enum conn_input *in, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct transition t = lifecycle_step(client, s, in[i]);
+
+		assert_true(t.valid);
+		s = t.next;
+	}
+	return s;
+}
+
+static void test_leg_life(void **state)
+{
+	const enum conn_input life[] = { IN_CONNECTING, IN_CONNECTED,
+					 IN_SETTINGS,	IN_BOUND,
+					 IN_GOAWAY,	IN_IDLE };
+	struct transition t;
+
+	assert_int_equal(run(false, CS_NEW, life, 6), CS_CLOSED);
+	t = lifecycle_step(false, CS_HANDSHAKING, IN_SETTINGS);
+	assert_int_equal(t.next, CS_POOLED);
+	assert_true(t.actions & A_POOL_PUT);
+	/* SETTINGS parsed before our connect() completion: preface first. */
+	t = lifecycle_step(false, CS_CONNECTING, IN_SETTINGS);
+	assert_int_equal(t.next, CS_POOLED);
+	assert_true(t.actions & A_SEND_PREFACE);
+	/* A backend that dies under calls fails them, and counts. */
+	t = lifecycle_step(false, CS_BOUND, IN_PEER_CLOSED);
+	assert_int_equal(t.next, CS_CLOSED);
+	assert_true(t.actions & A_FAIL_STREAMS);
+	assert_true(t.actions & A_BACKEND_FAILED);
+	/* A backend GOAWAY refuses what it never saw; no failure. */
+	t = lifecycle_step(false, CS_BOUND, IN_GOAWAY);
+	assert_int_equal(t.next, CS_GOING_AWAY);
+	assert_true(t.actions & A_REFUSE_ABOVE);
+	assert_false(t.actions & A_BACKEND_FAILED);
+	/* Taken by the verdict while closing. */
+	t = lifecycle_step(false, CS_CLOSING, IN_BOUND);
+	assert_int_equal(t.next, CS_CLOSED);
+	assert_true(t.actions & A_FAIL_STREAMS);
+	/* No handshake in time. */
+	t = lifecycle_step(false, CS_HANDSHAKING, IN_DEADLINE);
+	assert_true(t.actions & A_BACKEND_FAILED);
+}
+
+static void test_client_life(void **state)
+{
+	const enum conn_input graceful[] = { IN_ACCEPTED, IN_SETTINGS,
+					     IN_WINDOW, IN_STOP,
+					     IN_PEER_CLOSED };
+	const enum conn_input failed[] = { IN_ACCEPTED, IN_ERROR,
+					   IN_DEADLINE };
+	struct transition t;
+
+	assert_int_equal(run(true, CS_NEW, graceful, 5), CS_CLOSED);
+	assert_int_equal(run(true, CS_NEW, failed, 3), CS_CLOSED);
+	t = lifecycle_step(true, CS_NEW, IN_ACCEPTED);
+	assert_int_equal(t.actions, A_SEND_SETTINGS | A_BIND_FIRST);
+	/* One GOAWAY: a second error or stop changes nothing. */
+	assert_false(lifecycle_step(true, CS_CLOSING, IN_ERROR).valid);
+	assert_false(lifecycle_step(true, CS_GOING_AWAY, IN_STOP).valid);
+	/* A client has no pool. */
+	assert_false(lifecycle_step(true, CS_OPEN, IN_BOUND).valid);
+}
+
+/* Whatever the input: closed means gone, close means closed, and every
+ * live connection can be discarded (teardown never loops). */
+static void test_invariants(void **state)
+{
+	for (int c = 0; c < 2; c++)
+		for (int s = 0; s < CS_MAX; s++)
+			for (int in = 0; in < IN_MAX; in++) {
+				struct transition t =
+					lifecycle_step(c, s, in);
+
+				if (s == CS_CLOSED || s == CS_INJECTOR)
+					assert_false(t.valid);
+				if (!t.valid)
+					continue;
+				assert_int_equal(!!(t.actions & A_CLOSE),
+						 t.next == CS_CLOSED);
+			}
+	for (int s = 0; s < CS_CLOSED; s++) {
+		bool leg_state = s == CS_CONNECTING || s == CS_HANDSHAKING ||
+				 s == CS_POOLED || s == CS_BOUND;
+		bool client_state = s == CS_OPEN;
+
+		if (!leg_state)
+			assert_true(lifecycle_step(true, s, IN_DISCARD).valid ||
+				    (s != CS_NEW && s != CS_GOING_AWAY &&
+				     s != CS_CLOSING && !client_state));
+		if (!client_state)
+			assert_true(lifecycle_step(false, s, IN_DISCARD).valid);
+	}
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, n + 1);
+	if (buf && fread(buf, 1, n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static void test_doc_matches(void **state)
+{
+	char *doc = read_file(DOC), *want = NULL, *begin, *end;
+	size_t len = 0;
+	FILE *f = open_memstream(&want, &len);
+
+	assert_non_null(doc);
+	lifecycle_describe(f);
+	fclose(f);
+	begin = strstr(doc, DOC_BEGIN);
+	assert_non_null(begin);
+	begin += strlen(DOC_BEGIN);
+	end = strstr(begin, DOC_END);
+	assert_non_null(end);
+	*end = '\0';
+	if (strcmp(begin, want))
+		fprintf(stderr, "%s differs from the code; the table is:\n%s",
+			DOC, want);
+	assert_string_equal(begin, want);
+	free(want);
+	free(doc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leg_life),
+		cmocka_unit_test(test_client_life),
+		cmocka_unit_test(test_invariants),
+		cmocka_unit_test(test_doc_matches),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The connection table (conn.h). */
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "h2.h"
+
+static unsigned int bucket(uint64_t cookie)
+{
+	return (cookie * 0x9E3779B97F4A7C15ull) >> 52; /* 12 bits */
+}
+
+struct uconn *conn_find(struct conn_table *t, uint64_t cookie)
+{
+	struct uconn *c = t->bucket[bucket(cookie)];
+
+	while (c && c->cookie != cookie)
+		c = c->next;
+	return c;
+}
+
+struct uconn *conn_new(struct conn_table *t, int fd, int role)
+{
+	socklen_t len = sizeof(uint64_t);
+	struct uconn *c = calloc(1, sizeof(*c));
+	unsigned int b;
+
+	if (!c)
+		return NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &len)) {
+		free(c);
+		return NULL;
+	}
+	c->fd = fd;
+	c->role = role;
+	c->backend = -1;
+	c->state = CS_NEW;
+	c->init_window = H2_DEFAULT_WINDOW;
+	c->peer_grant = H2_DEFAULT_WINDOW;
+	c->our_grant = H2_DEFAULT_WINDOW;
+	b = bucket(c->cookie);
+	c->next = t->bucket[b];
+	t->bucket[b] = c;
+	t->nr++;
+	return c;
+}
+
+void conn_free(struct conn_table *t, struct uconn *c)
+{
+	struct uconn **p = &t->bucket[bucket(c->cookie)];
+
+	while (*p && *p != c)
+		p = &(*p)->next;
+	if (*p) {
+		*p = c->next;
+		t->nr--;
+	}
+	free(c);
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The daemon's connections: clients and backend legs, by socket cookie.
+ * A table and its walker, no behaviour: conns.c owns what happens to
+ * them, and lifecycle.c their states.
+ */
+#ifndef H2LB_CONN_H
+#define H2LB_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "flow.h"
+#include "lifecycle.h"
+
+/* A socket the daemon owns (it never reads it: the sockhash does). */
+struct uconn {
+	uint64_t cookie;
+	int fd;
+	int role;    /* enum h2lb_role */
+	int backend; /* leg: backend index */
+	int service; /* client: index of its Service */
+	enum conn_state state; /* set by conns.c from lifecycle_step() only */
+	bool preface_sent;     /* leg */
+	bool settings_seen;    /* client: its first SETTINGS received */
+	bool flow_held;	       /* client: a peer lags, windows held */
+	struct uconn *client;  /* leg: the client it serves */
+	struct uconn *legs;    /* client: its bound and going-away legs */
+	struct uconn *next_leg; /* leg: next in its client's list */
+	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	uint32_t goaway_last;	/* leg: the last stream id of its GOAWAY */
+	/* Connection-level flow control: grants, totals since the
+	 * connection opened (flow.h); the bytes moved are the kernel's. */
+	int64_t peer_grant;
+	int64_t our_grant;
+	uint64_t deadline_ms;	/* handshake or close deadline */
+	uint64_t last_rx_bytes; /* watchdog: bytes parsed at the last tick */
+	int stalled_ticks;
+	struct uconn *next; /* hash chain */
+};
+
+#define CONN_BUCKETS 4096
+
+struct conn_table {
+	struct uconn *bucket[CONN_BUCKETS];
+	int nr;
+};
+
+struct uconn *conn_find(struct conn_table *t, uint64_t cookie);
+/* A new entry for socket @fd (its cookie read from the socket), or NULL. */
+struct uconn *conn_new(struct conn_table *t, int fd, int role);
+/* Remove @c from the table and free it (its fd is the caller's). */
+void conn_free(struct conn_table *t, struct uconn *c);
+
+/*
+ * The one walker of the table: @c takes every connection in turn. The
+ * body may not remove connections (collect cookies, act after the walk);
+ * `break` leaves only the current bucket.
+ */
+#define conn_for_each(t, c)                                                    \
+	for (int conn_b_ = 0; conn_b_ < CONN_BUCKETS; conn_b_++)              \
+		for (struct uconn *c = (t)->bucket[conn_b_]; c; c = c->next)
+
+#endif

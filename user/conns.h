@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What happens to the daemon's connections: every input (lifecycle.h)
+ * goes through conn_input(), which takes the transition lifecycle.c gives
+ * and carries out its actions. The daemon holds the sockets but never
+ * reads them (docs/kernel-facts.md K7); it learns what happens on them
+ * from BPF events and speaks to them only through the injector.
+ */
+#ifndef H2LB_CONNS_H
+#define H2LB_CONNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+
+/* What an input carries. */
+struct input_arg {
+	uint32_t stream; /* REFUSED: the stream; GOAWAY, ERROR: last stream */
+	uint32_t value;	 /* ERROR, GOAWAY: error code; WINDOW: increment */
+	const uint8_t *data; /* SETTINGS: the payload */
+	size_t len;
+	struct uconn *client; /* BOUND: the client the leg now serves */
+};
+
+void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
+		const struct input_arg *arg);
+
+/* New clients on listener @fd of Service @svc (a bounded batch). */
+void conns_accept(struct lb *lb, int fd, int svc);
+/* The connect() of leg @cookie completed, or failed. */
+void conns_connected(struct lb *lb, uint64_t cookie);
+/* Every 50 ms: deadlines, legs gone idle, the watchdog, held windows,
+ * the pools. */
+void conns_tick(struct lb *lb);
+/* Pooled legs of backends that are no longer configured go. */
+void conns_prune(struct lb *lb);
+/* The daemon stops: client @c is told to go away (GOAWAY NO_ERROR). */
+void conns_stop_client(struct lb *lb, struct uconn *c);
+/* Everything goes (teardown). */
+void conns_close_all(struct lb *lb);
+
+#endif

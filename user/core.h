@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the connection layer works with: the kernel, the injector, the
+ * connection table and the backend set, and the options. One per daemon
+ * (daemon.c); the layers above conns.c take it too.
+ */
+#ifndef H2LB_CORE_H
+#define H2LB_CORE_H
+
+#include <stdbool.h>
+
+#include "backend.h"
+#include "clock.h"
+#include "conn.h"
+#include "h2lb.h"
+#include "inject.h"
+#include "opts.h"
+
+struct kern;
+
+struct lb {
+	const struct run_opts *opts;
+	struct kern *k;
+	struct injector inj;
+	struct conn_table conns;
+	struct backends bs;
+	struct h2lb_daemon_stats stats;
+	int epfd;      /* connecting legs are watched here, tagged by cookie */
+	bool stopping; /* graceful stop: no new legs */
+	bool quit;     /* something the daemon cannot do without failed */
+};
+
+#endif

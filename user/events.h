@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What the BPF programs tell the daemon: each event is one input to a
+ * connection's lifecycle (lifecycle.h). */
+#ifndef H2LB_EVENTS_H
+#define H2LB_EVENTS_H
+
+#include <stddef.h>
+
+#include "core.h"
+
+/* The kern_opts.on_event callback; @ctx is the struct lb. */
+void events_handle(void *ctx, const struct h2lb_event *ev, size_t len);
+
+#endif

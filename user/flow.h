@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Connection-level flow control as arithmetic: pure functions over small
+ * structs that say what to grant; the caller (window.c) reads the kernel's
+ * byte counts, calls them and sends the WINDOW_UPDATEs. See flow.c for the
+ * rules and docs/flow-control.md for why.
+ */
+#ifndef H2LB_FLOW_H
+#define H2LB_FLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Smallest WINDOW_UPDATE worth a frame, unless a window is nearly dry. */
+#define FLOW_STEP 16384
+
+/*
+ * One connection as flow control sees it. Grants are totals since the
+ * connection opened (both start at the RFC's 65535); rx and tx are the
+ * DATA payload bytes the kernel counted in and out. Read the counts of
+ * the side data comes from (rx) before those of the side it goes to (tx):
+ * the verdict adds to the target's count first, so what moves meanwhile
+ * makes the windows come out smaller than they are, never larger.
+ */
+struct flow_side {
+	int64_t peer_grant; /* what the peer allowed us to send */
+	int64_t our_grant;  /* what we allowed the peer to send */
+	int64_t rx;	    /* DATA bytes received from the peer */
+	int64_t tx;	    /* DATA bytes sent to the peer */
+	bool lags; /* its TCP has more than --peer-buffer unacknowledged */
+};
+
+/* What the peer may still send us, and what we may still send it. */
+static inline int64_t flow_recv_window(const struct flow_side *s)
+{
+	return s->our_grant - s->rx;
+}
+
+static inline int64_t flow_send_window(const struct flow_side *s)
+{
+	return s->peer_grant - s->tx;
+}
+
+/*
+ * Client -> backends: how much to add to the client's connection window
+ * (0: nothing worth sending). Any stream may go to any leg, so the client
+ * may send what the tightest of its @n legs, or a leg bound later (which
+ * starts with @pool_window), can still take. -1: held, a leg lags.
+ */
+int64_t flow_client_refill(const struct flow_side *client,
+			   const struct flow_side *legs, int n,
+			   int64_t pool_window);
+
+/*
+ * Backends -> client: fill @give[i] with what to add to leg i's
+ * connection window (0: nothing). False (and nothing given): held, the
+ * client lags. @peer_buffer is --peer-buffer.
+ */
+bool flow_legs_refill(const struct flow_side *client,
+		      const struct flow_side *legs, int n, int64_t peer_buffer,
+		      int64_t *give);
+
+/* Whether @sent bytes of which the peer's TCP acknowledged @acked leave
+ * more than @peer_buffer unacknowledged. */
+bool flow_lags(uint64_t sent, uint64_t acked, int64_t peer_buffer);
+
+/*
+ * A client's SETTINGS payload (@len bytes): the SETTINGS_INITIAL_WINDOW_SIZE
+ * it carries, if any, goes into *@init_window and *@changed says whether
+ * it is new. Returns 0, or the HTTP/2 error code of a connection error
+ * (FLOW_CONTROL_ERROR for a window over 2^31-1).
+ */
+uint32_t flow_client_settings(const uint8_t *payload, size_t len,
+			      uint32_t *init_window, bool *changed);
+
+#endif

@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The kernel layer (kern.h): loading, attaching, pinning and removing the
+ * BPF side, and every read and write of its maps. libbpf 1.1 has no
+ * sockmap attach helper and no tcx, so the parser and verdict are
+ * attached with bpf_prog_attach() and the tc program with
+ * bpf_link_create() (docs/kernel-facts.md K1).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cgroup.h"
+#include "kern.h" /* h2lb.h's types, which the skeleton names */
+#include "h2lb.skel.h"
+#include "log.h"
+
+/* libbpf 1.1 predates tcx; the kernel (6.6+) has it. */
+#define TCX_INGRESS 46 /* enum bpf_attach_type BPF_TCX_INGRESS */
+
+/* The maps the readers use, by name: from the skeleton or the pins. */
+enum kmap {
+	KM_CONNS,
+	KM_STREAMS,
+	KM_BACKENDS,
+	KM_SERVICES,
+	KM_COUNTERS,
+	KM_DAEMON_STATS,
+	KM_LB_CONFIG,
+	KM_MAX,
+};
+
+static const char *const kmap_names[KM_MAX] = {
+	"conns",    "streams",	    "backends", "services",
+	"counters", "daemon_stats", "lb_config",
+};
+
+struct kern {
+	struct h2lb_bpf *skel; /* NULL: a view of the pins */
+	struct ring_buffer *rb;
+	struct h2lb_backend *be_mem; /* mmap of the backends map */
+	uint64_t *pool_mem;	     /* mmap of the pool map */
+	struct h2lb_cgroup cg;
+	struct bpf_link *cg_links[4]; /* connect4/6, getpeername4/6 */
+	int fd[KM_MAX];
+	char pin_dir[256];
+	bool pinned;
+	void (*on_event)(void *ctx, const struct h2lb_event *ev, size_t len);
+	void *ctx;
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	if (level == LIBBPF_DEBUG && log_verbosity < LOG_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static void *map_mmap(struct bpf_map *map)
+{
+	size_t len =
+		(size_t)bpf_map__value_size(map) * bpf_map__max_entries(map);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	len = (len + page - 1) / page * page;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(map), 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int pin_maps(struct kern *k)
+{
+	struct bpf_map *map;
+	char path[512];
+
+	if (mkdir(k->pin_dir, 0700) && errno != EEXIST) {
+		pr_err("mkdir %s: %s", k->pin_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/conns", k->pin_dir);
+	if (!access(path, F_OK)) {
+		pr_err("%s is in use by another h2lb (stop it, or run 'h2lb unload --pin-dir %s')",
+		       k->pin_dir, k->pin_dir);
+		return -1;
+	}
+	k->pinned = true;
+	bpf_object__for_each_map(map, k->skel->obj)
+	{
+		if (bpf_map__is_internal(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", k->pin_dir,
+			 bpf_map__name(map));
+		if (bpf_map__pin(map, path)) {
+			pr_err("pinning %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void unpin_maps(struct kern *k)
+{
+	struct bpf_map *map;
+
+	if (!k->pinned)
+		return;
+	bpf_object__for_each_map(map, k->skel->obj) if (bpf_map__is_pinned(map))
+		bpf_map__unpin(map, NULL);
+	if (rmdir(k->pin_dir) && errno != ENOENT)
+		pr_warn("rmdir %s: %s", k->pin_dir, strerror(errno));
+	k->pinned = false;
+}
+
+static int on_ring(void *ctx, void *data, size_t len)
+{
+	struct kern *k = ctx;
+
+	k->on_event(k->ctx, data, len);
+	return 0;
+}
+
+static struct kern *kern_new(void)
+{
+	struct kern *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return NULL;
+	k->cg.fd = -1;
+	for (int i = 0; i < KM_MAX; i++)
+		k->fd[i] = -1;
+	return k;
+}
+
+static int attach(struct kern *k)
+{
+	struct h2lb_bpf *s = k->skel;
+	int hash = bpf_map__fd(s->maps.sock_hash);
+
+	if (bpf_prog_attach(bpf_program__fd(s->progs.h2lb_sockops), k->cg.fd,
+			    BPF_CGROUP_SOCK_OPS, 0) ||
+	    bpf_prog_attach(bpf_program__fd(s->progs.h2lb_parser), hash,
+			    BPF_SK_SKB_STREAM_PARSER, 0) ||
+	    bpf_prog_attach(bpf_program__fd(s->progs.h2lb_verdict), hash,
+			    BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		pr_err("attaching the BPF programs: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct kern *kern_load(const struct kern_opts *o)
+{
+	struct kern *k = kern_new();
+	struct h2lb_config cfg = { 0 };
+	char name[64];
+	struct stat st;
+	__u32 zero = 0;
+
+	if (!k)
+		return NULL;
+	snprintf(k->pin_dir, sizeof(k->pin_dir), "%s", o->pin_dir);
+	k->on_event = o->on_event;
+	k->ctx = o->ctx;
+	libbpf_set_print(libbpf_print);
+	if (bpffs_ensure(k->pin_dir))
+		goto fail;
+	/* Into our own child cgroup before making any socket (a socket
+	 * belongs to the cgroup of the task that creates it), and before
+	 * loading: its id is a load-time setting. */
+	snprintf(name, sizeof(name), "h2lb-%d", getpid());
+	if (cgroup_enter(&k->cg, name))
+		goto fail;
+	k->skel = h2lb_bpf__open();
+	if (!k->skel) {
+		pr_err("opening the BPF object failed: %s", strerror(errno));
+		goto fail;
+	}
+	k->skel->rodata->settings = o->settings;
+	/* A cgroup v2 id is its directory's inode number. */
+	if (!stat(k->cg.path, &st))
+		k->skel->rodata->settings.daemon_cgroup = st.st_ino;
+	if (h2lb_bpf__load(k->skel)) {
+		pr_err("loading the BPF programs failed: %s", strerror(errno));
+		goto fail;
+	}
+	k->be_mem = map_mmap(k->skel->maps.backends);
+	k->pool_mem = map_mmap(k->skel->maps.pool);
+	if (!k->be_mem || !k->pool_mem) {
+		pr_err("mmap of the backends or pool map: %s", strerror(errno));
+		goto fail;
+	}
+	k->fd[KM_CONNS] = bpf_map__fd(k->skel->maps.conns);
+	k->fd[KM_STREAMS] = bpf_map__fd(k->skel->maps.streams);
+	k->fd[KM_BACKENDS] = bpf_map__fd(k->skel->maps.backends);
+	k->fd[KM_SERVICES] = bpf_map__fd(k->skel->maps.services);
+	k->fd[KM_COUNTERS] = bpf_map__fd(k->skel->maps.counters);
+	k->fd[KM_DAEMON_STATS] = bpf_map__fd(k->skel->maps.daemon_stats);
+	k->fd[KM_LB_CONFIG] = bpf_map__fd(k->skel->maps.lb_config);
+	if (bpf_map_update_elem(k->fd[KM_LB_CONFIG], &zero, &cfg, 0)) {
+		pr_err("writing the config map: %s", strerror(errno));
+		goto fail;
+	}
+	if (pin_maps(k) || attach(k))
+		goto fail;
+	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), on_ring, k,
+				 NULL);
+	if (!k->rb) {
+		pr_err("ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	pr_info("BPF programs attached (cgroup %s, maps in %s)", k->cg.path,
+		k->pin_dir);
+	return k;
+fail:
+	kern_close(k);
+	return NULL;
+}
+
+void kern_close(struct kern *k)
+{
+	struct h2lb_bpf *s;
+
+	if (!k)
+		return;
+	s = k->skel;
+	if (k->rb)
+		ring_buffer__free(k->rb);
+	for (int i = 0; i < 4; i++)
+		bpf_link__destroy(k->cg_links[i]);
+	if (s) {
+		if (k->cg.fd >= 0)
+			bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_sockops),
+					 k->cg.fd, BPF_CGROUP_SOCK_OPS);
+		bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_verdict),
+				 bpf_map__fd(s->maps.sock_hash),
+				 BPF_SK_SKB_STREAM_VERDICT);
+		bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_parser),
+				 bpf_map__fd(s->maps.sock_hash),
+				 BPF_SK_SKB_STREAM_PARSER);
+		unpin_maps(k);
+	} else {
+		for (int i = 0; i < KM_MAX; i++)
+			if (k->fd[i] >= 0)
+				close(k->fd[i]);
+	}
+	cgroup_leave(&k->cg);
+	if (s)
+		h2lb_bpf__destroy(s);
+	free(k);
+}
+
+int kern_events_fd(struct kern *k)
+{
+	return ring_buffer__epoll_fd(k->rb);
+}
+
+int kern_events_poll(struct kern *k)
+{
+	return ring_buffer__consume(k->rb);
+}
+
+const char *kern_cgroup_path(const struct kern *k)
+{
+	return k->cg.path;
+}
+
+/* ---- sockets ------------------------------------------------------- */
+
+int kern_endpoint_set(struct kern *k, const struct sockaddr_in *a,
+		      uint32_t role, uint32_t service, bool add)
+{
+	struct h2lb_endpoint_key key = { .addr = a->sin_addr.s_addr,
+					 .port = ntohs(a->sin_port),
+					 .remote = role != H2LB_ROLE_CLIENT };
+	struct h2lb_endpoint ep = { .role = role, .service = service };
+	int fd = bpf_map__fd(k->skel->maps.endpoints);
+
+	if (add)
+		return bpf_map_update_elem(fd, &key, &ep, 0);
+	return bpf_map_delete_elem(fd, &key);
+}
+
+int kern_leg_expect(struct kern *k, uint64_t cookie, uint32_t backend)
+{
+	return bpf_map_update_elem(bpf_map__fd(k->skel->maps.new_legs), &cookie,
+				   &backend, 0);
+}
+
+void kern_leg_unexpect(struct kern *k, uint64_t cookie)
+{
+	bpf_map_delete_elem(bpf_map__fd(k->skel->maps.new_legs), &cookie);
+}
+
+int kern_conn(struct kern *k, uint64_t cookie, struct h2lb_conn *out)
+{
+	return bpf_map_lookup_elem(k->fd[KM_CONNS], &cookie, out);
+}
+
+void kern_conn_forget(struct kern *k, uint64_t cookie)
+{
+	bpf_map_delete_elem(k->fd[KM_CONNS], &cookie);
+}
+
+/* ---- legs and streams ---------------------------------------------- */
+
+/* Run syscall program @prog on @ctx (which it may write back): its return
+ * value, or -1. */
+static int run_syscall(struct bpf_program *prog, void *ctx, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = ctx, .ctx_size_in = len);
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(prog), &run))
+		return -1;
+	return (int)run.retval;
+}
+
+int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
+			uint32_t *backend)
+{
+	struct h2lb_bind_args a = { .client = client };
+
+	if (run_syscall(k->skel->progs.h2lb_bind_first, &a, sizeof(a)) ||
+	    !a.leg)
+		return -1;
+	*leg = a.leg;
+	*backend = a.backend;
+	return 0;
+}
+
+void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
+		     uint64_t leg)
+{
+	struct h2lb_leg_key lk = { .client = client, .backend = backend };
+	int fd = bpf_map__fd(k->skel->maps.legs);
+	uint64_t cur;
+
+	if (!bpf_map_lookup_elem(fd, &lk, &cur) && cur == leg)
+		bpf_map_delete_elem(fd, &lk);
+}
+
+int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream,
+		      bool reset)
+{
+	struct h2lb_close_args a = { .client = client,
+				     .stream = stream,
+				     .reset = reset };
+
+	return run_syscall(k->skel->progs.h2lb_close_stream, &a, sizeof(a)) ? -1
+									    : 0;
+}
+
+int kern_client_goaway(struct kern *k, uint64_t client)
+{
+	struct h2lb_goaway_args a = { .client = client };
+
+	return run_syscall(k->skel->progs.h2lb_goaway_client, &a, sizeof(a));
+}
+
+/* ---- backends and their pools (mmapped) ---------------------------- */
+
+void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
+			 uint32_t service)
+{
+	k->be_mem[b].service = service;
+	k->be_mem[b].addr = a->sin_addr.s_addr;
+	k->be_mem[b].port = ntohs(a->sin_port);
+}
+
+void kern_backend_set_state(struct kern *k, int b, uint32_t state)
+{
+	__atomic_store_n(&k->be_mem[b].state, state, __ATOMIC_RELEASE);
+}
+
+uint32_t kern_backend_state(struct kern *k, int b)
+{
+	return __atomic_load_n(&k->be_mem[b].state, __ATOMIC_ACQUIRE);
+}
+
+uint32_t kern_backend_open_streams(struct kern *k, int b)
+{
+	return __atomic_load_n(&k->be_mem[b].open_streams, __ATOMIC_ACQUIRE);
+}
+
+void kern_backends_in_use(struct kern *k, int nr)
+{
+	struct h2lb_config cfg = { .nr_backends = nr };
+	__u32 zero = 0;
+
+	bpf_map_update_elem(k->fd[KM_LB_CONFIG], &zero, &cfg, 0);
+}
+
+static uint64_t *pool_slot(struct kern *k, int b, int i)
+{
+	return &k->pool_mem[b * H2LB_POOL_SLOTS + i];
+}
+
+uint64_t kern_pool_slot(struct kern *k, int b, int i)
+{
+	return __atomic_load_n(pool_slot(k, b, i), __ATOMIC_ACQUIRE);
+}
+
+/* Only the daemon fills slots, so a slot seen empty stays empty until
+ * the store; the verdict empties them with an atomic exchange. */
+bool kern_pool_put(struct kern *k, int b, uint64_t cookie)
+{
+	for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
+		if (kern_pool_slot(k, b, i))
+			continue;
+		__atomic_store_n(pool_slot(k, b, i), cookie, __ATOMIC_RELEASE);
+		return true;
+	}
+	return false;
+}
+
+bool kern_pool_remove(struct kern *k, int b, uint64_t cookie)
+{
+	for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
+		uint64_t expect = cookie;
+
+		if (__atomic_compare_exchange_n(pool_slot(k, b, i), &expect, 0,
+						false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return true;
+	}
+	return false;
+}
+
+/* ---- Services and their VIPs ---------------------------------------- */
+
+void kern_service_publish(struct kern *k, int i, const struct h2lb_service *s)
+{
+	__u32 key = i;
+
+	bpf_map_update_elem(k->fd[KM_SERVICES], &key, s, 0);
+}
+
+static struct h2lb_vip_key vip_key(const struct sockaddr_in *a)
+{
+	return (struct h2lb_vip_key){ .addr = a->sin_addr.s_addr,
+				      .port = ntohs(a->sin_port) };
+}
+
+void kern_vip_add(struct kern *k, const struct sockaddr_in *vip,
+		  const struct sockaddr_in *listen, uint32_t service)
+{
+	struct h2lb_vip_key vk = vip_key(vip), fk = vip_key(listen);
+	struct h2lb_vip v = { .listen_addr = fk.addr,
+			      .listen_port = fk.port,
+			      .service = service };
+	struct h2lb_frontend fe = { .vip = vk.addr, .port = vk.port };
+
+	bpf_map_update_elem(bpf_map__fd(k->skel->maps.frontends), &fk, &fe, 0);
+	bpf_map_update_elem(bpf_map__fd(k->skel->maps.vips), &vk, &v, 0);
+}
+
+void kern_vip_remove(struct kern *k, const struct sockaddr_in *vip,
+		     const struct sockaddr_in *listen)
+{
+	struct h2lb_vip_key vk = vip_key(vip), fk = vip_key(listen);
+
+	bpf_map_delete_elem(bpf_map__fd(k->skel->maps.vips), &vk);
+	bpf_map_delete_elem(bpf_map__fd(k->skel->maps.frontends), &fk);
+}
+
+void kern_vip_no_new(struct kern *k, const struct sockaddr_in *vip)
+{
+	struct h2lb_vip_key vk = vip_key(vip);
+	int fd = bpf_map__fd(k->skel->maps.vips);
+	struct h2lb_vip v;
+
+	if (bpf_map_lookup_elem(fd, &vk, &v))
+		return;
+	v.flags |= H2LB_VIP_NO_NEW;
+	bpf_map_update_elem(fd, &vk, &v, 0);
+}
+
+/* ---- interception programs ----------------------------------------- */
+
+int kern_tc_attach(struct kern *k, int ifindex)
+{
+	return bpf_link_create(bpf_program__fd(k->skel->progs.h2lb_tc_ingress),
+			       ifindex, TCX_INGRESS, NULL);
+}
+
+int kern_cgroup_intercept_attach(struct kern *k, int cg_fd, const char *path)
+{
+	struct bpf_program *progs[] = {
+		k->skel->progs.h2lb_connect4,
+		k->skel->progs.h2lb_connect6,
+		k->skel->progs.h2lb_getpeername4,
+		k->skel->progs.h2lb_getpeername6,
+	};
+
+	for (int i = 0; i < 4; i++) {
+		k->cg_links[i] = bpf_program__attach_cgroup(progs[i], cg_fd);
+		if (!k->cg_links[i]) {
+			pr_err("intercept: attaching %s to cgroup %s: %s",
+			       bpf_program__name(progs[i]), path,
+			       strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the daemon's own numbers ---------------------------------------- */
+
+void kern_daemon_stats_publish(struct kern *k,
+			       const struct h2lb_daemon_stats *st)
+{
+	__u32 zero = 0;
+
+	bpf_map_update_elem(k->fd[KM_DAEMON_STATS], &zero, st, 0);
+}
+
+/* ---- readers ----------------------------------------------------------- */
+
+struct kern *kern_pinned(const char *dir)
+{
+	struct kern *k = kern_new();
+	char path[512];
+
+	if (!k)
+		return NULL;
+	snprintf(k->pin_dir, sizeof(k->pin_dir), "%s", dir);
+	for (int i = 0; i < KM_MAX; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, kmap_names[i]);
+		k->fd[i] = bpf_obj_get(path);
+		if (k->fd[i] < 0) {
+			int err = errno;
+
+			kern_close(k);
+			errno = err;
+			return NULL;
+		}
+	}
+	return k;
+}
+
+void kern_pinned_error(const char *dir, int err, char *buf, size_t len)
+{
+	if (err == ENOENT)
+		snprintf(buf, len,
+			 "nothing loaded: %s/conns does not exist (is 'h2lb run' running? see --pin-dir)",
+			 dir);
+	else if (err == EPERM || err == EACCES)
+		snprintf(buf, len, "%s: permission denied (run as root)", dir);
+	else
+		snprintf(buf, len, "%s: %s", dir, strerror(err));
+}
+
+int kern_read_backends(struct kern *k, struct h2lb_backend *out, int *n)
+{
+	struct h2lb_config cfg = { 0 };
+	__u32 zero = 0;
+
+	*n = 0;
+	if (bpf_map_lookup_elem(k->fd[KM_LB_CONFIG], &zero, &cfg))
+		return -1;
+	for (__u32 i = 0; i < cfg.nr_backends && i < H2LB_MAX_BACKENDS; i++)
+		if (!bpf_map_lookup_elem(k->fd[KM_BACKENDS], &i, &out[*n]))
+			(*n)++;
+	return 0;
+}
+
+int kern_read_services(struct kern *k, struct h2lb_service *out)
+{
+	memset(out, 0, sizeof(*out) * H2LB_MAX_SERVICES);
+	for (__u32 i = 0; i < H2LB_MAX_SERVICES; i++)
+		bpf_map_lookup_elem(k->fd[KM_SERVICES], &i, &out[i]);
+	return 0;
+}
+
+int kern_read_counters(struct kern *k, uint64_t *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *v;
+
+	if (ncpu <= 0)
+		return -1;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -1;
+	for (__u32 i = 0; i < H2LB_CNT_MAX; i++) {
+		out[i] = 0;
+		if (!bpf_map_lookup_elem(k->fd[KM_COUNTERS], &i, v))
+			for (int c = 0; c < ncpu; c++)
+				out[i] += v[c];
+	}
+	free(v);
+	return 0;
+}
+
+int kern_read_daemon_stats(struct kern *k, struct h2lb_daemon_stats *st)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(k->fd[KM_DAEMON_STATS], &zero, st);
+}
+
+/* Walk hash map @fd: @max entries at most, even if it keeps changing. */
+#define EACH_KEY(fd, key, next, prev, max, guard)                              \
+	for (guard = 0, prev = NULL;                                           \
+	     guard < (max) && !bpf_map_get_next_key(fd, prev, &next);          \
+	     guard++, key = next, prev = &key)
+
+int kern_each_conn(struct kern *k,
+		   int (*cb)(uint64_t cookie, const struct h2lb_conn *c,
+			     void *arg),
+		   void *arg)
+{
+	uint64_t key = 0, next;
+	struct h2lb_conn c;
+	void *prev;
+	int guard, ret;
+
+	EACH_KEY(k->fd[KM_CONNS], key, next, prev, H2LB_MAX_CONNS, guard)
+	{
+		if (bpf_map_lookup_elem(k->fd[KM_CONNS], &next, &c))
+			continue;
+		ret = cb(next, &c, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int kern_each_stream(struct kern *k,
+		     int (*cb)(const struct h2lb_stream_key *key,
+			       const struct h2lb_stream *st, void *arg),
+		     void *arg)
+{
+	struct h2lb_stream_key key = { 0 }, next;
+	struct h2lb_stream st;
+	void *prev;
+	int guard, ret;
+
+	EACH_KEY(k->fd[KM_STREAMS], key, next, prev, H2LB_MAX_STREAMS, guard)
+	{
+		if (bpf_map_lookup_elem(k->fd[KM_STREAMS], &next, &st))
+			continue;
+		ret = cb(&next, &st, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- cleaning up after a daemon that died --------------------------- */
+
+int kern_unpin_all(const char *dir)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[4096];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!unlink(path))
+			n++;
+	}
+	closedir(d);
+	rmdir(dir);
+	return n;
+}
+
+bool kern_cgroup_detach_all(const char *cg_path)
+{
+	__u32 ids[16], n = 16;
+	int fd = open(cg_path, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0)
+		return false;
+	if (!bpf_prog_query(fd, BPF_CGROUP_SOCK_OPS, 0, NULL, ids, &n)) {
+		for (__u32 i = 0; i < n; i++) {
+			int pfd = bpf_prog_get_fd_by_id(ids[i]);
+
+			if (pfd >= 0) {
+				bpf_prog_detach2(pfd, fd, BPF_CGROUP_SOCK_OPS);
+				close(pfd);
+			}
+		}
+	}
+	close(fd);
+	return true;
+}

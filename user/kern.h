@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel layer: the only code that touches the BPF skeleton, map file
+ * descriptors, the mmapped maps, the syscall programs and the pins. Its
+ * functions are named for what they do to h2lb's state, not for the bpf()
+ * calls behind them.
+ *
+ * A struct kern is either the daemon's own (kern_load: programs loaded,
+ * attached and pinned) or a view of what a daemon pinned (kern_pinned:
+ * maps only, for the CLI). The readers work on both.
+ */
+#ifndef H2LB_KERN_H
+#define H2LB_KERN_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "h2lb.h"
+
+struct kern;
+
+struct kern_opts {
+	const char *pin_dir;
+	struct h2lb_settings settings; /* .rodata; daemon_cgroup set here */
+	/* Called for every event the programs send (kern_events_poll). */
+	void (*on_event)(void *ctx, const struct h2lb_event *ev, size_t len);
+	void *ctx;
+};
+
+/* ---- the daemon's programs ---------------------------------------- */
+
+/* Enter a cgroup of the daemon's own, load, attach sockops there and the
+ * parser and verdict to the sockhash, pin the maps. NULL on failure
+ * (logged). */
+struct kern *kern_load(const struct kern_opts *o);
+/* Detach, unpin, leave the cgroup, free. Also for kern_pinned(). */
+void kern_close(struct kern *k);
+int kern_events_fd(struct kern *k);
+/* Hand every queued event to the callback; returns how many. */
+int kern_events_poll(struct kern *k);
+const char *kern_cgroup_path(const struct kern *k);
+
+/* ---- sockets ------------------------------------------------------- */
+
+/* Sockets accepted on @a (a client of @service, role CLIENT) or
+ * connecting to @a (other roles) enter the sockhash as @role. */
+int kern_endpoint_set(struct kern *k, const struct sockaddr_in *a,
+		      uint32_t role, uint32_t service, bool add);
+/* Socket @cookie is about to connect to backend @backend: sockops takes
+ * it as a leg of that backend (a pod can back several Services). */
+int kern_leg_expect(struct kern *k, uint64_t cookie, uint32_t backend);
+void kern_leg_unexpect(struct kern *k, uint64_t cookie);
+/* The record the programs keep for socket @cookie. */
+int kern_conn(struct kern *k, uint64_t cookie, struct h2lb_conn *out);
+void kern_conn_forget(struct kern *k, uint64_t cookie);
+
+/* ---- legs and streams ---------------------------------------------- */
+
+/* At accept: bind a pooled leg to @client, chosen by --policy as every
+ * stream's leg is. 0 with *leg and *backend set, or -1 (none pooled). */
+int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
+			uint32_t *backend);
+/* The client's new streams to @backend no longer go to @leg (if the
+ * kernel still maps them there). */
+void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
+		     uint64_t leg);
+/* Close a stream as the verdict would (counters stay exact); -1 if it
+ * was already gone. */
+int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream,
+		      bool reset);
+/* From now on the client's new streams are refused; returns the last
+ * stream id opened before (for the GOAWAY), or -1. */
+int kern_client_goaway(struct kern *k, uint64_t client);
+
+/* ---- backends and their pools (mmapped) ---------------------------- */
+
+void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
+			 uint32_t service);
+void kern_backend_set_state(struct kern *k, int b, uint32_t state);
+uint32_t kern_backend_state(struct kern *k, int b);
+uint32_t kern_backend_open_streams(struct kern *k, int b);
+void kern_backends_in_use(struct kern *k, int nr);
+/* Pool slot @i of backend @b: the pooled leg's cookie, or 0. */
+uint64_t kern_pool_slot(struct kern *k, int b, int i);
+/* Put @cookie in a free slot of @b's pool; false if the pool is full. */
+bool kern_pool_put(struct kern *k, int b, uint64_t cookie);
+/* Take @cookie out of @b's pool; false if the verdict took it first. */
+bool kern_pool_remove(struct kern *k, int b, uint64_t cookie);
+
+/* ---- Services and their VIPs ---------------------------------------- */
+
+void kern_service_publish(struct kern *k, int i, const struct h2lb_service *s);
+/* Connections to @vip are the Service's whose listener is @listen. */
+void kern_vip_add(struct kern *k, const struct sockaddr_in *vip,
+		  const struct sockaddr_in *listen, uint32_t service);
+void kern_vip_remove(struct kern *k, const struct sockaddr_in *vip,
+		     const struct sockaddr_in *listen);
+/* tc and connect4 leave new connections to @vip to the kernel's path. */
+void kern_vip_no_new(struct kern *k, const struct sockaddr_in *vip);
+
+/* ---- interception programs ----------------------------------------- */
+
+/* The tc program on @ifindex's ingress (tcx): a link fd, or -1. */
+int kern_tc_attach(struct kern *k, int ifindex);
+/* The connect and getpeername programs on cgroup @cg_fd. */
+int kern_cgroup_intercept_attach(struct kern *k, int cg_fd, const char *path);
+
+/* ---- the daemon's own numbers ---------------------------------------- */
+
+void kern_daemon_stats_publish(struct kern *k,
+			       const struct h2lb_daemon_stats *st);
+
+/* ---- readers: the daemon's kern, or a view of the pins --------------- */
+
+/* The maps a daemon pinned in @dir, read-only use. NULL if nothing is
+ * pinned there (the reason is in errno; kern_pinned_error says it). */
+struct kern *kern_pinned(const char *dir);
+/* A sentence for why kern_pinned(@dir) failed with @err. */
+void kern_pinned_error(const char *dir, int err, char *buf, size_t len);
+/* Backends in use: @out must hold H2LB_MAX_BACKENDS. */
+int kern_read_backends(struct kern *k, struct h2lb_backend *out, int *n);
+/* @out holds H2LB_MAX_SERVICES. */
+int kern_read_services(struct kern *k, struct h2lb_service *out);
+/* @out holds H2LB_CNT_MAX, summed over CPUs. */
+int kern_read_counters(struct kern *k, uint64_t *out);
+int kern_read_daemon_stats(struct kern *k, struct h2lb_daemon_stats *st);
+
+/*
+ * The one walker of the connection and stream maps: calls @cb for each
+ * entry until it returns non-zero; bounded by the map's size. Entries
+ * may come and go meanwhile (the map is not locked).
+ */
+int kern_each_conn(struct kern *k,
+		   int (*cb)(uint64_t cookie, const struct h2lb_conn *c,
+			     void *arg),
+		   void *arg);
+int kern_each_stream(struct kern *k,
+		     int (*cb)(const struct h2lb_stream_key *key,
+			       const struct h2lb_stream *st, void *arg),
+		     void *arg);
+
+/* Remove what a daemon that died left in @dir (pins) and attached to
+ * cgroup @cg_path (sockops). Returns the number of pins removed. */
+int kern_unpin_all(const char *dir);
+bool kern_cgroup_detach_all(const char *cg_path);
+
+#endif

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The connection lifecycle as one table: for a client or a leg in a set
+ * of states, an input leads to a state and a list of actions. The first
+ * rule that matches applies; an input no rule matches means nothing in
+ * that state (a late event about a connection already failing, say).
+ * docs/architecture.md draws the same table.
+ */
+#include <stdio.h>
+
+#include "lifecycle.h"
+
+#define S(x) (1u << CS_##x)
+#define LIVE_LEG (S(CONNECTING) | S(HANDSHAKING) | S(POOLED) | S(BOUND) | \
+		  S(GOING_AWAY) | S(CLOSING))
+#define LIVE_CLIENT (S(OPEN) | S(GOING_AWAY) | S(CLOSING))
+
+struct rule {
+	bool client;
+	unsigned int from; /* S() bits */
+	enum conn_input in;
+	enum conn_state to; /* CS_MAX: stays where it is */
+	unsigned int actions;
+};
+
+#define STAY CS_MAX
+
+static const struct rule rules[] = {
+	/* ---- client connections ---- */
+	{ true, S(NEW), IN_ACCEPTED, CS_OPEN, A_SEND_SETTINGS | A_BIND_FIRST },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_SETTINGS, STAY, A_ACK_SETTINGS },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_WINDOW, STAY, A_WINDOW },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_REFUSED, STAY, A_REFUSE_STREAM },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_GOAWAY, STAY, A_NOTE_GOAWAY },
+	{ true, S(OPEN), IN_STOP, CS_GOING_AWAY, A_GOAWAY_STOP },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_ERROR, CS_CLOSING,
+	  A_GOAWAY_ERROR | A_CLOSE_SOON },
+	{ true, S(CLOSING), IN_DEADLINE, CS_CLOSED, A_CLOSE },
+	{ true, LIVE_CLIENT, IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
+	{ true, S(NEW) | LIVE_CLIENT, IN_DISCARD, CS_CLOSED, A_CLOSE },
+
+	/* ---- backend legs ---- */
+	{ false, S(NEW), IN_CONNECTING, CS_CONNECTING, 0 },
+	{ false, S(CONNECTING), IN_CONNECTED, CS_HANDSHAKING, A_SEND_PREFACE },
+	{ false, S(CONNECTING), IN_CONNECT_FAILED, CS_CLOSED,
+	  A_BACKEND_FAILED | A_CLOSE },
+	/* Its SETTINGS can be parsed before our connect() completion is
+	 * seen: our preface must still go first. */
+	{ false, S(CONNECTING), IN_SETTINGS, CS_POOLED,
+	  A_SEND_PREFACE | A_ACK_SETTINGS | A_POOL_PUT },
+	{ false, S(HANDSHAKING), IN_SETTINGS, CS_POOLED,
+	  A_ACK_SETTINGS | A_POOL_PUT },
+	{ false, S(POOLED) | S(BOUND) | S(GOING_AWAY), IN_SETTINGS, STAY,
+	  A_ACK_SETTINGS },
+	{ false, LIVE_LEG & ~S(CLOSING), IN_WINDOW, STAY, A_WINDOW },
+	{ false, S(BOUND) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
+	{ false, S(POOLED), IN_BOUND, CS_BOUND,
+	  A_LINK_CLIENT | A_RELAY_WINDOW },
+	/* Taken by the verdict while we were closing it: its client's
+	 * streams on it cannot be served. */
+	{ false, S(CLOSING), IN_BOUND, CS_CLOSED,
+	  A_LINK_CLIENT | A_FAIL_STREAMS | A_BACKEND_FAILED | A_CLOSE },
+	{ false, S(BOUND) | S(GOING_AWAY), IN_GOAWAY, CS_GOING_AWAY,
+	  A_UNBIND | A_REFUSE_ABOVE },
+	{ false, S(CONNECTING) | S(HANDSHAKING) | S(POOLED), IN_GOAWAY,
+	  CS_CLOSED, A_CLOSE },
+	{ false, LIVE_LEG & ~S(CLOSING), IN_ERROR, CS_CLOSING,
+	  A_GOAWAY_ERROR | A_FAIL_STREAMS | A_DETACH | A_CLOSE_SOON },
+	{ false, S(BOUND) | S(GOING_AWAY), IN_PEER_CLOSED, CS_CLOSED,
+	  A_FAIL_STREAMS | A_BACKEND_FAILED | A_CLOSE },
+	{ false, S(CONNECTING) | S(HANDSHAKING) | S(POOLED), IN_PEER_CLOSED,
+	  CS_CLOSED, A_BACKEND_FAILED | A_CLOSE },
+	{ false, S(CLOSING), IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
+	{ false, S(CONNECTING) | S(HANDSHAKING), IN_DEADLINE, CS_CLOSED,
+	  A_BACKEND_FAILED | A_CLOSE },
+	{ false, S(CLOSING), IN_DEADLINE, CS_CLOSED, A_CLOSE },
+	{ false, S(GOING_AWAY), IN_IDLE, CS_CLOSED, A_CLOSE },
+	{ false, S(NEW) | LIVE_LEG, IN_DISCARD, CS_CLOSED, A_CLOSE },
+};
+
+struct transition lifecycle_step(bool client, enum conn_state state,
+				 enum conn_input in)
+{
+	struct transition t = { .next = state };
+
+	for (unsigned int i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		const struct rule *r = &rules[i];
+
+		if (r->client != client || r->in != in ||
+		    !(r->from & (1u << state)))
+			continue;
+		t.next = r->to == STAY ? state : r->to;
+		t.actions = r->actions;
+		t.valid = true;
+		break;
+	}
+	return t;
+}
+
+static const char *const state_names[CS_MAX] = {
+	[CS_NEW] = "new",
+	[CS_CONNECTING] = "connecting",
+	[CS_HANDSHAKING] = "handshaking",
+	[CS_POOLED] = "pooled",
+	[CS_BOUND] = "bound",
+	[CS_OPEN] = "open",
+	[CS_GOING_AWAY] = "going-away",
+	[CS_CLOSING] = "closing",
+	[CS_CLOSED] = "closed",
+	[CS_INJECTOR] = "injector",
+};
+
+static const char *const input_names[IN_MAX] = {
+	[IN_ACCEPTED] = "accepted",
+	[IN_CONNECTING] = "connecting",
+	[IN_CONNECTED] = "connected",
+	[IN_CONNECT_FAILED] = "connect-failed",
+	[IN_SETTINGS] = "settings",
+	[IN_WINDOW] = "window",
+	[IN_PROGRESS] = "progress",
+	[IN_REFUSED] = "refused",
+	[IN_BOUND] = "bound",
+	[IN_GOAWAY] = "goaway",
+	[IN_ERROR] = "error",
+	[IN_PEER_CLOSED] = "peer-closed",
+	[IN_DEADLINE] = "deadline",
+	[IN_IDLE] = "idle",
+	[IN_STOP] = "stop",
+	[IN_DISCARD] = "discard",
+};
+
+const char *conn_state_name(enum conn_state s)
+{
+	return s < CS_MAX ? state_names[s] : "?";
+}
+
+const char *conn_input_name(enum conn_input in)
+{
+	return in < IN_MAX ? input_names[in] : "?";
+}
+
+static const char *const action_names[] = {
+	"send SETTINGS", "bind first leg", "send preface", "ACK SETTINGS",
+	"pool put",	 "link client",	   "relay window", "window",
+	"refill",	 "refuse stream",  "note GOAWAY",  "unbind",
+	"refuse above",	 "fail streams",   "detach",	   "backend failed",
+	"GOAWAY(NO_ERROR)", "GOAWAY(error)", "close soon", "close",
+};
+
+void lifecycle_describe(FILE *f)
+{
+	fprintf(f, "| conn | from | input | to | actions |\n");
+	fprintf(f, "|---|---|---|---|---|\n");
+	for (unsigned int i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		const struct rule *r = &rules[i];
+		const char *sep = "";
+
+		fprintf(f, "| %s | ", r->client ? "client" : "leg");
+		for (int s = 0; s < CS_MAX; s++)
+			if (r->from & (1u << s)) {
+				fprintf(f, "%s%s", sep, state_names[s]);
+				sep = ", ";
+			}
+		fprintf(f, " | %s | %s | ", input_names[r->in],
+			r->to == STAY ? "(same)" : state_names[r->to]);
+		sep = "";
+		for (unsigned int a = 0;
+		     a < sizeof(action_names) / sizeof(action_names[0]); a++)
+			if (r->actions & (1u << a)) {
+				fprintf(f, "%s%s", sep, action_names[a]);
+				sep = ", ";
+			}
+		fprintf(f, "%s |\n", r->actions ? "" : "-");
+	}
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What `h2lb run` was told (main.c fills it from the command line). */
+#ifndef H2LB_OPTS_H
+#define H2LB_OPTS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum intercept_mode {
+	INTERCEPT_NONE,
+	INTERCEPT_TC,	  /* tc ingress + bpf_sk_assign */
+	INTERCEPT_CGROUP, /* cgroup/connect4 + getpeername4 */
+};
+
+#define H2LB_MAX_INTERCEPT_DEVS 256
+
+struct run_opts {
+	struct sockaddr_in listen;
+	struct sockaddr_in vip;	   /* --vip: the static Service's VIP */
+	const char *backends;	   /* --backends list */
+	const char *backends_file; /* --backends-file */
+	const char *pin_dir;
+	struct sockaddr_in metrics; /* port 0: no metrics endpoint */
+	/* --kubernetes: backends are the endpoints of one Service port
+	 * (--service), or of every balanced Service port */
+	bool kubernetes;
+	const char *kubeconfig; /* NULL: in-cluster */
+	const char *k8s_ns;	/* of the Service */
+	const char *k8s_name;
+	const char *k8s_port; /* port name or number */
+	const char *node_zone;
+	int intercept;		    /* enum intercept_mode */
+	const char *intercept_devs; /* --intercept-dev: names or patterns */
+	const char *intercept_cgroup;
+	int policy;		   /* enum h2lb_policy */
+	int pool_size;		   /* idle connections kept per backend */
+	uint32_t max_streams;	   /* per client connection */
+	uint32_t stream_window;	   /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+	uint64_t drain_timeout_ms; /* graceful stop: 0 stops at once */
+	int64_t peer_buffer;	   /* flow.c: unacknowledged bytes per peer,
+				    * and a client's legs' extra window */
+};
+
+#endif

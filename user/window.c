@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Connection windows, applied (window.h; the arithmetic is flow.c's). */
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "flow.h"
+#include "h2.h"
+#include "kern.h"
+#include "window.h"
+
+/* Legs per client that one refill looks at. */
+#define MAX_LEGS (H2LB_MAX_BACKENDS * 2)
+
+static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
+{
+	uint8_t f[H2_FRAME_MAX];
+
+	while (inc > 0) {
+		uint32_t step = inc > H2_MAX_WINDOW ? H2_MAX_WINDOW : inc;
+
+		inject(&lb->inj, c->cookie, f, h2_window_update(f, 0, step));
+		c->our_grant += step;
+		inc -= step;
+	}
+}
+
+/*
+ * More than --peer-buffer bytes redirected to @c (@k: its kernel record)
+ * that its peer's TCP has not acknowledged: they sit in our socket's
+ * queues, or in the psock's backlog once the socket's send buffer is
+ * full, where nothing charges or limits them (docs/kernel-facts.md K5).
+ * A peer that grants a large window and reads nothing would have the
+ * kernel hold all of it; instead, the windows that feed it stop growing
+ * (the daemon's tick looks again).
+ */
+static bool peer_lags(struct lb *lb, struct uconn *c,
+		      const struct h2lb_conn *k)
+{
+	struct tcp_info ti = { 0 };
+	socklen_t len = sizeof(ti);
+
+	/* Fewer bytes sent than the limit leave no more unacknowledged. */
+	if ((int64_t)k->tx_bytes <= lb->opts->peer_buffer)
+		return false;
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+			    sizeof(ti.tcpi_bytes_acked))
+		return false;
+	return flow_lags(k->tx_bytes, ti.tcpi_bytes_acked,
+			 lb->opts->peer_buffer);
+}
+
+/* @c as flow control sees it; with the kernel's counts if it has a
+ * record (none: nothing moved). */
+static struct flow_side side_of(struct uconn *c, const struct h2lb_conn *k)
+{
+	return (struct flow_side){ .peer_grant = c->peer_grant,
+				   .our_grant = c->our_grant,
+				   .rx = (int64_t)k->rx_data,
+				   .tx = (int64_t)k->tx_data };
+}
+
+/* What the smallest pooled leg of Service @svc can take: a leg bound
+ * later starts so. The pool's slots, not every connection: refills are
+ * frequent. */
+static int64_t pool_window(struct lb *lb, int svc)
+{
+	int64_t min = H2_MAX_WINDOW;
+
+	for (int b = 0; b < lb->bs.nr; b++) {
+		if (lb->bs.be[b].service != svc)
+			continue;
+		for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
+			uint64_t cookie = kern_pool_slot(lb->k, b, i);
+			struct uconn *c =
+				cookie ? conn_find(&lb->conns, cookie) : NULL;
+
+			if (c && c->state == CS_POOLED && c->peer_grant < min)
+				min = c->peer_grant;
+		}
+	}
+	return min == H2_MAX_WINDOW ? H2_DEFAULT_WINDOW : min;
+}
+
+/* The kernel counts bytes moved in two steps, the target's tx_data before
+ * the source's rx_data: each refill reads every source's count before any
+ * target's (flow.h). */
+
+void window_client(struct lb *lb, struct uconn *c)
+{
+	static struct flow_side legs[MAX_LEGS];
+	struct h2lb_conn kc = { 0 }, kl;
+	struct flow_side client;
+	struct uconn *l;
+	int64_t inc;
+	int n = 0;
+
+	kern_conn(lb->k, c->cookie, &kc); /* the source */
+	client = side_of(c, &kc);
+	for (l = c->legs; l && n < MAX_LEGS; l = l->next_leg) {
+		kl = (struct h2lb_conn){ 0 };
+		kern_conn(lb->k, l->cookie, &kl); /* targets */
+		legs[n] = side_of(l, &kl);
+		legs[n++].lags = peer_lags(lb, l, &kl);
+	}
+	inc = flow_client_refill(&client, legs, n,
+				 pool_window(lb, c->service));
+	if (inc < 0)
+		c->flow_held = true;
+	else if (inc > 0)
+		send_window(lb, c, inc);
+}
+
+void window_legs(struct lb *lb, struct uconn *c)
+{
+	static struct flow_side legs[MAX_LEGS];
+	static int64_t give[MAX_LEGS];
+	struct h2lb_conn kc = { 0 }, kl;
+	struct flow_side client;
+	struct uconn *l;
+	int n = 0, i;
+
+	for (l = c->legs; l && n < MAX_LEGS; l = l->next_leg) {
+		kl = (struct h2lb_conn){ 0 };
+		kern_conn(lb->k, l->cookie, &kl); /* sources */
+		legs[n++] = side_of(l, &kl);
+	}
+	if (!n)
+		return;
+	kern_conn(lb->k, c->cookie, &kc); /* the target */
+	client = side_of(c, &kc);
+	client.lags = peer_lags(lb, c, &kc);
+	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, give)) {
+		c->flow_held = true;
+		return;
+	}
+	for (l = c->legs, i = 0; l && i < n; l = l->next_leg, i++)
+		send_window(lb, l, give[i]);
+}
+
+void window_refill(struct lb *lb, struct uconn *c)
+{
+	c->flow_held = false;
+	window_legs(lb, c);
+	window_client(lb, c);
+}
+
+static size_t stream_window_settings(uint8_t *f, uint32_t value)
+{
+	struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE, value };
+
+	return h2_settings(f, &w, 1);
+}
+
+void window_relay(struct lb *lb, struct uconn *c)
+{
+	uint8_t f[H2_FRAME_MAX];
+	size_t len = stream_window_settings(f, c->init_window);
+
+	for (struct uconn *l = c->legs; l; l = l->next_leg)
+		inject(&lb->inj, l->cookie, f, len);
+}
+
+/* Pooled legs were handshaken with a stream window of 0: nothing flows
+ * back until the client's own value is known to them. A leg bound at
+ * accept waits for the client's first SETTINGS (until then its value is
+ * unknown, and guessing the default 65535 let a backend overrun a client
+ * that asked for less). */
+void window_relay_leg(struct lb *lb, struct uconn *leg)
+{
+	uint8_t f[H2_FRAME_MAX];
+
+	if (leg->client && leg->client->settings_seen)
+		inject(&lb->inj, leg->cookie, f,
+		       stream_window_settings(f, leg->client->init_window));
+}

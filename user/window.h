@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Connection windows, applied: reads the kernel's byte counts for a
+ * client and its legs, asks flow.c what to grant and sends the
+ * WINDOW_UPDATEs through the injector.
+ */
+#ifndef H2LB_WINDOW_H
+#define H2LB_WINDOW_H
+
+#include "core.h"
+
+/* Client -> backends: widen the client's window up to its tightest leg. */
+void window_client(struct lb *lb, struct uconn *c);
+/* Backends -> client: top up the windows of the client's legs. */
+void window_legs(struct lb *lb, struct uconn *c);
+/* Both directions of client @c: after a WINDOW_UPDATE, a binding, a
+ * peer catching up (the tick retries clients held back). */
+void window_refill(struct lb *lb, struct uconn *c);
+/* Tell every leg of @c the client's stream window size (its
+ * SETTINGS_INITIAL_WINDOW_SIZE): stream windows are end to end. */
+void window_relay(struct lb *lb, struct uconn *c);
+/* Tell @leg alone, if the client's value is known yet. */
+void window_relay_leg(struct lb *lb, struct uconn *leg);
+
+#endif
