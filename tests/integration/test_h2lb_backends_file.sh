@@ -10,17 +10,7 @@
 # removing one in a way the file watch cannot see, then SIGHUP, drains it:
 # new calls avoid it. SIGTERM stops
 # the daemon with exit status 0 and nothing left behind.
-set -euo pipefail
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 # Which backends served a run of calls, e.g. "backend-1 backend-2".
 served_by() {

@@ -12,18 +12,9 @@
 # another (gone). Calls running during the scale-down all succeed. With
 # --service and --intercept tc, the Service's ClusterIP from the API
 # server is intercepted too.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd openssl
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 API=$TB_NODE_IP:6443
 CTL=$TB_NODE_IP:6444

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/peers/probe.sh - shell side of the "h2lb.Probe" peers (sourced by
-# integration tests, after tests/lib/testbed.sh and tests/lib/h2lb.sh).
+# integration tests, after tests/lib/test.sh, which loads testbed.sh and
+# h2lb.sh and defines fail).
 #
 #   probe_start               probe_server.py "backend-I" on :PROBE_PORT in
 #                             every bI; waits until all listen
@@ -26,7 +27,6 @@
 #                             register probe_keep_logs NAME as cleanup hook
 #   probe_passed              mark the run as passed (call right before the
 #                             PASS line): probe_keep_logs then keeps nothing
-#   probe_fail MSG            print FAIL: MSG and exit 1
 
 PROBE_PORT=${PROBE_PORT:-50052}
 PROBE_KEEP_DIR=${H2LB_KEEP_LOGS:-$TB_ROOT/build/test-logs}
@@ -34,11 +34,6 @@ PROBE_PASSED=
 
 probe_passed() {
     PROBE_PASSED=1
-}
-
-probe_fail() {
-    echo "FAIL: $*" >&2
-    exit 1
 }
 
 probe_start() {
