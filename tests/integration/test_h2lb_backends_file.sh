@@ -12,16 +12,6 @@
 # the daemon with exit status 0 and nothing left behind.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
-# Which backends served a run of calls, e.g. "backend-1 backend-2".
-served_by() {
-    tb_client --target "$H2LB_ADDR" --calls 200 --concurrency 4 --json |
-        "$TB_PYTHON" -c '
-import json, sys
-s = json.loads(sys.stdin.read())
-assert s["errors"] == 0, s
-print(" ".join(sorted(s["by_backend"])))'
-}
-
 wait_ready() { # N: until N "ready" lines are in the log, 10 s at most
     local i
     for ((i = 0; i < 100; i++)); do

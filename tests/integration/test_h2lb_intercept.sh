@@ -114,10 +114,6 @@ expect_kube_proxy() {
     ((n == 1)) || fail "$VIP1 $1: want kube-proxy's 1 backend, got $n"
 }
 
-daemon_clients() {
-    h2lb_daemon_stats | "$TB_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["clients"])'
-}
-
 # bpf_links PROG: how many BPF links run program PROG of the daemon this
 # test started (its programs use the map whose id is in VIPS_MAP_ID: other
 # h2lb instances on the machine do not count). Debian's bpftool predates

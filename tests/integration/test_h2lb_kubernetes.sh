@@ -47,17 +47,6 @@ PY
 )"
 }
 
-# Which backends served 200 calls (at TARGET, default h2lb's listen
-# address): "backend-1 backend-2".
-served_by() {
-    tb_client --target "${1:-$H2LB_ADDR}" --calls 200 --concurrency 4 --json |
-        "$TB_PYTHON" -c '
-import json, sys
-s = json.loads(sys.stdin.read())
-assert s["errors"] == 0, s
-print(" ".join(sorted(s["by_backend"])))'
-}
-
 # Wait (5 s at most) until the daemon logged N endpoints for the Service.
 wait_endpoints() {
     local i

@@ -15,7 +15,6 @@
 #                             pinned "backends" map, in backend order:
 #                             {"index","state","streams","open_streams",
 #                              "resets","bytes_to","bytes_from"}
-#   daemon_clients            client connections the daemon accepted so far
 #   probe_keep_logs NAME      on a failed run (PROBE_PASSED unset), copy the
 #                             testbed logs and dumps of h2lb's maps to
 #                             $PROBE_KEEP_DIR/NAME/ (H2LB_KEEP_LOGS, default
@@ -86,10 +85,6 @@ for i in range(n):
                       "bytes_to": v.get("bytes_to", 0),
                       "bytes_from": v.get("bytes_from", 0)}))
 ' "$TB_N"
-}
-
-daemon_clients() {
-    h2lb_daemon_stats | "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["clients"])'
 }
 
 probe_keep_logs() {
