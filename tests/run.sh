@@ -7,11 +7,24 @@
 #   unit/NAME         every executable build/tests/unit/NAME (cmocka binaries;
 #                     the exit status counts)
 #   test_NAME         every tests/integration/test_NAME.sh (run with bash)
+#   test_NAME[VALUE]  the same, once per VALUE, for a parameterised script
 # Exit status of a test: 0 = pass, 77 = skip, anything else = fail.
 #
+# Parameterised tests: a script with a line "# params: VALUE..." in its
+# first 30 lines (e.g. "# params: tc cgroup") runs once per VALUE, as the
+# test test_NAME[VALUE], with VALUE in the environment variable
+# H2LB_TEST_PARAM and as its argument $1.  Each run is a test of its own:
+# it counts once in the summary and has its own time limit, log
+# (build/test-logs/test_NAME-VALUE.log) and testbed prefix.  A VALUE is
+# letters, digits, '_', '.' and '-'.  Other tests get H2LB_TEST_PARAM empty
+# and no argument.  By hand: bash tests/integration/test_NAME.sh VALUE.
+#
 # FILTER (comma or space separated): "unit" or "integration" for a whole
-# group, a glob (test_l4_*), or a plain word matched as a substring of the
-# test name (e.g. "l4" or "unit/parser").
+# group, a test's exact name (also test_NAME[VALUE]), a glob (test_l4_*),
+# or a plain word matched as a substring of the test name (e.g. "l4" or
+# "unit/parser").  A parameterised test's name matches with or without its
+# "[VALUE]": test_h2lb_intercept runs every VALUE of it,
+# test_h2lb_intercept[tc] only that one.
 #
 # Time limits: unit tests $UNIT_TIMEOUT (default 300 s); integration tests
 # $TEST_TIMEOUT (default 600 s), or the value of a "# timeout: SECONDS"
@@ -49,15 +62,16 @@ CUR_PREFIX=
 
 read -r -a FILTERS <<<"$(printf '%s ' "$@" "${TESTS:-}" | tr ',' ' ')"
 
-# selected KIND NAME: does the test pass the filters?
+# selected KIND NAME [BASE]: does the test pass the filters?  BASE is a
+# parameterised test's name without "[VALUE]".
 selected() {
-    local kind=$1 name=$2 f
+    local kind=$1 name=$2 base=${3:-$2} f
     ((${#FILTERS[@]} == 0)) && return 0
     for f in "${FILTERS[@]}"; do
-        [[ $f == "$kind" ]] && return 0
+        [[ $f == "$kind" || $f == "$name" ]] && return 0
         if [[ $f == *[\*\?\[]* ]]; then
             # shellcheck disable=SC2053  # glob match on purpose
-            [[ $name == $f || ${name#unit/} == $f ]] && return 0
+            [[ $name == $f || $base == $f || ${name#unit/} == $f ]] && return 0
         elif [[ $name == *"$f"* ]]; then
             return 0
         fi
@@ -65,22 +79,40 @@ selected() {
     return 1
 }
 
-TESTS_KIND=() TESTS_NAME=() TESTS_CMD=()
+# params_of FILE: the values of a "# params: VALUE..." line in the head of
+# an integration script (nothing if it has none).
+params_of() {
+    head -n 30 "$1" | sed -n 's/^#[[:space:]]*params:[[:space:]]*//p' | sed -n 1p
+}
+
+TESTS_KIND=() TESTS_NAME=() TESTS_CMD=() TESTS_PARAM=()
 if [[ -d $UNIT_DIR ]]; then
     for f in "$UNIT_DIR"/*; do
         [[ -f $f && -x $f ]] || continue
         case $f in *.o | *.d | *.a | *.so | *.log | *.txt) continue ;; esac
         name=unit/${f##*/}
         selected unit "$name" || continue
-        TESTS_KIND+=(unit) TESTS_NAME+=("$name") TESTS_CMD+=("$f")
+        TESTS_KIND+=(unit) TESTS_NAME+=("$name") TESTS_CMD+=("$f") TESTS_PARAM+=("")
     done
 fi
 for f in "$INTEG_DIR"/test_*.sh; do
     [[ -f $f ]] || continue
-    name=${f##*/}
-    name=${name%.sh}
-    selected integration "$name" || continue
-    TESTS_KIND+=(integration) TESTS_NAME+=("$name") TESTS_CMD+=("$f")
+    base=${f##*/}
+    base=${base%.sh}
+    read -r -a params <<<"$(params_of "$f")"
+    if ((${#params[@]} == 0)); then
+        params=("")     # not parameterised: one run, no value
+    fi
+    for p in "${params[@]}"; do
+        if [[ -n $p && ! $p =~ ^[A-Za-z0-9_.-]+$ ]]; then
+            echo "run.sh: ${f#"$ROOT"/}: bad value in '# params:': $p" >&2
+            exit 2
+        fi
+        name=$base${p:+[$p]}
+        selected integration "$name" "$base" || continue
+        TESTS_KIND+=(integration) TESTS_NAME+=("$name") TESTS_CMD+=("$f")
+        TESTS_PARAM+=("$p")
+    done
 done
 
 # ----------------------------------------------------------------- helpers
@@ -152,19 +184,25 @@ echo "running $ntests tests (logs in ${LOG_DIR#"$ROOT"/})"
 
 for ((t = 0; t < ntests; t++)); do
     kind=${TESTS_KIND[t]} name=${TESTS_NAME[t]} cmd=${TESTS_CMD[t]}
-    log=$LOG_DIR/${name//\//-}.log
+    param=${TESTS_PARAM[t]}
+    if [[ -n $param ]]; then
+        log=$LOG_DIR/${cmd##*/}     # test_NAME-VALUE.log
+        log=${log%.sh}-$param.log
+    else
+        log=$LOG_DIR/${name//\//-}.log
+    fi
     limit=$(time_limit "$kind" "$cmd")
     CUR_PREFIX=
     if [[ $kind == integration ]]; then
         CUR_PREFIX=h2t$$-$((t + 1))
-        runner=(bash "$cmd")
+        runner=(bash "$cmd" ${param:+"$param"})
     else
         runner=("$cmd")
     fi
 
     start=$EPOCHREALTIME
     # Background + wait, so that our signal traps run while a test runs.
-    H2LB_TB=$CUR_PREFIX timeout -k "$KILL_GRACE" "$limit" "${runner[@]}" \
+    H2LB_TB=$CUR_PREFIX H2LB_TEST_PARAM=$param timeout -k "$KILL_GRACE" "$limit" "${runner[@]}" \
         </dev/null >"$log" 2>&1 &
     CUR_PID=$!
     wait "$CUR_PID" 2>/dev/null   # no "Killed" job notice from bash

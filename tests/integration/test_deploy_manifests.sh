@@ -16,21 +16,12 @@
 # NODE_NAME from the downward API, has probes and resource requests; the
 # Dockerfile's runtime stage installs the libraries build/h2lb links.
 # Needs no root and no network namespace.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh" --no-testbed
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VAL=$ROOT/tests/k8s-validate
 PY=${H2LB_PYTHON:-python3}
 KUBECTL=${H2LB_KUBECTL:-kubectl} # H2LB_KUBECTL=none: as if it were missing
-
-skip() {
-    echo "SKIP: $*" >&2
-    exit 77
-}
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 command -v node >/dev/null || skip "missing command: node"
 if [[ ! -d $VAL/node_modules/kubernetes-models || ! -d $VAL/node_modules/typescript ||

@@ -10,27 +10,7 @@
 # removing one in a way the file watch cannot see, then SIGHUP, drains it:
 # new calls avoid it. SIGTERM stops
 # the daemon with exit status 0 and nothing left behind.
-set -euo pipefail
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-# Which backends served a run of calls, e.g. "backend-1 backend-2".
-served_by() {
-    tb_client --target "$H2LB_ADDR" --calls 200 --concurrency 4 --json |
-        "$TB_PYTHON" -c '
-import json, sys
-s = json.loads(sys.stdin.read())
-assert s["errors"] == 0, s
-print(" ".join(sorted(s["by_backend"])))'
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 wait_ready() { # N: until N "ready" lines are in the log, 10 s at most
     local i

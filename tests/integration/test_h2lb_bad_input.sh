@@ -9,17 +9,7 @@
 # FRAME_SIZE_ERROR) and then its connection closed, while a well-behaved
 # gRPC channel on the same balancer carries on without an error. Afterwards
 # the daemon is alive and the kernel holds no state for the bad clients.
-set -euo pipefail
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_up 4
 tb_start_greeters

@@ -15,19 +15,14 @@
 #      one client connection in all) all succeed, on all four backends.
 # The kernel counts a reset stream for every client cancel and holds no
 # stream open at the end.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 CALLS=${CALLS:-8}
 FOLLOWUP=${FOLLOWUP:-40}
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
 source "$TB_PEERS/probe.sh"
-tb_require_root
 tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
-tb_cleanup_on_exit
-fail() { probe_fail "$@"; }
 
 probe_testbed "$N" test_h2lb_cancel
 clients0=$(daemon_clients)

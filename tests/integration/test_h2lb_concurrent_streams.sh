@@ -9,19 +9,14 @@
 # default). All must succeed, spread over all four backends; the backends'
 # peak in-flight counts must add up to 1,000 (they really overlapped), and
 # the kernel must count 1,000 streams and none left open.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 CALLS=${CALLS:-1000}
 HOLD=${HOLD:-5}      # seconds from the first call to the common release
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
 source "$TB_PEERS/probe.sh"
-tb_require_root
 tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
-tb_cleanup_on_exit
-fail() { probe_fail "$@"; }
 
 probe_testbed "$N" test_h2lb_concurrent_streams
 clients0=$(daemon_clients)

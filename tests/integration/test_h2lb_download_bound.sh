@@ -17,21 +17,12 @@
 # all 64 responses arrive whole: the held-back windows open again with no
 # WINDOW_UPDATE from the client, which granted everything up front. Once
 # with the default 4M, once with --peer-buffer 1M.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 STREAMS=64
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd nghttpd "$TB_PYTHON"
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 # client_tx: DATA bytes the kernel forwarded to the one client connection.
 client_tx() {

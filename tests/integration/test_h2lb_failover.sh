@@ -7,17 +7,7 @@
 # promptly: no hang and no clean-looking end of stream. The same channel's
 # next calls succeed on the other backends, and the restarted backend gets
 # calls again within a second.
-set -euo pipefail
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 N=4
 VICTIM=2

@@ -13,7 +13,7 @@
 #     reply (content recomputed by the client)
 # The backends' own counters and the kernel's per-backend counters must
 # agree with what the client saw.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 CALLS=${CALLS:-4}            # calls per pattern
 COUNT=${COUNT:-1000}         # messages per streaming call
@@ -21,13 +21,8 @@ MSG_SIZE=${MSG_SIZE:-100}    # payload bytes per streamed message
 BIG=${BIG:-4194304}          # 4 MiB
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
 source "$TB_PEERS/probe.sh"
-tb_require_root
 tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
-tb_cleanup_on_exit
-fail() { probe_fail "$@"; }
 
 probe_testbed "$N" test_h2lb_grpc_streams
 

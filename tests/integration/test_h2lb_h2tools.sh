@@ -14,19 +14,15 @@
 #   - h2load -c 1 -m 100 -n 20000 and -c 4 -m 100 -n 20000: no failed or
 #     errored request, all 2xx, and the kernel's per-backend stream counts
 #     split 25% +/- 3% each
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 REQUESTS=${REQUESTS:-20000}
 NGHTTP_REQS=${NGHTTP_REQS:-40}
 CURL_RUNS=${CURL_RUNS:-20}
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
 source "$TB_PEERS/probe.sh"
-tb_require_root
 tb_require_cmd ip nsenter ss bpftool nghttpd nghttp h2load curl "$TB_PYTHON"
-tb_cleanup_on_exit
 
 URL=http://$H2LB_ADDR/index.txt
 

@@ -21,7 +21,7 @@
 #      then acks and sends 2,000 more with a table size update to 0: every
 #      request decoded intact by its backend, the post-ACK ones spread over
 #      all four backends.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 MD_CALLS=${MD_CALLS:-100}
 MD_BYTES=${MD_BYTES:-32768}
@@ -30,13 +30,8 @@ RAW_PRE=${RAW_PRE:-60}
 RAW_POST=${RAW_POST:-2000}
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
 source "$TB_PEERS/probe.sh"
-tb_require_root
 tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
-tb_cleanup_on_exit
-fail() { probe_fail "$@"; }
 
 # check_client NAME JSON CALLS MIN_BACKENDS: every call ok, reached at least
 # MIN_BACKENDS backends.

@@ -12,18 +12,9 @@
 # another (gone). Calls running during the scale-down all succeed. With
 # --service and --intercept tc, the Service's ClusterIP from the API
 # server is intercepted too.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd openssl
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 API=$TB_NODE_IP:6443
 CTL=$TB_NODE_IP:6444
@@ -54,17 +45,6 @@ print(json.dumps({
     "endpoints": eps}))
 PY
 )"
-}
-
-# Which backends served 200 calls (at TARGET, default h2lb's listen
-# address): "backend-1 backend-2".
-served_by() {
-    tb_client --target "${1:-$H2LB_ADDR}" --calls 200 --concurrency 4 --json |
-        "$TB_PYTHON" -c '
-import json, sys
-s = json.loads(sys.stdin.read())
-assert s["errors"] == 0, s
-print(" ".join(sorted(s["by_backend"])))'
 }
 
 # Wait (5 s at most) until the daemon logged N endpoints for the Service.

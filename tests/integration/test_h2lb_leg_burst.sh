@@ -12,18 +12,9 @@
 # Every stream must end in the kernel's books: 20 opened, 10 reset, none
 # left open, nothing left in the streams map; and h2load must see 10
 # responses and 10 failed streams.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd h2load
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 tb_up 1
 tb_spawn b1 burst "$TB_PYTHON" "$TB_PEERS/burst_server.py" --port 9001 --streams 20

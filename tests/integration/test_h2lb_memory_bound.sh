@@ -14,18 +14,9 @@
 # stream and reads nothing: its windows no longer bound anything, and h2lb
 # must stop widening the client's window once 4 MiB sent to the backend
 # are not acknowledged by its TCP (user/flow.c).
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd h2load
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 # flood PORT: 1,000 concurrent 256 KiB uploads (256 MB offered) through a
 # fresh h2lb to the stall server on PORT; sets $sent (DATA bytes forwarded

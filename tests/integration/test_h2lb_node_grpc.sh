@@ -11,17 +11,13 @@
 # @grpc/grpc-js lives in tests/peers/node/node_modules (CI installs it:
 # npm ci --prefix tests/peers/node). Missing, the test FAILS: it must not
 # pass silently on a machine that cannot run it.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 CALLS=${CALLS:-100}
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
 source "$TB_PEERS/probe.sh"
-tb_require_root
 tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
-fail() { probe_fail "$@"; }
 
 NODE_DIR=$TB_PEERS/node
 command -v node >/dev/null 2>&1 ||
@@ -30,7 +26,6 @@ command -v node >/dev/null 2>&1 ||
     fail "@grpc/grpc-js is missing in $NODE_DIR/node_modules; install it with: npm ci --prefix tests/peers/node"
 node -e 'require(process.argv[1])' "$NODE_DIR/node_modules/@grpc/grpc-js" ||
     fail "@grpc/grpc-js in $NODE_DIR/node_modules does not load with $(node --version)"
-tb_cleanup_on_exit
 
 tb_up "$N"
 tb_start_greeters

@@ -9,18 +9,9 @@
 # daemon is killed (no cleanup of its own), and `h2lb unload` removes what
 # it left attached and pinned; run again, it finds nothing and succeeds.
 # Command-line mistakes get a clear error, not a crash.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd curl bpftool
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 CALLS=1000
 METRICS=$TB_NODE_IP:9464

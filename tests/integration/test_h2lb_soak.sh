@@ -8,19 +8,9 @@
 # seconds. No call may fail or stall; the daemon's RSS must not grow once
 # warm; when everything is done, the kernel holds no stream and no client
 # connection: nothing leaked.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 SOAK_S=${SOAK_S:-60}
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 rss_kib() {
     awk '/^VmRSS:/ {print $2}' "/proc/$(tb_pid h2lb)/status"

@@ -7,22 +7,13 @@
 # balancer all calls land on one backend; through h2lb each backend serves a
 # quarter of them. The backends' own counters are the ground truth, and the
 # kernel's per-backend stream counts must agree with them.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 L4_CALLS=${L4_CALLS:-1000}
 CALLS=${CALLS:-10000}
 N=4
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
 tb_require_cmd ip nsenter iptables ss bpftool "$TB_PYTHON"
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 # "NAME CALLS" per backend, SayHello only, from the backends themselves.
 split() {

@@ -9,17 +9,7 @@
 # byte it reads (ring buffer events) and writes (injected frames); the kernel
 # counts the DATA bytes it forwarded per backend. The daemon's share must stay
 # under 1% of the DATA moved.
-set -euo pipefail
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 MIB=$((1 << 20))
 tb_up 4

@@ -11,17 +11,7 @@
 # ACK is the segment that gets the parser going. Every one of 20 such
 # requests must be answered within a second, and the watchdog must have
 # been what answered some of them.
-set -euo pipefail
-
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/h2lb.sh"
-tb_require_root
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_up 2
 tb_start_nghttpd

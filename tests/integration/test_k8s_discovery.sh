@@ -15,12 +15,9 @@
 # a 410 makes it relist. Then: a namespace filter, client-certificate and
 # insecure kubeconfigs, a bad token and an untrusted server (no snapshot),
 # and zone hints from the Node's label or --node-zone.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh" --no-h2lb
 
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-tb_require_root
 tb_require_cmd ip nsenter openssl "$TB_PYTHON"
-tb_cleanup_on_exit
 
 H2LB_BIN=${H2LB_BIN:-$TB_ROOT/build/h2lb}
 API=$TB_NODE_IP:6443

@@ -9,21 +9,12 @@
 # unary calls over ONE channel, i.e. one HTTP/2 connection: L4 picks a
 # backend once, when the connection opens, so one backend serves all 1,000
 # calls and the other three none.  The backends' own counters prove it.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh" --no-h2lb
 
 CALLS=${CALLS:-1000}
 N=4
 
-# shellcheck source=tests/lib/testbed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
-tb_require_root
 tb_require_cmd ip nsenter iptables ss "$TB_PYTHON"
-tb_cleanup_on_exit
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 tb_up "$N"
 tb_start_greeters

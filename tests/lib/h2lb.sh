@@ -11,6 +11,11 @@
 #                             or left pins or its cgroup behind
 #   h2lb_map NAME             bpftool -j dump of a pinned map
 #   h2lb_daemon_stats         the daemon's own counters, as JSON
+#   daemon_clients            client connections the daemon accepted so far
+#   served_by [TARGET]        200 greeter calls on one channel to TARGET
+#                             (default H2LB_ADDR), 4 in flight: which
+#                             backends served them, e.g. "backend-1
+#                             backend-2"; fails if a call failed
 #   h2lb_log                  path of the daemon's log
 #   kernel_mem_kib            memory the kernel holds (KiB): in use on the
 #                             machine less every process's anonymous memory
@@ -107,6 +112,19 @@ h2lb_daemon_stats() {
     h2lb_map daemon_stats | "$TB_PYTHON" -c '
 import json, sys
 print(json.dumps(json.load(sys.stdin)[0]["value"]))'
+}
+
+daemon_clients() {
+    h2lb_daemon_stats | "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["clients"])'
+}
+
+served_by() {
+    tb_client --target "${1:-$H2LB_ADDR}" --calls 200 --concurrency 4 --json |
+        "$TB_PYTHON" -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+assert s["errors"] == 0, s
+print(" ".join(sorted(s["by_backend"])))'
 }
 
 kernel_mem_kib() {

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/peers/probe.sh - shell side of the "h2lb.Probe" peers (sourced by
-# integration tests, after tests/lib/testbed.sh and tests/lib/h2lb.sh).
+# integration tests, after tests/lib/test.sh, which loads testbed.sh and
+# h2lb.sh and defines fail).
 #
 #   probe_start               probe_server.py "backend-I" on :PROBE_PORT in
 #                             every bI; waits until all listen
@@ -14,7 +15,6 @@
 #                             pinned "backends" map, in backend order:
 #                             {"index","state","streams","open_streams",
 #                              "resets","bytes_to","bytes_from"}
-#   daemon_clients            client connections the daemon accepted so far
 #   probe_keep_logs NAME      on a failed run (PROBE_PASSED unset), copy the
 #                             testbed logs and dumps of h2lb's maps to
 #                             $PROBE_KEEP_DIR/NAME/ (H2LB_KEEP_LOGS, default
@@ -26,7 +26,6 @@
 #                             register probe_keep_logs NAME as cleanup hook
 #   probe_passed              mark the run as passed (call right before the
 #                             PASS line): probe_keep_logs then keeps nothing
-#   probe_fail MSG            print FAIL: MSG and exit 1
 
 PROBE_PORT=${PROBE_PORT:-50052}
 PROBE_KEEP_DIR=${H2LB_KEEP_LOGS:-$TB_ROOT/build/test-logs}
@@ -34,11 +33,6 @@ PROBE_PASSED=
 
 probe_passed() {
     PROBE_PASSED=1
-}
-
-probe_fail() {
-    echo "FAIL: $*" >&2
-    exit 1
 }
 
 probe_start() {
@@ -91,10 +85,6 @@ for i in range(n):
                       "bytes_to": v.get("bytes_to", 0),
                       "bytes_from": v.get("bytes_from", 0)}))
 ' "$TB_N"
-}
-
-daemon_clients() {
-    h2lb_daemon_stats | "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["clients"])'
 }
 
 probe_keep_logs() {
