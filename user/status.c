@@ -6,7 +6,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "h2lb.h"
+#include "cli.h"
 #include "json_writer.h"
 #include "status.h"
 
@@ -52,16 +52,12 @@ int pinned_open(const char *dir, const char *name)
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			fprintf(stderr,
-				"h2lb: nothing loaded: %s does not exist (is 'h2lb run' running? see --pin-dir)\n",
+			cli_err("nothing loaded: %s does not exist (is 'h2lb run' running? see --pin-dir)",
 				path);
 		else if (errno == EPERM || errno == EACCES)
-			fprintf(stderr,
-				"h2lb: %s: permission denied (run as root)\n",
-				path);
+			cli_err("%s: permission denied (run as root)", path);
 		else
-			fprintf(stderr, "h2lb: %s: %s\n", path,
-				strerror(errno));
+			cli_err("%s: %s", path, strerror(errno));
 	}
 	return fd;
 }
@@ -455,54 +451,42 @@ static int cmd_streams(const char *dir, struct json_writer *w)
 	return 0;
 }
 
+struct status_cli {
+	const char *dir;
+};
+
+static const struct cli_opt status_options[] = {
+	CLI_JSON_OPTIONS,
+	CLI_OPTION(
+		"pin-dir", CLI_STR, struct status_cli, dir, .arg = "DIR",
+		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR
+			")"),
+	CLI_END,
+};
+
+static const struct cli_cmd status_cmd = {
+	.usage = "[-j|-p] [--pin-dir DIR]",
+	.doc = "Read the pinned maps (the daemon need not answer). With -j or -p,\n"
+	       "errors too are JSON, on stdout: {\"error\": \"...\"}.",
+	.opts = status_options,
+};
+
 int status_main(const char *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "pin-dir", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *dir = H2LB_DEFAULT_PIN_DIR;
-	struct json_writer jw, *w = NULL;
-	bool json = false, pretty = false;
-	int c;
+	struct status_cli c = { .dir = H2LB_DEFAULT_PIN_DIR };
+	struct json_writer jw, *w;
+	int ret;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jph", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'p':
-			json = pretty = true;
-			break;
-		case 'D':
-			dir = optarg;
-			break;
-		case 'h':
-			printf("Usage: h2lb %s [-j|-p] [--pin-dir DIR]\n", cmd);
-			return 0;
-		default:
-			fprintf(stderr, "Try 'h2lb help'.\n");
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "h2lb %s: unexpected argument '%s'\n", cmd,
-			argv[optind]);
+	if (cli_parse(&status_cmd, argc, argv, &c))
 		return 2;
-	}
-	if (json) {
-		jw_init(&jw, stdout, pretty);
-		w = &jw;
-	}
+	w = cli_json_writer(&jw);
 	if (!strcmp(cmd, "status"))
-		return cmd_status(dir, w);
-	if (!strcmp(cmd, "backends"))
-		return cmd_backends(dir, w);
-	if (!strcmp(cmd, "conns"))
-		return cmd_conns(dir, w);
-	return cmd_streams(dir, w);
+		ret = cmd_status(c.dir, w);
+	else if (!strcmp(cmd, "backends"))
+		ret = cmd_backends(c.dir, w);
+	else if (!strcmp(cmd, "conns"))
+		ret = cmd_conns(c.dir, w);
+	else
+		ret = cmd_streams(c.dir, w);
+	return cli_exit(ret);
 }

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "cli.h"
 #include "status.h"
 #include "steer.h"
 
@@ -120,40 +120,39 @@ static int unpin_all(const char *dir)
 	return n;
 }
 
+struct unload_cli {
+	const char *dir;
+};
+
+static const struct cli_opt unload_options[] = {
+	CLI_OPTION(
+		"pin-dir", CLI_STR, struct unload_cli, dir, .arg = "DIR",
+		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR
+			")"),
+	CLI_END,
+};
+
+static const struct cli_cmd unload_cmd = {
+	.usage = "[--pin-dir DIR]",
+	.doc = "Stop a running daemon, or remove what a killed one left attached\n"
+	       "and pinned. Succeeds when nothing is loaded.",
+	.opts = unload_options,
+};
+
 int unload_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "pin-dir", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *dir = H2LB_DEFAULT_PIN_DIR;
+	struct unload_cli cli = { .dir = H2LB_DEFAULT_PIN_DIR };
 	struct h2lb_daemon_stats st = { 0 };
+	const char *dir;
 	char name[32];
 	struct stat sb;
 	int c, fd;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'D':
-			dir = optarg;
-			break;
-		case 'h':
-			printf("Usage: h2lb unload [--pin-dir DIR]\n");
-			return 0;
-		default:
-			fprintf(stderr, "Try 'h2lb help'.\n");
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "h2lb unload: unexpected argument '%s'\n",
-			argv[optind]);
+	if (cli_parse(&unload_cmd, argc, argv, &cli))
 		return 2;
-	}
+	dir = cli.dir;
 	if (geteuid() != 0) {
-		fprintf(stderr, "h2lb unload: needs root\n");
+		cli_err("needs root");
 		return 1;
 	}
 	if (stat(dir, &sb)) {
