@@ -271,7 +271,7 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, void *cfg)
 	cmd_name = argv[0];
 	*s++ = ':'; /* a missing argument: ':', not '?' */
 	*s++ = 'h';
-	for (n = 0; cmd->opts[n].name && n < CLI_MAX_OPTS; n++) {
+	for (n = 0; n < CLI_MAX_OPTS && cmd->opts[n].name; n++) {
 		opt = &cmd->opts[n];
 		lo[n].name = opt->name;
 		lo[n].has_arg = opt->arg ? required_argument : no_argument;
@@ -296,19 +296,17 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, void *cfg)
 			bad = true;
 			continue;
 		}
-		opt = NULL;
-		if (c >= 256) {
-			opt = &cmd->opts[c - 256];
-		} else {
-			for (int i = 0; i < n; i++)
-				if (cmd->opts[i].short_opt == c)
-					opt = &cmd->opts[i];
-		}
-		if (!opt || !opt->name) { /* -h, --help */
+		if (c == 'h' || c == 256 + n) {
 			if (bad)
 				continue;
 			cli_usage(cmd, cmd_name, stdout);
 			exit(0);
+		}
+		if (c >= 256) {
+			opt = &cmd->opts[c - 256];
+		} else {
+			for (opt = cmd->opts; opt->short_opt != c; opt++)
+				;
 		}
 		/* After a mistake, only -j and -p count: they say how to
 		 * report it. */

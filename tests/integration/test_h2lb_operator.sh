@@ -23,6 +23,19 @@ fail() {
     exit 1
 }
 
+# json_error RC CMD...: stdout is one JSON object with an "error" key.
+json_error() {
+    local rc=$1 out got
+    shift
+    out=$("$@" 2>/dev/null) && got=0 || got=$?
+    [[ $got == "$rc" ]] || fail "'$*' exited $got, want $rc: $out"
+    "$TB_PYTHON" -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert list(o) == ["error"] and o["error"], o
+print("   %s" % o["error"])' "$out" || fail "'$*' printed '$out', want {\"error\": ...}"
+}
+
 CALLS=1000
 METRICS=$TB_NODE_IP:9464
 tb_up 4
@@ -65,6 +78,12 @@ grep -q "ready" <<<"$("$H2LB_BIN" status --pin-dir "$H2LB_PIN")" || fail "status
     fail "conns -j is not JSON"
 "$H2LB_BIN" streams -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
     fail "streams -j is not JSON"
+# Unprivileged, the pins are out of reach (unless unprivileged BPF is on).
+if ! out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" 2>/dev/null); then
+    json_error 1 setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN"
+fi
 
 echo "== a crashed daemon's leftovers, removed by h2lb unload"
 pid=$(tb_pid h2lb)
@@ -112,18 +131,6 @@ expect_error 2 "h2lb k8s-dump: --timeout: 'x' is not a number in 1-86400" "$H2LB
 expect_error 2 "h2lb status: unrecognized option '--frob'" "$H2LB_BIN" status --frob
 
 echo "== -j: errors are JSON too, on stdout"
-# json_error RC CMD...: stdout is one JSON object with an "error" key.
-json_error() {
-    local rc=$1 out got
-    shift
-    out=$("$@" 2>/dev/null) && got=0 || got=$?
-    [[ $got == "$rc" ]] || fail "'$*' exited $got, want $rc: $out"
-    "$TB_PYTHON" -c '
-import json, sys
-o = json.loads(sys.argv[1])
-assert list(o) == ["error"] and o["error"], o
-print("   %s" % o["error"])' "$out" || fail "'$*' printed '$out', want {\"error\": ...}"
-}
 json_error 1 "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN"
 json_error 1 "$H2LB_BIN" backends -p --pin-dir "$H2LB_PIN"
 json_error 2 "$H2LB_BIN" conns --frob -j
