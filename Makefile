@@ -7,6 +7,11 @@ BUILD := build
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
 	  -Iinclude -Iuser -I$(BUILD) -D_GNU_SOURCE
+# `h2lb version`: the git description of the tree built, or VERSION
+# outside a git tree.
+VERSION := 0.1.0
+H2LB_VERSION := $(or $(shell git describe --always --dirty 2>/dev/null),$(VERSION))
+CFLAGS += -DH2LB_VERSION=\"$(H2LB_VERSION)\"
 LDLIBS := -lbpf -lelf -lz -lcurl -ljson-c -lyaml -lmnl -lnftables -lpthread
 BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__BPF__ \
 	      -I. -Iinclude -Ibpf

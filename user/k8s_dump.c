@@ -6,7 +6,6 @@
  * read these lines.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,118 +14,91 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "k8s.h"
 #include "log.h"
 
-static void usage(FILE *f)
+/* k8s-dump's config */
+struct dump_cli {
+	struct k8s_opts o;
+	bool once;
+	long timeout_s; /* -1: none */
+};
+
+static int set_verbose(const struct cli_opt *opt, const char *arg, void *cfg)
 {
-	fprintf(f,
-		"Usage: h2lb k8s-dump [OPTIONS]\n"
-		"Print the Services h2lb would balance and their endpoints, one JSON\n"
-		"line per change. In a pod without --kubeconfig: the service account.\n"
-		"  -k, --kubeconfig FILE   kubeconfig (server, CA, token or client cert)\n"
-		"      --context NAME      kubeconfig context (default: current-context)\n"
-		"  -n, --namespace NS      only this namespace (default: all)\n"
-		"      --node-name NAME    read the zone from this Node (default: $NODE_NAME)\n"
-		"      --node-zone ZONE    the node's zone, for zone hints\n"
-		"      --once              exit after the first snapshot\n"
-		"      --timeout SECONDS   exit 1 if no snapshot came within SECONDS\n"
-		"  -v, --verbose           debug logging\n");
+	log_verbosity = LOG_DEBUG;
+	return 0;
 }
+
+static const struct cli_opt dump_options[] = {
+	CLI_OPTION("kubeconfig", CLI_STR, struct dump_cli, o.kubeconfig,
+		   .short_opt = 'k', .arg = "FILE",
+		   .help = "kubeconfig (server, CA, token or client cert)"),
+	CLI_OPTION("context", CLI_STR, struct dump_cli, o.context,
+		   .arg = "NAME",
+		   .help = "kubeconfig context (default: current-context)"),
+	CLI_OPTION("namespace", CLI_STR, struct dump_cli, o.ns,
+		   .short_opt = 'n', .arg = "NS",
+		   .help = "only this namespace (default: all)"),
+	CLI_OPTION(
+		"node-name", CLI_STR, struct dump_cli, o.node_name,
+		.arg = "NAME",
+		.help = "read the zone from this Node (default: $NODE_NAME)"),
+	CLI_OPTION("node-zone", CLI_STR, struct dump_cli, o.node_zone,
+		   .arg = "ZONE", .help = "the node's zone, for zone hints"),
+	CLI_OPTION("once", CLI_FLAG, struct dump_cli, once,
+		   .help = "exit after the first snapshot"),
+	CLI_OPTION("timeout", CLI_UINT, struct dump_cli, timeout_s,
+		   .arg = "SECONDS", .min = 1, .max = 86400,
+		   .help = "exit 1 if no snapshot came within SECONDS"),
+	CLI_FUNC_OPTION("verbose", set_verbose, .short_opt = 'v',
+			.help = "debug logging"),
+	CLI_END,
+};
+
+static const struct cli_cmd dump_cmd = {
+	.usage = "[OPTIONS]",
+	.doc = "Print the Services h2lb would balance and their endpoints, one JSON\n"
+	       "line per change. In a pod without --kubeconfig: the service account.",
+	.opts = dump_options,
+};
 
 int k8s_dump_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "kubeconfig", required_argument, NULL, 'k' },
-		{ "context", required_argument, NULL, 'c' },
-		{ "namespace", required_argument, NULL, 'n' },
-		{ "node-name", required_argument, NULL, 'N' },
-		{ "node-zone", required_argument, NULL, 'Z' },
-		{ "once", no_argument, NULL, '1' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	struct k8s_opts o = { 0 };
-	bool once = false, got = false;
-	long timeout_s = -1;
+	struct dump_cli c = { .timeout_s = -1 };
+	struct k8s_opts *o = &c.o;
+	bool got = false;
 	struct pollfd pfd[2];
 	struct k8s *k;
-	char err[512], *end;
+	char err[512];
 	sigset_t mask;
-	int c, ret = 0;
+	int ret = 0;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "k:n:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			o.kubeconfig = optarg;
-			break;
-		case 'c':
-			o.context = optarg;
-			break;
-		case 'n':
-			o.ns = optarg;
-			break;
-		case 'N':
-			o.node_name = optarg;
-			break;
-		case 'Z':
-			o.node_zone = optarg;
-			break;
-		case '1':
-			once = true;
-			break;
-		case 't':
-			timeout_s = strtol(optarg, &end, 10);
-			if (!*optarg || *end || timeout_s < 1 ||
-			    timeout_s > 86400) {
-				fprintf(stderr,
-					"h2lb k8s-dump: --timeout: '%s' is not 1-86400\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'v':
-			log_verbosity = LOG_DEBUG;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "h2lb k8s-dump: unexpected argument '%s'\n",
-			argv[optind]);
+	if (cli_parse(&dump_cmd, argc, argv, &c))
 		return 2;
-	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	pfd[1].fd = signalfd(-1, &mask, SFD_CLOEXEC);
 	pfd[1].events = POLLIN;
-	k = k8s_start(&o, err, sizeof(err));
+	k = k8s_start(o, err, sizeof(err));
 	if (!k) {
-		fprintf(stderr, "h2lb k8s-dump: %s\n", err);
+		cli_err("%s", err);
 		return 1;
 	}
 	pfd[0].fd = k8s_fd(k);
 	pfd[0].events = POLLIN;
 	for (;;) {
 		int n = poll(pfd, 2,
-			     got || timeout_s < 0 ? -1 : (int)timeout_s * 1000);
+			     got || c.timeout_s < 0 ? -1
+						    : (int)c.timeout_s * 1000);
 		struct k8s_snapshot *s;
 		char *line;
 
 		if (n == 0) {
-			fprintf(stderr,
-				"h2lb k8s-dump: no snapshot within %lds\n",
-				timeout_s);
+			cli_err("no snapshot within %lds", c.timeout_s);
 			ret = 1;
 			break;
 		}
@@ -144,7 +116,7 @@ int k8s_dump_main(int argc, char **argv)
 		free(line);
 		k8s_snapshot_free(s);
 		got = true;
-		if (once)
+		if (c.once)
 			break;
 	}
 	k8s_stop(k);

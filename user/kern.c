@@ -534,10 +534,12 @@ struct kern *kern_pinned(const char *dir)
 	if (!k)
 		return NULL;
 	snprintf(k->pin_dir, sizeof(k->pin_dir), "%s", dir);
+	/* Without "conns" nothing is loaded; a map missing otherwise (a
+	 * daemon that died while pinning) fails only its readers. */
 	for (int i = 0; i < KM_MAX; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, kmap_names[i]);
 		k->fd[i] = bpf_obj_get(path);
-		if (k->fd[i] < 0) {
+		if (k->fd[i] < 0 && i == KM_CONNS) {
 			int err = errno;
 
 			kern_close(k);

@@ -3,126 +3,188 @@
  * kernel. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "addr.h"
+#include "cli.h"
 #include "daemon.h"
+#include "json_writer.h"
 #include "log.h"
 #include "status.h"
 #include "k8s.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: h2lb COMMAND [OPTIONS]\n"
-		"\n"
-		"Commands:\n"
-		"  run       run the balancer in the foreground\n"
-		"  status    daemon, kernel counters and backends (from the pinned maps)\n"
-		"  backends  per-backend state, streams, resets, bytes, latency\n"
-		"  conns     connections in the sockhash\n"
-		"  streams   open streams\n"
-		"  unload    remove everything h2lb attached and pinned\n"
-		"  k8s-dump  print the Kubernetes Services h2lb would balance, as JSON lines\n"
-		"  help      show this help\n"
-		"\n"
-		"status, backends, conns, streams: -j JSON, -p pretty JSON, --pin-dir DIR\n"
-		"\n"
-		"h2lb run --listen ADDR:PORT (--backends ADDR:PORT[,...] | --backends-file FILE |\n"
-		"                             --kubernetes --service NS/NAME:PORT)\n"
-		"h2lb run --kubernetes [--listen ADDR] --intercept tc|cgroup ...\n"
-		"  -l, --listen ADDR:PORT      where clients connect (HTTP/2 prior knowledge, h2c);\n"
-		"                              --kubernetes without --service: ADDR, where each\n"
-		"                              Service gets a listener (default 127.0.0.1)\n"
-		"  -b, --backends LIST         backends, comma separated ADDR:PORT\n"
-		"  -f, --backends-file FILE    one ADDR:PORT per line; re-read on SIGHUP and on change\n"
-		"  -P, --policy POLICY         least-streams (default) or round-robin\n"
-		"      --pool-size N           idle handshaken connections per backend (default 8)\n"
-		"      --max-streams N         concurrent streams per client connection (default 1000)\n"
-		"      --pin-dir DIR           where maps are pinned (default " H2LB_DEFAULT_PIN_DIR
-		")\n"
-		"      --metrics ADDR:PORT     serve Prometheus metrics on /metrics (and /healthz)\n"
-		"      --kubernetes            backends are Service endpoints, from the API server;\n"
-		"                              without --service, every balanced Service port\n"
-		"      --service NS/NAME:PORT  the one Service port to balance (port name or number)\n"
-		"      --kubeconfig FILE       API server and credentials (default: in-cluster)\n"
-		"      --node-zone ZONE        this node's zone, for topology hints\n"
-		"      --intercept MODE        take connections to the Services' VIPs:\n"
-		"                              tc (tc ingress, bpf_sk_assign) or cgroup (connect4)\n"
-		"      --intercept-dev LIST    tc: devices that bring pod traffic in, comma\n"
-		"                              separated names or patterns (\"veth*\")\n"
-		"      --intercept-cgroup DIR  cgroup: the cgroup v2 directory of the clients\n"
-		"      --vip ADDR:PORT         static backends: the VIP to intercept for them\n"
-		"      --peer-buffer SIZE      per peer: the most it is sent that its TCP has not\n"
-		"                              acknowledged, and the most window a client's backend\n"
-		"                              connections hold beyond 64K each (default 4M; K, M)\n"
-		"      --drain-timeout S       on SIGTERM/SIGINT, GOAWAY to clients and stop when\n"
-		"                              their streams end, at most S seconds (default 20;\n"
-		"                              0: stop at once; a second signal stops at once)\n"
-		"  -v, --verbose               debug logging\n");
-}
+#ifndef H2LB_VERSION
+#define H2LB_VERSION "unknown"
+#endif
 
-static int parse_uint(const char *flag, const char *s, long min, long max,
-		      long *out)
-{
-	char *end;
+/* run's config: the daemon's options, and what only parsing needs. */
+struct run_cli {
+	struct run_opts o;
+	bool have_listen; /* --listen given (ADDR:PORT, or ADDR alone) */
+};
 
-	errno = 0;
-	*out = strtol(s, &end, 10);
-	if (!*s || *end || errno || *out < min || *out > max) {
-		fprintf(stderr, "h2lb: %s: '%s' is not a number in %ld-%ld\n",
-			flag, s, min, max);
+/* --listen ADDR:PORT, or ADDR alone: for listeners on ports of their own */
+static int set_listen(const struct cli_opt *opt, const char *arg, void *cfg)
+{
+	struct run_cli *c = cfg;
+	char err[256];
+
+	c->have_listen = true;
+	if (inet_pton(AF_INET, arg, &c->o.listen.sin_addr) == 1) {
+		c->o.listen.sin_family = AF_INET;
+		return 0;
+	}
+	if (addr_parse(arg, &c->o.listen, err, sizeof(err))) {
+		cli_opt_err(opt, "%s", err);
 		return -1;
 	}
-	return 0;
-}
-
-/* A byte count with an optional K or M suffix (powers of 1024). */
-static int parse_size(const char *flag, const char *s, long min, long max,
-		      long *out)
-{
-	int shift = 0;
-	char *end;
-
-	errno = 0;
-	*out = strtol(s, &end, 10);
-	if (*end == 'K' || *end == 'k')
-		shift = 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20, end++;
-	if (!*s || *end || errno || *out < 0 || *out > max >> shift ||
-	    (*out << shift) < min) {
-		fprintf(stderr,
-			"h2lb: %s: '%s' is not a size in %ldK-%ldM (bytes, or with K or M)\n",
-			flag, s, min >> 10, max >> 20);
-		return -1;
-	}
-	*out <<= shift;
 	return 0;
 }
 
 /* --service NS/NAME:PORT (PORT: a port name or number) */
-static int parse_service(char *arg, struct run_opts *o)
+static int set_service(const struct cli_opt *opt, const char *arg, void *cfg)
 {
-	char *slash = strchr(arg, '/'), *colon = strrchr(arg, ':');
+	struct run_cli *c = cfg;
+	char *s = strdup(arg), *slash, *colon;
 
-	if (!slash || !colon || colon < slash || slash == arg ||
+	if (!s) {
+		cli_opt_err(opt, "%s", strerror(errno));
+		return -1;
+	}
+	slash = strchr(s, '/');
+	colon = strrchr(s, ':');
+	if (!slash || !colon || colon < slash || slash == s ||
 	    colon == slash + 1 || !colon[1]) {
-		fprintf(stderr,
-			"h2lb: --service: '%s': expected NAMESPACE/NAME:PORT\n",
-			arg);
+		cli_opt_err(opt, "'%s': expected NAMESPACE/NAME:PORT", arg);
+		free(s);
 		return -1;
 	}
 	*slash = *colon = '\0';
-	o->k8s_ns = arg;
-	o->k8s_name = slash + 1;
-	o->k8s_port = colon + 1;
+	c->o.k8s_ns = s;
+	c->o.k8s_name = slash + 1;
+	c->o.k8s_port = colon + 1;
 	return 0;
 }
+
+static int set_drain_timeout(const struct cli_opt *opt, const char *arg,
+			     void *cfg)
+{
+	struct run_cli *c = cfg;
+	long v;
+
+	if (cli_parse_uint(opt, arg, &v))
+		return -1;
+	c->o.drain_timeout_ms = v * 1000;
+	return 0;
+}
+
+static int set_verbose(const struct cli_opt *opt, const char *arg, void *cfg)
+{
+	log_verbosity = LOG_DEBUG;
+	return 0;
+}
+
+static const struct cli_word policies[] = {
+	{ "least-streams", H2LB_POLICY_LEAST_STREAMS },
+	{ "round-robin", H2LB_POLICY_ROUND_ROBIN },
+	{ NULL },
+};
+
+static const struct cli_word intercept_modes[] = {
+	{ "tc", INTERCEPT_TC },
+	{ "cgroup", INTERCEPT_CGROUP },
+	{ "none", INTERCEPT_NONE },
+	{ NULL },
+};
+
+static const struct cli_opt run_options[] = {
+	CLI_FUNC_OPTION(
+		"listen", set_listen, .short_opt = 'l', .arg = "ADDR:PORT",
+		.help = "where clients connect (HTTP/2 prior knowledge, h2c);\n"
+			"--kubernetes without --service: ADDR, where each\n"
+			"Service gets a listener (default 127.0.0.1)"),
+	CLI_OPTION("backends", CLI_STR, struct run_cli, o.backends,
+		   .short_opt = 'b', .arg = "LIST",
+		   .help = "backends, comma separated ADDR:PORT"),
+	CLI_OPTION(
+		"backends-file", CLI_STR, struct run_cli, o.backends_file,
+		.short_opt = 'f', .arg = "FILE",
+		.help = "one ADDR:PORT per line; re-read on SIGHUP and on change"),
+	CLI_OPTION("policy", CLI_ENUM, struct run_cli, o.policy,
+		   .short_opt = 'P', .arg = "POLICY", .words = policies,
+		   .help = "least-streams (default) or round-robin"),
+	CLI_OPTION(
+		"pool-size", CLI_UINT, struct run_cli, o.pool_size, .arg = "N",
+		.min = 1, .max = H2LB_POOL_SLOTS,
+		.help = "idle handshaken connections per backend (default 8)"),
+	CLI_OPTION(
+		"max-streams", CLI_UINT, struct run_cli, o.max_streams,
+		.arg = "N", .min = 1, .max = 100000,
+		.help = "concurrent streams per client connection (default 1000)"),
+	CLI_OPTION(
+		"pin-dir", CLI_STR, struct run_cli, o.pin_dir, .arg = "DIR",
+		.help = "where maps are pinned (default " H2LB_DEFAULT_PIN_DIR
+			")"),
+	CLI_OPTION(
+		"metrics", CLI_ADDR, struct run_cli, o.metrics,
+		.arg = "ADDR:PORT",
+		.help = "serve Prometheus metrics on /metrics (and /healthz)"),
+	CLI_OPTION(
+		"kubernetes", CLI_FLAG, struct run_cli, o.kubernetes,
+		.help = "backends are Service endpoints, from the API server;\n"
+			"without --service, every balanced Service port"),
+	CLI_FUNC_OPTION(
+		"service", set_service, .arg = "NS/NAME:PORT",
+		.help = "the one Service port to balance (port name or number)"),
+	CLI_OPTION("kubeconfig", CLI_STR, struct run_cli, o.kubeconfig,
+		   .arg = "FILE",
+		   .help = "API server and credentials (default: in-cluster)"),
+	CLI_OPTION("node-zone", CLI_STR, struct run_cli, o.node_zone,
+		   .arg = "ZONE",
+		   .help = "this node's zone, for topology hints"),
+	CLI_OPTION(
+		"intercept", CLI_ENUM, struct run_cli, o.intercept,
+		.arg = "MODE", .words = intercept_modes,
+		.help = "take connections to the Services' VIPs:\n"
+			"tc (tc ingress, bpf_sk_assign) or cgroup (connect4)"),
+	CLI_OPTION("intercept-dev", CLI_STR, struct run_cli, o.intercept_devs,
+		   .arg = "LIST",
+		   .help = "tc: devices that bring pod traffic in, comma\n"
+			   "separated names or patterns (\"veth*\")"),
+	CLI_OPTION("intercept-cgroup", CLI_STR, struct run_cli,
+		   o.intercept_cgroup, .arg = "DIR",
+		   .help = "cgroup: the cgroup v2 directory of the clients"),
+	CLI_OPTION("vip", CLI_ADDR, struct run_cli, o.vip, .arg = "ADDR:PORT",
+		   .help = "static backends: the VIP to intercept for them"),
+	CLI_OPTION(
+		"peer-buffer", CLI_SIZE, struct run_cli, o.peer_buffer,
+		.arg = "SIZE", .min = 64 << 10, .max = 1024L << 20,
+		.help = "per peer: the most it is sent that its TCP has not\n"
+			"acknowledged, and the most window a client's backend\n"
+			"connections hold beyond 64K each (default 4M; K, M)"),
+	CLI_FUNC_OPTION(
+		"drain-timeout", set_drain_timeout, .arg = "S", .min = 0,
+		.max = 3600,
+		.help = "on SIGTERM/SIGINT, GOAWAY to clients and stop when\n"
+			"their streams end, at most S seconds (default 20;\n"
+			"0: stop at once; a second signal stops at once)"),
+	CLI_FUNC_OPTION("verbose", set_verbose, .short_opt = 'v',
+			.help = "debug logging"),
+	CLI_END,
+};
+
+static const struct cli_cmd run_cmd = {
+	.usage =
+		"--listen ADDR:PORT (--backends LIST | --backends-file FILE) [OPTIONS]\n"
+		"--listen ADDR:PORT --kubernetes --service NS/NAME:PORT [OPTIONS]\n"
+		"--kubernetes [--listen ADDR] --intercept tc|cgroup [OPTIONS]",
+	.doc = "Run the balancer in the foreground, logging to stderr. SIGHUP re-reads\n"
+	       "the backends; SIGTERM or SIGINT drains the clients, then stops.",
+	.opts = run_options,
+};
 
 /* The combinations of --listen, --kubernetes, --service, --vip and
  * --intercept* that work. */
@@ -131,7 +193,7 @@ static int check_modes(struct run_opts *o, bool have_listen)
 	bool all = o->kubernetes && !o->k8s_name;
 
 	if (!all && !o->listen.sin_port) {
-		fprintf(stderr, "h2lb run: --listen ADDR:PORT is required\n");
+		cli_err("--listen ADDR:PORT is required");
 		return -1;
 	}
 	if (!have_listen) {
@@ -139,40 +201,33 @@ static int check_modes(struct run_opts *o, bool have_listen)
 		o->listen.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	}
 	if (all && !o->intercept) {
-		fprintf(stderr,
-			"h2lb run: --kubernetes without --service needs --intercept tc|cgroup (clients reach the Services by their VIPs)\n");
+		cli_err("--kubernetes without --service needs --intercept tc|cgroup (clients reach the Services by their VIPs)");
 		return -1;
 	}
 	if (o->vip.sin_port && !o->intercept) {
-		fprintf(stderr,
-			"h2lb run: --vip needs --intercept tc|cgroup\n");
+		cli_err("--vip needs --intercept tc|cgroup");
 		return -1;
 	}
 	if (!o->kubernetes && o->intercept && !o->vip.sin_port) {
-		fprintf(stderr,
-			"h2lb run: --intercept with static backends needs --vip ADDR:PORT\n");
+		cli_err("--intercept with static backends needs --vip ADDR:PORT");
 		return -1;
 	}
 	if (o->intercept == INTERCEPT_TC && !o->intercept_devs) {
-		fprintf(stderr,
-			"h2lb run: --intercept tc needs --intercept-dev LIST\n");
+		cli_err("--intercept tc needs --intercept-dev LIST");
 		return -1;
 	}
 	if (o->intercept == INTERCEPT_CGROUP &&
 	    (!o->intercept_cgroup || !o->listen.sin_addr.s_addr ||
 	     o->listen.sin_addr.s_addr == htonl(INADDR_LOOPBACK))) {
-		fprintf(stderr,
-			"h2lb run: --intercept cgroup needs --intercept-cgroup DIR and a --listen address the clients can reach\n");
+		cli_err("--intercept cgroup needs --intercept-cgroup DIR and a --listen address the clients can reach");
 		return -1;
 	}
 	if (o->intercept != INTERCEPT_TC && o->intercept_devs) {
-		fprintf(stderr,
-			"h2lb run: --intercept-dev is for --intercept tc\n");
+		cli_err("--intercept-dev is for --intercept tc");
 		return -1;
 	}
 	if (o->intercept != INTERCEPT_CGROUP && o->intercept_cgroup) {
-		fprintf(stderr,
-			"h2lb run: --intercept-cgroup is for --intercept cgroup\n");
+		cli_err("--intercept-cgroup is for --intercept cgroup");
 		return -1;
 	}
 	return 0;
@@ -180,215 +235,157 @@ static int check_modes(struct run_opts *o, bool have_listen)
 
 static int cmd_run(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "backends", required_argument, NULL, 'b' },
-		{ "backends-file", required_argument, NULL, 'f' },
-		{ "policy", required_argument, NULL, 'P' },
-		{ "pool-size", required_argument, NULL, 'S' },
-		{ "max-streams", required_argument, NULL, 'M' },
-		{ "pin-dir", required_argument, NULL, 'D' },
-		{ "metrics", required_argument, NULL, 'm' },
-		{ "kubernetes", no_argument, NULL, 'K' },
-		{ "kubeconfig", required_argument, NULL, 'C' },
-		{ "service", required_argument, NULL, 's' },
-		{ "node-zone", required_argument, NULL, 'Z' },
-		{ "intercept", required_argument, NULL, 'I' },
-		{ "intercept-dev", required_argument, NULL, 'i' },
-		{ "intercept-cgroup", required_argument, NULL, 'G' },
-		{ "vip", required_argument, NULL, 'V' },
-		{ "drain-timeout", required_argument, NULL, 'T' },
-		{ "peer-buffer", required_argument, NULL, 'B' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	struct run_cli c = {
+		.o = {
+			.pin_dir = H2LB_DEFAULT_PIN_DIR,
+			.policy = H2LB_POLICY_LEAST_STREAMS,
+			.pool_size = 8,
+			.max_streams = 1000,
+			.stream_window = 65535,
+			.drain_timeout_ms = 20000,
+			.peer_buffer = 4 << 20,
+		},
 	};
-	struct run_opts o = {
-		.pin_dir = H2LB_DEFAULT_PIN_DIR,
-		.policy = H2LB_POLICY_LEAST_STREAMS,
-		.pool_size = 8,
-		.max_streams = 1000,
-		.stream_window = 65535,
-		.drain_timeout_ms = 20000,
-		.peer_buffer = 4 << 20,
-	};
-	bool have_listen = false;
+	struct run_opts *o = &c.o;
 	char err[256];
-	long v;
-	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "l:b:f:P:vh", longopts, NULL)) !=
-	       -1) {
-		switch (c) {
-		case 'l':
-			/* ADDR alone: for listeners on ports of their own */
-			if (inet_pton(AF_INET, optarg, &o.listen.sin_addr) ==
-			    1) {
-				o.listen.sin_family = AF_INET;
-				have_listen = true;
-				break;
-			}
-			if (addr_parse(optarg, &o.listen, err, sizeof(err))) {
-				fprintf(stderr, "h2lb: --listen: %s\n", err);
-				return 2;
-			}
-			have_listen = true;
-			break;
-		case 'b':
-			o.backends = optarg;
-			break;
-		case 'f':
-			o.backends_file = optarg;
-			break;
-		case 'P':
-			if (!strcmp(optarg, "least-streams"))
-				o.policy = H2LB_POLICY_LEAST_STREAMS;
-			else if (!strcmp(optarg, "round-robin"))
-				o.policy = H2LB_POLICY_ROUND_ROBIN;
-			else {
-				fprintf(stderr,
-					"h2lb: --policy: '%s' is not least-streams or round-robin\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'S':
-			if (parse_uint("--pool-size", optarg, 1,
-				       H2LB_POOL_SLOTS, &v))
-				return 2;
-			o.pool_size = v;
-			break;
-		case 'M':
-			if (parse_uint("--max-streams", optarg, 1, 100000, &v))
-				return 2;
-			o.max_streams = v;
-			break;
-		case 'D':
-			o.pin_dir = optarg;
-			break;
-		case 'm':
-			if (addr_parse(optarg, &o.metrics, err, sizeof(err))) {
-				fprintf(stderr, "h2lb: --metrics: %s\n", err);
-				return 2;
-			}
-			break;
-		case 'K':
-			o.kubernetes = true;
-			break;
-		case 'C':
-			o.kubeconfig = optarg;
-			break;
-		case 's':
-			if (parse_service(optarg, &o))
-				return 2;
-			break;
-		case 'Z':
-			o.node_zone = optarg;
-			break;
-		case 'I':
-			if (!strcmp(optarg, "tc"))
-				o.intercept = INTERCEPT_TC;
-			else if (!strcmp(optarg, "cgroup"))
-				o.intercept = INTERCEPT_CGROUP;
-			else if (!strcmp(optarg, "none"))
-				o.intercept = INTERCEPT_NONE;
-			else {
-				fprintf(stderr,
-					"h2lb: --intercept: '%s' is not tc, cgroup or none\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'i':
-			o.intercept_devs = optarg;
-			break;
-		case 'G':
-			o.intercept_cgroup = optarg;
-			break;
-		case 'T':
-			if (parse_uint("--drain-timeout", optarg, 0, 3600, &v))
-				return 2;
-			o.drain_timeout_ms = v * 1000;
-			break;
-		case 'B':
-			if (parse_size("--peer-buffer", optarg, 64 << 10,
-				       1024L << 20, &v))
-				return 2;
-			o.peer_buffer = v;
-			break;
-		case 'V':
-			if (addr_parse(optarg, &o.vip, err, sizeof(err))) {
-				fprintf(stderr, "h2lb: --vip: %s\n", err);
-				return 2;
-			}
-			break;
-		case 'v':
-			log_verbosity = LOG_DEBUG;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			fprintf(stderr, "Try 'h2lb help'.\n");
+	if (cli_parse(&run_cmd, argc, argv, &c))
+		return 2;
+	if (check_modes(o, c.have_listen))
+		return 2;
+	if (o->kubernetes) {
+		if (o->backends || o->backends_file || o->vip.sin_port) {
+			cli_err("--kubernetes takes no --backends, --backends-file or --vip (the Services have them)");
 			return 2;
 		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "h2lb run: unexpected argument '%s'\n",
-			argv[optind]);
+	} else if (!o->backends == !o->backends_file) {
+		cli_err("give either --backends or --backends-file (or --kubernetes)");
 		return 2;
 	}
-	if (check_modes(&o, have_listen))
-		return 2;
-	if (o.kubernetes) {
-		if (o.backends || o.backends_file || o.vip.sin_port) {
-			fprintf(stderr,
-				"h2lb run: --kubernetes takes no --backends, --backends-file or --vip (the Services have them)\n");
-			return 2;
-		}
-	} else if (!o.backends == !o.backends_file) {
-		fprintf(stderr,
-			"h2lb run: give either --backends or --backends-file (or --kubernetes)\n");
-		return 2;
-	}
-	if (o.backends) {
+	if (o->backends) {
 		struct sockaddr_in tmp[H2LB_MAX_BACKENDS];
 
-		if (addr_parse_list(o.backends, tmp, H2LB_MAX_BACKENDS, err,
+		if (addr_parse_list(o->backends, tmp, H2LB_MAX_BACKENDS, err,
 				    sizeof(err)) < 0) {
-			fprintf(stderr, "h2lb: --backends: %s\n", err);
+			cli_err("--backends: %s", err);
 			return 2;
 		}
 	}
 	if (geteuid() != 0) {
-		fprintf(stderr,
-			"h2lb run: needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)\n");
+		cli_err("needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
 		return 1;
 	}
-	return daemon_run(&o);
+	return daemon_run(o);
+}
+
+static const struct cli_opt version_opts[] = {
+	CLI_JSON_OPTIONS,
+	CLI_END,
+};
+
+static const struct cli_cmd version_cmd = {
+	.usage = "[-j|-p]",
+	.doc = "Print h2lb's version.",
+	.opts = version_opts,
+};
+
+static int cmd_version(int argc, char **argv)
+{
+	struct json_writer jw, *w;
+
+	if (cli_parse(&version_cmd, argc, argv, NULL))
+		return 2;
+	w = cli_json_writer(&jw);
+	if (!w) {
+		printf("h2lb %s\n", H2LB_VERSION);
+		return 0;
+	}
+	jw_obj_start(w);
+	jw_kv_str(w, "version", H2LB_VERSION);
+	jw_obj_end(w);
+	jw_end(w);
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	return status_main(argv[0], argc, argv);
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const struct command {
+	const char *name;
+	const char *summary;
+	int (*main)(int argc, char **argv);
+} commands[] = {
+	{ "run", "run the balancer in the foreground", cmd_run },
+	{ "status",
+	  "daemon, kernel counters and backends (from the pinned maps)",
+	  cmd_status },
+	{ "backends", "per-backend state, streams, resets, bytes, latency",
+	  cmd_status },
+	{ "conns", "connections in the sockhash", cmd_status },
+	{ "streams", "open streams", cmd_status },
+	{ "unload", "remove everything h2lb attached and pinned", unload_main },
+	{ "k8s-dump",
+	  "print the Kubernetes Services h2lb would balance, as JSON lines",
+	  k8s_dump_main },
+	{ "version", "print h2lb's version (also: h2lb --version)",
+	  cmd_version },
+	{ "help", "show this help", cmd_help },
+};
+
+static void overview(FILE *f)
+{
+	fprintf(f, "Usage: h2lb COMMAND [OPTIONS]\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(f,
+		"\n"
+		"status, backends, conns, streams: -j JSON, -p pretty JSON, --pin-dir DIR\n"
+		"\n"
+		"Run 'h2lb COMMAND -h' for a command's options; h2lb(8) has them all.\n");
+}
+
+static const struct cli_opt help_opts[] = {
+	CLI_END,
+};
+
+static const struct cli_cmd help_cmd = {
+	.usage = "",
+	.doc = "List the commands (also: h2lb --help).",
+	.opts = help_opts,
+};
+
+static int cmd_help(int argc, char **argv)
+{
+	if (cli_parse(&help_cmd, argc, argv, NULL))
+		return 2;
+	overview(stdout);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : "help";
+	static char help[] = "help", version[] = "version";
+	const char *cmd;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(cmd, "status") || !strcmp(cmd, "backends") ||
-	    !strcmp(cmd, "conns") || !strcmp(cmd, "streams"))
-		return status_main(cmd, argc - 1, argv + 1);
-	if (!strcmp(cmd, "unload"))
-		return unload_main(argc - 1, argv + 1);
-	if (!strcmp(cmd, "k8s-dump"))
-		return k8s_dump_main(argc - 1, argv + 1);
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
-	    !strcmp(cmd, "-h")) {
-		usage(stdout);
+	if (argc < 2) {
+		overview(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+		argv[1] = help;
+	else if (!strcmp(argv[1], "--version"))
+		argv[1] = version;
+	cmd = argv[1];
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].main(argc - 1, argv + 1);
 	fprintf(stderr, "h2lb: unknown command '%s'\n", cmd);
-	usage(stderr);
+	overview(stderr);
 	return 2;
 }

@@ -6,78 +6,31 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-
+#include "cli.h"
 #include "h2lb.h"
 #include "json_writer.h"
+#include "kern.h"
 #include "names.h"
 #include "status.h"
 
-int pinned_open(const char *dir, const char *name)
+/* The daemon's pinned maps, or NULL with the reason said (as JSON with
+ * -j). */
+static struct kern *open_pins(const char *dir)
 {
-	char path[512];
-	int fd;
+	struct kern *k = kern_pinned(dir);
+	char why[512];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = bpf_obj_get(path);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			fprintf(stderr,
-				"h2lb: nothing loaded: %s does not exist (is 'h2lb run' running? see --pin-dir)\n",
-				path);
-		else if (errno == EPERM || errno == EACCES)
-			fprintf(stderr,
-				"h2lb: %s: permission denied (run as root)\n",
-				path);
-		else
-			fprintf(stderr, "h2lb: %s: %s\n", path,
-				strerror(errno));
+	if (!k) {
+		kern_pinned_error(dir, errno, why, sizeof(why));
+		cli_err("%s", why);
 	}
-	return fd;
-}
-
-int backends_read(const char *dir, struct h2lb_backend *out, int *n)
-{
-	int fd = pinned_open(dir, "backends"), cfd;
-	struct h2lb_config cfg = { 0 };
-	__u32 zero = 0;
-
-	if (fd < 0)
-		return -1;
-	cfd = pinned_open(dir, "lb_config");
-	if (cfd < 0) {
-		close(fd);
-		return -1;
-	}
-	bpf_map_lookup_elem(cfd, &zero, &cfg);
-	close(cfd);
-	*n = 0;
-	for (__u32 i = 0; i < cfg.nr_backends && i < H2LB_MAX_BACKENDS; i++)
-		if (!bpf_map_lookup_elem(fd, &i, &out[*n]))
-			(*n)++;
-	close(fd);
-	return 0;
-}
-
-int services_read(const char *dir, struct h2lb_service *out)
-{
-	int fd = pinned_open(dir, "services");
-
-	memset(out, 0, sizeof(*out) * H2LB_MAX_SERVICES);
-	if (fd < 0)
-		return -1;
-	for (__u32 i = 0; i < H2LB_MAX_SERVICES; i++)
-		bpf_map_lookup_elem(fd, &i, &out[i]);
-	close(fd);
-	return 0;
+	return k;
 }
 
 static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
@@ -184,48 +137,15 @@ static void backends_print(const struct h2lb_backend *be, int n,
 		jw_arr_end(w);
 }
 
-int counters_read(const char *dir, uint64_t *out)
+static int cmd_backends(struct kern *k, struct json_writer *w)
 {
-	int fd = pinned_open(dir, "counters"),
-	    ncpu = libbpf_num_possible_cpus();
-	uint64_t *v;
-
-	if (fd < 0 || ncpu <= 0)
-		return -1;
-	v = calloc(ncpu, sizeof(*v));
-	for (__u32 i = 0; v && i < H2LB_CNT_MAX; i++) {
-		out[i] = 0;
-		if (!bpf_map_lookup_elem(fd, &i, v))
-			for (int c = 0; c < ncpu; c++)
-				out[i] += v[c];
-	}
-	free(v);
-	close(fd);
-	return 0;
-}
-
-int daemon_stats_read(const char *dir, struct h2lb_daemon_stats *st)
-{
-	int fd = pinned_open(dir, "daemon_stats");
-	__u32 zero = 0;
-
-	if (fd < 0)
-		return -1;
-	memset(st, 0, sizeof(*st));
-	bpf_map_lookup_elem(fd, &zero, st);
-	close(fd);
-	return 0;
-}
-
-static int cmd_backends(const char *dir, struct json_writer *w)
-{
-	struct h2lb_service svc[H2LB_MAX_SERVICES];
-	struct h2lb_backend be[H2LB_MAX_BACKENDS];
+	static struct h2lb_service svc[H2LB_MAX_SERVICES];
+	static struct h2lb_backend be[H2LB_MAX_BACKENDS];
 	int n;
 
-	if (backends_read(dir, be, &n))
+	if (kern_read_backends(k, be, &n))
 		return 1;
-	services_read(dir, svc);
+	kern_read_services(k, svc);
 	if (w)
 		jw_obj_start(w);
 	backends_print(be, n, svc, w);
@@ -236,18 +156,18 @@ static int cmd_backends(const char *dir, struct json_writer *w)
 	return 0;
 }
 
-static int cmd_status(const char *dir, struct json_writer *w)
+static int cmd_status(struct kern *k, struct json_writer *w)
 {
-	struct h2lb_service svc[H2LB_MAX_SERVICES];
-	struct h2lb_backend be[H2LB_MAX_BACKENDS];
-	struct h2lb_daemon_stats st;
+	static struct h2lb_service svc[H2LB_MAX_SERVICES];
+	static struct h2lb_backend be[H2LB_MAX_BACKENDS];
+	struct h2lb_daemon_stats st = { 0 };
 	uint64_t cnt[H2LB_CNT_MAX];
 	int n;
 
-	if (daemon_stats_read(dir, &st) || counters_read(dir, cnt) ||
-	    backends_read(dir, be, &n))
+	if (kern_read_counters(k, cnt) || kern_read_backends(k, be, &n))
 		return 1;
-	services_read(dir, svc);
+	kern_read_daemon_stats(k, &st);
+	kern_read_services(k, svc);
 	if (!w) {
 		bool alive = st.pid && kill(st.pid, 0) == 0;
 
@@ -292,170 +212,161 @@ static int cmd_status(const char *dir, struct json_writer *w)
 	return 0;
 }
 
-static int cmd_conns(const char *dir, struct json_writer *w)
-{
-	int fd = pinned_open(dir, "conns");
+struct conns_print {
+	struct json_writer *w;
 	struct h2lb_service svc[H2LB_MAX_SERVICES];
-	__u64 key, next, *prev = NULL;
-	struct h2lb_conn c;
+};
 
-	if (fd < 0)
-		return 1;
-	services_read(dir, svc);
+static int conn_print(uint64_t key, const struct h2lb_conn *c, void *arg)
+{
+	struct conns_print *p = arg;
+	struct json_writer *w = p->w;
+
+	if (!w) {
+		printf("%-18llx %-8s %-7d %-24.24s %-18llx %6u %12llu %12llu %10llu\n",
+		       (unsigned long long)key, role_name(c->role),
+		       c->role == H2LB_ROLE_BACKEND ? (int)c->backend : -1,
+		       c->role == H2LB_ROLE_CLIENT
+			       ? service_name(p->svc, c->service)
+			       : "-",
+		       (unsigned long long)c->peer, c->open_streams,
+		       (unsigned long long)c->rx_data,
+		       (unsigned long long)c->tx_data,
+		       (unsigned long long)c->frames);
+		return 0;
+	}
+	jw_obj_start(w);
+	jw_kv_u64(w, "cookie", key);
+	jw_kv_str(w, "role", role_name(c->role));
+	if (c->role == H2LB_ROLE_BACKEND)
+		jw_kv_u64(w, "backend", c->backend);
+	if (c->role == H2LB_ROLE_CLIENT)
+		jw_kv_str(w, "service", service_name(p->svc, c->service));
+	jw_kv_u64(w, "peer", c->peer);
+	jw_kv_u64(w, "open_streams", c->open_streams);
+	jw_kv_u64(w, "rx_data", c->rx_data);
+	jw_kv_u64(w, "tx_data", c->tx_data);
+	jw_kv_u64(w, "tx_bytes", c->tx_bytes);
+	jw_kv_u64(w, "frames", c->frames);
+	jw_obj_end(w);
+	return 0;
+}
+
+static int cmd_conns(struct kern *k, struct json_writer *w)
+{
+	static struct conns_print p;
+
+	p.w = w;
+	kern_read_services(k, p.svc);
 	if (w)
 		jw_arr_start(w);
 	else
 		printf("%-18s %-8s %-7s %-24s %-18s %6s %12s %12s %10s\n",
 		       "COOKIE", "ROLE", "BACKEND", "SERVICE", "PEER", "OPEN",
 		       "RX_DATA", "TX_DATA", "FRAMES");
-	for (int guard = 0;
-	     guard < H2LB_MAX_CONNS && !bpf_map_get_next_key(fd, prev, &next);
-	     guard++) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &c))
-			continue;
-		if (!w) {
-			printf("%-18llx %-8s %-7d %-24.24s %-18llx %6u %12llu %12llu %10llu\n",
-			       (unsigned long long)key,
-			       role_name(c.role),
-			       c.role == H2LB_ROLE_BACKEND ? (int)c.backend
-							   : -1,
-			       c.role == H2LB_ROLE_CLIENT
-				       ? service_name(svc, c.service)
-				       : "-",
-			       (unsigned long long)c.peer, c.open_streams,
-			       (unsigned long long)c.rx_data,
-			       (unsigned long long)c.tx_data,
-			       (unsigned long long)c.frames);
-			continue;
-		}
-		jw_obj_start(w);
-		jw_kv_u64(w, "cookie", key);
-		jw_kv_str(w, "role", role_name(c.role));
-		if (c.role == H2LB_ROLE_BACKEND)
-			jw_kv_u64(w, "backend", c.backend);
-		if (c.role == H2LB_ROLE_CLIENT)
-			jw_kv_str(w, "service", service_name(svc, c.service));
-		jw_kv_u64(w, "peer", c.peer);
-		jw_kv_u64(w, "open_streams", c.open_streams);
-		jw_kv_u64(w, "rx_data", c.rx_data);
-		jw_kv_u64(w, "tx_data", c.tx_data);
-		jw_kv_u64(w, "tx_bytes", c.tx_bytes);
-		jw_kv_u64(w, "frames", c.frames);
-		jw_obj_end(w);
-	}
+	kern_each_conn(k, conn_print, &p);
 	if (w) {
 		jw_arr_end(w);
 		jw_end(w);
 	}
-	close(fd);
 	return 0;
 }
 
-static int cmd_streams(const char *dir, struct json_writer *w)
+struct streams_print {
+	struct json_writer *w;
+	uint64_t now_ns;
+};
+
+static int stream_print(const struct h2lb_stream_key *key,
+			const struct h2lb_stream *st, void *arg)
 {
-	int fd = pinned_open(dir, "streams");
-	struct h2lb_stream_key key, next, *prev = NULL;
-	struct h2lb_stream st;
+	struct streams_print *p = arg;
+	struct json_writer *w = p->w;
+	uint64_t age = (p->now_ns - st->start_ns) / 1000000;
+	const char *state = (st->flags & H2LB_ST_CLIENT_END) ? "half-closed(l)"
+			    : (st->flags & H2LB_ST_SERVER_END)
+				    ? "half-closed(r)"
+				    : "open";
+
+	if (!w) {
+		printf("%-18llx %10u %-7u %-18llx %-14s %10llu\n",
+		       (unsigned long long)key->client, key->id, st->backend,
+		       (unsigned long long)st->leg, state,
+		       (unsigned long long)age);
+		return 0;
+	}
+	jw_obj_start(w);
+	jw_kv_u64(w, "client", key->client);
+	jw_kv_u64(w, "stream", key->id);
+	jw_kv_u64(w, "backend", st->backend);
+	jw_kv_u64(w, "leg", st->leg);
+	jw_kv_str(w, "state", state);
+	jw_kv_u64(w, "age_ms", age);
+	jw_obj_end(w);
+	return 0;
+}
+
+static int cmd_streams(struct kern *k, struct json_writer *w)
+{
+	struct streams_print p = { .w = w };
 	struct timespec now;
 
-	if (fd < 0)
-		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	p.now_ns = (uint64_t)now.tv_sec * 1000000000ull + now.tv_nsec;
 	if (w)
 		jw_arr_start(w);
 	else
 		printf("%-18s %10s %-7s %-18s %-14s %10s\n", "CLIENT", "STREAM",
 		       "BACKEND", "LEG", "STATE", "AGE_MS");
-	for (int guard = 0;
-	     guard < H2LB_MAX_STREAMS && !bpf_map_get_next_key(fd, prev, &next);
-	     guard++) {
-		uint64_t age;
-		const char *state;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &st))
-			continue;
-		age = ((uint64_t)now.tv_sec * 1000000000ull + now.tv_nsec -
-		       st.start_ns) /
-		      1000000;
-		state = (st.flags & H2LB_ST_CLIENT_END)	  ? "half-closed(l)"
-			: (st.flags & H2LB_ST_SERVER_END) ? "half-closed(r)"
-							  : "open";
-		if (!w) {
-			printf("%-18llx %10u %-7u %-18llx %-14s %10llu\n",
-			       (unsigned long long)key.client, key.id,
-			       st.backend, (unsigned long long)st.leg, state,
-			       (unsigned long long)age);
-			continue;
-		}
-		jw_obj_start(w);
-		jw_kv_u64(w, "client", key.client);
-		jw_kv_u64(w, "stream", key.id);
-		jw_kv_u64(w, "backend", st.backend);
-		jw_kv_u64(w, "leg", st.leg);
-		jw_kv_str(w, "state", state);
-		jw_kv_u64(w, "age_ms", age);
-		jw_obj_end(w);
-	}
+	kern_each_stream(k, stream_print, &p);
 	if (w) {
 		jw_arr_end(w);
 		jw_end(w);
 	}
-	close(fd);
 	return 0;
 }
 
+struct status_cli {
+	const char *dir;
+};
+
+static const struct cli_opt status_options[] = {
+	CLI_JSON_OPTIONS,
+	CLI_OPTION(
+		"pin-dir", CLI_STR, struct status_cli, dir, .arg = "DIR",
+		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR
+			")"),
+	CLI_END,
+};
+
+static const struct cli_cmd status_cmd = {
+	.usage = "[-j|-p] [--pin-dir DIR]",
+	.doc = "Read the pinned maps (the daemon need not answer). With -j or -p,\n"
+	       "errors too are JSON, on stdout: {\"error\": \"...\"}.",
+	.opts = status_options,
+};
+
 int status_main(const char *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "pin-dir", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *dir = H2LB_DEFAULT_PIN_DIR;
-	struct json_writer jw, *w = NULL;
-	bool json = false, pretty = false;
-	int c;
+	struct status_cli c = { .dir = H2LB_DEFAULT_PIN_DIR };
+	struct json_writer jw, *w;
+	struct kern *k;
+	int ret;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jph", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'p':
-			json = pretty = true;
-			break;
-		case 'D':
-			dir = optarg;
-			break;
-		case 'h':
-			printf("Usage: h2lb %s [-j|-p] [--pin-dir DIR]\n", cmd);
-			return 0;
-		default:
-			fprintf(stderr, "Try 'h2lb help'.\n");
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "h2lb %s: unexpected argument '%s'\n", cmd,
-			argv[optind]);
+	if (cli_parse(&status_cmd, argc, argv, &c))
 		return 2;
-	}
-	if (json) {
-		jw_init(&jw, stdout, pretty);
-		w = &jw;
-	}
+	k = open_pins(c.dir);
+	if (!k)
+		return cli_exit(1);
+	w = cli_json_writer(&jw);
 	if (!strcmp(cmd, "status"))
-		return cmd_status(dir, w);
-	if (!strcmp(cmd, "backends"))
-		return cmd_backends(dir, w);
-	if (!strcmp(cmd, "conns"))
-		return cmd_conns(dir, w);
-	return cmd_streams(dir, w);
+		ret = cmd_status(k, w);
+	else if (!strcmp(cmd, "backends"))
+		ret = cmd_backends(k, w);
+	else if (!strcmp(cmd, "conns"))
+		ret = cmd_conns(k, w);
+	else
+		ret = cmd_streams(k, w);
+	kern_close(k);
+	return cli_exit(ret);
 }

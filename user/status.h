@@ -13,12 +13,4 @@ int status_main(const char *cmd, int argc, char **argv);
 /* `h2lb unload [--pin-dir DIR]` */
 int unload_main(int argc, char **argv);
 
-/* Readers of the pinned maps, shared with the metrics endpoint. */
-int pinned_open(const char *dir, const char *name);
-int backends_read(const char *dir, struct h2lb_backend *out, int *n);
-int counters_read(const char *dir, uint64_t *out);
-/* The "services" map: @out has H2LB_MAX_SERVICES entries. */
-int services_read(const char *dir, struct h2lb_service *out);
-int daemon_stats_read(const char *dir, struct h2lb_daemon_stats *st);
-
 #endif

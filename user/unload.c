@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +15,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
 
+#include "cli.h"
+#include "kern.h"
 #include "status.h"
 #include "steer.h"
 
@@ -56,23 +56,7 @@ static bool stop_daemon(pid_t pid)
 /* Detach every sockops program from @cg and remove it. */
 static void cleanup_cgroup(const char *cg)
 {
-	__u32 ids[16], n = 16;
-	int fd = open(cg, O_RDONLY | O_DIRECTORY);
-
-	if (fd < 0)
-		return;
-	if (!bpf_prog_query(fd, BPF_CGROUP_SOCK_OPS, 0, NULL, ids, &n)) {
-		for (__u32 i = 0; i < n; i++) {
-			int pfd = bpf_prog_get_fd_by_id(ids[i]);
-
-			if (pfd >= 0) {
-				bpf_prog_detach2(pfd, fd, BPF_CGROUP_SOCK_OPS);
-				close(pfd);
-			}
-		}
-	}
-	close(fd);
-	if (!rmdir(cg))
+	if (kern_cgroup_detach_all(cg) && !rmdir(cg))
 		printf("removed cgroup %s\n", cg);
 }
 
@@ -98,74 +82,50 @@ static void find_cgroups(const char *dir, const char *name, int depth)
 	closedir(d);
 }
 
-static int unpin_all(const char *dir)
-{
-	struct dirent *e;
-	DIR *d = opendir(dir);
-	int n = 0;
+struct unload_cli {
+	const char *dir;
+};
 
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		char path[4096];
+static const struct cli_opt unload_options[] = {
+	CLI_OPTION(
+		"pin-dir", CLI_STR, struct unload_cli, dir, .arg = "DIR",
+		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR
+			")"),
+	CLI_END,
+};
 
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (!unlink(path))
-			n++;
-	}
-	closedir(d);
-	rmdir(dir);
-	return n;
-}
+static const struct cli_cmd unload_cmd = {
+	.usage = "[--pin-dir DIR]",
+	.doc = "Stop a running daemon, or remove what a killed one left attached\n"
+	       "and pinned. Succeeds when nothing is loaded.",
+	.opts = unload_options,
+};
 
 int unload_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "pin-dir", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *dir = H2LB_DEFAULT_PIN_DIR;
+	struct unload_cli cli = { .dir = H2LB_DEFAULT_PIN_DIR };
 	struct h2lb_daemon_stats st = { 0 };
+	const char *dir;
 	char name[32];
 	struct stat sb;
-	int c, fd;
+	struct kern *k;
+	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'D':
-			dir = optarg;
-			break;
-		case 'h':
-			printf("Usage: h2lb unload [--pin-dir DIR]\n");
-			return 0;
-		default:
-			fprintf(stderr, "Try 'h2lb help'.\n");
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "h2lb unload: unexpected argument '%s'\n",
-			argv[optind]);
+	if (cli_parse(&unload_cmd, argc, argv, &cli))
 		return 2;
-	}
+	dir = cli.dir;
 	if (geteuid() != 0) {
-		fprintf(stderr, "h2lb unload: needs root\n");
+		cli_err("needs root");
 		return 1;
 	}
 	if (stat(dir, &sb)) {
 		printf("h2lb: nothing loaded (%s does not exist)\n", dir);
 		return 0;
 	}
-	fd = pinned_open(dir, "daemon_stats");
-	if (fd >= 0) {
-		__u32 zero = 0;
-
-		bpf_map_lookup_elem(fd, &zero, &st);
-		close(fd);
+	k = kern_pinned(dir);
+	if (k) {
+		kern_read_daemon_stats(k, &st);
+		kern_close(k);
 	}
 	if (stop_daemon(st.pid))
 		printf("stopped h2lb daemon (pid %llu)\n",
@@ -180,7 +140,7 @@ int unload_main(int argc, char **argv)
 	 * tc and cgroup links went with it: they are never pinned. */
 	if (steer_remove())
 		printf("removed the interception routing rule and nftables table\n");
-	c = unpin_all(dir);
+	c = kern_unpin_all(dir);
 	if (c)
 		printf("unpinned %d maps from %s\n", c, dir);
 	return 0;

@@ -8,10 +8,24 @@
 # per-backend stream counts as the backends themselves counted. Then the
 # daemon is killed (no cleanup of its own), and `h2lb unload` removes what
 # it left attached and pinned; run again, it finds nothing and succeeds.
-# Command-line mistakes get a clear error, not a crash.
+# Command-line mistakes get a clear error, not a crash; with -j, a JSON one.
+# Every command's -h and the man page name the same flags.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd curl bpftool
+
+# json_error RC CMD...: stdout is one JSON object with an "error" key.
+json_error() {
+    local rc=$1 out got
+    shift
+    out=$("$@" 2>/dev/null) && got=0 || got=$?
+    [[ $got == "$rc" ]] || fail "'$*' exited $got, want $rc: $out"
+    "$TB_PYTHON" -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert list(o) == ["error"] and o["error"], o
+print("   %s" % o["error"])' "$out" || fail "'$*' printed '$out', want {\"error\": ...}"
+}
 
 CALLS=1000
 METRICS=$TB_NODE_IP:9464
@@ -55,6 +69,12 @@ grep -q "ready" <<<"$("$H2LB_BIN" status --pin-dir "$H2LB_PIN")" || fail "status
     fail "conns -j is not JSON"
 "$H2LB_BIN" streams -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -m json.tool >/dev/null ||
     fail "streams -j is not JSON"
+# Unprivileged, the pins are out of reach (unless unprivileged BPF is on).
+if ! out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" 2>/dev/null); then
+    json_error 1 setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN"
+fi
 
 echo "== a crashed daemon's leftovers, removed by h2lb unload"
 pid=$(tb_pid h2lb)
@@ -97,14 +117,48 @@ expect_error 2 "needs --intercept tc|cgroup" "$H2LB_BIN" run --kubernetes
 expect_error 1 "nothing loaded" "$H2LB_BIN" status --pin-dir "$H2LB_PIN"
 expect_error 1 "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups \
     "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1
-echo "== h2lb --help and man/h2lb.8 name the same commands and flags"
-"$H2LB_BIN" --help | "$TB_PYTHON" -c '
+expect_error 2 "h2lb run: --pool-size: '0' is not a number in 1-16" "$H2LB_BIN" run $L --pool-size 0
+expect_error 2 "h2lb k8s-dump: --timeout: 'x' is not a number in 1-86400" "$H2LB_BIN" k8s-dump --timeout x
+expect_error 2 "h2lb status: unrecognized option '--frob'" "$H2LB_BIN" status --frob
+
+echo "== -j: errors are JSON too, on stdout"
+json_error 1 "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN"
+json_error 1 "$H2LB_BIN" backends -p --pin-dir "$H2LB_PIN"
+json_error 2 "$H2LB_BIN" conns --frob -j
+json_error 2 "$H2LB_BIN" streams -j unexpected
+
+echo "== h2lb version"
+v=$("$H2LB_BIN" version) || fail "h2lb version failed"
+[[ $v =~ ^h2lb\ [^\ ]+$ ]] || fail "h2lb version said '$v'"
+[[ $("$H2LB_BIN" --version) == "$v" ]] || fail "h2lb --version differs from h2lb version"
+"$H2LB_BIN" version -j | "$TB_PYTHON" -c '
+import json, sys
+assert "h2lb " + json.load(sys.stdin)["version"] == sys.argv[1]' "$v" ||
+    fail "h2lb version -j is not {\"version\": ...}"
+echo "   $v"
+
+echo "== every command's -h, and man/h2lb.8, name the same commands and flags"
+CMDS=(run status backends conns streams unload k8s-dump version help)
+overview=$("$H2LB_BIN" --help) || fail "h2lb --help failed"
+grep -q "h2lb COMMAND -h" <<<"$overview" || fail "h2lb --help does not point to 'h2lb COMMAND -h'"
+helptext=
+for c in "${CMDS[@]}"; do
+    grep -q "^  $c " <<<"$overview" || fail "h2lb --help does not list $c"
+    out=$("$H2LB_BIN" "$c" -h) || fail "h2lb $c -h exited $?"
+    grep -q "^Usage: h2lb $c" <<<"$out" || fail "h2lb $c -h: no usage line: $out"
+    [[ $("$H2LB_BIN" "$c" --help) == "$out" ]] || fail "h2lb $c --help differs from -h"
+    helptext+=$out$'\n'
+done
+grep -q -- "--peer-buffer SIZE" <<<"$("$H2LB_BIN" run -h)" || fail "h2lb run -h does not list --peer-buffer"
+"$TB_PYTHON" -c '
 import re, sys
 man = open(sys.argv[1]).read().replace("\\-", "-")
 helptext = sys.stdin.read()
 words = set(re.findall(r"--[a-z][a-z-]+", helptext))
-words |= {"status", "backends", "conns", "streams", "unload", "run"}
-missing = sorted(w for w in words if w not in man)
+words |= set(re.findall(r"^  (-[a-zA-Z]),", helptext, re.M))
+words |= set(sys.argv[2:])
+missing = sorted(w for w in words
+                 if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(w), man))
 sys.exit("not in the man page: %s" % missing if missing else 0)
-' "$TB_ROOT/man/h2lb.8" || fail "man page and --help disagree"
+' "$TB_ROOT/man/h2lb.8" "${CMDS[@]}" <<<"$helptext" || fail "man page and the commands' -h disagree"
 echo "PASS: status, bpftool and /metrics agree with the backends; unload cleans up; CLI errors are clear"
