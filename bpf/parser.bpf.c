@@ -80,7 +80,7 @@ stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
 /*
  * On a backend leg every stream frame goes to the same client, so the
  * HEADERS and DATA frames of the leg's other open streams that are already
- * here join the message too (DESIGN.md fact 13: the cost is per message).
+ * here join the message too (docs/kernel-facts.md K13: the cost is per message).
  * The verdict applies each frame's END_STREAM (leg_frames).
  */
 static __always_inline void leg_run(struct __sk_buff *skb,
@@ -150,7 +150,7 @@ int h2lb_parser(struct __sk_buff *skb)
 		return H2_PREFACE_LEN;
 	/* An oversized frame is cut to its header: the verdict then fails
 	 * the connection. A result beyond SO_RCVBUF would kill the socket
-	 * (DESIGN.md fact 3). */
+	 * (docs/kernel-facts.md K3). */
 	if (f.len > H2LB_MAX_FRAME)
 		return H2_HDR_LEN;
 	if (!c || c->role == H2LB_ROLE_INJECTOR || !f.stream ||

@@ -96,7 +96,7 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
  * Leg for a new stream. Until the client has acknowledged our
  * SETTINGS_HEADER_TABLE_SIZE = 0, its HPACK encoder may still use its
  * dynamic table, so all those streams go to one leg whose decoder then
- * sees the encoder's whole sequence (docs/kernel-facts.md, "HTTP/2 plan").
+ * sees the encoder's whole sequence (docs/kernel-facts.md, "HPACK without state").
  */
 static __always_inline __u64 leg_for_new_stream(__u64 client,
 						struct h2lb_conn *c,

@@ -327,7 +327,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 }
 
 /* Frames the daemon writes: a TARGET pseudo frame selects the socket
- * the next frames go to (DESIGN.md fact 6: never write() directly to a
+ * the next frames go to (docs/kernel-facts.md K6: never write() directly to a
  * socket that is also a redirect target). */
 static __always_inline int injector_frame(struct __sk_buff *skb,
 					  const struct h2_frame *f,

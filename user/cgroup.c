@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Cgroup v2 and bpffs plumbing. `ip netns exec` remounts /sys, hiding
- * the cgroup and bpf mounts (DESIGN.md fact 12), so both are mounted
+ * the cgroup and bpf mounts (docs/kernel-facts.md K12), so both are mounted
  * here when they are missing.
  */
 #include <errno.h>

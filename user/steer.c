@@ -6,7 +6,7 @@
  * - a routing rule "fwmark H2LB_INTERCEPT_MARK lookup H2LB_INTERCEPT_TABLE"
  *   and in that table "local 0.0.0.0/0 dev lo": a packet that tc assigned
  *   to a listener must be delivered locally, but the VIP is no local
- *   address (DESIGN.md fact 10). Only marked packets are affected, so
+ *   address (docs/kernel-facts.md K10). Only marked packets are affected, so
  *   nothing changes for other traffic or when the daemon is gone.
  * - an nftables table "ip h2lb" whose raw-priority prerouting chain
  *   untracks marked packets: conntrack never sees them, so kube-proxy's

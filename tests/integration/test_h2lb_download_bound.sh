@@ -5,7 +5,7 @@
 # grants everything and reads nothing.
 #
 # HTTP/2 lets a client grant 2 GiB of window per connection. sk_skb
-# redirects have no backpressure (DESIGN.md fact 5): if h2lb widened the
+# redirects have no backpressure (docs/kernel-facts.md K5): if h2lb widened the
 # backends' windows by the client's grant alone, all the backends send
 # would queue in the kernel, uncharged, while the client does not read.
 # Here a client (tests/peers/lazy_reader.py) with a 64 KiB receive buffer

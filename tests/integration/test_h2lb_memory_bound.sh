@@ -3,7 +3,7 @@
 #
 # test_h2lb_memory_bound - flow control is the memory bound.
 #
-# sk_skb redirects have no backpressure (DESIGN.md fact 5): bytes redirected
+# sk_skb redirects have no backpressure (docs/kernel-facts.md K5): bytes redirected
 # to a socket whose peer does not read queue in the kernel, uncharged. So the
 # connection windows h2lb grants are all that stands between a fast client
 # and the node's memory. Here a client pushes 1,000 uploads at once into a

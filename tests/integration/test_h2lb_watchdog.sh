@@ -6,7 +6,7 @@
 # A client that writes its preface, SETTINGS and a request right after
 # connecting (often before the daemon's accept()) and then stays quiet:
 # bytes queued before accept() are parsed only when another segment arrives
-# (DESIGN.md fact 8), and this client sends none by itself. The watchdog
+# (docs/kernel-facts.md K8), and this client sends none by itself. The watchdog
 # sees TCP bytes received but not parsed, and PINGs the client; its PING
 # ACK is the segment that gets the parser going. Every one of 20 such
 # requests must be answered within a second, and the watchdog must have

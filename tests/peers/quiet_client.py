@@ -5,7 +5,7 @@ It writes the preface, its SETTINGS and a GET in one go right after
 connecting, before the server's SETTINGS arrives, and then sends nothing
 more except answers to PINGs (it never acknowledges the server's SETTINGS).
 Bytes that reach a sockmap socket before accept() are parsed only when
-another segment arrives (DESIGN.md fact 8), so without a watchdog that
+another segment arrives (docs/kernel-facts.md K8), so without a watchdog that
 draws a segment, the request would never be seen. Prints one JSON line per
 connection: the :status and the seconds it took, or a timeout.
 """
