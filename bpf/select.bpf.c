@@ -106,4 +106,3 @@ __attribute__((noinline)) __u64 pool_take(__u32 backend)
 	}
 	return 0;
 }
-

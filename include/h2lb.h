@@ -223,31 +223,31 @@ struct h2lb_frontend {
  * list: the enum, `h2lb status` and /metrics all take their names from
  * it. X(ID, name, help)
  */
-#define H2LB_COUNTERS(X)                                                       \
-	X(FRAMES, frames, "HTTP/2 frames parsed")                             \
-	X(REDIRECTS, redirects, "frames redirected to another socket")        \
-	X(DROPPED, dropped_frames,                                            \
+#define H2LB_COUNTERS(X)                                                         \
+	X(FRAMES, frames, "HTTP/2 frames parsed")                                \
+	X(REDIRECTS, redirects, "frames redirected to another socket")           \
+	X(DROPPED, dropped_frames,                                               \
 	  "frames dropped on purpose (PRIORITY, unknown types, closed streams)") \
-	X(NO_TARGET, redirect_failures, "frames whose target socket was gone") \
-	X(REFUSED, refused_streams, "streams no backend could take")          \
-	X(PINGS, pings_answered, "PINGs answered in the kernel")             \
-	X(EVENTS, events, "events sent to the daemon")                        \
-	X(EVENT_DROPS, event_drops,                                           \
-	  "events lost because the ring buffer was full")                     \
-	X(PROTOCOL_ERRORS, protocol_errors,                                   \
-	  "connections failed for protocol errors")                           \
-	X(INTERCEPTED, intercepted_connections,                               \
-	  "connections to a balanced Service VIP taken by interception")      \
-	X(FALLBACKS, intercept_fallbacks,                                     \
-	  "connections to a balanced VIP left to the kernel: no listener")    \
-	X(MULTI, multi_stream_messages,                                       \
+	X(NO_TARGET, redirect_failures, "frames whose target socket was gone")   \
+	X(REFUSED, refused_streams, "streams no backend could take")             \
+	X(PINGS, pings_answered, "PINGs answered in the kernel")                 \
+	X(EVENTS, events, "events sent to the daemon")                           \
+	X(EVENT_DROPS, event_drops,                                              \
+	  "events lost because the ring buffer was full")                        \
+	X(PROTOCOL_ERRORS, protocol_errors,                                      \
+	  "connections failed for protocol errors")                              \
+	X(INTERCEPTED, intercepted_connections,                                  \
+	  "connections to a balanced Service VIP taken by interception")         \
+	X(FALLBACKS, intercept_fallbacks,                                        \
+	  "connections to a balanced VIP left to the kernel: no listener")       \
+	X(MULTI, multi_stream_messages,                                          \
 	  "messages from backends that carried frames of several streams")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
 	H2LB_COUNTERS(H2LB_CNT_ENUM)
 #undef H2LB_CNT_ENUM
-	H2LB_CNT_MAX,
+		H2LB_CNT_MAX,
 };
 
 enum h2lb_event_type {

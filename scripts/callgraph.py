@@ -62,6 +62,10 @@ def calls(objdir):
             if not f.endswith(".o"):
                 continue
             m = module_of(objdir, os.path.join(root, f[:-2]))
+            src = os.path.join(src_top, os.path.relpath(
+                os.path.join(root, f[:-2] + ".c"), objdir))
+            if not os.path.exists(src):
+                continue  # a stale object of a source that is gone
             out = subprocess.run(["nm", os.path.join(root, f)],
                                  capture_output=True, text=True).stdout
             for line in out.splitlines():

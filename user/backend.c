@@ -52,9 +52,8 @@ static void backend_mark(struct backends *bs, int b)
 	if (be->drain)
 		kern_backend_set_state(bs->k, b, H2LB_BE_DRAINING);
 	else
-		kern_backend_set_state(bs->k, b,
-				       be->pooled ? H2LB_BE_READY
-						  : H2LB_BE_EJECTED);
+		kern_backend_set_state(
+			bs->k, b, be->pooled ? H2LB_BE_READY : H2LB_BE_EJECTED);
 }
 
 void backends_set(struct backends *bs, int svc, const struct sockaddr_in *want,
@@ -153,8 +152,7 @@ void backend_pooled(struct backends *bs, int b)
 	struct ubackend *be = &bs->be[b];
 
 	be->failures = 0;
-	if (be->configured &&
-	    kern_backend_state(bs->k, b) == H2LB_BE_EJECTED) {
+	if (be->configured && kern_backend_state(bs->k, b) == H2LB_BE_EJECTED) {
 		kern_backend_set_state(bs->k, b, H2LB_BE_READY);
 		pr_info("backend %d ready", b);
 	}

@@ -17,15 +17,15 @@
 struct uconn {
 	uint64_t cookie;
 	int fd;
-	int role;    /* enum h2lb_role */
-	int backend; /* leg: backend index */
-	int service; /* client: index of its Service */
-	enum conn_state state; /* set by conns.c from lifecycle_step() only */
-	bool preface_sent;     /* leg */
-	bool settings_seen;    /* client: its first SETTINGS received */
-	bool flow_held;	       /* client: a peer lags, windows held */
-	struct uconn *client;  /* leg: the client it serves */
-	struct uconn *legs;    /* client: its bound and going-away legs */
+	int role;		/* enum h2lb_role */
+	int backend;		/* leg: backend index */
+	int service;		/* client: index of its Service */
+	enum conn_state state;	/* set by conns.c from lifecycle_step() only */
+	bool preface_sent;	/* leg */
+	bool settings_seen;	/* client: its first SETTINGS received */
+	bool flow_held;		/* client: a peer lags, windows held */
+	struct uconn *client;	/* leg: the client it serves */
+	struct uconn *legs;	/* client: its bound and going-away legs */
 	struct uconn *next_leg; /* leg: next in its client's list */
 	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
 	uint32_t goaway_last;	/* leg: the last stream id of its GOAWAY */
@@ -58,7 +58,7 @@ void conn_free(struct conn_table *t, struct uconn *c);
  * `break` leaves only the current bucket.
  */
 #define conn_for_each(t, c)                                                    \
-	for (int conn_b_ = 0; conn_b_ < CONN_BUCKETS; conn_b_++)              \
+	for (int conn_b_ = 0; conn_b_ < CONN_BUCKETS; conn_b_++)               \
 		for (struct uconn *c = (t)->bucket[conn_b_]; c; c = c->next)
 
 #endif

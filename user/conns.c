@@ -352,8 +352,9 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 
 	if (!t.valid) {
 		pr_debug("%s %llx: %s ignored while %s",
-			 client ? "client" : "leg", (unsigned long long)c->cookie,
-			 conn_input_name(in), conn_state_name(from));
+			 client ? "client" : "leg",
+			 (unsigned long long)c->cookie, conn_input_name(in),
+			 conn_state_name(from));
 		return;
 	}
 	set_state(lb, c, t.next);
@@ -412,8 +413,9 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		if (in == IN_PEER_CLOSED || in == IN_BOUND)
 			pr_warn("backend %d leg %llx lost: %s", c->backend,
 				(unsigned long long)c->cookie,
-				in == IN_BOUND ? "closed while being bound"
-					       : "connection closed by backend");
+				in == IN_BOUND
+					? "closed while being bound"
+					: "connection closed by backend");
 		end_streams(lb, c, 0, false);
 	}
 	if (act & A_DETACH)
@@ -580,8 +582,8 @@ void conns_tick(struct lb *lb)
 	 * the walk. */
 	conn_for_each(&lb->conns, c)
 	{
-		bool handshaking = c->state == CS_CONNECTING ||
-				   c->state == CS_HANDSHAKING;
+		bool handshaking =
+			c->state == CS_CONNECTING || c->state == CS_HANDSHAKING;
 		enum conn_input in = IN_MAX;
 
 		if ((c->state == CS_CLOSING || handshaking) &&

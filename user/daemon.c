@@ -109,7 +109,7 @@ static void on_signal(struct daemon *d)
 				continue; /* the watch keeps it current */
 			pr_info("SIGHUP: reloading backends");
 			services_load_static(&d->lb, &d->sv);
-		} else if (d->stop.stopping || !d->opts.drain_timeout_ms) {
+		} else if (d->stop.stopping || !d->opts.stop_timeout_ms) {
 			pr_info("signal %u: stopping", si.ssi_signo);
 			d->exit = true;
 		} else {

@@ -82,7 +82,8 @@ size_t h2_ping(uint8_t *buf, uint64_t opaque)
 size_t h2_target(uint8_t *buf, uint64_t cookie)
 {
 	h2_frame_header(buf, 8, H2LB_FT_TARGET, 0, 0);
-	memcpy(buf + H2_HDR_LEN, &cookie, 8); /* host order, as the verdict reads */
+	memcpy(buf + H2_HDR_LEN, &cookie,
+	       8); /* host order, as the verdict reads */
 	return H2_HDR_LEN + 8;
 }
 

@@ -40,7 +40,7 @@ enum kmap {
 };
 
 static const char *const kmap_names[KM_MAX] = {
-	"conns",    "streams",	    "backends", "services",
+	"conns",    "streams",	    "backends",	 "services",
 	"counters", "daemon_stats", "lb_config",
 };
 
@@ -268,11 +268,6 @@ int kern_events_fd(struct kern *k)
 int kern_events_poll(struct kern *k)
 {
 	return ring_buffer__consume(k->rb);
-}
-
-const char *kern_cgroup_path(const struct kern *k)
-{
-	return k->cg.path;
 }
 
 /* ---- sockets ------------------------------------------------------- */
@@ -553,9 +548,10 @@ struct kern *kern_pinned(const char *dir)
 void kern_pinned_error(const char *dir, int err, char *buf, size_t len)
 {
 	if (err == ENOENT)
-		snprintf(buf, len,
-			 "nothing loaded: %s/conns does not exist (is 'h2lb run' running? see --pin-dir)",
-			 dir);
+		snprintf(
+			buf, len,
+			"nothing loaded: %s/conns does not exist (is 'h2lb run' running? see --pin-dir)",
+			dir);
 	else if (err == EPERM || err == EACCES)
 		snprintf(buf, len, "%s: permission denied (run as root)", dir);
 	else

@@ -39,7 +39,6 @@ void kern_close(struct kern *k);
 int kern_events_fd(struct kern *k);
 /* Hand every queued event to the callback; returns how many. */
 int kern_events_poll(struct kern *k);
-const char *kern_cgroup_path(const struct kern *k);
 
 /* ---- sockets ------------------------------------------------------- */
 

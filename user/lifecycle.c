@@ -6,26 +6,17 @@
  * that state (a late event about a connection already failing, say).
  * docs/architecture.md draws the same table.
  */
-#include <stdio.h>
-
 #include "lifecycle.h"
 
 #define S(x) (1u << CS_##x)
-#define LIVE_LEG (S(CONNECTING) | S(HANDSHAKING) | S(POOLED) | S(BOUND) | \
-		  S(GOING_AWAY) | S(CLOSING))
+#define LIVE_LEG                                                               \
+	(S(CONNECTING) | S(HANDSHAKING) | S(POOLED) | S(BOUND) |               \
+	 S(GOING_AWAY) | S(CLOSING))
 #define LIVE_CLIENT (S(OPEN) | S(GOING_AWAY) | S(CLOSING))
 
-struct rule {
-	bool client;
-	unsigned int from; /* S() bits */
-	enum conn_input in;
-	enum conn_state to; /* CS_MAX: stays where it is */
-	unsigned int actions;
-};
+#define STAY LIFECYCLE_STAY
 
-#define STAY CS_MAX
-
-static const struct rule rules[] = {
+static const struct lifecycle_rule rules[] = {
 	/* ---- client connections ---- */
 	{ true, S(NEW), IN_ACCEPTED, CS_OPEN, A_SEND_SETTINGS | A_BIND_FIRST },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_SETTINGS, STAY, A_ACK_SETTINGS },
@@ -85,7 +76,7 @@ struct transition lifecycle_step(bool client, enum conn_state state,
 	struct transition t = { .next = state };
 
 	for (unsigned int i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-		const struct rule *r = &rules[i];
+		const struct lifecycle_rule *r = &rules[i];
 
 		if (r->client != client || r->in != in ||
 		    !(r->from & (1u << state)))
@@ -112,22 +103,14 @@ static const char *const state_names[CS_MAX] = {
 };
 
 static const char *const input_names[IN_MAX] = {
-	[IN_ACCEPTED] = "accepted",
-	[IN_CONNECTING] = "connecting",
-	[IN_CONNECTED] = "connected",
-	[IN_CONNECT_FAILED] = "connect-failed",
-	[IN_SETTINGS] = "settings",
-	[IN_WINDOW] = "window",
-	[IN_PROGRESS] = "progress",
-	[IN_REFUSED] = "refused",
-	[IN_BOUND] = "bound",
-	[IN_GOAWAY] = "goaway",
-	[IN_ERROR] = "error",
-	[IN_PEER_CLOSED] = "peer-closed",
-	[IN_DEADLINE] = "deadline",
-	[IN_IDLE] = "idle",
-	[IN_STOP] = "stop",
-	[IN_DISCARD] = "discard",
+	[IN_ACCEPTED] = "accepted",   [IN_CONNECTING] = "connecting",
+	[IN_CONNECTED] = "connected", [IN_CONNECT_FAILED] = "connect-failed",
+	[IN_SETTINGS] = "settings",   [IN_WINDOW] = "window",
+	[IN_PROGRESS] = "progress",   [IN_REFUSED] = "refused",
+	[IN_BOUND] = "bound",	      [IN_GOAWAY] = "goaway",
+	[IN_ERROR] = "error",	      [IN_PEER_CLOSED] = "peer-closed",
+	[IN_DEADLINE] = "deadline",   [IN_IDLE] = "idle",
+	[IN_STOP] = "stop",	      [IN_DISCARD] = "discard",
 };
 
 const char *conn_state_name(enum conn_state s)
@@ -141,36 +124,24 @@ const char *conn_input_name(enum conn_input in)
 }
 
 static const char *const action_names[] = {
-	"send SETTINGS", "bind first leg", "send preface", "ACK SETTINGS",
-	"pool put",	 "link client",	   "relay window", "window",
-	"refill",	 "refuse stream",  "note GOAWAY",  "unbind",
-	"refuse above",	 "fail streams",   "detach",	   "backend failed",
-	"GOAWAY(NO_ERROR)", "GOAWAY(error)", "close soon", "close",
+	"send SETTINGS",    "bind first leg", "send preface", "ACK SETTINGS",
+	"pool put",	    "link client",    "relay window", "window",
+	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
+	"refuse above",	    "fail streams",   "detach",	      "backend failed",
+	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
 };
 
-void lifecycle_describe(FILE *f)
+const char *conn_action_name(unsigned int bit)
 {
-	fprintf(f, "| conn | from | input | to | actions |\n");
-	fprintf(f, "|---|---|---|---|---|\n");
-	for (unsigned int i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-		const struct rule *r = &rules[i];
-		const char *sep = "";
+	for (unsigned int i = 0;
+	     i < sizeof(action_names) / sizeof(*action_names); i++)
+		if (bit == 1u << i)
+			return action_names[i];
+	return "?";
+}
 
-		fprintf(f, "| %s | ", r->client ? "client" : "leg");
-		for (int s = 0; s < CS_MAX; s++)
-			if (r->from & (1u << s)) {
-				fprintf(f, "%s%s", sep, state_names[s]);
-				sep = ", ";
-			}
-		fprintf(f, " | %s | %s | ", input_names[r->in],
-			r->to == STAY ? "(same)" : state_names[r->to]);
-		sep = "";
-		for (unsigned int a = 0;
-		     a < sizeof(action_names) / sizeof(action_names[0]); a++)
-			if (r->actions & (1u << a)) {
-				fprintf(f, "%s%s", sep, action_names[a]);
-				sep = ", ";
-			}
-		fprintf(f, "%s |\n", r->actions ? "" : "-");
-	}
+const struct lifecycle_rule *lifecycle_rules(size_t *n)
+{
+	*n = sizeof(rules) / sizeof(rules[0]);
+	return rules;
 }

@@ -9,7 +9,7 @@
 #define H2LB_LIFECYCLE_H
 
 #include <stdbool.h>
-#include <stdio.h>
+#include <stddef.h>
 
 enum conn_state {
 	CS_NEW,		/* made, no input yet */
@@ -29,22 +29,22 @@ enum conn_state {
 /* What happens to a connection: ring-buffer events (events.c maps each
  * type to one), the daemon's own sockets and timers, its decisions. */
 enum conn_input {
-	IN_ACCEPTED,	    /* client: accept() returned it */
-	IN_CONNECTING,	    /* leg: connect() started */
-	IN_CONNECTED,	    /* leg: connect() completed */
-	IN_CONNECT_FAILED,  /* leg: connect() failed */
-	IN_SETTINGS,	    /* the peer's SETTINGS (event) */
-	IN_WINDOW,	    /* a connection WINDOW_UPDATE (event) */
-	IN_PROGRESS,	    /* DATA has been flowing in (event) */
-	IN_REFUSED,	    /* client: a stream no backend could take (event) */
-	IN_BOUND,	    /* leg: taken for a client (event, or at accept) */
-	IN_GOAWAY,	    /* the peer's GOAWAY (event) */
-	IN_ERROR,	    /* a connection error (event, or the daemon's) */
-	IN_PEER_CLOSED,	    /* FIN or RST from the peer (event) */
-	IN_DEADLINE,	    /* the handshake or the close deadline passed */
-	IN_IDLE,	    /* going away and no stream is left */
-	IN_STOP,	    /* client: the daemon stops gracefully */
-	IN_DISCARD,	    /* close now: its client, backend or daemon went */
+	IN_ACCEPTED,	   /* client: accept() returned it */
+	IN_CONNECTING,	   /* leg: connect() started */
+	IN_CONNECTED,	   /* leg: connect() completed */
+	IN_CONNECT_FAILED, /* leg: connect() failed */
+	IN_SETTINGS,	   /* the peer's SETTINGS (event) */
+	IN_WINDOW,	   /* a connection WINDOW_UPDATE (event) */
+	IN_PROGRESS,	   /* DATA has been flowing in (event) */
+	IN_REFUSED,	   /* client: a stream no backend could take (event) */
+	IN_BOUND,	   /* leg: taken for a client (event, or at accept) */
+	IN_GOAWAY,	   /* the peer's GOAWAY (event) */
+	IN_ERROR,	   /* a connection error (event, or the daemon's) */
+	IN_PEER_CLOSED,	   /* FIN or RST from the peer (event) */
+	IN_DEADLINE,	   /* the handshake or the close deadline passed */
+	IN_IDLE,	   /* going away and no stream is left */
+	IN_STOP,	   /* client: the daemon stops gracefully */
+	IN_DISCARD,	   /* close now: its client, backend or daemon went */
 	IN_MAX,
 };
 
@@ -83,11 +83,23 @@ struct transition {
 struct transition lifecycle_step(bool client, enum conn_state state,
 				 enum conn_input in);
 
-/* The table as Markdown rows (docs/architecture.md holds a copy that
- * tests/unit/test_lifecycle.c compares with it). */
-void lifecycle_describe(FILE *f);
+/* A row of the table: for a client (or a leg) in one of the states
+ * @from, input @in leads to state @to (LIFECYCLE_STAY: it stays) and
+ * @actions. docs/architecture.md shows the rows as a table, which
+ * tests/unit/test_lifecycle.c checks against these. */
+struct lifecycle_rule {
+	bool client;
+	unsigned int from; /* bit (1 << state) per state */
+	enum conn_input in;
+	enum conn_state to;
+	unsigned int actions;
+};
 
+#define LIFECYCLE_STAY CS_MAX
+
+const struct lifecycle_rule *lifecycle_rules(size_t *n);
 const char *conn_state_name(enum conn_state s);
 const char *conn_input_name(enum conn_input in);
+const char *conn_action_name(unsigned int bit);
 
 #endif

@@ -69,15 +69,15 @@ static int set_service(const struct cli_opt *opt, const char *arg, void *cfg)
 	return 0;
 }
 
-static int set_drain_timeout(const struct cli_opt *opt, const char *arg,
-			     void *cfg)
+static int set_stop_timeout(const struct cli_opt *opt, const char *arg,
+			    void *cfg)
 {
 	struct run_cli *c = cfg;
 	long v;
 
 	if (cli_parse_uint(opt, arg, &v))
 		return -1;
-	c->o.drain_timeout_ms = v * 1000;
+	c->o.stop_timeout_ms = v * 1000;
 	return 0;
 }
 
@@ -166,11 +166,14 @@ static const struct cli_opt run_options[] = {
 			"acknowledged, and the most window a client's backend\n"
 			"connections hold beyond 64K each (default 4M; K, M)"),
 	CLI_FUNC_OPTION(
-		"drain-timeout", set_drain_timeout, .arg = "S", .min = 0,
+		"stop-timeout", set_stop_timeout, .arg = "S", .min = 0,
 		.max = 3600,
 		.help = "on SIGTERM/SIGINT, GOAWAY to clients and stop when\n"
 			"their streams end, at most S seconds (default 20;\n"
 			"0: stop at once; a second signal stops at once)"),
+	CLI_FUNC_OPTION("drain-timeout", set_stop_timeout, .arg = "S", .min = 0,
+			.max = 3600,
+			.help = "the older name of --stop-timeout"),
 	CLI_FUNC_OPTION("verbose", set_verbose, .short_opt = 'v',
 			.help = "debug logging"),
 	CLI_END,
@@ -182,7 +185,8 @@ static const struct cli_cmd run_cmd = {
 		"--listen ADDR:PORT --kubernetes --service NS/NAME:PORT [OPTIONS]\n"
 		"--kubernetes [--listen ADDR] --intercept tc|cgroup [OPTIONS]",
 	.doc = "Run the balancer in the foreground, logging to stderr. SIGHUP re-reads\n"
-	       "the backends; SIGTERM or SIGINT drains the clients, then stops.",
+	       "the backends; SIGTERM or SIGINT stops gracefully (GOAWAY to the clients,\n"
+	       "exit when their streams end).",
 	.opts = run_options,
 };
 
@@ -242,7 +246,7 @@ static int cmd_run(int argc, char **argv)
 			.pool_size = 8,
 			.max_streams = 1000,
 			.stream_window = 65535,
-			.drain_timeout_ms = 20000,
+			.stop_timeout_ms = 20000,
 			.peer_buffer = 4 << 20,
 		},
 	};

@@ -103,8 +103,7 @@ static void backend_metrics(FILE *f, struct kern *k)
 #undef EACH_BACKEND
 }
 
-static void daemon_metrics(FILE *f, struct lb *lb,
-			   const struct services *sv)
+static void daemon_metrics(FILE *f, struct lb *lb, const struct services *sv)
 {
 	uint64_t cnt[H2LB_CNT_MAX];
 	int clients = 0, pooled = 0, bound = 0;
@@ -131,7 +130,8 @@ static void daemon_metrics(FILE *f, struct lb *lb,
 			fprintf(f,
 				"h2lb_pool_connections{service=\"%s\",backend=\"%s\"} %d\n",
 				service_label(sv, lb->bs.be[b].service),
-				addr_str(&lb->bs.be[b].addr, addr, sizeof(addr)),
+				addr_str(&lb->bs.be[b].addr, addr,
+					 sizeof(addr)),
 				lb->bs.be[b].pooled);
 	metric_head(
 		f, "daemon_read_bytes_total", "counter",

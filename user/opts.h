@@ -33,12 +33,12 @@ struct run_opts {
 	int intercept;		    /* enum intercept_mode */
 	const char *intercept_devs; /* --intercept-dev: names or patterns */
 	const char *intercept_cgroup;
-	int policy;		   /* enum h2lb_policy */
-	int pool_size;		   /* idle connections kept per backend */
-	uint32_t max_streams;	   /* per client connection */
-	uint32_t stream_window;	   /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
-	uint64_t drain_timeout_ms; /* graceful stop: 0 stops at once */
-	int64_t peer_buffer;	   /* flow.c: unacknowledged bytes per peer,
+	int policy;		  /* enum h2lb_policy */
+	int pool_size;		  /* idle connections kept per backend */
+	uint32_t max_streams;	  /* per client connection */
+	uint32_t stream_window;	  /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+	uint64_t stop_timeout_ms; /* graceful stop: 0 stops at once */
+	int64_t peer_buffer;	  /* flow.c: unacknowledged bytes per peer,
 				    * and a client's legs' extra window */
 };
 

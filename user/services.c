@@ -204,7 +204,8 @@ static void k8s_name(const struct k8s_service *v, char *buf, size_t len)
 /* The index of Service port @v: its own (a new one gets a listener on
  * --listen's address). */
 static int service_of(struct lb *lb, struct services *sv,
-		      const struct k8s_service *v, const struct sockaddr_in *vip)
+		      const struct k8s_service *v,
+		      const struct sockaddr_in *vip)
 {
 	struct sockaddr_in at = lb->opts->listen;
 	char name[160];
@@ -334,8 +335,8 @@ int services_open_listen(struct lb *lb, struct services *sv)
 	if (o->kubernetes && !o->k8s_name)
 		return 0; /* every balanced Service has its own */
 	if (o->k8s_name)
-		snprintf(name, sizeof(name), "%s/%s:%s", o->k8s_ns,
-			 o->k8s_name, o->k8s_port);
+		snprintf(name, sizeof(name), "%s/%s:%s", o->k8s_ns, o->k8s_name,
+			 o->k8s_port);
 	else
 		snprintf(name, sizeof(name), "static");
 	return service_open(lb, sv, 0, name, &o->listen,

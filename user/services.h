@@ -15,8 +15,8 @@
 
 /* The epoll tag of Service @i's listener (the daemon's own tags and the
  * connecting legs' cookies never have these values). */
-#define SERVICE_TAG(i)	((1ull << 63) | 0x100 | (uint64_t)(i))
-#define SERVICE_OF_TAG(t) ((int)((t) & 0xff))
+#define SERVICE_TAG(i)	  ((1ull << 63) | 0x100 | (uint64_t)(i))
+#define SERVICE_OF_TAG(t) ((int)((t)&0xff))
 #define IS_SERVICE_TAG(t)                                                      \
 	(((t) & ~0xffull) == ((1ull << 63) | 0x100) &&                         \
 	 SERVICE_OF_TAG(t) < H2LB_MAX_SERVICES)

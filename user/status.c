@@ -41,7 +41,6 @@ static void addr_fmt(uint32_t addr, uint16_t port, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", ip, port);
 }
 
-
 static void services_print(const struct h2lb_service *svc,
 			   struct json_writer *w)
 {

@@ -13,7 +13,7 @@
  *    get RST_STREAM(REFUSED_STREAM), which clients retry, on a new
  *    connection.
  * 3. The daemon exits when no client has an open stream, or after
- *    --drain-timeout.
+ *    --stop-timeout.
  */
 #include "conns.h"
 #include "kern.h"
@@ -45,11 +45,11 @@ void stop_start(struct stop *st, struct lb *lb, struct services *sv)
 	int clients;
 
 	st->stopping = lb->stopping = true;
-	st->until_ms = now_ms() + lb->opts->drain_timeout_ms;
+	st->until_ms = now_ms() + lb->opts->stop_timeout_ms;
 	services_stop(lb, sv);
 	clients = goaway_all(lb);
 	pr_info("stopping: GOAWAY to %d client(s); exiting when their streams end (at most %llu ms)",
-		clients, (unsigned long long)lb->opts->drain_timeout_ms);
+		clients, (unsigned long long)lb->opts->stop_timeout_ms);
 }
 
 bool stop_tick(struct stop *st, struct lb *lb)

@@ -34,8 +34,7 @@ static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
  * kernel hold all of it; instead, the windows that feed it stop growing
  * (the daemon's tick looks again).
  */
-static bool peer_lags(struct lb *lb, struct uconn *c,
-		      const struct h2lb_conn *k)
+static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 {
 	struct tcp_info ti = { 0 };
 	socklen_t len = sizeof(ti);
@@ -104,8 +103,7 @@ void window_client(struct lb *lb, struct uconn *c)
 		legs[n] = side_of(l, &kl);
 		legs[n++].lags = peer_lags(lb, l, &kl);
 	}
-	inc = flow_client_refill(&client, legs, n,
-				 pool_window(lb, c->service));
+	inc = flow_client_refill(&client, legs, n, pool_window(lb, c->service));
 	if (inc < 0)
 		c->flow_held = true;
 	else if (inc > 0)

@@ -41,9 +41,9 @@ h2lb_start() {
         args=(--backends "$(h2lb_backends)")
     fi
     # A test that stops h2lb with streams still open must not wait the
-    # default 20 s drain (RUN ARGS can set another).
+    # default 20 s graceful stop (RUN ARGS can set another).
     tb_spawn node h2lb "$H2LB_BIN" run --listen "$H2LB_ADDR" \
-        --pin-dir "$H2LB_PIN" --drain-timeout 5 "${args[@]}" || return 1
+        --pin-dir "$H2LB_PIN" --stop-timeout 5 "${args[@]}" || return 1
     tb_on_cleanup _h2lb_cleanup
     tb_wait_port node "$H2LB_PORT" 20 "$TB_LAST_PID" || return 1
     # Ready when every configured backend has a handshaken connection.

@@ -54,9 +54,10 @@ static const uint8_t *hpack_get_str(const uint8_t *p, const uint8_t *end,
 }
 
 static int hpack_decode_simple(const uint8_t *p, size_t len,
-			void (*cb)(const char *name, size_t nlen,
-				   const char *value, size_t vlen, void *arg),
-			void *arg)
+			       void (*cb)(const char *name, size_t nlen,
+					  const char *value, size_t vlen,
+					  void *arg),
+			       void *arg)
 {
 	const uint8_t *end = p + len;
 

@@ -95,8 +95,7 @@ static void test_counter_read_order(void **state)
 	truth = flow_client_refill(&truth_client, &truth_leg, 1, 4 * MIB);
 	good = flow_client_refill(&src_first_client, &src_first_leg, 1,
 				  4 * MIB);
-	bad = flow_client_refill(&tgt_first_client, &tgt_first_leg, 1,
-				 4 * MIB);
+	bad = flow_client_refill(&tgt_first_client, &tgt_first_leg, 1, 4 * MIB);
 	assert_true(good <= truth);
 	assert_true(bad > truth);
 	/* What the client may then send never exceeds what the leg takes. */

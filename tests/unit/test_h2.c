@@ -106,8 +106,9 @@ static void test_grpc_trailers_only(void **state)
 	assert_int_equal(f[3], H2_HEADERS);
 	assert_int_equal(f[4], H2_F_END_STREAM | H2_F_END_HEADERS);
 	assert_int_equal(be32(f + 5), 3);
-	assert_int_equal(
-		hpack_decode_simple(f + H2_HDR_LEN, n - H2_HDR_LEN, collect, &fl), 0);
+	assert_int_equal(hpack_decode_simple(f + H2_HDR_LEN, n - H2_HDR_LEN,
+					     collect, &fl),
+			 0);
 	assert_int_equal(fl.n, 4);
 	assert_string_equal(fl.names[0], ":status");
 	assert_string_equal(fl.values[0], "200");
@@ -125,8 +126,9 @@ static void test_grpc_trailers(void **state)
 	struct fields fl = { 0 };
 	size_t n = h2_grpc_unavailable(f, 5, 0, "x");
 
-	assert_int_equal(
-		hpack_decode_simple(f + H2_HDR_LEN, n - H2_HDR_LEN, collect, &fl), 0);
+	assert_int_equal(hpack_decode_simple(f + H2_HDR_LEN, n - H2_HDR_LEN,
+					     collect, &fl),
+			 0);
 	assert_int_equal(fl.n, 2);
 	assert_string_equal(fl.names[0], "grpc-status");
 	assert_string_equal(fl.values[0], "14");
