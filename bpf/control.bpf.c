@@ -17,7 +17,7 @@ int h2lb_close_stream(struct h2lb_close_args *a)
 
 	if (!st)
 		return 1;
-	stream_close(&k, st, a->reset);
+	stream_close(&k, st, a->how);
 	return 0;
 }
 
@@ -54,5 +54,28 @@ int h2lb_bind_first(struct h2lb_bind_args *a)
 		return 1;
 	a->leg = leg;
 	a->backend = backend;
+	return 0;
+}
+
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
+/* Run by the daemon to set what it decides for a connection: the
+ * connection window it granted the peer (before the WINDOW_UPDATE goes
+ * out), stream windows and a leg's stream limit. */
+SEC("syscall")
+int h2lb_conn_set(struct h2lb_conn_args *a)
+{
+	__u64 cookie = a->cookie;
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+
+	if (!c)
+		return 1;
+	/* Aligned stores: the verdict sees the old or the new value. */
+	if (a->set & H2LB_SET_RX_GRANT)
+		WRITE_ONCE(c->rx_grant, a->rx_grant);
+	if (a->set & H2LB_SET_STREAM_WINDOW)
+		WRITE_ONCE(c->stream_window, a->stream_window);
+	if (a->set & H2LB_SET_MAX_STREAMS)
+		WRITE_ONCE(c->max_streams, a->max_streams);
 	return 0;
 }

@@ -56,6 +56,15 @@ struct {
 	__type(value, struct h2lb_stream);
 } streams SEC(".maps") __weak;
 
+/* Streams closed lately, and how (enum h2lb_closed_how): the frames a
+ * client may still send on them (RFC 9113 5.1). LRU: the oldest go. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, H2LB_MAX_STREAMS);
+	__type(key, struct h2lb_stream_key);
+	__type(value, __u32);
+} closed SEC(".maps") __weak;
+
 /* Backends by index. The daemon writes addr/port/state through mmap;
  * counters are only ever changed with atomics. */
 struct {

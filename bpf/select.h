@@ -13,6 +13,8 @@ struct pick_ctx {
 	__u32 service;
 	__u32 nr;
 	__u32 rr;   /* round-robin: every ready backend ties */
+	__u32 window; /* the client's stream window: a backend that allows
+		       * less could be overrun (docs/flow-control.md) */
 	__u32 best; /* fewest open streams seen */
 	__u32 ties; /* how many backends have that many */
 	__u32 nth;  /* which of the tied ones to take */
@@ -42,6 +44,15 @@ static __always_inline int leg_bind(__u64 client, __u64 cookie, __u32 backend)
  * binding (it relays the client's SETTINGS to the new leg and refills the
  * pool): by an event (@tell), or from the caller (h2lb_bind_first).
  */
+/* A leg that already carries as many streams as its backend allows
+ * (SETTINGS_MAX_CONCURRENT_STREAMS) takes no more. */
+static __always_inline int leg_full(__u64 leg)
+{
+	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+
+	return !l || l->open_streams >= l->max_streams;
+}
+
 static __always_inline __u64 leg_get(__u64 client, __u32 backend, int tell)
 {
 	struct h2lb_leg_key lk = { .client = client, .backend = backend };
@@ -74,6 +85,7 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 	p.service = c->service;
 	p.nr = cfg->nr_backends;
 	p.rr = settings.policy == H2LB_POLICY_ROUND_ROBIN;
+	p.window = c->stream_window;
 	for (int tries = 0; tries < PICK_TRIES; tries++) {
 		int ret = pick_backend(&p);
 		__u32 b = ret;
@@ -81,7 +93,7 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 		if (ret < 0 || b >= H2LB_MAX_BACKENDS)
 			break;
 		leg = leg_get(client, b, tell);
-		if (leg) {
+		if (leg && !leg_full(leg)) {
 			*backend = b;
 			if (!c->leg0)
 				c->leg0 = leg;
@@ -107,7 +119,7 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 	if (!(c->flags & H2LB_CONN_SETTINGS_ACK) && c->leg0) {
 		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &c->leg0);
 
-		if (!l)
+		if (!l || l->open_streams >= l->max_streams)
 			return 0;
 		*backend = l->backend;
 		return c->leg0;
@@ -120,7 +132,7 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 	if (c->leg0) {
 		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &c->leg0);
 
-		if (l) {
+		if (l && l->open_streams < l->max_streams) {
 			*backend = l->backend;
 			return c->leg0;
 		}

@@ -65,7 +65,11 @@ static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
 SEC("sockops")
 int h2lb_sockops(struct bpf_sock_ops *skops)
 {
-	struct h2lb_conn c = {};
+	/* Every connection starts with a 65535-byte window each way
+	 * (RFC 9113 6.9.2); the daemon raises rx_grant as it grants more. */
+	struct h2lb_conn c = { .rx_grant = 65535,
+			       .stream_window = 65535,
+			       .max_streams = 0xffffffff };
 	__u64 cookie;
 
 	if (skops->family != 2 /* AF_INET */)

@@ -19,12 +19,19 @@ static __always_inline __u32 log2_us(__u64 ns)
 	return r;
 }
 
-static __always_inline void conn_streams_dec(__u64 client)
+static __always_inline void conn_streams_add(__u64 cookie, int n)
 {
-	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
 
 	if (c)
-		__sync_fetch_and_add(&c->open_streams, -1);
+		__sync_fetch_and_add(&c->open_streams, n);
+}
+
+/* Remember that @key closed, and how (enum h2lb_closed_how). */
+static __always_inline void stream_closed(struct h2lb_stream_key *key,
+					  __u32 how)
+{
+	bpf_map_update_elem(&closed, key, &how, BPF_ANY);
 }
 
 /*
@@ -33,15 +40,18 @@ static __always_inline void conn_streams_dec(__u64 client)
  * possibly on another CPU) saw the end first.
  */
 static __always_inline void stream_close(struct h2lb_stream_key *key,
-					 struct h2lb_stream *st, int reset)
+					 struct h2lb_stream *st, __u32 how)
 {
 	__u32 b = st->backend, bucket;
-	__u64 start = st->start_ns;
+	__u64 start = st->start_ns, leg = st->leg;
 	struct h2lb_backend *be;
+	int reset = how != H2LB_CLOSED_DONE;
 
 	if (bpf_map_delete_elem(&streams, key))
 		return;
-	conn_streams_dec(key->client);
+	stream_closed(key, how);
+	conn_streams_add(key->client, -1);
+	conn_streams_add(leg, -1);
 	be = bpf_map_lookup_elem(&backends, &b);
 	if (!be)
 		return;
@@ -65,7 +75,7 @@ static __always_inline void stream_end(struct h2lb_stream_key *key,
 	if (((old | side) & H2LB_ST_BOTH_END) != H2LB_ST_BOTH_END ||
 	    (old & H2LB_ST_BOTH_END) == H2LB_ST_BOTH_END)
 		return;
-	stream_close(key, st, 0);
+	stream_close(key, st, H2LB_CLOSED_DONE);
 }
 
 static __always_inline struct h2lb_stream *
@@ -80,6 +90,7 @@ stream_open(struct h2lb_stream_key *key, __u64 leg, __u32 backend)
 
 	if (bpf_map_update_elem(&streams, key, &st, BPF_NOEXIST))
 		return 0;
+	conn_streams_add(leg, 1);
 	be = bpf_map_lookup_elem(&backends, &backend);
 	if (be) {
 		__sync_fetch_and_add(&be->open_streams, 1);

@@ -7,6 +7,7 @@
 #include "events.h"
 #include "frame.h"
 #include "maps.h"
+#include "rules.h"
 #include "select.h"
 #include "stream.h"
 
@@ -51,6 +52,12 @@ static __always_inline void emit_frame(struct __sk_buff *skb,
 	event_send(ev);
 }
 
+/* A peer's SETTINGS, checked parameter by parameter, in order; the daemon
+ * gets what it set (struct h2lb_settings_frame) and sends the ACK. */
+static __always_inline int peer_settings(struct __sk_buff *skb,
+					 const struct h2_frame *f,
+					 struct h2lb_conn *c, __u64 cookie);
+
 /* Fail the connection: the daemon sends GOAWAY(@code) and closes it. */
 static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
 				      __u32 stream, __u32 code)
@@ -84,8 +91,6 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 {
 	switch (f->type) {
 	case H2_PING:
-		if (f->len != 8)
-			return conn_error(c, cookie, 0, H2_FRAME_SIZE_ERROR);
 		return answer_ping(skb, f, cookie);
 	case H2_SETTINGS:
 		if (f->flags & H2_F_ACK) {
@@ -93,11 +98,7 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 				c->flags |= H2LB_CONN_SETTINGS_ACK;
 			return SK_DROP;
 		}
-		if (f->len % 6)
-			return conn_error(c, cookie, 0, H2_FRAME_SIZE_ERROR);
-		/* The daemon records the values and sends the ACK. */
-		emit_frame(skb, f, H2LB_EV_SETTINGS, cookie, c->peer, 0);
-		return SK_DROP;
+		return peer_settings(skb, f, c, cookie);
 	case H2_GOAWAY:
 		emit_frame(skb, f, H2LB_EV_GOAWAY, cookie, c->peer,
 			   frame_u32(skb, f, 4));
@@ -107,6 +108,66 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 		     frame_u32(skb, f, 0) & 0x7fffffff);
 		return SK_DROP;
 	}
+	return drop();
+}
+
+static __always_inline int peer_settings(struct __sk_buff *skb,
+					 const struct h2_frame *f,
+					 struct h2lb_conn *c, __u64 cookie)
+{
+	struct h2lb_settings_frame v;
+	struct h2lb_event *ev;
+	int err = settings_rules(skb, f, &v);
+
+	if (err)
+		return conn_error(c, cookie, 0, ERROR_CODE(err));
+	ev = event_new(H2LB_EV_SETTINGS, cookie, c->peer, 0, 0);
+	if (ev) {
+		__builtin_memcpy(ev->data, &v, sizeof(v));
+		ev->len = sizeof(v);
+		event_send(ev);
+	}
+	return SK_DROP;
+}
+
+/*
+ * A stream error (RFC 9113 5.4.2) on @sk, found on a frame @c sent: the
+ * stream closes here, as one h2lb reset (what the client still has in
+ * flight for it is ignored), and the daemon sends RST_STREAM(@code) to
+ * @c and RST_STREAM to the other side if the stream was open there.
+ */
+static __always_inline int stream_error(struct h2lb_conn *c, __u64 cookie,
+					struct h2lb_stream_key *sk,
+					struct h2lb_stream *st, __u32 code)
+{
+	__u64 other = 0;
+
+	if (c->role == H2LB_ROLE_BACKEND)
+		other = c->peer;
+	if (st) {
+		if (c->role == H2LB_ROLE_CLIENT)
+			other = st->leg;
+		stream_close(sk, st, H2LB_CLOSED_RESET);
+	} else {
+		stream_closed(sk, H2LB_CLOSED_RESET);
+	}
+	count(H2LB_CNT_STREAM_ERRORS);
+	emit(H2LB_EV_STREAM_ERROR, cookie, other, sk->id, code);
+	return SK_DROP;
+}
+
+/* DATA the peer sent beyond the connection window we granted it
+ * (6.9.1): FLOW_CONTROL_ERROR. It is also what bounds the memory the
+ * kernel holds for that peer (docs/kernel-facts.md K5). */
+static __always_inline int over_window(const struct h2lb_conn *c)
+{
+	return c->run_data && c->rx_data + c->run_data > c->rx_grant;
+}
+
+/* DATA that goes nowhere still used connection window. */
+static __always_inline int drop_data(struct h2lb_conn *c)
+{
+	__sync_fetch_and_add(&c->rx_data, c->run_data);
 	return drop();
 }
 
@@ -144,6 +205,35 @@ static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
 		__sync_fetch_and_add(&be->bytes_from, len);
 }
 
+/*
+ * The client believes a stream's window starts at what h2lb told it
+ * (c->stream_window); the backend allows its own, which may be larger
+ * (grpc-java starts at 1 MiB; grpc-go's BDP estimator grows it): it then
+ * refills only once more of that is used, while the client, out of its
+ * smaller view, waits for a refill. So once the client has used half its
+ * view of a stream that has more to send, the daemon tells it the
+ * difference (a stream WINDOW_UPDATE); only streams that send that much
+ * cost an event. docs/flow-control.md has the rules.
+ */
+static __always_inline void window_sync(struct h2lb_conn *c, __u64 cookie,
+					struct h2lb_stream_key *sk,
+					struct h2lb_stream *st)
+{
+	struct h2lb_conn *l;
+	__u32 sent = st->sent + c->run_data;
+
+	st->sent = sent;
+	if ((st->flags & H2LB_ST_WINDOW_SYNC) || c->run_end ||
+	    sent < c->stream_window / 2)
+		return;
+	l = bpf_map_lookup_elem(&conns, &st->leg);
+	if (!l || l->stream_window <= c->stream_window)
+		return;
+	__sync_fetch_and_or(&st->flags, H2LB_ST_WINDOW_SYNC);
+	emit(H2LB_EV_STREAM_WINDOW, cookie, st->leg, sk->id,
+	     l->stream_window - c->stream_window);
+}
+
 static __always_inline int client_new_stream(struct __sk_buff *skb,
 					     const struct h2_frame *f,
 					     struct h2lb_conn *c, __u64 cookie,
@@ -170,7 +260,10 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
 		 * Its header block goes with it (it sets no HPACK state:
 		 * the client's dynamic table is off, or the stream would
-		 * have gone to leg0). */
+		 * have gone to leg0). What the client still sends on it is
+		 * ignored. */
+		stream_closed(sk, H2LB_CLOSED_RESET);
+		__sync_fetch_and_add(&c->rx_data, c->run_data);
 		count(H2LB_CNT_REFUSED);
 		emit(H2LB_EV_REFUSED, cookie, 0, f->stream, H2_REFUSED_STREAM);
 		return SK_DROP;
@@ -178,38 +271,89 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	__sync_fetch_and_add(&c->open_streams, 1);
 	if (c->run_data)
 		count_data(c, cookie, leg, backend, c->run_data, 1);
+	window_sync(c, cookie, sk, st);
 	if (c->run_end)
 		stream_end(sk, st, H2LB_ST_CLIENT_END);
 	return redirect(skb, leg);
 }
 
-/* A frame from a client: route it to the backend leg of its stream. */
+/*
+ * DATA or HEADERS from a client on a stream that is not open, with an id
+ * it has used (5.1): after h2lb reset the stream, ignored; after the
+ * client reset it, a stream error; after both sides ended it, a
+ * connection error (STREAM_CLOSED). An id below the highest that was
+ * never opened (or forgotten) cannot take a new HEADERS (5.1.1).
+ */
+static __always_inline int client_closed_stream(const struct h2_frame *f,
+						struct h2lb_conn *c,
+						__u64 cookie,
+						struct h2lb_stream_key *sk)
+{
+	__u32 *how = bpf_map_lookup_elem(&closed, sk);
+
+	__sync_fetch_and_add(&c->rx_data, c->run_data);
+	if (how && *how == H2LB_CLOSED_RESET)
+		return drop();
+	if (how && *how == H2LB_CLOSED_BY_CLIENT)
+		return stream_error(c, cookie, sk, NULL, H2_STREAM_CLOSED);
+	if (how || f->type == H2_DATA)
+		return conn_error(c, cookie, f->stream, H2_STREAM_CLOSED);
+	return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+}
+
+/* A frame from a client: route it to the backend leg of its stream,
+ * after the rules of its stream's state (5.1). @rule: what frame_rules
+ * found (a stream error, or nothing). */
 static __always_inline int client_frame(struct __sk_buff *skb,
 					const struct h2_frame *f,
-					struct h2lb_conn *c, __u64 cookie)
+					struct h2lb_conn *c, __u64 cookie,
+					int rule)
 {
 	struct h2lb_stream_key sk = { .client = cookie, .id = f->stream };
 	struct h2lb_stream *st;
+	int idle;
 
-	/* CONTINUATIONs travel inside their HEADERS' message: one on its
-	 * own follows no HEADERS. */
-	if (f->type == H2_CONTINUATION ||
-	    (f->type == H2_HEADERS && block_incomplete(skb, f)))
+	if (f->type == H2_HEADERS && block_incomplete(skb, f))
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+	if (over_window(c))
+		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
 	if (f->stream == 0)
 		return connection_frame(skb, f, c, cookie);
 
 	st = bpf_map_lookup_elem(&streams, &sk);
+	idle = !st && f->stream > c->last_stream;
+	if (IS_STREAM_ERROR(rule)) {
+		if (f->type == H2_DATA)
+			__sync_fetch_and_add(&c->rx_data, c->run_data);
+		return stream_error(c, cookie, &sk, st, ERROR_CODE(rule));
+	}
 	switch (f->type) {
 	case H2_HEADERS:
-		if (!st)
+		if (idle)
 			return client_new_stream(skb, f, c, cookie, &sk);
-		/* fall through: trailers */
+		if (!st)
+			return client_closed_stream(f, c, cookie, &sk);
+		/* Trailers: after the request's, no more (half-closed), and
+		 * they end the stream (8.1). */
+		if (st->flags & H2LB_ST_CLIENT_END)
+			return stream_error(c, cookie, &sk, st,
+					    H2_STREAM_CLOSED);
+		if (!(f->flags & H2_F_END_STREAM))
+			return stream_error(c, cookie, &sk, st,
+					    H2_PROTOCOL_ERROR);
+		/* fall through */
 	case H2_DATA:
-		/* Counted even when dropped: it used connection window. */
-		if (!st) {
+		if (idle) {
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
-			return drop(); /* closed stream (RFC 9113 5.1) */
+			return conn_error(c, cookie, f->stream,
+					  H2_PROTOCOL_ERROR);
+		}
+		if (!st)
+			return client_closed_stream(f, c, cookie, &sk);
+		if (st->flags & H2LB_ST_CLIENT_END) {
+			__sync_fetch_and_add(&c->rx_data, c->run_data);
+			return stream_error(c, cookie, &sk, st,
+					    H2_STREAM_CLOSED);
 		}
 		{
 			__u64 leg = st->leg;
@@ -217,6 +361,7 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 			if (c->run_data)
 				count_data(c, cookie, leg, st->backend,
 					   c->run_data, 1);
+			window_sync(c, cookie, &sk, st);
 			if (c->run_end)
 				stream_end(&sk, st, H2LB_ST_CLIENT_END);
 			return redirect(skb, leg);
@@ -225,15 +370,21 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 		__u64 leg;
 
 		if (!st)
-			return drop();
+			return idle ? conn_error(c, cookie, f->stream,
+						 H2_PROTOCOL_ERROR)
+				    : drop();
 		leg = st->leg;
-		stream_close(&sk, st, 1);
+		stream_close(&sk, st, H2LB_CLOSED_BY_CLIENT);
 		return redirect(skb, leg);
 	}
 	case H2_WINDOW_UPDATE:
-		return st ? redirect(skb, st->leg) : drop();
+		if (!st)
+			return idle ? conn_error(c, cookie, f->stream,
+						 H2_PROTOCOL_ERROR)
+				    : drop();
+		return redirect(skb, st->leg);
 	}
-	return drop(); /* PRIORITY, PUSH_PROMISE, unknown types */
+	return drop(); /* PRIORITY (any state), unknown types */
 }
 
 /* The effect of one frame of a multi-stream leg message on its stream.
@@ -283,19 +434,29 @@ static __always_inline int leg_frames(struct __sk_buff *skb,
 /* A frame from a backend leg: route it to the leg's client. */
 static __always_inline int backend_frame(struct __sk_buff *skb,
 					 const struct h2_frame *f,
-					 struct h2lb_conn *c, __u64 cookie)
+					 struct h2lb_conn *c, __u64 cookie,
+					 int rule)
 {
 	struct h2lb_stream_key sk = { .client = c->peer, .id = f->stream };
 	struct h2lb_stream *st;
 	__u64 client = c->peer;
 
-	if (f->type == H2_CONTINUATION ||
-	    (f->type == H2_HEADERS && block_incomplete(skb, f)))
+	if (f->type == H2_HEADERS && block_incomplete(skb, f))
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+	if (over_window(c))
+		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
 	if (f->stream == 0)
 		return connection_frame(skb, f, c, cookie);
 	if (!client)
-		return drop();
+		return drop_data(c);
+	if (IS_STREAM_ERROR(rule)) {
+		st = bpf_map_lookup_elem(&streams, &sk);
+		if (st && st->leg != cookie)
+			st = NULL;
+		if (f->type == H2_DATA)
+			__sync_fetch_and_add(&c->rx_data, c->run_data);
+		return stream_error(c, cookie, &sk, st, ERROR_CODE(rule));
+	}
 	if (c->run_multi && (f->type == H2_HEADERS || f->type == H2_DATA))
 		return leg_frames(skb, f, c, cookie);
 
@@ -318,7 +479,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
 		return redirect(skb, client);
 	case H2_RST_STREAM:
-		stream_close(&sk, st, 1);
+		stream_close(&sk, st, H2LB_CLOSED_RESET);
 		return redirect(skb, client);
 	case H2_WINDOW_UPDATE:
 		return redirect(skb, client);
@@ -350,7 +511,7 @@ int h2lb_verdict(struct __sk_buff *skb)
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
 	struct h2_frame f;
-	int r;
+	int r, rule;
 
 	if (!c)
 		return SK_DROP;
@@ -377,12 +538,15 @@ int h2lb_verdict(struct __sk_buff *skb)
 		return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 	if (f.len > H2LB_MAX_FRAME)
 		return conn_error(c, cookie, f.stream, H2_FRAME_SIZE_ERROR);
+	rule = frame_rules(skb, &f);
+	if (IS_CONN_ERROR(rule))
+		return conn_error(c, cookie, f.stream, ERROR_CODE(rule));
 
 	switch (c->role) {
 	case H2LB_ROLE_CLIENT:
-		return client_frame(skb, &f, c, cookie);
+		return client_frame(skb, &f, c, cookie, rule);
 	case H2LB_ROLE_BACKEND:
-		return backend_frame(skb, &f, c, cookie);
+		return backend_frame(skb, &f, c, cookie, rule);
 	}
 	return SK_DROP;
 }

@@ -68,6 +68,8 @@ enum h2lb_backend_state {
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
 #define H2LB_ST_SERVER_END 0x2 /* backend sent END_STREAM */
 #define H2LB_ST_RESPONDED  0x4 /* backend sent response HEADERS */
+#define H2LB_ST_WINDOW_SYNC 0x8 /* the client was told its leg's larger
+				 * stream window (H2LB_EV_STREAM_WINDOW) */
 #define H2LB_ST_BOTH_END   (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
 
 /* Which accepted sockets (by local address) and which connects (by
@@ -97,11 +99,19 @@ struct h2lb_conn {
 	__u64 tx_bytes; /* bytes redirected into it: every frame, ours
 			    * included (flow control compares it with what
 			    * the peer's TCP acknowledged) */
+	__u64 rx_grant; /* DATA bytes we allowed the peer to send in all
+			    * (connection window): more is FLOW_CONTROL_ERROR.
+			    * The daemon raises it before each WINDOW_UPDATE. */
 	__u32 role;	/* enum h2lb_role */
 	__u32 backend;	/* backend index of a leg */
 	__u32 flags;	/* H2LB_CONN_* */
-	__u32 open_streams;
-	__u32 last_stream; /* client: highest stream id opened */
+	__u32 open_streams; /* client: its streams; leg: those bound to it */
+	__u32 max_streams;  /* leg: its backend's MAX_CONCURRENT_STREAMS */
+	/* The stream window each side starts with: for a leg, its backend's
+	 * SETTINGS_INITIAL_WINDOW_SIZE; for a client, the one h2lb told it
+	 * (never more than any backend it may be bound to allows). */
+	__u32 stream_window;
+	__u32 last_stream;  /* client: highest stream id opened */
 	/* Set by the parser for the verdict, about the message it just cut
 	 * (the two run one after the other on a socket): DATA payload bytes
 	 * in it, and whether it ends its stream. */
@@ -129,6 +139,8 @@ struct h2lb_stream {
 	__u64 start_ns; /* HEADERS seen */
 	__u32 backend;
 	__u32 flags; /* H2LB_ST_* */
+	__u32 sent;  /* DATA payload bytes the client sent on it */
+	__u32 pad;
 };
 
 struct h2lb_backend {
@@ -138,7 +150,7 @@ struct h2lb_backend {
 	__u32 state; /* enum h2lb_backend_state */
 	__u32 open_streams;
 	__u32 service; /* the Service it is an endpoint of */
-	__u32 pad2;
+	__u32 init_window; /* its SETTINGS_INITIAL_WINDOW_SIZE, latest */
 	__u64 streams;	  /* streams opened */
 	__u64 resets;	  /* streams ended by RST_STREAM */
 	__u64 bytes_to;	  /* DATA payload bytes sent to it */
@@ -236,6 +248,7 @@ struct h2lb_frontend {
 	  "events lost because the ring buffer was full")                        \
 	X(PROTOCOL_ERRORS, protocol_errors,                                      \
 	  "connections failed for protocol errors")                              \
+	X(STREAM_ERRORS, stream_errors, "streams reset for protocol errors")     \
 	X(INTERCEPTED, intercepted_connections,                                  \
 	  "connections to a balanced Service VIP taken by interception")         \
 	X(FALLBACKS, intercept_fallbacks,                                        \
@@ -258,6 +271,10 @@ enum h2lb_event_type {
 	H2LB_EV_LEG_BOUND,     /* peer = leg taken from the pool */
 	H2LB_EV_REFUSED,       /* stream no backend could take */
 	H2LB_EV_CONN_ERROR,    /* connection error: arg = code */
+	H2LB_EV_STREAM_ERROR,  /* stream error: arg = code, peer = the
+				* other side of the stream, or 0 */
+	H2LB_EV_STREAM_WINDOW, /* the client's stream is bound to a leg with
+				* a larger stream window: arg = how much */
 	H2LB_EV_DATA_PROGRESS, /* another 2^H2LB_PROGRESS_SHIFT DATA bytes in */
 };
 
@@ -265,6 +282,23 @@ enum h2lb_event_type {
  * many more DATA bytes, so that windows are refilled before they run dry
  * (peers with large windows send no WINDOW_UPDATE for a long time). */
 #define H2LB_PROGRESS_SHIFT 15 /* 32 KiB: half the initial window */
+
+/* Why a stream closed, remembered a while (the "closed" map): frames a
+ * client sends on it afterwards are errors or, after h2lb reset it,
+ * ignored (RFC 9113 5.1). */
+enum h2lb_closed_how {
+	H2LB_CLOSED_DONE = 1,	  /* END_STREAM both ways */
+	H2LB_CLOSED_BY_CLIENT = 2, /* the client reset it */
+	H2LB_CLOSED_RESET = 3,	  /* h2lb sent or relayed RST_STREAM */
+};
+
+/* The parameters of a SETTINGS frame, each taken in order (the last value
+ * of each wins), as the daemon gets them (event data). */
+#define H2LB_SETTINGS_IDS 7 /* ids 1..6 */
+struct h2lb_settings_frame {
+	__u32 set; /* bit (1 << id) for each parameter present */
+	__u32 value[H2LB_SETTINGS_IDS];
+};
 
 struct h2lb_event {
 	__u32 type;   /* enum h2lb_event_type */
@@ -282,7 +316,7 @@ struct h2lb_event {
 struct h2lb_close_args {
 	__u64 client;
 	__u32 stream;
-	__u32 reset;
+	__u32 how; /* enum h2lb_closed_how */
 };
 
 /* Argument of the h2lb_bind_first syscall program: at accept, before any
@@ -292,6 +326,20 @@ struct h2lb_bind_args {
 	__u64 client;
 	__u64 leg;     /* out: 0 if no backend had a pooled connection */
 	__u32 backend; /* out */
+	__u32 pad;
+};
+
+/* Argument of the h2lb_conn_set syscall program: set the fields of
+ * @cookie's record that @set names (H2LB_SET_*), atomically. */
+#define H2LB_SET_RX_GRANT     0x1
+#define H2LB_SET_STREAM_WINDOW 0x2
+#define H2LB_SET_MAX_STREAMS  0x4
+struct h2lb_conn_args {
+	__u64 cookie;
+	__u64 rx_grant;
+	__u32 stream_window;
+	__u32 max_streams;
+	__u32 set;
 	__u32 pad;
 };
 

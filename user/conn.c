@@ -37,6 +37,7 @@ struct uconn *conn_new(struct conn_table *t, int fd, int role)
 	c->backend = -1;
 	c->state = CS_NEW;
 	c->init_window = H2_DEFAULT_WINDOW;
+	c->stream_window = H2_DEFAULT_WINDOW;
 	c->peer_grant = H2_DEFAULT_WINDOW;
 	c->our_grant = H2_DEFAULT_WINDOW;
 	b = bucket(c->cookie);

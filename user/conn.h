@@ -28,6 +28,9 @@ struct uconn {
 	struct uconn *legs;	/* client: its bound and going-away legs */
 	struct uconn *next_leg; /* leg: next in its client's list */
 	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	/* The stream window the other side starts with, as h2lb knows it:
+	 * client: the one we told it; leg: its backend's SETTINGS. */
+	uint32_t stream_window;
 	uint32_t goaway_last;	/* leg: the last stream id of its GOAWAY */
 	/* Connection-level flow control: grants, totals since the
 	 * connection opened (flow.h); the bytes moved are the kernel's. */

@@ -86,7 +86,7 @@ static void end_streams(struct lb *lb, struct uconn *leg, uint32_t above,
 			continue;
 		/* Close first: the stream must be gone from the kernel before
 		 * its last frame reaches the client. */
-		if (kern_stream_close(lb->k, c->cookie, keys[i].id, true))
+		if (kern_stream_close(lb->k, c->cookie, keys[i].id))
 			continue;
 		if (refuse)
 			len = h2_rst_stream(f, keys[i].id, H2_REFUSED_STREAM);
@@ -117,16 +117,41 @@ static bool leg_has_streams(struct lb *lb, struct uconn *leg)
 
 /* ---- the actions ---------------------------------------------------------- */
 
+/*
+ * The stream window a new client of Service @svc is told: never more than
+ * a ready backend of it allows, so that no leg it may be bound to can be
+ * overrun. A backend that later allows less is not chosen for it
+ * (bpf/select.bpf.c); one that allows more is made up for, stream by
+ * stream (H2LB_EV_STREAM_WINDOW). docs/flow-control.md.
+ */
+static uint32_t client_stream_window(struct lb *lb, int svc)
+{
+	uint32_t w = lb->opts->stream_window;
+
+	for (int b = 0; b < lb->bs.nr; b++)
+		if (lb->bs.be[b].configured && lb->bs.be[b].service == svc &&
+		    kern_backend_state(lb->k, b) == H2LB_BE_READY &&
+		    kern_backend_window(lb->k, b) < w)
+			w = kern_backend_window(lb->k, b);
+	return w;
+}
+
 static void send_server_settings(struct lb *lb, struct uconn *c)
 {
-	const struct h2_setting_pair s[] = {
+	struct h2lb_conn_args a = { .cookie = c->cookie,
+				    .set = H2LB_SET_STREAM_WINDOW };
+	struct h2_setting_pair s[] = {
 		/* No dynamic table: header blocks can go to any backend
 		 * (docs/kernel-facts.md, "HPACK without state"). */
 		{ H2_SET_HEADER_TABLE_SIZE, 0 },
 		{ H2_SET_MAX_CONCURRENT_STREAMS, lb->opts->max_streams },
-		{ H2_SET_INITIAL_WINDOW_SIZE, lb->opts->stream_window },
+		{ H2_SET_INITIAL_WINDOW_SIZE, 0 },
 	};
 	uint8_t f[H2_FRAME_MAX];
+
+	c->stream_window = client_stream_window(lb, c->service);
+	s[2].value = a.stream_window = c->stream_window;
+	kern_conn_set(lb->k, &a);
 
 	/* Our SETTINGS must be the first frame the client gets, so it goes
 	 * out before anything else is done: a request the client sent
@@ -185,18 +210,66 @@ static void send_preface(struct lb *lb, struct uconn *leg)
 	leg->preface_sent = true;
 }
 
+struct synced {
+	uint64_t leg;
+	uint32_t ids[MAX_STREAMS_ENDED];
+	int n;
+};
+
+static int collect_synced(const struct h2lb_stream_key *key,
+			  const struct h2lb_stream *st, void *arg)
+{
+	struct synced *s = arg;
+
+	if (st->leg == s->leg && (st->flags & H2LB_ST_WINDOW_SYNC))
+		s->ids[s->n++] = key->id;
+	return s->n == MAX_STREAMS_ENDED;
+}
+
+/*
+ * A leg's backend changed its stream window (grpc-go's BDP estimator
+ * grows it mid-connection): it applies the change to its open streams
+ * (RFC 9113 6.9.2), so the client is told the same for the streams it
+ * was told the larger window of; the others learn it when they need it.
+ */
+static void leg_stream_window(struct lb *lb, struct uconn *leg, uint32_t w)
+{
+	static struct synced s;
+	struct h2lb_conn_args a = { .cookie = leg->cookie,
+				    .stream_window = w,
+				    .set = H2LB_SET_STREAM_WINDOW };
+	int64_t d = (int64_t)w - leg->stream_window;
+	uint8_t f[H2_FRAME_MAX];
+
+	leg->stream_window = w;
+	kern_conn_set(lb->k, &a);
+	kern_backend_set_window(lb->k, leg->backend, w);
+	if (!d || !leg->client)
+		return;
+	s.leg = leg->cookie;
+	s.n = 0;
+	kern_each_stream(lb->k, collect_synced, &s);
+	if (d < 0 && s.n)
+		pr_warn("backend %d lowered its stream window by %lld: %d stream(s) may overrun it",
+			leg->backend, (long long)-d, s.n);
+	for (int i = 0; i < s.n && d > 0; i++)
+		inject(&lb->inj, leg->client->cookie, f,
+		       h2_window_update(f, s.ids[i], d));
+}
+
 /* The peer's SETTINGS: a client's window size is relayed to its legs
- * before we ACK (stream windows are end to end). 0, or the HTTP/2 error
- * code of a connection error. */
+ * before we ACK (stream windows are end to end); a leg's stream window
+ * and stream limit are the kernel's to know. 0, or the HTTP/2 error code
+ * of a connection error. */
 static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 			     const struct input_arg *a)
 {
+	const struct h2lb_settings_frame *s = a->settings;
 	uint8_t f[H2_FRAME_MAX];
 	bool changed = false;
 
 	if (c->role == H2LB_ROLE_CLIENT) {
-		uint32_t err = flow_client_settings(a->data, a->len,
-						    &c->init_window, &changed);
+		uint32_t err = flow_settings(s, &c->init_window, &changed);
 
 		if (err)
 			return err;
@@ -205,6 +278,20 @@ static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 		if (changed || !c->settings_seen)
 			window_relay(lb, c);
 		c->settings_seen = true;
+	} else {
+		if (s->set & (1u << H2_SET_INITIAL_WINDOW_SIZE))
+			leg_stream_window(lb, c,
+					  s->value[H2_SET_INITIAL_WINDOW_SIZE]);
+		if (s->set & (1u << H2_SET_MAX_CONCURRENT_STREAMS)) {
+			struct h2lb_conn_args m = {
+				.cookie = c->cookie,
+				.max_streams =
+					s->value[H2_SET_MAX_CONCURRENT_STREAMS],
+				.set = H2LB_SET_MAX_STREAMS,
+			};
+
+			kern_conn_set(lb->k, &m);
+		}
 	}
 	inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
 	return 0;
@@ -234,13 +321,51 @@ static void detach(struct lb *lb, struct uconn *leg)
 
 static void open_legs(struct lb *lb);
 
-static void window_update(struct lb *lb, struct uconn *c, uint32_t inc)
+/* A connection WINDOW_UPDATE: 0, or FLOW_CONTROL_ERROR if it takes the
+ * window over 2^31-1. */
+static uint32_t window_update(struct lb *lb, struct uconn *c, uint32_t inc)
 {
+	struct h2lb_conn k = { 0 };
+
+	kern_conn(lb->k, c->cookie, &k);
+	if (!flow_window_ok(c->peer_grant - (int64_t)k.tx_data, inc))
+		return H2_FLOW_CONTROL_ERROR;
 	c->peer_grant += inc;
 	if (c->role == H2LB_ROLE_CLIENT)
 		window_legs(lb, c);
 	else if (c->client)
 		window_client(lb, c->client);
+	return 0;
+}
+
+/* A stream error: RST_STREAM to the side that erred, and to the other
+ * side of the stream, if it was open there: CANCEL toward a leg, and
+ * INTERNAL_ERROR toward a client whose backend erred. */
+static void reset_stream(struct lb *lb, struct uconn *c,
+			 const struct input_arg *a)
+{
+	uint8_t f[H2_FRAME_MAX];
+
+	pr_debug("%s %llx: stream %u: stream error %u",
+		 c->role == H2LB_ROLE_CLIENT ? "client" : "leg",
+		 (unsigned long long)c->cookie, a->stream, a->value);
+	inject(&lb->inj, c->cookie, f, h2_rst_stream(f, a->stream, a->value));
+	if (a->other)
+		inject(&lb->inj, a->other, f,
+		       h2_rst_stream(f, a->stream,
+				     c->role == H2LB_ROLE_CLIENT
+					     ? H2_CANCEL
+					     : H2_INTERNAL_ERROR));
+}
+
+/* What a backend answers with GOAWAY(@code) is about the frames its
+ * leg carried, a client's alone: a header block it could not decode, a
+ * flood it would not take. That client's connection fails with the same
+ * code; the backend stays in service for the others. */
+static bool blames_client(uint32_t code)
+{
+	return code == H2_COMPRESSION_ERROR || code == H2_PROTOCOL_ERROR ||
+	       code == H2_FRAME_SIZE_ERROR || code == H2_ENHANCE_YOUR_CALM;
 }
 
 static void refill(struct lb *lb, struct uconn *c)
@@ -308,7 +433,7 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 		/* Whatever streams are left die with the connection. */
 		n = streams_of(lb, c->cookie, 0, keys, vals, MAX_STREAMS_ENDED);
 		for (int i = 0; i < n; i++)
-			kern_stream_close(lb->k, c->cookie, keys[i].id, true);
+			kern_stream_close(lb->k, c->cookie, keys[i].id);
 	} else {
 		detach(lb, c);
 		if (from == CS_CONNECTING) /* sockops may never take it */
@@ -391,8 +516,16 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		window_relay_leg(lb, c);
 		window_refill(lb, c->client);
 	}
-	if (act & A_WINDOW)
-		window_update(lb, c, a->value);
+	if (act & A_WINDOW) {
+		uint32_t err = window_update(lb, c, a->value);
+
+		if (err) {
+			struct input_arg e = { .value = err };
+
+			conn_input(lb, c, IN_ERROR, &e);
+			return;
+		}
+	}
 	if (act & A_REFILL)
 		refill(lb, c);
 	if (act & A_REFUSE_STREAM)
@@ -401,11 +534,17 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		pr_warn("client %llx sent GOAWAY, error %u",
 			(unsigned long long)c->cookie, a->value);
 	if (act & A_UNBIND) {
-		pr_info("backend %d leg %llx: GOAWAY, last stream %u",
-			c->backend, (unsigned long long)c->cookie, a->stream);
+		pr_info("backend %d leg %llx: GOAWAY %u, last stream %u",
+			c->backend, (unsigned long long)c->cookie, a->value,
+			a->stream);
 		if (c->client)
 			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
 					c->cookie);
+		if (c->client && blames_client(a->value)) {
+			struct input_arg e = { .value = a->value };
+
+			conn_input(lb, c->client, IN_ERROR, &e);
+		}
 	}
 	if (act & A_REFUSE_ABOVE)
 		end_streams(lb, c, a->stream, true);
@@ -432,6 +571,14 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		goaway_error(lb, c, a->value);
 	if (act & A_CLOSE_SOON)
 		c->deadline_ms = now_ms() + CLOSE_DELAY_MS;
+	if (act & A_RESET_STREAM)
+		reset_stream(lb, c, a);
+	if (act & A_STREAM_WINDOW) {
+		uint8_t f[H2_FRAME_MAX];
+
+		inject(&lb->inj, c->cookie, f,
+		       h2_window_update(f, a->stream, a->value));
+	}
 	if (act & A_CLOSE)
 		close_conn(lb, c, from); /* @c is gone */
 }

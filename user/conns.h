@@ -16,11 +16,14 @@
 
 /* What an input carries. */
 struct input_arg {
-	uint32_t stream; /* REFUSED: the stream; GOAWAY, ERROR: last stream */
-	uint32_t value;	 /* ERROR, GOAWAY: error code; WINDOW: increment */
-	const uint8_t *data; /* SETTINGS: the payload */
-	size_t len;
+	/* REFUSED, STREAM_*: the stream; GOAWAY, ERROR: the last stream */
+	uint32_t stream;
+	/* ERROR, GOAWAY, STREAM_ERROR: error code; WINDOW, STREAM_WINDOW:
+	 * increment */
+	uint32_t value;
+	const struct h2lb_settings_frame *settings; /* SETTINGS */
 	struct uconn *client; /* BOUND: the client the leg now serves */
+	uint64_t other;	      /* STREAM_ERROR: the stream's other side */
 };
 
 void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,

@@ -36,8 +36,9 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		conn_input(lb, c, IN_PEER_CLOSED, &a);
 		break;
 	case H2LB_EV_SETTINGS:
-		a.data = ev->data;
-		a.len = ev->len;
+		if (ev->len < sizeof(*a.settings))
+			break;
+		a.settings = (const struct h2lb_settings_frame *)ev->data;
 		conn_input(lb, c, IN_SETTINGS, &a);
 		break;
 	case H2LB_EV_WINDOW:
@@ -62,6 +63,13 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		break;
 	case H2LB_EV_CONN_ERROR:
 		conn_input(lb, c, IN_ERROR, &a);
+		break;
+	case H2LB_EV_STREAM_ERROR: /* @a.other: the stream's other side */
+		a.other = ev->peer;
+		conn_input(lb, c, IN_STREAM_ERROR, &a);
+		break;
+	case H2LB_EV_STREAM_WINDOW:
+		conn_input(lb, c, IN_STREAM_WINDOW, &a);
 		break;
 	}
 }

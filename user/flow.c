@@ -96,20 +96,22 @@ bool flow_lags(uint64_t sent, uint64_t acked, int64_t peer_buffer)
 	return sent > acked && (int64_t)(sent - acked) > peer_buffer;
 }
 
-uint32_t flow_client_settings(const uint8_t *payload, size_t len,
-			      uint32_t *init_window, bool *changed)
+uint32_t flow_settings(const struct h2lb_settings_frame *s,
+		       uint32_t *init_window, bool *changed)
 {
-	struct h2_setting_pair s[H2_MAX_SETTINGS];
-	int n = h2_settings_parse(payload, len, s, H2_MAX_SETTINGS);
+	uint32_t w = s->value[H2_SET_INITIAL_WINDOW_SIZE];
 
 	*changed = false;
-	for (int i = 0; i < n; i++) {
-		if (s[i].id != H2_SET_INITIAL_WINDOW_SIZE)
-			continue;
-		if (s[i].value > H2_MAX_WINDOW)
-			return H2_FLOW_CONTROL_ERROR;
-		*changed |= *init_window != s[i].value;
-		*init_window = s[i].value;
-	}
+	if (!(s->set & (1u << H2_SET_INITIAL_WINDOW_SIZE)))
+		return 0;
+	if (w > H2_MAX_WINDOW)
+		return H2_FLOW_CONTROL_ERROR;
+	*changed = *init_window != w;
+	*init_window = w;
 	return 0;
+}
+
+bool flow_window_ok(int64_t window, uint32_t inc)
+{
+	return window + inc <= H2_MAX_WINDOW;
 }

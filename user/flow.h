@@ -65,13 +65,19 @@ bool flow_legs_refill(const struct flow_side *client,
  * more than @peer_buffer unacknowledged. */
 bool flow_lags(uint64_t sent, uint64_t acked, int64_t peer_buffer);
 
+struct h2lb_settings_frame;
+
 /*
- * A client's SETTINGS payload (@len bytes): the SETTINGS_INITIAL_WINDOW_SIZE
- * it carries, if any, goes into *@init_window and *@changed says whether
- * it is new. Returns 0, or the HTTP/2 error code of a connection error
- * (FLOW_CONTROL_ERROR for a window over 2^31-1).
+ * A peer's SETTINGS (as the kernel read them, every parameter in order):
+ * the SETTINGS_INITIAL_WINDOW_SIZE they carry, if any, goes into
+ * *@init_window and *@changed says whether it is new. Returns 0, or the
+ * HTTP/2 error code of a connection error (FLOW_CONTROL_ERROR for a
+ * window over 2^31-1; the kernel checks that first).
  */
-uint32_t flow_client_settings(const uint8_t *payload, size_t len,
-			      uint32_t *init_window, bool *changed);
+uint32_t flow_settings(const struct h2lb_settings_frame *s,
+		       uint32_t *init_window, bool *changed);
+/* A connection WINDOW_UPDATE of @inc on a send window of @window: false
+ * if it pushes it over 2^31-1 (FLOW_CONTROL_ERROR, RFC 9113 6.9.1). */
+bool flow_window_ok(int64_t window, uint32_t inc);
 
 #endif

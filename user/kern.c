@@ -344,15 +344,20 @@ void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
 		bpf_map_delete_elem(fd, &lk);
 }
 
-int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream,
-		      bool reset)
+int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream)
 {
 	struct h2lb_close_args a = { .client = client,
 				     .stream = stream,
-				     .reset = reset };
+				     .how = H2LB_CLOSED_RESET };
 
 	return run_syscall(k->skel->progs.h2lb_close_stream, &a, sizeof(a)) ? -1
 									    : 0;
+}
+
+int kern_conn_set(struct kern *k, struct h2lb_conn_args *a)
+{
+	return run_syscall(k->skel->progs.h2lb_conn_set, a, sizeof(*a)) ? -1
+									 : 0;
 }
 
 int kern_client_goaway(struct kern *k, uint64_t client)
@@ -370,6 +375,18 @@ void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
 	k->be_mem[b].service = service;
 	k->be_mem[b].addr = a->sin_addr.s_addr;
 	k->be_mem[b].port = ntohs(a->sin_port);
+	/* Until its SETTINGS say otherwise (RFC 9113 6.5.2). */
+	k->be_mem[b].init_window = 65535;
+}
+
+void kern_backend_set_window(struct kern *k, int b, uint32_t window)
+{
+	__atomic_store_n(&k->be_mem[b].init_window, window, __ATOMIC_RELEASE);
+}
+
+uint32_t kern_backend_window(struct kern *k, int b)
+{
+	return __atomic_load_n(&k->be_mem[b].init_window, __ATOMIC_ACQUIRE);
 }
 
 void kern_backend_set_state(struct kern *k, int b, uint32_t state)

@@ -64,10 +64,13 @@ int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
  * kernel still maps them there). */
 void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
 		     uint64_t leg);
-/* Close a stream as the verdict would (counters stay exact); -1 if it
+/* Close a stream as the verdict would (counters stay exact), as h2lb
+ * resetting it (what the client still sends on it is ignored); -1 if it
  * was already gone. */
-int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream,
-		      bool reset);
+int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream);
+/* What the daemon decided for connection @cookie: the fields of @a that
+ * a->set names (H2LB_SET_*). */
+int kern_conn_set(struct kern *k, struct h2lb_conn_args *a);
 /* From now on the client's new streams are refused; returns the last
  * stream id opened before (for the GOAWAY), or -1. */
 int kern_client_goaway(struct kern *k, uint64_t client);
@@ -77,6 +80,9 @@ int kern_client_goaway(struct kern *k, uint64_t client);
 void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
 			 uint32_t service);
 void kern_backend_set_state(struct kern *k, int b, uint32_t state);
+/* Backend @b's stream window (SETTINGS_INITIAL_WINDOW_SIZE), latest. */
+void kern_backend_set_window(struct kern *k, int b, uint32_t window);
+uint32_t kern_backend_window(struct kern *k, int b);
 uint32_t kern_backend_state(struct kern *k, int b);
 uint32_t kern_backend_open_streams(struct kern *k, int b);
 void kern_backends_in_use(struct kern *k, int nr);

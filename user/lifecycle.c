@@ -24,6 +24,9 @@ static const struct lifecycle_rule rules[] = {
 	{ true, S(OPEN) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_REFUSED, STAY, A_REFUSE_STREAM },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_GOAWAY, STAY, A_NOTE_GOAWAY },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_ERROR, STAY, A_RESET_STREAM },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_WINDOW, STAY,
+	  A_STREAM_WINDOW },
 	{ true, S(OPEN), IN_STOP, CS_GOING_AWAY, A_GOAWAY_STOP },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_CLOSE_SOON },
@@ -46,6 +49,8 @@ static const struct lifecycle_rule rules[] = {
 	  A_ACK_SETTINGS },
 	{ false, LIVE_LEG & ~S(CLOSING), IN_WINDOW, STAY, A_WINDOW },
 	{ false, S(BOUND) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
+	{ false, S(BOUND) | S(GOING_AWAY), IN_STREAM_ERROR, STAY,
+	  A_RESET_STREAM },
 	{ false, S(POOLED), IN_BOUND, CS_BOUND,
 	  A_LINK_CLIENT | A_RELAY_WINDOW },
 	/* Taken by the verdict while we were closing it: its client's
@@ -129,6 +134,7 @@ static const char *const action_names[] = {
 	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
 	"refuse above",	    "fail streams",   "detach",	      "backend failed",
 	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
+	"reset stream",	 "stream window",
 };
 
 const char *conn_action_name(unsigned int bit)

@@ -12,13 +12,20 @@
 /* Legs per client that one refill looks at. */
 #define MAX_LEGS (H2LB_MAX_BACKENDS * 2)
 
+/* The kernel learns of a grant before the peer does: DATA beyond what we
+ * granted is a FLOW_CONTROL_ERROR there (bpf/verdict.bpf.c). */
 static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
 {
+	struct h2lb_conn_args a = { .cookie = c->cookie,
+				    .set = H2LB_SET_RX_GRANT };
 	uint8_t f[H2_FRAME_MAX];
 
 	while (inc > 0) {
 		uint32_t step = inc > H2_MAX_WINDOW ? H2_MAX_WINDOW : inc;
 
+		a.rx_grant = c->our_grant + step;
+		if (kern_conn_set(lb->k, &a))
+			return; /* gone meanwhile */
 		inject(&lb->inj, c->cookie, f, h2_window_update(f, 0, step));
 		c->our_grant += step;
 		inc -= step;

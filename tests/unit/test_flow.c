@@ -12,6 +12,7 @@
 
 #include "flow.h"
 #include "h2.h"
+#include "h2lb.h"
 
 #define W   H2_DEFAULT_WINDOW
 #define MIB (1 << 20)
@@ -167,33 +168,35 @@ static void test_small_refills_wait(void **state)
 	assert_true(flow_client_refill(&client, &leg, 1, 4 * MIB) > 0);
 }
 
-static void settings_frame(uint8_t *p, uint16_t id, uint32_t v)
+static void test_settings(void **state)
 {
-	p[0] = id >> 8;
-	p[1] = id;
-	p[2] = v >> 24;
-	p[3] = v >> 16;
-	p[4] = v >> 8;
-	p[5] = v;
-}
-
-static void test_client_settings(void **state)
-{
-	uint8_t p[18];
+	struct h2lb_settings_frame s = { 0 };
 	uint32_t win = W;
 	bool changed;
 
-	settings_frame(p, H2_SET_HEADER_TABLE_SIZE, 4096);
-	settings_frame(p + 6, 0x99, 1); /* unknown: ignored */
-	settings_frame(p + 12, H2_SET_INITIAL_WINDOW_SIZE, MIB);
-	assert_int_equal(flow_client_settings(p, 18, &win, &changed), 0);
+	/* No window in it: nothing changes. */
+	s.set = 1u << H2_SET_HEADER_TABLE_SIZE;
+	assert_int_equal(flow_settings(&s, &win, &changed), 0);
+	assert_false(changed);
+	s.set |= 1u << H2_SET_INITIAL_WINDOW_SIZE;
+	s.value[H2_SET_INITIAL_WINDOW_SIZE] = MIB;
+	assert_int_equal(flow_settings(&s, &win, &changed), 0);
 	assert_true(changed);
 	assert_int_equal(win, MIB);
-	assert_int_equal(flow_client_settings(p, 18, &win, &changed), 0);
+	assert_int_equal(flow_settings(&s, &win, &changed), 0);
 	assert_false(changed);
-	settings_frame(p, H2_SET_INITIAL_WINDOW_SIZE, 0x80000000u);
-	assert_int_equal(flow_client_settings(p, 6, &win, &changed),
+	s.value[H2_SET_INITIAL_WINDOW_SIZE] = 0x80000000u;
+	assert_int_equal(flow_settings(&s, &win, &changed),
 			 H2_FLOW_CONTROL_ERROR);
+}
+
+/* A connection window may not be pushed past 2^31-1 (RFC 9113 6.9.1). */
+static void test_window_overflow(void **state)
+{
+	assert_true(flow_window_ok(W, 0x7fffffff - W));
+	assert_false(flow_window_ok(W, 0x7fffffff - W + 1));
+	/* A window that went negative may grow back. */
+	assert_true(flow_window_ok(-1000, 0x7fffffff));
 }
 
 int main(void)
@@ -206,7 +209,8 @@ int main(void)
 		cmocka_unit_test(test_share_bounded),
 		cmocka_unit_test(test_lagging_peer_holds),
 		cmocka_unit_test(test_small_refills_wait),
-		cmocka_unit_test(test_client_settings),
+		cmocka_unit_test(test_settings),
+		cmocka_unit_test(test_window_overflow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
