@@ -69,8 +69,6 @@ t_start=$EPOCHREALTIME
 tb_up "$N"
 mkdir -p "$RES"
 probe_keep_logs_on_failure test_h2lb_grpc_interop
-# Keep the client results with the logs of a failed run.
-tb_on_cleanup 'cp -f "$RES"/*.jsonl "$TB_STATE/logs/" 2>/dev/null || true'
 
 declare -A SERVER_ROLE=([go]=b1 [python]=b2)
 tb_spawn b1 interop-go "$PEERS_BIN/interop_server" --port "$TB_GREETER_PORT" \
@@ -81,7 +79,8 @@ tb_spawn b2 interop-python "$TB_PYTHON" "$TB_PEERS/interop_server.py" \
 tb_wait_port b2 "$TB_GREETER_PORT" 30 "$TB_LAST_PID" || fail "the python server did not start"
 
 # run_client CLIENT SERVER PATH TARGET ITER: one client run, its JSON lines
-# in $RES/CLIENT-SERVER-PATH.jsonl, its exit status in ....rc.
+# in $RES/CLIENT-SERVER-PATH.jsonl (a link to logs/result-....log, kept with
+# the logs of a failed run), its exit status in ....rc.
 run_client() {
     local client=$1 server=$2 path=$3 target=$4 iter=$5 cmd rc t0
     case $client in
@@ -91,6 +90,7 @@ run_client() {
         *) fail "unknown client $client" ;;
     esac
     local out=$RES/$client-$server-$path
+    ln -sf "$TB_STATE/logs/result-$client-$server-$path.log" "$out.jsonl"
     t0=$EPOCHREALTIME
     rc=0
     tb_run cli timeout -k 5 $((RUN_TIMEOUT + CALL_TIMEOUT + 20)) "${cmd[@]}" \

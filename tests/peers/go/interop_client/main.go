@@ -528,13 +528,15 @@ func dial(target string, callTimeout time.Duration) (*env, error) {
 	return e, nil
 }
 
+func ptr(d time.Duration) *time.Duration { return &d }
+
 func main() {
 	target := flag.String("target", "", "HOST:PORT of the server")
 	only := flag.String("cases", "", "comma-separated cases to run (default: all)")
 	iters := flag.Int("iterations", 300, "iterations of the large-message cases")
 	small := flag.Int("small-iterations", 30, "iterations of the other cases")
-	callTimeout := flag.Duration("call-timeout", 10*time.Second, "deadline of each call")
-	timeout := flag.Duration("timeout", 300*time.Second, "no iteration starts after this")
+	callTimeoutS := flag.Float64("call-timeout", 10, "deadline of each call, seconds")
+	timeoutS := flag.Float64("timeout", 300, "no iteration starts after this many seconds")
 	list := flag.Bool("list", false, "print the case names and exit")
 	flag.Parse()
 	if *list {
@@ -543,7 +545,9 @@ func main() {
 		}
 		return
 	}
-	if *target == "" || *iters < 0 || *small < 0 {
+	callTimeout := ptr(time.Duration(*callTimeoutS * float64(time.Second)))
+	timeout := ptr(time.Duration(*timeoutS * float64(time.Second)))
+	if *target == "" || *iters < 0 || *small < 0 || *callTimeout <= 0 || *timeout <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: interop_client --target HOST:PORT [--cases a,b] [--iterations N] [--small-iterations M]")
 		os.Exit(2)
 	}
