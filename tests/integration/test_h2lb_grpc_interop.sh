@@ -33,11 +33,12 @@
 # run.
 set -euo pipefail
 
-ITER_DIRECT=${ITER_DIRECT:-200}    # iterations of the large-message cases
-ITER_H2LB=${ITER_H2LB:-100}
+ITER_DIRECT=${ITER_DIRECT:-300}    # iterations of the large-message cases
+ITER_H2LB=${ITER_H2LB:-500}
 SMALL=${SMALL:-10}                 # iterations of the other cases
 CALL_TIMEOUT=${CALL_TIMEOUT:-5}    # seconds, each call
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}     # seconds, no iteration starts after it
+CASES=${CASES:-}                   # comma-separated subset (default: all)
 CLIENTS=${CLIENTS:-go python node}
 SERVERS=${SERVERS:-go python}
 N=2
@@ -95,7 +96,7 @@ run_client() {
     rc=0
     tb_run cli timeout -k 5 $((RUN_TIMEOUT + CALL_TIMEOUT + 20)) "${cmd[@]}" \
         --target "$target" --iterations "$iter" --small-iterations "$SMALL" \
-        --call-timeout "$CALL_TIMEOUT" --timeout "$RUN_TIMEOUT" \
+        --call-timeout "$CALL_TIMEOUT" --timeout "$RUN_TIMEOUT" ${CASES:+--cases "$CASES"} \
         >"$out.jsonl" 2>>"$TB_STATE/logs/client-$client-$server-$path.log" || rc=$?
     echo "$rc" >"$out.rc"
     printf '   %-6s -> %-6s %-6s exit %d, %d cases passed of %d, %.1fs\n' \
@@ -128,7 +129,7 @@ for server in $SERVERS; do
 done
 
 echo "== results (direct / through h2lb)"
-"$TB_PYTHON" - "$RES" "$CLIENTS" "$SERVERS" "$ITER_DIRECT" "$ITER_H2LB" "$SMALL" <<'PY' ||
+"$TB_PYTHON" - "$RES" "$CLIENTS" "$SERVERS" "$ITER_DIRECT" "$ITER_H2LB" "$SMALL" "$CASES" <<'PY' ||
 import json, os, sys
 res, clients, servers = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 iters = {"direct": int(sys.argv[4]), "h2lb": int(sys.argv[5])}
@@ -138,6 +139,8 @@ CASES = LARGE + ("empty_stream", "cancel_after_begin",
                  "cancel_after_first_response", "timeout_on_sleeping_server",
                  "custom_metadata", "status_code_and_message",
                  "unimplemented_method")
+if sys.argv[7]:
+    CASES = tuple(sys.argv[7].split(","))
 
 def load(client, server, path):
     base = os.path.join(res, f"{client}-{server}-{path}")
