@@ -34,12 +34,13 @@
 set -euo pipefail
 
 ITER_DIRECT=${ITER_DIRECT:-300}    # iterations of the large-message cases
-ITER_H2LB=${ITER_H2LB:-500}
+ITER_H2LB=${ITER_H2LB:-800}
 SMALL=${SMALL:-10}                 # iterations of the other cases
 CALL_TIMEOUT=${CALL_TIMEOUT:-5}    # seconds, each call
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}     # seconds, no iteration starts after it
 CASES=${CASES:-}                   # comma-separated subset (default: all)
 CLIENTS=${CLIENTS:-go python node}
+GO_SERVER_ARGS=${GO_SERVER_ARGS:-}  # e.g. "--static-window 1048576" (no BDP)
 SERVERS=${SERVERS:-go python}
 N=2
 
@@ -73,7 +74,7 @@ probe_keep_logs_on_failure test_h2lb_grpc_interop
 
 declare -A SERVER_ROLE=([go]=b1 [python]=b2)
 tb_spawn b1 interop-go "$PEERS_BIN/interop_server" --port "$TB_GREETER_PORT" \
-    --name go-server
+    --name go-server $GO_SERVER_ARGS
 tb_wait_port b1 "$TB_GREETER_PORT" 20 "$TB_LAST_PID" || fail "the grpc-go server did not start"
 tb_spawn b2 interop-python "$TB_PYTHON" "$TB_PEERS/interop_server.py" \
     --port "$TB_GREETER_PORT" --name python-server

@@ -2,6 +2,7 @@
 // tests/peers/interop.proto for the service).
 //
 //	interop_server --port 50051 [--bind 0.0.0.0] [--name backend-1]
+//	    [--static-window BYTES]
 //
 // Logs to stderr; SIGTERM/SIGINT stop it (graceful for at most 2 s).
 package main
@@ -215,6 +216,8 @@ func main() {
 	port := flag.Int("port", 50051, "TCP port")
 	bind := flag.String("bind", "0.0.0.0", "address to listen on")
 	name := flag.String("name", "go-interop", "name sent in the x-backend trailer")
+	window := flag.Int("static-window", 0,
+		"fixed stream and connection receive windows (>= 65535), which turns grpc-go's BDP estimator off; 0: dynamic windows")
 	flag.Parse()
 	log.SetPrefix(fmt.Sprintf("interop_server[%s] ", *name))
 
@@ -222,7 +225,11 @@ func main() {
 	if err != nil {
 		log.Fatalf("listen: %v", err)
 	}
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg))
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg)}
+	if *window > 0 {
+		opts = append(opts, grpc.InitialWindowSize(int32(*window)), grpc.InitialConnWindowSize(int32(*window)))
+	}
+	s := grpc.NewServer(opts...)
 	pb.RegisterInteropServer(s, &server{name: *name})
 
 	sig := make(chan os.Signal, 1)
