@@ -26,11 +26,20 @@
 #
 # The large-message cases repeat ITER_DIRECT / ITER_H2LB times on the one
 # connection: grpc-go's BDP estimator raises its windows (SETTINGS
-# INITIAL_WINDOW_SIZE + connection WINDOW_UPDATE) within the first ten
-# large_unary iterations, and python's grpc core does the same, so the later
-# iterations run on grown windows. Every call has a CALL_TIMEOUT deadline
-# and every client run a bounded time, so a hang fails a case, not the test
-# run.
+# INITIAL_WINDOW_SIZE + connection WINDOW_UPDATE) mostly within the first
+# ten large_unary iterations (seen as late as the 250th through h2lb; the
+# grpc-go client prints where, from the frames on its wire), and python's
+# grpc core does the same, so the later iterations run on grown windows.
+# The windows grow with timing, and so do hangs that depend on them (seen
+# from the 4th to the 735th iteration): hence 800 iterations through h2lb.
+# Every call has a CALL_TIMEOUT deadline and every client run a bounded
+# time, so a hang fails a case, not the test run.
+#
+# Knobs (environment): ITER_DIRECT, ITER_H2LB, SMALL, CALL_TIMEOUT,
+# RUN_TIMEOUT, CASES (a comma-separated subset), CLIENTS, SERVERS, and
+# GO_SERVER_ARGS: "--static-window 65535" turns the grpc-go server's BDP
+# estimator off, "--static-window 1048576" makes it announce a 1 MiB
+# window from the start (window growth without the timing).
 set -euo pipefail
 
 ITER_DIRECT=${ITER_DIRECT:-300}    # iterations of the large-message cases
@@ -73,8 +82,9 @@ mkdir -p "$RES"
 probe_keep_logs_on_failure test_h2lb_grpc_interop
 
 declare -A SERVER_ROLE=([go]=b1 [python]=b2)
+read -r -a go_server_args <<<"$GO_SERVER_ARGS"
 tb_spawn b1 interop-go "$PEERS_BIN/interop_server" --port "$TB_GREETER_PORT" \
-    --name go-server $GO_SERVER_ARGS
+    --name go-server "${go_server_args[@]}"
 tb_wait_port b1 "$TB_GREETER_PORT" 20 "$TB_LAST_PID" || fail "the grpc-go server did not start"
 tb_spawn b2 interop-python "$TB_PYTHON" "$TB_PEERS/interop_server.py" \
     --port "$TB_GREETER_PORT" --name python-server

@@ -44,7 +44,7 @@ for cmd in interop_server interop_client; do
 	cp "$here/$cmd"/*.go "$src/$cmd/"
 done
 
-export GO111MODULE=off GOPROXY=off GOFLAGS= GOTOOLCHAIN=local
+export GO111MODULE=off GOPROXY=off GOFLAGS='' GOTOOLCHAIN=local
 export GOPATH=$out/gopath:/usr/share/gocode
 export GOCACHE=$out/go-cache
 # One compile job at a time: the machine is shared.
