@@ -33,9 +33,20 @@ LIB_OBJS := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 
+# grpc-go test peers (tests/peers/go/build.sh: Debian's Go and grpc-go,
+# GOPATH mode, nothing downloaded); not part of `all`, `make test` builds them.
+GO_PEERS := $(BUILD)/peers/interop_server $(BUILD)/peers/interop_client
+GO_PEER_SRCS := $(wildcard tests/peers/go/*/*.go) tests/peers/go/build.sh \
+		tests/peers/interop.proto
+
 .SECONDARY:
-.PHONY: all clean test unit format vmlinux deps demo bench
+.PHONY: all clean test unit format vmlinux deps demo bench peers
 all: $(BUILD)/h2lb $(UNIT_BINS)
+
+peers: $(GO_PEERS)
+
+$(GO_PEERS) &: $(GO_PEER_SRCS)
+	bash tests/peers/go/build.sh $(BUILD)/peers
 
 $(BUILD)/bpf/%.o: bpf/%.bpf.c $(BPF_HDRS)
 	@mkdir -p $(@D)
@@ -61,7 +72,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 unit: $(UNIT_BINS)
 
 # Tests need root (namespaces, BPF); tests/run.sh prints "N passed, N failed".
-test: all
+test: all peers
 	bash tests/run.sh
 
 demo: all

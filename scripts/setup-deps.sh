@@ -15,6 +15,12 @@ PKGS=(
 	# testbed and peers
 	iproute2 iptables procps psmisc curl python3 python3-grpcio
 	python3-protobuf nghttp2-client nghttp2-server
+	# grpc-go test peers (tests/peers/go, `make peers`): Go 1.19 and
+	# grpc-go 1.33 from Debian, built offline in GOPATH mode from
+	# /usr/share/gocode; protoc and its Go plugins generate the stubs
+	golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev
+	golang-google-protobuf-dev protobuf-compiler protoc-gen-go
+	protoc-gen-go-grpc
 	# benchmarks: userspace proxies to compare with
 	haproxy nghttp2-proxy
 )
