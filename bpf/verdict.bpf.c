@@ -325,6 +325,9 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	if (IS_STREAM_ERROR(rule)) {
 		if (f->type == H2_DATA)
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
+		/* A HEADERS that would have opened it: its id is used. */
+		if (f->type == H2_HEADERS && idle && (f->stream & 1))
+			__sync_lock_test_and_set(&c->last_stream, f->stream);
 		return stream_error(c, cookie, &sk, st, ERROR_CODE(rule));
 	}
 	switch (f->type) {
@@ -505,6 +508,22 @@ static __always_inline int injector_frame(struct __sk_buff *skb,
 	return redirect(skb, c->peer);
 }
 
+/* The parser knows the preface by its first 5 bytes; all 24 must be
+ * right (RFC 9113 3.4). */
+static __always_inline int preface_whole(struct __sk_buff *skb,
+					 const struct h2_frame *f)
+{
+	static const char want[H2_PREFACE_LEN] = H2_PREFACE;
+	char got[H2_PREFACE_LEN];
+
+	if (bpf_skb_load_bytes(skb, f->off, got, sizeof(got)))
+		return 0;
+	for (int i = 0; i < H2_PREFACE_LEN; i++)
+		if (got[i] != want[i])
+			return 0;
+	return 1;
+}
+
 SEC("sk_skb/stream_verdict")
 int h2lb_verdict(struct __sk_buff *skb)
 {
@@ -528,7 +547,7 @@ int h2lb_verdict(struct __sk_buff *skb)
 			      : injector_frame(skb, &f, c);
 	if (r == 1) {
 		if (c->role != H2LB_ROLE_CLIENT ||
-		    (c->flags & H2LB_CONN_PREFACE))
+		    (c->flags & H2LB_CONN_PREFACE) || !preface_whole(skb, &f))
 			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 		c->flags |= H2LB_CONN_PREFACE;
 		return SK_DROP;

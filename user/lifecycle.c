@@ -63,8 +63,12 @@ static const struct lifecycle_rule rules[] = {
 	  CS_CLOSED, A_CLOSE },
 	{ false, LIVE_LEG & ~S(CLOSING), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_FAIL_STREAMS | A_DETACH | A_CLOSE_SOON },
-	{ false, S(BOUND) | S(GOING_AWAY), IN_PEER_CLOSED, CS_CLOSED,
+	{ false, S(BOUND), IN_PEER_CLOSED, CS_CLOSED,
 	  A_FAIL_STREAMS | A_BACKEND_FAILED | A_CLOSE },
+	/* After its GOAWAY, a backend closing is no failure of its own:
+	 * nghttpd answers one client's bad frame so. */
+	{ false, S(GOING_AWAY), IN_PEER_CLOSED, CS_CLOSED,
+	  A_FAIL_STREAMS | A_CLOSE },
 	{ false, S(CONNECTING) | S(HANDSHAKING) | S(POOLED), IN_PEER_CLOSED,
 	  CS_CLOSED, A_BACKEND_FAILED | A_CLOSE },
 	{ false, S(CLOSING), IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
