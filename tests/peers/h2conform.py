@@ -31,7 +31,8 @@ Requests are valid apart from the rule a case breaks: GET or POST to
 the client never uses a dynamic table.
 
 Prints one JSON line per case, in table order:
-{"case", "rfc", "want", "got", "ok", "seconds"}; exit 0 if every case ran
+{"case", "rfc", "want", "got", "ok", "seconds"} and, for some cases, a
+"note" on the RFC text behind the want; exit 0 if every case ran
 (whatever the results), 2 on bad arguments.
 """
 import argparse
@@ -211,10 +212,11 @@ class Closed(Exception):
 class Conn:
     """One client connection, frames read with deadlines."""
 
-    def __init__(self, target, timeout):
+    def __init__(self, target, timeout, grace=1.0):
         host, port = target.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=5)
         self.timeout = timeout
+        self.grace = grace
         self.buf = bytearray()
         self.eof = False
         self.server_settings = {}
@@ -368,13 +370,14 @@ class Conn:
 
     # -- what the server answers
 
-    def answer(self, streams=None, grace=1.0):
+    def answer(self, streams=None, grace=None):
         """Wait for the server's answer to what was just sent: a GOAWAY
         (then the close), a RST_STREAM on one of @streams (any stream if
         None), or the end of the connection. Sends a PING first; @grace
         seconds after its ACK, or at the timeout, there is no answer.
         Returns ("GOAWAY", code, closed) | ("RST_STREAM", code, stream) |
         ("closed",) | ("no answer",)."""
+        grace = self.grace if grace is None else grace
         acks = self.ping_acks
         self.ping()
         start = time.monotonic()
@@ -447,7 +450,7 @@ def describe(conn, ans, usable_check=True):
 def ignored(conn):
     """No error for what was sent: PING round trip, no GOAWAY or reset of
     anything, and a request on a new stream works."""
-    ans = conn.answer(grace=0.5)
+    ans = conn.answer()
     if ans[0] != "no answer":
         return describe(conn, ans)
     more = conn.request_works()
@@ -463,21 +466,24 @@ def ignored(conn):
 CASES = {}
 RAW = set()          # cases that make their own start
 START = {}           # case -> (our SETTINGS payload, ack the server's?)
+NOTES = {}           # case -> what a reader of the result should know
 
 
-def case(name, rfc, want, raw=False, settings=b"", ack=True):
+def case(name, rfc, want, raw=False, settings=b"", ack=True, note=""):
     def reg(fn):
         CASES[name] = (rfc, want, fn)
         if raw:
             RAW.add(name)
         START[name] = (settings, ack)
+        if note:
+            NOTES[name] = note
         return fn
     return reg
 
 
-def violate(conn, data, streams=None, grace=1.0):
+def violate(conn, data, streams=None):
     conn.send(data)
-    return describe(conn, conn.answer(streams, grace))
+    return describe(conn, conn.answer(streams))
 
 
 def open_post(conn):
@@ -656,7 +662,8 @@ CLOSED_WANT = "RST_STREAM STREAM_CLOSED or GOAWAY STREAM_CLOSED"
 
 
 @case("data_on_closed_stream", "9113 6.1 (5.1 closed: MAY GOAWAY)",
-      CLOSED_WANT)
+      CLOSED_WANT, note="6.1: a stream error; 5.1 closed lets a receiver "
+      "make it a connection error STREAM_CLOSED")
 def _(c):
     s = c.stream()
     c.send(headers(s, get_block()))
@@ -666,7 +673,8 @@ def _(c):
 
 
 @case("data_after_client_reset", "9113 6.1 (5.1 closed: MAY GOAWAY)",
-      CLOSED_WANT)
+      CLOSED_WANT, note="6.1: a stream error; 5.1 closed lets a receiver "
+      "make it a connection error STREAM_CLOSED")
 def _(c):
     s = open_post(c)
     return violate(c, frame(RST_STREAM, 0, s, u32(CANCEL_CODE))
@@ -674,7 +682,8 @@ def _(c):
 
 
 @case("trailers_after_client_reset", "9113 5.1 closed, 5.4.2, 6.4",
-      "ignored")
+      "ignored", note="5.1 closed also lets a receiver answer GOAWAY "
+      "STREAM_CLOSED (a MAY); the bar here is to ignore them")
 def _(c):
     # the server received our RST_STREAM: it MUST NOT send frames on the
     # stream (6.4); the trailers' field block is decoded and dropped
@@ -735,7 +744,9 @@ def _(c):
 # -- priority and push
 
 @case("headers_depends_on_itself", "7540 5.3.1 (9113 5.3.2)",
-      "RST_STREAM PROTOCOL_ERROR")
+      "RST_STREAM PROTOCOL_ERROR",
+      note="the rule is RFC 7540's; RFC 9113 deprecates the priority "
+      "scheme but keeps its frame fields and their handling")
 def _(c):
     s = c.stream()
     payload = u32(s) + b"\x10" + get_block()
@@ -744,7 +755,9 @@ def _(c):
 
 
 @case("priority_depends_on_itself", "7540 5.3.1 (9113 5.3.2)",
-      "RST_STREAM PROTOCOL_ERROR")
+      "RST_STREAM PROTOCOL_ERROR",
+      note="the rule is RFC 7540's; RFC 9113 deprecates the priority "
+      "scheme but keeps its frame fields and their handling")
 def _(c):
     s = open_post(c)
     return violate(c, frame(PRIORITY_T, 0, s, u32(s) + b"\x10"), [s])
@@ -841,7 +854,9 @@ def _(c):
 
 
 @case("data_beyond_connection_window", "9113 6.9, 6.9.1",
-      "GOAWAY FLOW_CONTROL_ERROR")
+      "GOAWAY FLOW_CONTROL_ERROR",
+      note="a receiver that grants window as it reads (nghttp2's automatic "
+      "WINDOW_UPDATE) has granted more by the time the last frame arrives")
 def _(c):
     # Every octet the server granted on the connection (65,535 and the
     # WINDOW_UPDATEs on stream 0 it sent during the start), and one full
@@ -865,7 +880,8 @@ def _(c):
 
 # -- connection preface (3.4)
 
-@case("invalid_preface", "9113 3.4", "closed", raw=True)
+@case("invalid_preface", "9113 3.4", "closed", raw=True,
+      note="a GOAWAY PROTOCOL_ERROR before the close is allowed")
 def _(c):
     c.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + frame(SETTINGS, 0, 0))
     deadline = time.monotonic() + c.timeout
@@ -915,7 +931,8 @@ def _(c):
 
 
 @case("hpack_huffman_truncated", "7541 5.2",
-      "GOAWAY COMPRESSION_ERROR")
+      "GOAWAY COMPRESSION_ERROR",
+      note="the string's length runs past the end of the field block")
 def _(c):
     # a Huffman value announced as 5 octets; the block ends after 1
     return bad_block(c, get_block() + b"\x00\x03x-h" + b"\x85\x1f")
@@ -1019,12 +1036,12 @@ def _(c):
 
 # ---------------------------------------------------------------- runner
 
-def run_case(target, name, timeout):
+def run_case(target, name, timeout, grace):
     rfc, want, fn = CASES[name]
     t0 = time.monotonic()
     conn = None
     try:
-        conn = Conn(target, timeout)
+        conn = Conn(target, timeout, grace)
         if name not in RAW:
             settings, ack = START[name]
             conn.handshake(settings, ack)
@@ -1034,9 +1051,12 @@ def run_case(target, name, timeout):
     finally:
         if conn is not None:
             conn.close()
-    return {"case": name, "rfc": rfc, "want": want, "got": got,
-            "ok": got in want.split(" or "),
-            "seconds": round(time.monotonic() - t0, 3)}
+    res = {"case": name, "rfc": rfc, "want": want, "got": got,
+           "ok": got in want.split(" or "),
+           "seconds": round(time.monotonic() - t0, 3)}
+    if name in NOTES:
+        res["note"] = NOTES[name]
+    return res
 
 
 def main():
@@ -1046,6 +1066,9 @@ def main():
                     help="comma list of cases (default: all)")
     ap.add_argument("--timeout", type=float, default=3.0,
                     help="seconds a case waits for an answer")
+    ap.add_argument("--grace", type=float, default=1.0,
+                    help="seconds a case waits for an answer after the "
+                    "server answered the PING sent behind the offence")
     ap.add_argument("--jobs", type=int, default=4,
                     help="cases run at once, each on its own connection")
     ap.add_argument("--list", action="store_true",
@@ -1059,15 +1082,17 @@ def main():
     names = names or list(CASES)
     if args.list:
         for n in names:
-            print(json.dumps({"case": n, "rfc": CASES[n][0],
-                              "want": CASES[n][1]}))
+            row = {"case": n, "rfc": CASES[n][0], "want": CASES[n][1]}
+            if n in NOTES:
+                row["note"] = NOTES[n]
+            print(json.dumps(row))
         return 0
     if not args.target:
         print("--target is required", file=sys.stderr)
         return 2
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        futs = [pool.submit(run_case, args.target, n, args.timeout)
-                for n in names]
+        futs = [pool.submit(run_case, args.target, n, args.timeout,
+                            args.grace) for n in names]
         for f in futs:
             print(json.dumps(f.result()), flush=True)
     return 0
