@@ -13,10 +13,12 @@
 #   (a) directly against one nghttpd backend: the reference, and
 #   (b) through h2lb (port 8080) in front of two nghttpd backends,
 # while a well-behaved client (curl, and nghttp with 4 streams on one
-# connection, in a loop) makes requests through h2lb the whole time and must see no error.
+# connection, in a loop) makes requests through h2lb the whole time and
+# must see no error: what one client breaks must not reach the others.
 #
 # Prints a table: case, RFC section, want, direct result, h2lb result, and
-# a note where nghttpd itself does not give the RFC's answer. The bar for
+# a note where nghttpd itself does not give the RFC's answer (and the RFC
+# caveats h2conform.py gives for some cases). The bar for
 # h2lb is the RFC: the test fails for every case whose h2lb answer is not
 # the "want" (so also for any case that passes directly but not through
 # h2lb). Afterwards the daemon is alive and stops cleanly.
@@ -29,7 +31,7 @@ H2CONF_CASES=${H2CONF_CASES:-}
 H2CONF_TIMEOUT=${H2CONF_TIMEOUT:-3}
 H2CONF_GRACE=${H2CONF_GRACE:-1}
 
-tb_require_cmd ip nsenter ss nghttpd curl "$TB_PYTHON"
+tb_require_cmd ip nsenter ss nghttpd nghttp curl "$TB_PYTHON"
 
 N=2
 H2LB_PORT=8080
@@ -72,7 +74,7 @@ good_loop() {
         fi
         sleep 0.05
     done
-    echo done
+    echo "done"
 }
 tb_spawn cli good-client bash -c "$(declare -f good_loop); good_loop \"\$@\"" \
     good "$URL" "$tmp/stop"
