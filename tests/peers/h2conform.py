@@ -681,16 +681,31 @@ def _(c):
                    + frame(DATA, 0, s, b"x"), [s])
 
 
-@case("trailers_after_client_reset", "9113 5.1 closed, 5.4.2, 6.4",
-      "ignored", note="5.1 closed also lets a receiver answer GOAWAY "
-      "STREAM_CLOSED (a MAY); the bar here is to ignore them")
+@case("trailers_after_client_reset", "9113 5.1 closed, 6.4",
+      CLOSED_WANT, note="5.1: frames other than PRIORITY after the client's "
+      "own RST_STREAM are a stream error STREAM_CLOSED (a receiver MAY make "
+      "it a connection error)")
 def _(c):
-    # the server received our RST_STREAM: it MUST NOT send frames on the
-    # stream (6.4); the trailers' field block is decoded and dropped
     s = open_post(c)
-    c.send(frame(RST_STREAM, 0, s, u32(CANCEL_CODE))
-           + headers(s, lit(b"x-trailer", b"1")))
-    return ignored(c)
+    return violate(c, frame(RST_STREAM, 0, s, u32(CANCEL_CODE))
+                   + headers(s, lit(b"x-trailer", b"1")), [s])
+
+
+@case("trailers_after_server_reset", "9113 5.1 closed, 5.4.2",
+      "ignored", note="the server reset the stream (a malformed request): "
+      "frames the client had in flight for it are ignored, not errors")
+def _(c):
+    s = c.stream()
+    c.send(headers(s, req(*ALL, extra=lit(b"X-Upper", b"1")),
+                   end_stream=False))
+    if not c.wait_for(lambda: s in c.resets or c.eof):
+        return "the malformed request was not reset"
+    c.send(headers(s, lit(b"x-trailer", b"1")))
+    ans = c.answer([])  # the reset it already had is no answer
+    if ans[0] != "no answer":
+        return describe(c, ans)
+    more = c.request_works()
+    return "ignored" if not more else "ignored, " + more
 
 
 # -- field blocks (4.3, 5.5, 6.2, 6.10)
