@@ -7,10 +7,11 @@
 
 static __always_inline void count(enum h2lb_counter which)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&counters, &zero);
 
-	if (v)
-		*v += 1;
+	if (v && which < H2LB_CNT_MAX)
+		v[which] += 1;
 }
 
 /*

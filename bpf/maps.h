@@ -107,11 +107,12 @@ struct {
 	__type(value, __u32);
 } rr_cursor SEC(".maps") __weak;
 
+/* One struct h2lb_counters per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, H2LB_CNT_MAX);
-	__type(key, enum h2lb_counter);
-	__type(value, __u64);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2lb_counters);
 } counters SEC(".maps") __weak;
 
 struct {

@@ -230,10 +230,10 @@ struct h2lb_frontend {
 #define H2LB_INTERCEPT_TABLE 2562 /* routing table and rule priority */
 
 /*
- * Global counters, one slot per CPU (BPF_MAP_TYPE_PERCPU_ARRAY keyed by
- * enum h2lb_counter, so that bpftool prints each key by its name). One
- * list: the enum, `h2lb status` and /metrics all take their names from
- * it. X(ID, name, help)
+ * Global counters, one set per CPU ("counters": a per-CPU array of one
+ * struct h2lb_counters, so that bpftool prints each by its name). One
+ * list: the enum, the struct, `h2lb status` and /metrics all take their
+ * names from it. X(ID, name, help)
  */
 #define H2LB_COUNTERS(X)                                                         \
 	X(FRAMES, frames, "HTTP/2 frames parsed")                                \
@@ -261,6 +261,13 @@ enum h2lb_counter {
 	H2LB_COUNTERS(H2LB_CNT_ENUM)
 #undef H2LB_CNT_ENUM
 		H2LB_CNT_MAX,
+};
+
+/* The same counters as fields: counter H2LB_CNT_X is field x. */
+struct h2lb_counters {
+#define H2LB_CNT_FIELD(id, name, help) __u64 name;
+	H2LB_COUNTERS(H2LB_CNT_FIELD)
+#undef H2LB_CNT_FIELD
 };
 
 enum h2lb_event_type {

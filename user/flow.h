@@ -3,7 +3,7 @@
  * Connection-level flow control as arithmetic: pure functions over small
  * structs that say what to grant; the caller (window.c) reads the kernel's
  * byte counts, calls them and sends the WINDOW_UPDATEs. See flow.c for the
- * rules and docs/flow-control.md for why.
+ * rules and docs/datapath.md ("Flow control") for why.
  */
 #ifndef H2LB_FLOW_H
 #define H2LB_FLOW_H

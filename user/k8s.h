@@ -4,7 +4,7 @@
  * endpoints, from the API server's Services and discovery.k8s.io/v1
  * EndpointSlices (list, then watch).
  *
- * The discovery runs in a thread of its own (k8s.c says why) and hands
+ * The discovery runs in a thread of its own (k8s/watch.c says why) and hands
  * the daemon immutable snapshots: k8s_fd() becomes readable when a new
  * one is ready, k8s_take() returns the newest (older ones that were never
  * taken are dropped: only the current state matters).

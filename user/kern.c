@@ -599,22 +599,24 @@ int kern_read_services(struct kern *k, struct h2lb_service *out)
 
 int kern_read_counters(struct kern *k, uint64_t *out)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *v;
+	int ncpu = libbpf_num_possible_cpus(), ret = -1;
+	struct h2lb_counters *v;
+	__u32 zero = 0;
 
 	if (ncpu <= 0)
 		return -1;
 	v = calloc(ncpu, sizeof(*v));
 	if (!v)
 		return -1;
-	for (__u32 i = 0; i < H2LB_CNT_MAX; i++) {
-		out[i] = 0;
-		if (!bpf_map_lookup_elem(k->fd[KM_COUNTERS], &i, v))
-			for (int c = 0; c < ncpu; c++)
-				out[i] += v[c];
+	memset(out, 0, H2LB_CNT_MAX * sizeof(*out));
+	if (!bpf_map_lookup_elem(k->fd[KM_COUNTERS], &zero, v)) {
+		for (int c = 0; c < ncpu; c++)
+			for (int i = 0; i < H2LB_CNT_MAX; i++)
+				out[i] += ((const uint64_t *)&v[c])[i];
+		ret = 0;
 	}
 	free(v);
-	return 0;
+	return ret;
 }
 
 int kern_read_daemon_stats(struct kern *k, struct h2lb_daemon_stats *st)

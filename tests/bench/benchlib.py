@@ -183,22 +183,18 @@ def h2load_result(out_path: str, log_path: str, duration: float) -> dict:
 
 # ------------------------------------------------------------------- h2lb
 
-COUNTER_NAMES = ("frames", "redirects", "dropped", "no_target", "refused",
-                 "pings", "events", "event_drop", "proto_err", "intercepted",
-                 "intercept_fallbacks", "multi")
-
-
 def _h2lb_counters(snap) -> dict:
+    """The kernel's counters, summed over CPUs. The map holds one struct
+    per CPU whose field names (from BTF, include/h2lb.h) are the
+    counters' names."""
     out = {}
     for e in (snap or {}).get("counters") or []:
-        k = e.get("key")
-        name = COUNTER_NAMES[k] if isinstance(k, int) and \
-            k < len(COUNTER_NAMES) else f"c{k}"
-        vals = e.get("values")
-        if isinstance(vals, list):       # per-CPU map: sum the CPUs
-            out[name] = sum(v.get("value", 0) for v in vals)
-        else:
-            out[name] = e.get("value", 0)
+        for per_cpu in e.get("values") or []:
+            fields = per_cpu.get("value")
+            if not isinstance(fields, dict):
+                continue  # an older h2lb: counters keyed by index
+            for name, v in fields.items():
+                out[name] = out.get(name, 0) + v
     return out
 
 
