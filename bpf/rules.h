@@ -60,6 +60,43 @@ static __always_inline int padded_rules(struct __sk_buff *skb,
 	return 0;
 }
 
+/*
+ * HPACK (RFC 7541 4.2, 6.3): a dynamic table size update at the start of
+ * a header block may not exceed the SETTINGS_HEADER_TABLE_SIZE the
+ * decoder announced. h2lb announces 0 to clients; until a client has
+ * acknowledged that, the protocol's initial 4096 applies (@acked). The
+ * block is forwarded undecoded, and the backend's own table limit is not
+ * h2lb's, so this one check is made here: COMPRESSION_ERROR.
+ */
+static __always_inline int hpack_rules(struct __sk_buff *skb,
+				       const struct h2_frame *f, int acked)
+{
+	__u32 at = 0, size, shift = 0, limit = acked ? 0 : 4096;
+	__u8 b;
+
+	if (f->flags & H2_F_PADDED)
+		at += 1;
+	if (f->flags & H2_F_PRIORITY)
+		at += 5;
+	if (at >= f->len)
+		return 0;
+	b = frame_u8(skb, f, at);
+	if ((b & 0xe0) != 0x20)
+		return 0; /* no size update first */
+	size = b & 0x1f;
+	/* A prefix of all ones continues in 7-bit groups (5.1). */
+	for (int i = 0; i < 4 && size >= 0x1f; i++) {
+		if (++at >= f->len)
+			return CONN_ERROR(H2_COMPRESSION_ERROR);
+		b = frame_u8(skb, f, at);
+		size += (__u32)(b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80))
+			break;
+	}
+	return size > limit ? CONN_ERROR(H2_COMPRESSION_ERROR) : 0;
+}
+
 /* A parameter of a SETTINGS frame, in order (bpf_loop callback). */
 struct settings_scan {
 	struct __sk_buff *skb;

@@ -171,13 +171,13 @@ static __always_inline int drop_data(struct h2lb_conn *c)
 	return drop();
 }
 
-/* A HEADERS without END_HEADERS must come with its CONTINUATIONs in one
- * message (see header_block_len); if not, the block is broken. */
-static __always_inline int block_incomplete(struct __sk_buff *skb,
+/* A HEADERS without END_HEADERS comes with its CONTINUATIONs in one
+ * message; the parser says when another frame broke the block
+ * (header_block_len). */
+static __always_inline int block_incomplete(const struct h2lb_conn *c,
 					    const struct h2_frame *f)
 {
-	return !(f->flags & H2_F_END_HEADERS) &&
-	       msg_length(skb) <= H2_HDR_LEN + f->len;
+	return !(f->flags & H2_F_END_HEADERS) && c->run_broken;
 }
 
 static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
@@ -313,12 +313,20 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	struct h2lb_stream *st;
 	int idle;
 
-	if (f->type == H2_HEADERS && block_incomplete(skb, f))
+	if (f->type == H2_HEADERS && block_incomplete(c, f))
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
 	if (over_window(c))
 		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
 	if (f->stream == 0)
 		return connection_frame(skb, f, c, cookie);
+	if (f->type == H2_HEADERS) {
+		int err = hpack_rules(skb, f,
+				      c->flags & H2LB_CONN_SETTINGS_ACK);
+
+		if (err)
+			return conn_error(c, cookie, f->stream,
+					  ERROR_CODE(err));
+	}
 
 	st = bpf_map_lookup_elem(&streams, &sk);
 	idle = !st && f->stream > c->last_stream;
@@ -444,7 +452,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	struct h2lb_stream *st;
 	__u64 client = c->peer;
 
-	if (f->type == H2_HEADERS && block_incomplete(skb, f))
+	if (f->type == H2_HEADERS && block_incomplete(c, f))
 		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
 	if (over_window(c))
 		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);

@@ -119,6 +119,8 @@ struct h2lb_conn {
 	__u32 run_end;
 	__u32 service;	 /* client: which Service its streams go to */
 	__u32 run_multi; /* leg: the message holds frames of several streams */
+	__u32 run_broken; /* a header block broken by another frame */
+	__u32 pad;
 };
 
 /* A client's connection to one backend. */
