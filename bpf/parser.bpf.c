@@ -152,7 +152,7 @@ int h2lb_parser(struct __sk_buff *skb)
 	r = frame_read(skb, &f);
 	if (r < 0)
 		return 0; /* fewer than 9 bytes: wait for more */
-	if (c) { /* set below, for HEADERS and DATA only */
+	if (c) {	  /* set below, for HEADERS and DATA only */
 		c->run_data = 0;
 		c->run_end = 0;
 		c->run_multi = 0;

@@ -12,9 +12,9 @@
 
 #define CONN_ERROR(code)   (0x100 | (code))
 #define STREAM_ERROR(code) (0x200 | (code))
-#define IS_CONN_ERROR(r)   ((r) & 0x100)
-#define IS_STREAM_ERROR(r) ((r) & 0x200)
-#define ERROR_CODE(r)	   ((r) & 0xff)
+#define IS_CONN_ERROR(r)   ((r)&0x100)
+#define IS_STREAM_ERROR(r) ((r)&0x200)
+#define ERROR_CODE(r)	   ((r)&0xff)
 
 /* The byte at @at of @f's payload. */
 static __always_inline __u8 frame_u8(struct __sk_buff *skb,

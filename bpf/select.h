@@ -12,13 +12,13 @@ struct pick_ctx {
 	__s32 tried[PICK_TRIES]; /* backends already tried, or -1 */
 	__u32 service;
 	__u32 nr;
-	__u32 rr;   /* round-robin: every ready backend ties */
+	__u32 rr;     /* round-robin: every ready backend ties */
 	__u32 window; /* the client's stream window: a backend that allows
 		       * less could be overrun (docs/flow-control.md) */
-	__u32 best; /* fewest open streams seen */
-	__u32 ties; /* how many backends have that many */
-	__u32 nth;  /* which of the tied ones to take */
-	int first;  /* first backend with the fewest */
+	__u32 best;   /* fewest open streams seen */
+	__u32 ties;   /* how many backends have that many */
+	__u32 nth;    /* which of the tied ones to take */
+	int first;    /* first backend with the fewest */
 	int found;
 };
 

@@ -320,8 +320,8 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	if (f->stream == 0)
 		return connection_frame(skb, f, c, cookie);
 	if (f->type == H2_HEADERS) {
-		int err = hpack_rules(skb, f,
-				      c->flags & H2LB_CONN_SETTINGS_ACK);
+		int err =
+			hpack_rules(skb, f, c->flags & H2LB_CONN_SETTINGS_ACK);
 
 		if (err)
 			return conn_error(c, cookie, f->stream,

@@ -68,9 +68,10 @@ enum h2lb_backend_state {
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
 #define H2LB_ST_SERVER_END 0x2 /* backend sent END_STREAM */
 #define H2LB_ST_RESPONDED  0x4 /* backend sent response HEADERS */
-#define H2LB_ST_WINDOW_SYNC 0x8 /* the client was told its leg's larger
+#define H2LB_ST_WINDOW_SYNC                                                    \
+	0x8 /* the client was told its leg's larger
 				 * stream window (H2LB_EV_STREAM_WINDOW) */
-#define H2LB_ST_BOTH_END   (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
+#define H2LB_ST_BOTH_END (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
 
 /* Which accepted sockets (by local address) and which connects (by
  * remote address) sockops inserts into the sockhash, and as what.
@@ -88,37 +89,37 @@ struct h2lb_endpoint {
 
 /* One per socket in the sockhash, keyed by socket cookie. */
 struct h2lb_conn {
-	__u64 peer;	/* backend: owning client (0 = pooled);
+	__u64 peer;	    /* backend: owning client (0 = pooled);
 			    * injector: current target */
-	__u64 leg0;	/* client: leg that takes pre-ACK streams */
-	__u64 rx_data;	/* DATA payload bytes received */
-	__u64 tx_data;	/* DATA payload bytes redirected into it */
-	__u64 frames;	/* messages parsed */
-	__u64 rx_bytes; /* bytes parsed (the watchdog compares it with
+	__u64 leg0;	    /* client: leg that takes pre-ACK streams */
+	__u64 rx_data;	    /* DATA payload bytes received */
+	__u64 tx_data;	    /* DATA payload bytes redirected into it */
+	__u64 frames;	    /* messages parsed */
+	__u64 rx_bytes;	    /* bytes parsed (the watchdog compares it with
 			    * what TCP received) */
-	__u64 tx_bytes; /* bytes redirected into it: every frame, ours
+	__u64 tx_bytes;	    /* bytes redirected into it: every frame, ours
 			    * included (flow control compares it with what
 			    * the peer's TCP acknowledged) */
-	__u64 rx_grant; /* DATA bytes we allowed the peer to send in all
+	__u64 rx_grant;	    /* DATA bytes we allowed the peer to send in all
 			    * (connection window): more is FLOW_CONTROL_ERROR.
 			    * The daemon raises it before each WINDOW_UPDATE. */
-	__u32 role;	/* enum h2lb_role */
-	__u32 backend;	/* backend index of a leg */
-	__u32 flags;	/* H2LB_CONN_* */
+	__u32 role;	    /* enum h2lb_role */
+	__u32 backend;	    /* backend index of a leg */
+	__u32 flags;	    /* H2LB_CONN_* */
 	__u32 open_streams; /* client: its streams; leg: those bound to it */
 	__u32 max_streams;  /* leg: its backend's MAX_CONCURRENT_STREAMS */
 	/* The stream window each side starts with: for a leg, its backend's
 	 * SETTINGS_INITIAL_WINDOW_SIZE; for a client, the one h2lb told it
 	 * (never more than any backend it may be bound to allows). */
 	__u32 stream_window;
-	__u32 last_stream;  /* client: highest stream id opened */
+	__u32 last_stream; /* client: highest stream id opened */
 	/* Set by the parser for the verdict, about the message it just cut
 	 * (the two run one after the other on a socket): DATA payload bytes
 	 * in it, and whether it ends its stream. */
 	__u32 run_data;
 	__u32 run_end;
-	__u32 service;	 /* client: which Service its streams go to */
-	__u32 run_multi; /* leg: the message holds frames of several streams */
+	__u32 service;	  /* client: which Service its streams go to */
+	__u32 run_multi;  /* leg: the message holds frames of several streams */
 	__u32 run_broken; /* a header block broken by another frame */
 	__u32 pad;
 };
@@ -151,13 +152,13 @@ struct h2lb_backend {
 	__u16 pad;
 	__u32 state; /* enum h2lb_backend_state */
 	__u32 open_streams;
-	__u32 service; /* the Service it is an endpoint of */
+	__u32 service;	   /* the Service it is an endpoint of */
 	__u32 init_window; /* its SETTINGS_INITIAL_WINDOW_SIZE, latest */
-	__u64 streams;	  /* streams opened */
-	__u64 resets;	  /* streams ended by RST_STREAM */
-	__u64 bytes_to;	  /* DATA payload bytes sent to it */
-	__u64 bytes_from; /* DATA payload bytes received from it */
-	__u64 latency_ns; /* sum of call latencies (HEADERS to end) */
+	__u64 streams;	   /* streams opened */
+	__u64 resets;	   /* streams ended by RST_STREAM */
+	__u64 bytes_to;	   /* DATA payload bytes sent to it */
+	__u64 bytes_from;  /* DATA payload bytes received from it */
+	__u64 latency_ns;  /* sum of call latencies (HEADERS to end) */
 	__u64 latency[H2LB_LAT_BUCKETS]; /* log2(us) HEADERS-to-end */
 };
 
@@ -296,9 +297,9 @@ enum h2lb_event_type {
  * client sends on it afterwards are errors or, after h2lb reset it,
  * ignored (RFC 9113 5.1). */
 enum h2lb_closed_how {
-	H2LB_CLOSED_DONE = 1,	  /* END_STREAM both ways */
+	H2LB_CLOSED_DONE = 1,	   /* END_STREAM both ways */
 	H2LB_CLOSED_BY_CLIENT = 2, /* the client reset it */
-	H2LB_CLOSED_RESET = 3,	  /* h2lb sent or relayed RST_STREAM */
+	H2LB_CLOSED_RESET = 3,	   /* h2lb sent or relayed RST_STREAM */
 };
 
 /* The parameters of a SETTINGS frame, each taken in order (the last value
@@ -340,9 +341,9 @@ struct h2lb_bind_args {
 
 /* Argument of the h2lb_conn_set syscall program: set the fields of
  * @cookie's record that @set names (H2LB_SET_*), atomically. */
-#define H2LB_SET_RX_GRANT     0x1
+#define H2LB_SET_RX_GRANT      0x1
 #define H2LB_SET_STREAM_WINDOW 0x2
-#define H2LB_SET_MAX_STREAMS  0x4
+#define H2LB_SET_MAX_STREAMS   0x4
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;

@@ -31,7 +31,7 @@ struct uconn {
 	/* The stream window the other side starts with, as h2lb knows it:
 	 * client: the one we told it; leg: its backend's SETTINGS. */
 	uint32_t stream_window;
-	uint32_t goaway_last;	/* leg: the last stream id of its GOAWAY */
+	uint32_t goaway_last; /* leg: the last stream id of its GOAWAY */
 	/* Connection-level flow control: grants, totals since the
 	 * connection opened (flow.h); the bytes moved are the kernel's. */
 	int64_t peer_grant;

@@ -357,7 +357,7 @@ int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream)
 int kern_conn_set(struct kern *k, struct h2lb_conn_args *a)
 {
 	return run_syscall(k->skel->progs.h2lb_conn_set, a, sizeof(*a)) ? -1
-									 : 0;
+									: 0;
 }
 
 int kern_client_goaway(struct kern *k, uint64_t client)

@@ -24,7 +24,8 @@ static const struct lifecycle_rule rules[] = {
 	{ true, S(OPEN) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_REFUSED, STAY, A_REFUSE_STREAM },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_GOAWAY, STAY, A_NOTE_GOAWAY },
-	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_ERROR, STAY, A_RESET_STREAM },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_ERROR, STAY,
+	  A_RESET_STREAM },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_WINDOW, STAY,
 	  A_STREAM_WINDOW },
 	{ true, S(OPEN), IN_STOP, CS_GOING_AWAY, A_GOAWAY_STOP },
@@ -56,18 +57,18 @@ static const struct lifecycle_rule rules[] = {
 	/* Taken by the verdict while we were closing it: its client's
 	 * streams on it cannot be served. */
 	{ false, S(CLOSING), IN_BOUND, CS_CLOSED,
-	  A_LINK_CLIENT | A_FAIL_STREAMS | A_BACKEND_FAILED | A_CLOSE },
+	  A_LINK_CLIENT | A_FAIL_STREAMS | A_CLOSE },
 	{ false, S(BOUND) | S(GOING_AWAY), IN_GOAWAY, CS_GOING_AWAY,
 	  A_UNBIND | A_REFUSE_ABOVE },
 	{ false, S(CONNECTING) | S(HANDSHAKING) | S(POOLED), IN_GOAWAY,
 	  CS_CLOSED, A_CLOSE },
 	{ false, LIVE_LEG & ~S(CLOSING), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_FAIL_STREAMS | A_DETACH | A_CLOSE_SOON },
-	{ false, S(BOUND), IN_PEER_CLOSED, CS_CLOSED,
-	  A_FAIL_STREAMS | A_BACKEND_FAILED | A_CLOSE },
-	/* After its GOAWAY, a backend closing is no failure of its own:
-	 * nghttpd answers one client's bad frame so. */
-	{ false, S(GOING_AWAY), IN_PEER_CLOSED, CS_CLOSED,
+	/* A bound leg serves one client: its backend closing it may be that
+	 * client's doing (nghttpd closes on a client's bad frame), so it
+	 * fails that client's calls on it, not the backend. A backend that
+	 * died closes its pooled legs too, and fails its connects. */
+	{ false, S(BOUND) | S(GOING_AWAY), IN_PEER_CLOSED, CS_CLOSED,
 	  A_FAIL_STREAMS | A_CLOSE },
 	{ false, S(CONNECTING) | S(HANDSHAKING) | S(POOLED), IN_PEER_CLOSED,
 	  CS_CLOSED, A_BACKEND_FAILED | A_CLOSE },
@@ -138,7 +139,7 @@ static const char *const action_names[] = {
 	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
 	"refuse above",	    "fail streams",   "detach",	      "backend failed",
 	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
-	"reset stream",	 "stream window",
+	"reset stream",	    "stream window",
 };
 
 const char *conn_action_name(unsigned int bit)

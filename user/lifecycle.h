@@ -45,8 +45,8 @@ enum conn_input {
 	IN_IDLE,	   /* going away and no stream is left */
 	IN_STOP,	   /* client: the daemon stops gracefully */
 	IN_DISCARD,	   /* close now: its client, backend or daemon went */
-	IN_STREAM_ERROR,  /* a stream error on a frame it sent (event) */
-	IN_STREAM_WINDOW, /* client: a stream bound to a leg with a larger
+	IN_STREAM_ERROR,   /* a stream error on a frame it sent (event) */
+	IN_STREAM_WINDOW,  /* client: a stream bound to a leg with a larger
 			   * stream window (event) */
 	IN_MAX,
 };
@@ -74,8 +74,8 @@ enum conn_action {
 	A_GOAWAY_ERROR = 1 << 17,   /* GOAWAY(error code) */
 	A_CLOSE_SOON = 1 << 18,	    /* close once the GOAWAY is out */
 	A_CLOSE = 1 << 19,	    /* close and forget it now */
-	A_RESET_STREAM = 1 << 20,   /* RST_STREAM to it, and to the other side */
-	A_STREAM_WINDOW = 1 << 21,  /* client: WINDOW_UPDATE on the stream */
+	A_RESET_STREAM = 1 << 20,  /* RST_STREAM to it, and to the other side */
+	A_STREAM_WINDOW = 1 << 21, /* client: WINDOW_UPDATE on the stream */
 };
 
 struct transition {

@@ -48,10 +48,14 @@ static void test_leg_life(void **state)
 	t = lifecycle_step(false, CS_CONNECTING, IN_SETTINGS);
 	assert_int_equal(t.next, CS_POOLED);
 	assert_true(t.actions & A_SEND_PREFACE);
-	/* A backend that dies under calls fails them, and counts. */
+	/* A backend that closes a bound leg fails its calls; that may be
+	 * the client's doing, so only a pooled leg's close counts against
+	 * the backend. */
 	t = lifecycle_step(false, CS_BOUND, IN_PEER_CLOSED);
 	assert_int_equal(t.next, CS_CLOSED);
 	assert_true(t.actions & A_FAIL_STREAMS);
+	assert_false(t.actions & A_BACKEND_FAILED);
+	t = lifecycle_step(false, CS_POOLED, IN_PEER_CLOSED);
 	assert_true(t.actions & A_BACKEND_FAILED);
 	/* A backend GOAWAY refuses what it never saw; no failure. */
 	t = lifecycle_step(false, CS_BOUND, IN_GOAWAY);
