@@ -38,6 +38,7 @@ struct uconn {
 	int64_t our_grant;
 	uint64_t deadline_ms;	/* handshake or close deadline */
 	uint64_t last_rx_bytes; /* watchdog: bytes parsed at the last tick */
+	uint64_t last_data;	/* client: DATA bytes in and out, last tick */
 	int stalled_ticks;
 	struct uconn *next; /* hash chain */
 };

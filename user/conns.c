@@ -332,9 +332,9 @@ static uint32_t window_update(struct lb *lb, struct uconn *c, uint32_t inc)
 		return H2_FLOW_CONTROL_ERROR;
 	c->peer_grant += inc;
 	if (c->role == H2LB_ROLE_CLIENT)
-		window_legs(lb, c);
+		window_legs(lb, c, false);
 	else if (c->client)
-		window_client(lb, c->client);
+		window_client(lb, c->client, false);
 	return 0;
 }
 
@@ -371,9 +371,9 @@ static bool blames_client(uint32_t code)
 static void refill(struct lb *lb, struct uconn *c)
 {
 	if (c->role == H2LB_ROLE_CLIENT)
-		window_client(lb, c);
+		window_client(lb, c, false);
 	else if (c->client)
-		window_legs(lb, c->client);
+		window_legs(lb, c->client, false);
 }
 
 static void refuse_stream(struct lb *lb, struct uconn *c, uint32_t stream)
@@ -514,7 +514,7 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		 * of new clients empties it fast. */
 		open_legs(lb);
 		window_relay_leg(lb, c);
-		window_refill(lb, c->client);
+		window_refill(lb, c->client, false);
 	}
 	if (act & A_WINDOW) {
 		uint32_t err = window_update(lb, c, a->value);
@@ -713,6 +713,27 @@ static void watchdog(struct lb *lb, struct uconn *c)
 	inject(&lb->inj, c->cookie, f, h2_ping(f, c->cookie));
 }
 
+/*
+ * Each tick, for a client: windows held back for a peer that lagged get
+ * another look; and a client whose streams are open but whose DATA has not
+ * moved since the last tick gets whatever refill is due, small or not. A
+ * refill otherwise waits for a WINDOW_UPDATE or the next 32 KiB mark, and
+ * a leg left with less window than it takes to reach that mark waited for
+ * ever (grpc-js streaming from grpc-go through h2lb, now and then).
+ */
+static void window_tick(struct lb *lb, struct uconn *c)
+{
+	struct h2lb_conn k;
+	uint64_t moved;
+
+	if (kern_conn(lb->k, c->cookie, &k))
+		return;
+	moved = k.rx_data + k.tx_data;
+	if (c->flow_held || (k.open_streams && moved == c->last_data))
+		window_refill(lb, c, !c->flow_held);
+	c->last_data = moved;
+}
+
 #define MAX_DUE 1024
 
 void conns_tick(struct lb *lb)
@@ -747,11 +768,9 @@ void conns_tick(struct lb *lb)
 			due[n].cookie = c->cookie;
 			due[n++].in = in;
 		}
-		if (c->flow_held && c->role == H2LB_ROLE_CLIENT &&
-		    (c->state == CS_OPEN || c->state == CS_GOING_AWAY)) {
-			c->flow_held = false;
-			window_refill(lb, c);
-		}
+		if (c->role == H2LB_ROLE_CLIENT &&
+		    (c->state == CS_OPEN || c->state == CS_GOING_AWAY))
+			window_tick(lb, c);
 	}
 	for (int i = 0; i < n; i++) {
 		struct uconn *c = conn_find(&lb->conns, due[i].cookie);

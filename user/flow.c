@@ -22,7 +22,7 @@
 
 int64_t flow_client_refill(const struct flow_side *client,
 			   const struct flow_side *legs, int n,
-			   int64_t pool_window)
+			   int64_t pool_window, bool eager)
 {
 	int64_t room = pool_window, left = flow_recv_window(client);
 
@@ -34,7 +34,8 @@ int64_t flow_client_refill(const struct flow_side *client,
 		if (w < room)
 			room = w;
 	}
-	if (room - left >= FLOW_STEP || (room > left && left < room / 2))
+	if (room - left >= FLOW_STEP ||
+	    (room > left && (eager || left < room / 2)))
 		return room - left;
 	return 0;
 }
@@ -52,7 +53,7 @@ int64_t flow_client_refill(const struct flow_side *client,
  */
 bool flow_legs_refill(const struct flow_side *client,
 		      const struct flow_side *legs, int n, int64_t peer_buffer,
-		      int64_t *give)
+		      bool eager, int64_t *give)
 {
 	int64_t held = 0, window, avail, budget, share;
 
@@ -81,8 +82,10 @@ bool flow_legs_refill(const struct flow_side *client,
 			g = cap;
 		if (g > avail)
 			g = avail;
-		/* Small refills wait, unless the leg is nearly dry. */
-		if (g <= 0 || (g < FLOW_STEP && out >= FLOW_STEP))
+		/* Small refills wait, unless the leg is nearly dry, or
+		 * nothing moved: a leg left with less window than its next
+		 * progress mark needs would wait for ever. */
+		if (g <= 0 || (g < FLOW_STEP && out >= FLOW_STEP && !eager))
 			continue;
 		give[i] = g;
 		avail -= g;

@@ -47,10 +47,12 @@ static inline int64_t flow_send_window(const struct flow_side *s)
  * (0: nothing worth sending). Any stream may go to any leg, so the client
  * may send what the tightest of its @n legs, or a leg bound later (which
  * starts with @pool_window), can still take. -1: held, a leg lags.
+ * Refills smaller than FLOW_STEP wait while the window is not nearly dry,
+ * unless @eager (nothing moved for a while: whatever is due goes now).
  */
 int64_t flow_client_refill(const struct flow_side *client,
 			   const struct flow_side *legs, int n,
-			   int64_t pool_window);
+			   int64_t pool_window, bool eager);
 
 /*
  * Backends -> client: fill @give[i] with what to add to leg i's
@@ -59,7 +61,7 @@ int64_t flow_client_refill(const struct flow_side *client,
  */
 bool flow_legs_refill(const struct flow_side *client,
 		      const struct flow_side *legs, int n, int64_t peer_buffer,
-		      int64_t *give);
+		      bool eager, int64_t *give);
 
 /* Whether @sent bytes of which the peer's TCP acknowledged @acked leave
  * more than @peer_buffer unacknowledged. */

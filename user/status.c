@@ -246,6 +246,8 @@ static int conn_print(uint64_t key, const struct h2lb_conn *c, void *arg)
 	jw_kv_u64(w, "rx_data", c->rx_data);
 	jw_kv_u64(w, "tx_data", c->tx_data);
 	jw_kv_u64(w, "tx_bytes", c->tx_bytes);
+	jw_kv_u64(w, "rx_grant", c->rx_grant);
+	jw_kv_u64(w, "stream_window", c->stream_window);
 	jw_kv_u64(w, "frames", c->frames);
 	jw_obj_end(w);
 	return 0;

@@ -93,7 +93,7 @@ static int64_t pool_window(struct lb *lb, int svc)
  * the source's rx_data: each refill reads every source's count before any
  * target's (flow.h). */
 
-void window_client(struct lb *lb, struct uconn *c)
+void window_client(struct lb *lb, struct uconn *c, bool eager)
 {
 	static struct flow_side legs[MAX_LEGS];
 	struct h2lb_conn kc = { 0 }, kl;
@@ -110,14 +110,15 @@ void window_client(struct lb *lb, struct uconn *c)
 		legs[n] = side_of(l, &kl);
 		legs[n++].lags = peer_lags(lb, l, &kl);
 	}
-	inc = flow_client_refill(&client, legs, n, pool_window(lb, c->service));
+	inc = flow_client_refill(&client, legs, n, pool_window(lb, c->service),
+				 eager);
 	if (inc < 0)
 		c->flow_held = true;
 	else if (inc > 0)
 		send_window(lb, c, inc);
 }
 
-void window_legs(struct lb *lb, struct uconn *c)
+void window_legs(struct lb *lb, struct uconn *c, bool eager)
 {
 	static struct flow_side legs[MAX_LEGS];
 	static int64_t give[MAX_LEGS];
@@ -136,7 +137,8 @@ void window_legs(struct lb *lb, struct uconn *c)
 	kern_conn(lb->k, c->cookie, &kc); /* the target */
 	client = side_of(c, &kc);
 	client.lags = peer_lags(lb, c, &kc);
-	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, give)) {
+	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, eager,
+			      give)) {
 		c->flow_held = true;
 		return;
 	}
@@ -144,11 +146,11 @@ void window_legs(struct lb *lb, struct uconn *c)
 		send_window(lb, l, give[i]);
 }
 
-void window_refill(struct lb *lb, struct uconn *c)
+void window_refill(struct lb *lb, struct uconn *c, bool eager)
 {
 	c->flow_held = false;
-	window_legs(lb, c);
-	window_client(lb, c);
+	window_legs(lb, c, eager);
+	window_client(lb, c, eager);
 }
 
 static size_t stream_window_settings(uint8_t *f, uint32_t value)

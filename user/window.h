@@ -9,13 +9,14 @@
 
 #include "core.h"
 
-/* Client -> backends: widen the client's window up to its tightest leg. */
-void window_client(struct lb *lb, struct uconn *c);
+/* Client -> backends: widen the client's window up to its tightest leg.
+ * @eager: small refills too (flow.h). */
+void window_client(struct lb *lb, struct uconn *c, bool eager);
 /* Backends -> client: top up the windows of the client's legs. */
-void window_legs(struct lb *lb, struct uconn *c);
-/* Both directions of client @c: after a WINDOW_UPDATE, a binding, a
- * peer catching up (the tick retries clients held back). */
-void window_refill(struct lb *lb, struct uconn *c);
+void window_legs(struct lb *lb, struct uconn *c, bool eager);
+/* Both directions of client @c: after a binding, a peer catching up
+ * (the tick retries clients held back), or nothing moving (@eager). */
+void window_refill(struct lb *lb, struct uconn *c, bool eager);
 /* Tell every leg of @c the client's stream window size (its
  * SETTINGS_INITIAL_WINDOW_SIZE): stream windows are end to end. */
 void window_relay(struct lb *lb, struct uconn *c);

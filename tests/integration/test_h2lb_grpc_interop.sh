@@ -49,11 +49,12 @@ CASES=${CASES:-}                   # comma-separated subset (default: all)
 CLIENTS=${CLIENTS:-go python node}
 GO_SERVER_ARGS=${GO_SERVER_ARGS:-}  # e.g. "--static-window 1048576" (no BDP)
 SERVERS=${SERVERS:-go python}
-# Case runs through h2lb left out, as CLIENT>SERVER:CASE: grpc-js streaming
-# from the grpc-go server stalls now and then through h2lb (about once in a
-# few thousand calls; it did before the stream-window work too, and it is
-# open in issue 10). Set KNOWN_STALLS= to run them.
-KNOWN_STALLS=${KNOWN_STALLS-node>go:server_streaming}
+# KNOWN_STALLS="CLIENT>SERVER:CASE ...": case runs to leave out through
+# h2lb (none by default). grpc-js streaming from grpc-go stalled now and
+# then (about 2 runs in 5 of 3,000 server-streaming calls) until the
+# daemon's tick refilled windows that nothing else would (user/conns.c,
+# window_tick); 12 runs of 3,000 passed after that.
+KNOWN_STALLS=${KNOWN_STALLS-}
 ALL_CASES=large_unary,server_streaming,client_streaming,ping_pong,empty_stream,cancel_after_begin,cancel_after_first_response,timeout_on_sleeping_server,custom_metadata,status_code_and_message,unimplemented_method
 N=2
 

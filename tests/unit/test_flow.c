@@ -51,7 +51,7 @@ static void test_parked_window_on_idle_leg(void **state)
 	};
 	int64_t give[2];
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
 	assert_int_equal(give[0], 0);
 	assert_true(give[1] >= FLOW_STEP);
 	assert_true(held_after(legs, 2, give) <= flow_send_window(&client));
@@ -70,10 +70,11 @@ static void test_refill_without_window_update(void **state)
 	struct flow_side up_client = recv_side(W, 40000);
 	int64_t give[1];
 
-	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, give));
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give));
 	assert_true(give[0] >= 40000);
 	/* The other way: the client sent 40000 to a leg that grants a lot. */
-	assert_true(flow_client_refill(&up_client, &up_leg, 1, W) >= 40000);
+	assert_true(flow_client_refill(&up_client, &up_leg, 1, W, false) >=
+		    40000);
 }
 
 /*
@@ -93,10 +94,12 @@ static void test_counter_read_order(void **state)
 	struct flow_side tgt_first_leg = { .peer_grant = W, .tx = 30000 };
 	int64_t truth, good, bad;
 
-	truth = flow_client_refill(&truth_client, &truth_leg, 1, 4 * MIB);
-	good = flow_client_refill(&src_first_client, &src_first_leg, 1,
-				  4 * MIB);
-	bad = flow_client_refill(&tgt_first_client, &tgt_first_leg, 1, 4 * MIB);
+	truth = flow_client_refill(&truth_client, &truth_leg, 1, 4 * MIB,
+				   false);
+	good = flow_client_refill(&src_first_client, &src_first_leg, 1, 4 * MIB,
+				  false);
+	bad = flow_client_refill(&tgt_first_client, &tgt_first_leg, 1, 4 * MIB,
+				 false);
 	assert_true(good <= truth);
 	assert_true(bad > truth);
 	/* What the client may then send never exceeds what the leg takes. */
@@ -118,7 +121,7 @@ static void test_leg_bound_late(void **state)
 	};
 	int64_t give[2];
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
 	assert_int_equal(give[0], 0);
 	assert_int_equal(give[1], 0);
 }
@@ -133,7 +136,7 @@ static void test_share_bounded(void **state)
 
 	for (int i = 0; i < 4; i++)
 		legs[i] = recv_side(W, W);
-	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, give));
+	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, false, give));
 	assert_true(held_after(legs, 4, give) <= 4 * MIB);
 	for (int i = 0; i < 4; i++)
 		assert_true(give[i] > W);
@@ -148,9 +151,10 @@ static void test_lagging_peer_holds(void **state)
 	struct flow_side up_leg = { .peer_grant = 16 * MIB, .lags = true };
 	int64_t give[1] = { -1 };
 
-	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, give));
+	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give));
 	assert_int_equal(give[0], 0);
-	assert_int_equal(flow_client_refill(&up_client, &up_leg, 1, W), -1);
+	assert_int_equal(flow_client_refill(&up_client, &up_leg, 1, W, false),
+			 -1);
 	assert_true(flow_lags(5 * MIB, 0, 4 * MIB));
 	assert_false(flow_lags(5 * MIB, 2 * MIB, 4 * MIB));
 	assert_false(flow_lags(MIB, 2 * MIB, 4 * MIB)); /* acked it all */
@@ -162,10 +166,32 @@ static void test_small_refills_wait(void **state)
 	struct flow_side client = recv_side(W, 1000);
 	struct flow_side leg = { .peer_grant = W + 1000, .tx = 1000 };
 
-	assert_int_equal(flow_client_refill(&client, &leg, 1, 4 * MIB), 0);
+	assert_int_equal(flow_client_refill(&client, &leg, 1, 4 * MIB, false),
+			 0);
 	client = recv_side(W, W - 100);
 	leg = (struct flow_side){ .peer_grant = 4 * W, .tx = W - 100 };
-	assert_true(flow_client_refill(&client, &leg, 1, 4 * MIB) > 0);
+	assert_true(flow_client_refill(&client, &leg, 1, 4 * MIB, false) > 0);
+}
+
+/* Nothing moved for a tick: the small refill that waited goes now. */
+static void test_eager_refill(void **state)
+{
+	struct flow_side client = { .peer_grant = 30000, .tx = 0 };
+	struct flow_side leg = recv_side(W, W - 20000); /* 20000 left */
+	struct flow_side up = recv_side(W, 10000);
+	struct flow_side up_leg = { .peer_grant = W + 10000, .tx = 10000 };
+	int64_t give[1];
+
+	/* Client window 30000, the leg holds 20000: 10000 may go, a small
+	 * refill that waits while the leg has 16384 or more left. */
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give));
+	assert_int_equal(give[0], 0);
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, true, give));
+	assert_true(give[0] > 0);
+	assert_true(give[0] + 20000 <= flow_send_window(&client));
+	assert_int_equal(flow_client_refill(&up, &up_leg, 1, 4 * MIB, false),
+			 0);
+	assert_true(flow_client_refill(&up, &up_leg, 1, 4 * MIB, true) > 0);
 }
 
 static void test_settings(void **state)
@@ -209,6 +235,7 @@ int main(void)
 		cmocka_unit_test(test_share_bounded),
 		cmocka_unit_test(test_lagging_peer_holds),
 		cmocka_unit_test(test_small_refills_wait),
+		cmocka_unit_test(test_eager_refill),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_window_overflow),
 	};
