@@ -31,7 +31,7 @@
  * one message: fewer redirects (docs/kernel-facts.md K13). At most this many
  * frames and H2LB_MAX_HEADER_BLOCK bytes. */
 #define H2LB_MAX_RUN_FRAMES 8
-#define H2LB_EVENT_DATA	    48 /* SETTINGS payload bytes copied per event */
+#define H2LB_EVENT_DATA	    48 /* payload bytes an event carries */
 #define H2LB_LAT_BUCKETS    32 /* log2(us) call latency histogram */
 
 /* Pseudo frame type the daemon writes into the injector socket: its

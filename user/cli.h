@@ -69,6 +69,15 @@ struct cli_opt {
 			.help = "JSON output"),                                \
 		CLI_FUNC_OPTION("pretty", cli_set_json, .short_opt = 'p',      \
 				.help = "indented JSON output")
+#define H2LB_DEFAULT_PIN_DIR "/sys/fs/bpf/h2lb"
+
+/* --pin-dir DIR, into @_field of @_cfg_type (every command that reads or
+ * makes the pins). */
+#define CLI_PIN_DIR_OPTION(_cfg_type, _field)                                      \
+	CLI_OPTION(                                                                \
+		"pin-dir", CLI_STR, _cfg_type, _field, .arg = "DIR",               \
+		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR \
+			")")
 #define CLI_END                                                                \
 	{                                                                      \
 		.name = NULL                                                   \

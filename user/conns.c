@@ -688,18 +688,16 @@ void conns_connected(struct lb *lb, uint64_t cookie)
  * sockmap socket it reports the psock's queue, not TCP's); TCP_INFO's
  * bytes_received less the bytes the verdict saw can.
  */
-static void watchdog(struct lb *lb, struct uconn *c)
+static void watchdog(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
-	struct h2lb_conn k;
 	uint8_t f[H2_FRAME_MAX];
 
 	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    kern_conn(lb->k, c->cookie, &k) ||
-	    ti.tcpi_bytes_received <= k.rx_bytes ||
-	    k.rx_bytes != c->last_rx_bytes) {
-		c->last_rx_bytes = k.rx_bytes;
+	    ti.tcpi_bytes_received <= k->rx_bytes ||
+	    k->rx_bytes != c->last_rx_bytes) {
+		c->last_rx_bytes = k->rx_bytes;
 		c->stalled_ticks = 0;
 		return;
 	}
@@ -708,7 +706,7 @@ static void watchdog(struct lb *lb, struct uconn *c)
 	c->stalled_ticks = 0;
 	lb->stats.watchdog_pings++;
 	pr_debug("watchdog: %llu bytes unparsed on %llx, sending PING",
-		 (unsigned long long)(ti.tcpi_bytes_received - k.rx_bytes),
+		 (unsigned long long)(ti.tcpi_bytes_received - k->rx_bytes),
 		 (unsigned long long)c->cookie);
 	inject(&lb->inj, c->cookie, f, h2_ping(f, c->cookie));
 }
@@ -721,15 +719,12 @@ static void watchdog(struct lb *lb, struct uconn *c)
  * a leg left with less window than it takes to reach that mark waited for
  * ever (grpc-js streaming from grpc-go through h2lb, now and then).
  */
-static void window_tick(struct lb *lb, struct uconn *c)
+static void window_tick(struct lb *lb, struct uconn *c,
+			const struct h2lb_conn *k)
 {
-	struct h2lb_conn k;
-	uint64_t moved;
+	uint64_t moved = k->rx_data + k->tx_data;
 
-	if (kern_conn(lb->k, c->cookie, &k))
-		return;
-	moved = k.rx_data + k.tx_data;
-	if (c->flow_held || (k.open_streams && moved == c->last_data))
+	if (c->flow_held || (k->open_streams && moved == c->last_data))
 		window_refill(lb, c, !c->flow_held);
 	c->last_data = moved;
 }
@@ -752,25 +747,28 @@ void conns_tick(struct lb *lb)
 	{
 		bool handshaking =
 			c->state == CS_CONNECTING || c->state == CS_HANDSHAKING;
+		bool client = c->role == H2LB_ROLE_CLIENT;
 		enum conn_input in = IN_MAX;
+		struct h2lb_conn k;
 
 		if ((c->state == CS_CLOSING || handshaking) &&
 		    now >= c->deadline_ms)
 			in = IN_DEADLINE;
-		else if (c->role == H2LB_ROLE_BACKEND &&
-			 c->state == CS_GOING_AWAY && !leg_has_streams(lb, c))
+		else if (!client && c->state == CS_GOING_AWAY &&
+			 !leg_has_streams(lb, c))
 			in = IN_IDLE;
-		else if (c->state == CS_OPEN || c->state == CS_BOUND ||
-			 (c->state == CS_GOING_AWAY &&
-			  c->role == H2LB_ROLE_CLIENT))
-			watchdog(lb, c);
+		else if ((c->state == CS_OPEN || c->state == CS_BOUND ||
+			  (c->state == CS_GOING_AWAY && client)) &&
+			 !kern_conn(lb->k, c->cookie, &k)) {
+			/* One read of its kernel record for both. */
+			watchdog(lb, c, &k);
+			if (client)
+				window_tick(lb, c, &k);
+		}
 		if (in != IN_MAX && n < MAX_DUE) {
 			due[n].cookie = c->cookie;
 			due[n++].in = in;
 		}
-		if (c->role == H2LB_ROLE_CLIENT &&
-		    (c->state == CS_OPEN || c->state == CS_GOING_AWAY))
-			window_tick(lb, c);
 	}
 	for (int i = 0; i < n; i++) {
 		struct uconn *c = conn_find(&lb->conns, due[i].cookie);

@@ -12,12 +12,6 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = v;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
 size_t h2_frame_header(uint8_t *buf, uint32_t len, uint8_t type, uint8_t flags,
 		       uint32_t stream)
 {
@@ -145,18 +139,4 @@ size_t h2_grpc_unavailable(uint8_t *buf, uint32_t stream, int trailers_only,
 	h2_frame_header(buf, p - buf - H2_HDR_LEN, H2_HEADERS,
 			H2_F_END_STREAM | H2_F_END_HEADERS, stream);
 	return p - buf;
-}
-
-int h2_settings_parse(const uint8_t *p, size_t len, struct h2_setting_pair *out,
-		      size_t max)
-{
-	size_t n = 0;
-
-	if (len % 6)
-		return -1;
-	for (size_t off = 0; off < len && n < max; off += 6, n++) {
-		out[n].id = (uint16_t)(p[off] << 8 | p[off + 1]);
-		out[n].value = get32(p + off + 2);
-	}
-	return n;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Encoders for the few HTTP/2 frames the daemon writes itself (RFC 9113),
- * and the SETTINGS parser. Each encoder writes one whole frame into @buf
+ * Encoders for the few HTTP/2 frames the daemon writes itself (RFC 9113);
+ * the kernel reads the frames peers send. Each encoder writes one whole frame into @buf
  * and returns its length; @buf must hold H2_FRAME_MAX bytes.
  */
 #ifndef H2LB_H2_H
@@ -14,8 +14,6 @@
 #include "h2lb.h"
 
 #define H2_FRAME_MAX 512 /* largest frame the daemon builds */
-/* SETTINGS pairs an event carries (H2LB_EVENT_DATA payload bytes). */
-#define H2_MAX_SETTINGS (H2LB_EVENT_DATA / 6)
 
 struct h2_setting_pair {
 	uint16_t id;
@@ -40,10 +38,5 @@ size_t h2_target(uint8_t *buf, uint64_t cookie);
  */
 size_t h2_grpc_unavailable(uint8_t *buf, uint32_t stream, int trailers_only,
 			   const char *message);
-
-/* Parse a SETTINGS payload; returns the number of pairs stored (at most
- * @max), or -1 if @len is not a multiple of 6. */
-int h2_settings_parse(const uint8_t *p, size_t len, struct h2_setting_pair *out,
-		      size_t max);
 
 #endif

@@ -133,24 +133,6 @@ const char *conn_input_name(enum conn_input in)
 	return in < IN_MAX ? input_names[in] : "?";
 }
 
-static const char *const action_names[] = {
-	"send SETTINGS",    "bind first leg", "send preface", "ACK SETTINGS",
-	"pool put",	    "link client",    "relay window", "window",
-	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
-	"refuse above",	    "fail streams",   "detach",	      "backend failed",
-	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
-	"reset stream",	    "stream window",
-};
-
-const char *conn_action_name(unsigned int bit)
-{
-	for (unsigned int i = 0;
-	     i < sizeof(action_names) / sizeof(*action_names); i++)
-		if (bit == 1u << i)
-			return action_names[i];
-	return "?";
-}
-
 const struct lifecycle_rule *lifecycle_rules(size_t *n)
 {
 	*n = sizeof(rules) / sizeof(rules[0]);

@@ -105,6 +105,5 @@ struct lifecycle_rule {
 const struct lifecycle_rule *lifecycle_rules(size_t *n);
 const char *conn_state_name(enum conn_state s);
 const char *conn_input_name(enum conn_input in);
-const char *conn_action_name(unsigned int bit);
 
 #endif

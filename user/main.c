@@ -124,10 +124,7 @@ static const struct cli_opt run_options[] = {
 		"max-streams", CLI_UINT, struct run_cli, o.max_streams,
 		.arg = "N", .min = 1, .max = 100000,
 		.help = "concurrent streams per client connection (default 1000)"),
-	CLI_OPTION(
-		"pin-dir", CLI_STR, struct run_cli, o.pin_dir, .arg = "DIR",
-		.help = "where maps are pinned (default " H2LB_DEFAULT_PIN_DIR
-			")"),
+	CLI_PIN_DIR_OPTION(struct run_cli, o.pin_dir),
 	CLI_OPTION(
 		"metrics", CLI_ADDR, struct run_cli, o.metrics,
 		.arg = "ADDR:PORT",

@@ -333,10 +333,7 @@ struct status_cli {
 
 static const struct cli_opt status_options[] = {
 	CLI_JSON_OPTIONS,
-	CLI_OPTION(
-		"pin-dir", CLI_STR, struct status_cli, dir, .arg = "DIR",
-		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR
-			")"),
+	CLI_PIN_DIR_OPTION(struct status_cli, dir),
 	CLI_END,
 };
 

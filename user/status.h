@@ -6,8 +6,6 @@
 
 #include "h2lb.h"
 
-#define H2LB_DEFAULT_PIN_DIR "/sys/fs/bpf/h2lb"
-
 /* `h2lb status|backends|conns|streams [-j|-p] [--pin-dir DIR]` */
 int status_main(const char *cmd, int argc, char **argv);
 /* `h2lb unload [--pin-dir DIR]` */

@@ -87,10 +87,7 @@ struct unload_cli {
 };
 
 static const struct cli_opt unload_options[] = {
-	CLI_OPTION(
-		"pin-dir", CLI_STR, struct unload_cli, dir, .arg = "DIR",
-		.help = "where the maps are pinned (default " H2LB_DEFAULT_PIN_DIR
-			")"),
+	CLI_PIN_DIR_OPTION(struct unload_cli, dir),
 	CLI_END,
 };
 

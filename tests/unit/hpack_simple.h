@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * A minimal HPACK decoder for the tests (it is no part of the daemon):
- * literal and static-indexed fields without Huffman, enough to read back
- * what user/h2.c encodes.
+ * Decoders for the tests (no part of the daemon): a SETTINGS payload, and
+ * a minimal HPACK decoder (literal and static-indexed fields without
+ * Huffman), enough to read back what user/h2.c encodes.
  */
 #ifndef H2LB_TEST_HPACK_SIMPLE_H
 #define H2LB_TEST_HPACK_SIMPLE_H
@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "h2.h"
 
 /* RFC 7541 appendix A, the entries the simple decoder knows by index. */
 static const char *const static_names[] = {
@@ -97,6 +99,22 @@ static int hpack_decode_simple(const uint8_t *p, size_t len,
 		cb(name, nlen, value, vlen, arg);
 	}
 	return 0;
+}
+
+static int h2_settings_parse(const uint8_t *p, size_t len,
+			     struct h2_setting_pair *out, size_t max)
+{
+	size_t n = 0;
+
+	if (len % 6)
+		return -1;
+	for (size_t off = 0; off < len && n < max; off += 6, n++) {
+		out[n].id = (uint16_t)(p[off] << 8 | p[off + 1]);
+		out[n].value = (uint32_t)p[off + 2] << 24 |
+			       (uint32_t)p[off + 3] << 16 |
+			       (uint32_t)p[off + 4] << 8 | p[off + 5];
+	}
+	return n;
 }
 
 #endif

@@ -120,6 +120,16 @@ static void test_invariants(void **state)
 	}
 }
 
+/* What the doc calls each action, in the order of enum conn_action. */
+static const char *const action_names[] = {
+	"send SETTINGS",    "bind first leg", "send preface", "ACK SETTINGS",
+	"pool put",	    "link client",    "relay window", "window",
+	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
+	"refuse above",	    "fail streams",   "detach",	      "backend failed",
+	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
+	"reset stream",	    "stream window",
+};
+
 /* The table as Markdown rows, as docs/architecture.md shows it. */
 static void describe(FILE *f)
 {
@@ -142,10 +152,10 @@ static void describe(FILE *f)
 			r->to == LIFECYCLE_STAY ? "(same)"
 						: conn_state_name(r->to));
 		sep = "";
-		for (unsigned int a = 0; a < 32; a++)
+		for (unsigned int a = 0;
+		     a < sizeof(action_names) / sizeof(*action_names); a++)
 			if (r->actions & (1u << a)) {
-				fprintf(f, "%s%s", sep,
-					conn_action_name(1u << a));
+				fprintf(f, "%s%s", sep, action_names[a]);
 				sep = ", ";
 			}
 		fprintf(f, "%s |\n", r->actions ? "" : "-");
