@@ -95,8 +95,10 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 		leg = leg_get(client, b, tell);
 		if (leg && !leg_full(leg)) {
 			*backend = b;
-			if (!c->leg0)
-				c->leg0 = leg;
+			/* The daemon's h2lb_bind_first and the verdict's first
+			 * stream may pick at the same time: the first to set
+			 * leg0 wins, and the other sees its choice. */
+			__sync_val_compare_and_swap(&c->leg0, 0, leg);
 			return leg;
 		}
 		p.tried[tries] = b;
@@ -104,11 +106,29 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 	return 0;
 }
 
+/* @c's first leg, if it can take one more stream. */
+static __always_inline __u64 leg0_open(struct h2lb_conn *c, __u32 *backend)
+{
+	__u64 leg = c->leg0; /* keys must be on the stack */
+	struct h2lb_conn *l;
+
+	if (!leg)
+		return 0;
+	l = bpf_map_lookup_elem(&conns, &leg);
+	if (!l || l->open_streams >= l->max_streams)
+		return 0;
+	*backend = l->backend;
+	return leg;
+}
+
 /*
  * Leg for a new stream. Until the client has acknowledged our
  * SETTINGS_HEADER_TABLE_SIZE = 0, its HPACK encoder may still use its
- * dynamic table, so all those streams go to one leg whose decoder then
- * sees the encoder's whole sequence (docs/kernel-facts.md, "HPACK without state").
+ * dynamic table, so all those streams go to one leg, leg0, whose decoder
+ * then sees the encoder's whole sequence (docs/kernel-facts.md, "HPACK
+ * without state"). The first pick makes leg0, unless the daemon's
+ * h2lb_bind_first made it first: either way the stream goes to leg0,
+ * never to a leg picked in the race.
  */
 static __always_inline __u64 leg_for_new_stream(__u64 client,
 						struct h2lb_conn *c,
@@ -116,28 +136,17 @@ static __always_inline __u64 leg_for_new_stream(__u64 client,
 {
 	__u64 leg;
 
-	if (!(c->flags & H2LB_CONN_SETTINGS_ACK) && c->leg0) {
-		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &c->leg0);
-
-		if (!l || l->open_streams >= l->max_streams)
-			return 0;
-		*backend = l->backend;
-		return c->leg0;
+	if (!(c->flags & H2LB_CONN_SETTINGS_ACK)) {
+		if (!c->leg0)
+			leg_pick(client, c, backend, 1);
+		return leg0_open(c, backend);
 	}
 	leg = leg_pick(client, c, backend, 1);
 	if (leg)
 		return leg;
 	/* No pooled connection anywhere (a burst of new clients emptied
 	 * the pool): rather than refuse, use a leg the client has. */
-	if (c->leg0) {
-		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &c->leg0);
-
-		if (l && l->open_streams < l->max_streams) {
-			*backend = l->backend;
-			return c->leg0;
-		}
-	}
-	return 0;
+	return leg0_open(c, backend);
 }
 
 #endif
