@@ -85,7 +85,11 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 			return 1;
 		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
 			return 1;
-		if (bpf_sock_hash_update(skops, &sock_hash, &cookie,
+		/* A client enters the sockhash from the daemon, once h2lb's
+		 * SETTINGS is on its way (kern_client_attach): nothing can
+		 * be redirected to it, or parsed from it, before that. */
+		if (c.role != H2LB_ROLE_CLIENT &&
+		    bpf_sock_hash_update(skops, &sock_hash, &cookie,
 					 BPF_NOEXIST)) {
 			bpf_map_delete_elem(&conns, &cookie);
 			return 1;

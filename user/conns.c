@@ -136,7 +136,7 @@ static uint32_t client_stream_window(struct lb *lb, int svc)
 	return w;
 }
 
-static void send_server_settings(struct lb *lb, struct uconn *c)
+static int send_server_settings(struct lb *lb, struct uconn *c)
 {
 	struct h2lb_conn_args a = { .cookie = c->cookie,
 				    .set = H2LB_SET_STREAM_WINDOW };
@@ -149,26 +149,33 @@ static void send_server_settings(struct lb *lb, struct uconn *c)
 	};
 	uint8_t f[H2_FRAME_MAX];
 
+	/* Our SETTINGS must be the first frame the client gets: a response
+	 * that overtakes it fails the connection (nghttp: "SETTINGS
+	 * expected"). So it is written straight to the socket, before the
+	 * socket enters the sockhash: until then the kernel neither parses
+	 * the client's bytes nor redirects anything to it. Its ACK is a new
+	 * segment, which makes the kernel parse what the client queued
+	 * before (docs/kernel-facts.md K8). */
 	c->stream_window = client_stream_window(lb, c->service);
 	s[2].value = a.stream_window = c->stream_window;
-	kern_conn_set(lb->k, &a);
-
-	/* Our SETTINGS must be the first frame the client gets, so it goes
-	 * out before anything else is done: a request the client sent
-	 * after accept() is parsed at once, and its response must not
-	 * overtake this. It also draws the client's SETTINGS ACK, a new
-	 * segment, which makes the kernel parse what the client queued
-	 * before accept() (docs/kernel-facts.md K8). */
-	inject(&lb->inj, c->cookie, f, h2_settings(f, s, 3));
+	if (inject_direct(&lb->inj, c->fd, f, h2_settings(f, s, 3)) ||
+	    kern_conn_set(lb->k, &a) ||
+	    kern_client_attach(lb->k, c->cookie, c->fd)) {
+		pr_warn("client %llx: cannot set up: %s",
+			(unsigned long long)c->cookie, strerror(errno));
+		return -1;
+	}
 	lb->stats.clients++;
+	return 0;
 }
 
 /*
- * At accept, before the client's first frame can be parsed (that waits
- * for our SETTINGS to draw a segment, docs/kernel-facts.md K8), give it a
- * leg from the pool, chosen in the kernel by --policy as every stream's
- * is: its first streams then never race a burst of other new clients
- * for the pool.
+ * At accept, give the client a leg from the pool, chosen in the kernel by
+ * --policy as every stream's is: its first streams then never race a
+ * burst of other new clients for the pool. A request the client sent
+ * after accept() may be parsed while this runs; the kernel keeps the
+ * first leg either pick sets as leg0 (leg_pick in bpf/select.h), so
+ * the streams before the client's SETTINGS ACK still share one leg.
  */
 static void bind_first(struct lb *lb, struct uconn *c)
 {
@@ -484,8 +491,10 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	}
 	set_state(lb, c, t.next);
 
-	if (act & A_SEND_SETTINGS)
-		send_server_settings(lb, c);
+	if ((act & A_SEND_SETTINGS) && send_server_settings(lb, c)) {
+		conn_input(lb, c, IN_DISCARD, NULL);
+		return;
+	}
 	if (act & A_BIND_FIRST)
 		bind_first(lb, c);
 	if (act & A_SEND_PREFACE)

@@ -25,4 +25,8 @@ void injector_close(struct injector *inj);
 int inject(struct injector *inj, uint64_t target, const void *frames,
 	   size_t len);
 
+/* Write @len bytes of whole frames straight to socket @fd, which must
+ * not be in the sockhash yet (nothing else can write to it). */
+int inject_direct(struct injector *inj, int fd, const void *frames, size_t len);
+
 #endif

@@ -286,6 +286,14 @@ int kern_endpoint_set(struct kern *k, const struct sockaddr_in *a,
 	return bpf_map_delete_elem(fd, &key);
 }
 
+int kern_client_attach(struct kern *k, uint64_t cookie, int fd)
+{
+	uint64_t v = fd;
+
+	return bpf_map_update_elem(bpf_map__fd(k->skel->maps.sock_hash),
+				   &cookie, &v, BPF_NOEXIST);
+}
+
 int kern_leg_expect(struct kern *k, uint64_t cookie, uint32_t backend)
 {
 	return bpf_map_update_elem(bpf_map__fd(k->skel->maps.new_legs), &cookie,
