@@ -148,19 +148,22 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 		{ H2_SET_INITIAL_WINDOW_SIZE, 0 },
 	};
 	uint8_t f[H2_FRAME_MAX];
+	int one = 1;
 
 	/* Our SETTINGS must be the first frame the client gets: a response
 	 * that overtakes it fails the connection (nghttp: "SETTINGS
 	 * expected"). So it is written straight to the socket, before the
 	 * socket enters the sockhash: until then the kernel neither parses
-	 * the client's bytes nor redirects anything to it. Its ACK is a new
-	 * segment, which makes the kernel parse what the client queued
-	 * before (docs/kernel-facts.md K8). */
+	 * the client's bytes nor redirects anything to it. What the client
+	 * queued before waits for a new segment (docs/kernel-facts.md K8);
+	 * setting SO_RCVLOWAT runs the parser over it at once
+	 * (tcp_set_rcvlowat calls tcp_data_ready). */
 	c->stream_window = client_stream_window(lb, c->service);
 	s[2].value = a.stream_window = c->stream_window;
 	if (inject_direct(&lb->inj, c->fd, f, h2_settings(f, s, 3)) ||
 	    kern_conn_set(lb->k, &a) ||
-	    kern_client_attach(lb->k, c->cookie, c->fd)) {
+	    kern_client_attach(lb->k, c->cookie, c->fd) ||
+	    setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one))) {
 		pr_warn("client %llx: cannot set up: %s",
 			(unsigned long long)c->cookie, strerror(errno));
 		return -1;
