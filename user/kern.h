@@ -43,14 +43,15 @@ int kern_events_poll(struct kern *k);
 /* ---- sockets ------------------------------------------------------- */
 
 /* Sockets accepted on @a (a client of @service, role CLIENT) or
- * connecting to @a (other roles) enter the sockhash as @role. */
+ * connecting to @a (other roles) are known to the kernel as @role; all
+ * but clients enter the sockhash at once (clients: kern_client_attach). */
 int kern_endpoint_set(struct kern *k, const struct sockaddr_in *a,
 		      uint32_t role, uint32_t service, bool add);
-/* Socket @cookie is about to connect to backend @backend: sockops takes
- * it as a leg of that backend (a pod can back several Services). */
 /* Put client socket @fd (@cookie) in the sockhash: from now on the
  * kernel parses what it sends and may redirect frames to it. */
 int kern_client_attach(struct kern *k, uint64_t cookie, int fd);
+/* Socket @cookie is about to connect to backend @backend: sockops takes
+ * it as a leg of that backend (a pod can back several Services). */
 int kern_leg_expect(struct kern *k, uint64_t cookie, uint32_t backend);
 void kern_leg_unexpect(struct kern *k, uint64_t cookie);
 /* The record the programs keep for socket @cookie. */
