@@ -40,6 +40,7 @@ GO_PEER_SRCS := $(wildcard tests/peers/go/*/*.go) tests/peers/go/build.sh \
 		tests/peers/interop.proto
 
 .SECONDARY:
+.DELETE_ON_ERROR:
 .PHONY: all clean test unit format vmlinux deps demo bench peers
 all: $(BUILD)/h2lb $(UNIT_BINS)
 

@@ -3,6 +3,7 @@
  * Syscall programs the daemon runs (BPF_PROG_RUN) to change datapath
  * state with the same code, and the same atomics, as the verdict.
  */
+#include "budget.h"
 #include "maps.h"
 #include "select.h"
 #include "stream.h"
@@ -77,5 +78,20 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 		WRITE_ONCE(c->stream_window, a->stream_window);
 	if (a->set & H2LB_SET_MAX_STREAMS)
 		WRITE_ONCE(c->max_streams, a->max_streams);
+	/* Its share of the node's queued bytes: what the daemon measured
+	 * (a peer that read everything and sends nothing more is seen by
+	 * no verdict), or nothing once it closes. */
+	if (a->set & (H2LB_SET_QUEUED | H2LB_FORGET)) {
+		__u64 q = a->set & H2LB_FORGET ? 0 : a->value;
+		__u64 old = __sync_lock_test_and_set(&c->queued, q);
+
+		__sync_fetch_and_add(&node_queued, q - old);
+	}
+	/* The WINDOW_UPDATE increments that came since the last time: the
+	 * flag first, so that one coming meanwhile sends another event. */
+	if (a->set & H2LB_TAKE_WINDOW) {
+		__sync_lock_test_and_set(&c->window_event, 0);
+		a->value = __sync_lock_test_and_set(&c->window_pending, 0);
+	}
 	return 0;
 }

@@ -4,6 +4,7 @@
  * stream is bound to. Frame payloads never leave the kernel; the few
  * frames that need a decision go to the daemon as events.
  */
+#include "budget.h"
 #include "events.h"
 #include "frame.h"
 #include "maps.h"
@@ -11,22 +12,52 @@
 #include "select.h"
 #include "stream.h"
 
-static __always_inline int redirect(struct __sk_buff *skb, __u64 target)
-{
-	struct h2lb_conn *t;
+/* PINGs deeper than this in the segment they came in are answered by the
+ * daemon: writing the ACK flag makes the kernel copy the segment up to
+ * the frame (docs/hardening.md, "Why a PING cost 25 KB"). */
+#define PING_INLINE_MAX 512
+/* Frames without data an open stream may carry before its connection's
+ * budget pays (stream_frame_over). */
+#define STREAM_FREE_FRAMES 8
+/* Frame budget tokens a peer earns for each DATA message sent to it. */
+#define CALM_PER_DATA 4
+/* Over the node's limit, a client with more than this waiting for it gets
+ * no new stream (budget.h, node_full). */
+#define NODE_FULL_LAG (64 << 10)
+/* SETTINGS of one peer that the daemon has not acknowledged yet. */
+#define SETTINGS_IN_FLIGHT 4
 
+/*
+ * Send the message to @target, from @self. Everything that goes to a
+ * socket goes through here: its bytes are counted (flow control compares
+ * them with what the peer's TCP acknowledged, user/flow.c), and a control
+ * message (@ctl: not DATA with payload) to a peer that leaves too many
+ * unread is not sent (*@full set): budget.h.
+ */
+static __always_inline int redirect_full(struct __sk_buff *skb, __u64 self,
+					 __u64 target, int ctl, int *full)
+{
+	*full = 0;
 	if (!target ||
 	    bpf_sk_redirect_hash(skb, &sock_hash, &target, 0) != SK_PASS) {
 		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
+	if (peer_account(skb, self, target, msg_length(skb), ctl)) {
+		count(H2LB_CNT_PEER_FULL);
+		*full = 1;
+		return SK_DROP;
+	}
 	count(H2LB_CNT_REDIRECTS);
-	/* Everything that goes to a socket goes through here: the daemon
-	 * compares it with what the peer's TCP acknowledged (user/flow.c). */
-	t = bpf_map_lookup_elem(&conns, &target);
-	if (t)
-		__sync_fetch_and_add(&t->tx_bytes, msg_length(skb));
 	return SK_PASS;
+}
+
+static __always_inline int redirect(struct __sk_buff *skb, __u64 self,
+				    __u64 target, int ctl)
+{
+	int full;
+
+	return redirect_full(skb, self, target, ctl, &full);
 }
 
 static __always_inline int drop(void)
@@ -68,20 +99,109 @@ static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
 	return SK_DROP;
 }
 
+/* Over its frame budget, or not reading what it asked for. */
+static __always_inline int calm_error(struct h2lb_conn *c, __u64 cookie)
+{
+	count(H2LB_CNT_CALM);
+	return conn_error(c, cookie, 0, H2_ENHANCE_YOUR_CALM);
+}
+
+/* A client that leaves the frames sent to it unread, seen from another
+ * socket's verdict: the same as calm_error, for @client. */
+static __always_inline void peer_calm(__u64 client)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &client);
+
+	if (!t || t->role != H2LB_ROLE_CLIENT ||
+	    (__sync_fetch_and_or(&t->flags, H2LB_CONN_DEAD) & H2LB_CONN_DEAD))
+		return;
+	count(H2LB_CNT_CALM);
+	emit(H2LB_EV_CONN_ERROR, client, 0, 0, H2_ENHANCE_YOUR_CALM);
+}
+
+/* What a frame costs of its sender's budget: 1 for frames that make work
+ * but carry nothing (docs/hardening.md), 0 for data and new requests.
+ * HEADERS that open nothing pay where that is found. */
+static __always_inline int frame_cost(const struct h2_frame *f,
+				      const struct h2lb_conn *c);
+
+/*
+ * Whether a stream frame is over its sender's budget. The first
+ * STREAM_FREE_FRAMES frames without data on an open stream are free (a
+ * call's WINDOW_UPDATEs, its PRIORITY, a reset after its answer); then,
+ * and on streams not open, the connection's budget pays. A client's
+ * reset of a stream its backend has not answered always pays: that is
+ * rapid reset (CVE-2023-44487).
+ */
+static __always_inline int stream_frame_over(const struct h2_frame *f,
+					     struct h2lb_conn *c,
+					     struct h2lb_stream *st)
+{
+	int rapid = c->role == H2LB_ROLE_CLIENT && f->type == H2_RST_STREAM &&
+		    st && !(st->flags & H2LB_ST_RESPONDED);
+
+	if (!frame_cost(f, c))
+		return 0;
+	if (st && !rapid && st->free_frames < STREAM_FREE_FRAMES) {
+		st->free_frames++;
+		return 0;
+	}
+	return calm_take(c, 1);
+}
+
+static __always_inline int frame_cost(const struct h2_frame *f,
+				      const struct h2lb_conn *c)
+{
+	switch (f->type) {
+	case H2_DATA:
+		return !c->run_data && !c->run_end;
+	case H2_HEADERS:
+		return !(f->flags & H2_F_END_HEADERS); /* CONTINUATIONs */
+	}
+	return 1;
+}
+
 /* PING: rewrite into its ACK in place and send it back where it came
  * from; no daemon round trip. An ACK answers the watchdog's PING, whose
  * only purpose was to draw a segment: it has arrived. */
 static __always_inline int answer_ping(struct __sk_buff *skb,
-				       const struct h2_frame *f, __u64 cookie)
+				       const struct h2_frame *f,
+				       struct h2lb_conn *c, __u64 cookie)
 {
 	__u8 ack = H2_F_ACK;
+	int r, full;
 
 	if (f->flags & H2_F_ACK)
 		return SK_DROP;
+	if (f->off > PING_INLINE_MAX) {
+		count(H2LB_CNT_PING_EVENTS);
+		emit_frame(skb, f, H2LB_EV_PING, cookie, 0, 0);
+		return SK_DROP;
+	}
 	if (bpf_skb_store_bytes(skb, f->off + 4, &ack, 1, 0))
 		return drop();
 	count(H2LB_CNT_PINGS);
-	return redirect(skb, cookie);
+	r = redirect_full(skb, cookie, cookie, 1, &full);
+	return full ? calm_error(c, cookie) : r;
+}
+
+/* A connection WINDOW_UPDATE: the increments add up in the record, and
+ * one event at a time tells the daemon to take them (kern_conn_take_window),
+ * however many frames came. */
+static __always_inline void window_update(struct h2lb_conn *c, __u64 cookie,
+					  __u32 inc)
+{
+	struct h2lb_event *ev;
+
+	__sync_fetch_and_add(&c->window_pending, inc);
+	if (__sync_lock_test_and_set(&c->window_event, 1))
+		return;
+	ev = event_new(H2LB_EV_WINDOW, cookie, c->peer, 0, 0);
+	if (!ev) {
+		c->window_event = 0; /* the next one tries again */
+		return;
+	}
+	event_send(ev);
 }
 
 /* Frames on stream 0 that every role treats alike. */
@@ -91,7 +211,7 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 {
 	switch (f->type) {
 	case H2_PING:
-		return answer_ping(skb, f, cookie);
+		return answer_ping(skb, f, c, cookie);
 	case H2_SETTINGS:
 		if (f->flags & H2_F_ACK) {
 			if (c->role == H2LB_ROLE_CLIENT)
@@ -104,8 +224,7 @@ static __always_inline int connection_frame(struct __sk_buff *skb,
 			   frame_u32(skb, f, 4));
 		return SK_DROP;
 	case H2_WINDOW_UPDATE:
-		emit(H2LB_EV_WINDOW, cookie, c->peer, 0,
-		     frame_u32(skb, f, 0) & 0x7fffffff);
+		window_update(c, cookie, frame_u32(skb, f, 0) & H2_MAX_WINDOW);
 		return SK_DROP;
 	}
 	return drop();
@@ -121,12 +240,18 @@ static __always_inline int peer_settings(struct __sk_buff *skb,
 
 	if (err)
 		return conn_error(c, cookie, 0, ERROR_CODE(err));
+	/* Each SETTINGS is one event and one ACK from the daemon: a peer
+	 * that sends more before they are answered floods it. */
+	if (__sync_fetch_and_add(&c->settings_unacked, 1) >= SETTINGS_IN_FLIGHT)
+		return calm_error(c, cookie);
 	ev = event_new(H2LB_EV_SETTINGS, cookie, c->peer, 0, 0);
-	if (ev) {
-		__builtin_memcpy(ev->data, &v, sizeof(v));
-		ev->len = sizeof(v);
-		event_send(ev);
+	if (!ev) {
+		__sync_fetch_and_add(&c->settings_unacked, -1);
+		return SK_DROP;
 	}
+	__builtin_memcpy(ev->data, &v, sizeof(v));
+	ev->len = sizeof(v);
+	event_send(ev);
 	return SK_DROP;
 }
 
@@ -191,8 +316,11 @@ static __always_inline void count_data(struct h2lb_conn *from, __u64 cookie,
 	/* The target's count first: the daemon reads the sources' counts
 	 * before the targets', so whatever moves meanwhile makes it see
 	 * less window than there is, never more (user/flow.c). */
-	if (t)
+	if (t) {
 		__sync_fetch_and_add(&t->tx_data, len);
+		/* Its WINDOW_UPDATEs and PINGs (BDP estimators) for this. */
+		calm_earn(t, CALM_PER_DATA);
+	}
 	old = __sync_fetch_and_add(&from->rx_data, len);
 	if ((old >> H2LB_PROGRESS_SHIFT) !=
 	    ((old + len) >> H2LB_PROGRESS_SHIFT))
@@ -241,6 +369,7 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 {
 	__u32 backend = 0;
 	struct h2lb_stream *st;
+	int r, over;
 	__u64 leg;
 
 	/* Client streams are odd and increasing (RFC 9113 5.1.1). */
@@ -253,9 +382,16 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	__sync_lock_test_and_set(&c->last_stream, f->stream);
 
 	leg = 0;
-	if (c->open_streams < settings.max_streams &&
-	    !(c->flags & H2LB_CONN_GOAWAY))
-		leg = leg_for_new_stream(cookie, c, &backend);
+	over = c->open_streams >= settings.max_streams;
+	if (!over && !(c->flags & H2LB_CONN_GOAWAY)) {
+		if (node_full() && self_queued(skb, c) > NODE_FULL_LAG)
+			count(H2LB_CNT_NODE_FULL);
+		else
+			leg = leg_for_new_stream(cookie, c, &backend);
+	}
+	/* A stream over its own limit is the client's doing: it pays. */
+	if (over && calm_take(c, 1))
+		return calm_error(c, cookie);
 	if (!leg || !(st = stream_open(sk, leg, backend))) {
 		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
 		 * Its header block goes with it (it sets no HPACK state:
@@ -269,12 +405,14 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		return SK_DROP;
 	}
 	__sync_fetch_and_add(&c->open_streams, 1);
+	/* Not a control frame: max_streams bounds the requests that wait. */
+	r = redirect(skb, cookie, leg, 0);
 	if (c->run_data)
 		count_data(c, cookie, leg, backend, c->run_data, 1);
 	window_sync(c, cookie, sk, st);
 	if (c->run_end)
 		stream_end(sk, st, H2LB_ST_CLIENT_END);
-	return redirect(skb, leg);
+	return r;
 }
 
 /*
@@ -292,8 +430,13 @@ static __always_inline int client_closed_stream(const struct h2_frame *f,
 	__u32 *how = bpf_map_lookup_elem(&closed, sk);
 
 	__sync_fetch_and_add(&c->rx_data, c->run_data);
-	if (how && *how == H2LB_CLOSED_RESET)
+	if (how && *how == H2LB_CLOSED_RESET) {
+		/* Frames in flight when h2lb reset it; HEADERS there open
+		 * nothing, and pay. */
+		if (f->type == H2_HEADERS && calm_take(c, 1))
+			return calm_error(c, cookie);
 		return drop();
+	}
 	if (how && *how == H2LB_CLOSED_BY_CLIENT)
 		return stream_error(c, cookie, sk, NULL, H2_STREAM_CLOSED);
 	if (how || f->type == H2_DATA)
@@ -330,6 +473,8 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 
 	st = bpf_map_lookup_elem(&streams, &sk);
 	idle = !st && f->stream > c->last_stream;
+	if (stream_frame_over(f, c, st))
+		return calm_error(c, cookie);
 	if (IS_STREAM_ERROR(rule)) {
 		if (f->type == H2_DATA)
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
@@ -369,13 +514,17 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 		{
 			__u64 leg = st->leg;
 
-			if (c->run_data)
+			int r = redirect(skb, cookie, leg, !c->run_data);
+
+			if (r != SK_PASS) /* its DATA still used window */
+				__sync_fetch_and_add(&c->rx_data, c->run_data);
+			else if (c->run_data)
 				count_data(c, cookie, leg, st->backend,
 					   c->run_data, 1);
 			window_sync(c, cookie, &sk, st);
 			if (c->run_end)
 				stream_end(&sk, st, H2LB_ST_CLIENT_END);
-			return redirect(skb, leg);
+			return r;
 		}
 	case H2_RST_STREAM: {
 		__u64 leg;
@@ -386,14 +535,14 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 				    : drop();
 		leg = st->leg;
 		stream_close(&sk, st, H2LB_CLOSED_BY_CLIENT);
-		return redirect(skb, leg);
+		return redirect(skb, cookie, leg, 1);
 	}
 	case H2_WINDOW_UPDATE:
 		if (!st)
 			return idle ? conn_error(c, cookie, f->stream,
 						 H2_PROTOCOL_ERROR)
 				    : drop();
-		return redirect(skb, st->leg);
+		return redirect(skb, cookie, st->leg, 1);
 	}
 	return drop(); /* PRIORITY (any state), unknown types */
 }
@@ -417,6 +566,24 @@ __attribute__((noinline)) int leg_frame(__u64 client, __u64 leg, __u32 stream,
 	return 0;
 }
 
+/* Send a leg's message to its client. One that does not read what it gets
+ * fails, with ENHANCE_YOUR_CALM; its DATA still used the leg's window. */
+static __always_inline int leg_send(struct __sk_buff *skb, struct h2lb_conn *c,
+				    __u64 cookie, __u64 client, __u32 backend)
+{
+	int full, r = redirect_full(skb, cookie, client, !c->run_data, &full);
+
+	if (r != SK_PASS) {
+		__sync_fetch_and_add(&c->rx_data, c->run_data);
+		if (full)
+			peer_calm(client);
+		return r;
+	}
+	if (c->run_data)
+		count_data(c, cookie, client, backend, c->run_data, 0);
+	return r;
+}
+
 /* A leg message with frames of several streams (leg_run): all of it goes
  * to the client, whatever happened to its streams since it was cut. */
 static __always_inline int leg_frames(struct __sk_buff *skb,
@@ -436,10 +603,8 @@ static __always_inline int leg_frames(struct __sk_buff *skb,
 		leg_frame(client, cookie, f.stream, f.type, f.flags);
 		pos += H2_HDR_LEN + f.len;
 	}
-	if (c->run_data)
-		count_data(c, cookie, client, c->backend, c->run_data, 0);
 	count(H2LB_CNT_MULTI);
-	return redirect(skb, client);
+	return leg_send(skb, c, cookie, client, c->backend);
 }
 
 /* A frame from a backend leg: route it to the leg's client. */
@@ -460,10 +625,12 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 		return connection_frame(skb, f, c, cookie);
 	if (!client)
 		return drop_data(c);
+	st = bpf_map_lookup_elem(&streams, &sk);
+	if (st && st->leg != cookie)
+		st = NULL; /* the client reset it, and reused nothing */
+	if (stream_frame_over(f, c, st))
+		return calm_error(c, cookie);
 	if (IS_STREAM_ERROR(rule)) {
-		st = bpf_map_lookup_elem(&streams, &sk);
-		if (st && st->leg != cookie)
-			st = NULL;
 		if (f->type == H2_DATA)
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
 		return stream_error(c, cookie, &sk, st, ERROR_CODE(rule));
@@ -471,8 +638,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	if (c->run_multi && (f->type == H2_HEADERS || f->type == H2_DATA))
 		return leg_frames(skb, f, c, cookie);
 
-	st = bpf_map_lookup_elem(&streams, &sk);
-	if (!st || st->leg != cookie) {
+	if (!st) {
 		/* A stream the client reset: its late frames go nowhere. */
 		if (f->type == H2_DATA || f->type == H2_HEADERS)
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
@@ -482,18 +648,31 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	case H2_HEADERS:
 		st->flags |= H2LB_ST_RESPONDED;
 		/* fall through: DATA and trailers may follow in the message */
-	case H2_DATA:
-		if (c->run_data)
-			count_data(c, cookie, client, st->backend, c->run_data,
-				   0);
+	case H2_DATA: {
+		__u32 backend = st->backend;
+
 		if (c->run_end)
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
-		return redirect(skb, client);
-	case H2_RST_STREAM:
+		return leg_send(skb, c, cookie, client, backend);
+	}
+	case H2_RST_STREAM: {
+		/* A backend refusing a client's streams (or calming it) does
+		 * so because of that client: the client pays (rapid reset,
+		 * CVE-2023-44487). */
+		__u32 code = frame_u32(skb, f, 0);
+
+		if (code == H2_REFUSED_STREAM || code == H2_ENHANCE_YOUR_CALM) {
+			struct h2lb_conn *cl =
+				bpf_map_lookup_elem(&conns, &client);
+
+			if (cl)
+				calm_earn(cl, -1);
+		}
 		stream_close(&sk, st, H2LB_CLOSED_RESET);
-		return redirect(skb, client);
+		return leg_send(skb, c, cookie, client, 0);
+	}
 	case H2_WINDOW_UPDATE:
-		return redirect(skb, client);
+		return leg_send(skb, c, cookie, client, 0);
 	}
 	return drop();
 }
@@ -505,15 +684,24 @@ static __always_inline int injector_frame(struct __sk_buff *skb,
 					  const struct h2_frame *f,
 					  struct h2lb_conn *c)
 {
-	if (f->type == H2LB_FT_TARGET && f->len == 8) {
-		__u64 target = 0;
+	__u64 target = c->peer;
+	struct h2lb_conn *t;
+	int r, full;
 
+	if (f->type == H2LB_FT_TARGET && f->len == 8) {
 		bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN, &target,
 				   sizeof(target));
 		c->peer = target;
 		return SK_DROP;
 	}
-	return redirect(skb, c->peer);
+	r = redirect_full(skb, 0, target, 1, &full);
+	if (full)
+		peer_calm(target);
+	/* The daemon answered one of its SETTINGS. */
+	if (f->type == H2_SETTINGS && (f->flags & H2_F_ACK) &&
+	    (t = bpf_map_lookup_elem(&conns, &target)) && t->settings_unacked)
+		__sync_fetch_and_add(&t->settings_unacked, -1);
+	return r;
 }
 
 /* The parser knows the preface by its first 5 bytes; all 24 must be
@@ -551,7 +739,7 @@ int h2lb_verdict(struct __sk_buff *skb)
 	c->rx_bytes += msg_length(skb);
 	/* The injector carries our own preface to backends too. */
 	if (c->role == H2LB_ROLE_INJECTOR)
-		return r == 1 ? redirect(skb, c->peer)
+		return r == 1 ? redirect(skb, 0, c->peer, 1)
 			      : injector_frame(skb, &f, c);
 	if (r == 1) {
 		if (c->role != H2LB_ROLE_CLIENT ||
@@ -568,6 +756,9 @@ int h2lb_verdict(struct __sk_buff *skb)
 	rule = frame_rules(skb, &f);
 	if (IS_CONN_ERROR(rule))
 		return conn_error(c, cookie, f.stream, ERROR_CODE(rule));
+	/* Stream frames pay in client_frame and backend_frame. */
+	if (!f.stream && frame_cost(&f, c) && calm_take(c, 1))
+		return calm_error(c, cookie);
 
 	switch (c->role) {
 	case H2LB_ROLE_CLIENT:

@@ -20,7 +20,7 @@
 #define H2LB_MAX_BACKENDS 256
 #define H2LB_MAX_SERVICES 64 /* balanced Service ports */
 #define H2LB_POOL_SLOTS	  16 /* pre-handshaken connections per backend */
-#define H2LB_MAX_CONNS	  16384
+#define H2LB_MAX_CONNS	  65536
 #define H2LB_MAX_STREAMS  65536
 #define H2LB_MAX_FRAME	  16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
 /* A header block is one parser message, so it must fit SO_RCVBUF
@@ -121,6 +121,28 @@ struct h2lb_conn {
 	__u32 service;	  /* client: which Service its streams go to */
 	__u32 run_multi;  /* leg: the message holds frames of several streams */
 	__u32 run_broken; /* a header block broken by another frame */
+	/*
+	 * What a peer may cost without sending data (bpf/budget.h,
+	 * docs/hardening.md). Frame budget: tokens left at calm_ns, refilled
+	 * over time; calm_earned is what others added (DATA sent to it) or
+	 * took (streams a backend refused because of it), folded in at the
+	 * next frame it sends.
+	 */
+	__s32 calm_tokens;
+	__s32 calm_earned;
+	__u64 calm_ns;
+	/* Bytes redirected to it that its peer's TCP has not acknowledged,
+	 * when last looked at: its share of the node's queued bytes. */
+	__u64 queued;
+	/* Control frames redirected to it since its TCP last took bytes
+	 * beyond ctl_mark (in tx_bytes): those that wait for it. */
+	__u32 ctl_out;
+	__u32 settings_unacked; /* its SETTINGS the daemon has not ACKed */
+	__u64 ctl_mark;
+	/* Connection WINDOW_UPDATE increments not yet taken by the daemon,
+	 * and whether an event about them is on its way: one at a time. */
+	__u64 window_pending;
+	__u32 window_event;
 	__u32 pad;
 };
 
@@ -141,9 +163,9 @@ struct h2lb_stream {
 	__u64 leg;	/* backend connection cookie */
 	__u64 start_ns; /* HEADERS seen */
 	__u32 backend;
-	__u32 flags; /* H2LB_ST_* */
-	__u32 sent;  /* DATA payload bytes the client sent on it */
-	__u32 pad;
+	__u32 flags;	   /* H2LB_ST_* */
+	__u32 sent;	   /* DATA payload bytes the client sent on it */
+	__u32 free_frames; /* frames without data it had for free */
 };
 
 struct h2lb_backend {
@@ -175,6 +197,12 @@ struct h2lb_settings {
 	__u32 policy;	     /* enum h2lb_policy */
 	__u32 max_streams;   /* per client connection */
 	__u64 daemon_cgroup; /* cgroup/connect4 leaves the daemon's alone */
+	/* Hostile peers (docs/hardening.md). 0 turns a limit off. */
+	__u32 calm_burst; /* frames without data a connection may send at once */
+	__u32 calm_rate;  /* ... and per second after that */
+	__u32 ctl_queue;  /* control frames queued toward a peer not reading */
+	__u32 pad;
+	__u64 node_queue; /* bytes queued toward all peers together */
 };
 
 /*
@@ -257,7 +285,13 @@ struct h2lb_frontend {
 	X(FALLBACKS, intercept_fallbacks,                                        \
 	  "connections to a balanced VIP left to the kernel: no listener")       \
 	X(MULTI, multi_stream_messages,                                          \
-	  "messages from backends that carried frames of several streams")
+	  "messages from backends that carried frames of several streams")       \
+	X(CALM, calm_errors, "connections failed with ENHANCE_YOUR_CALM")        \
+	X(PEER_FULL, peer_queue_full,                                            \
+	  "control frames not sent: their peer did not read")                    \
+	X(NODE_FULL, node_queue_full,                                            \
+	  "streams refused: the node's queued bytes are over --node-buffer")     \
+	X(PING_EVENTS, pings_to_daemon, "PINGs the daemon answered")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
@@ -286,6 +320,7 @@ enum h2lb_event_type {
 	H2LB_EV_STREAM_WINDOW, /* the client's stream is bound to a leg with
 				* a larger stream window: arg = how much */
 	H2LB_EV_DATA_PROGRESS, /* another 2^H2LB_PROGRESS_SHIFT DATA bytes in */
+	H2LB_EV_PING,	       /* a PING the daemon answers (payload in data) */
 };
 
 /* The verdict tells the daemon each time a connection has received this
@@ -344,9 +379,13 @@ struct h2lb_bind_args {
 #define H2LB_SET_RX_GRANT      0x1
 #define H2LB_SET_STREAM_WINDOW 0x2
 #define H2LB_SET_MAX_STREAMS   0x4
+#define H2LB_SET_QUEUED	       0x8  /* its unacknowledged bytes: value */
+#define H2LB_TAKE_WINDOW       0x10 /* value = window_pending, now 0 */
+#define H2LB_FORGET	       0x20 /* its share of the node's queue goes */
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;
+	__u64 value;
 	__u32 stream_window;
 	__u32 max_streams;
 	__u32 set;

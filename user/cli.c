@@ -136,11 +136,13 @@ int cli_parse_size(const struct cli_opt *opt, const char *arg, long *out)
 		shift = 10, end++;
 	else if (*end == 'M' || *end == 'm')
 		shift = 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30, end++;
 	if (!*arg || *end || errno || *out < 0 || *out > opt->max >> shift ||
 	    (*out << shift) < opt->min) {
 		cli_opt_err(
 			opt,
-			"'%s' is not a size in %ldK-%ldM (bytes, or with K or M)",
+			"'%s' is not a size in %ldK-%ldM (bytes, or with K, M or G)",
 			arg, opt->min >> 10, opt->max >> 20);
 		return -1;
 	}

@@ -585,6 +585,11 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		c->deadline_ms = now_ms() + CLOSE_DELAY_MS;
 	if (act & A_RESET_STREAM)
 		reset_stream(lb, c, a);
+	if ((act & A_PING_ACK) && a->ping) {
+		uint8_t f[H2_FRAME_MAX];
+
+		inject(&lb->inj, c->cookie, f, h2_ping_ack(f, a->ping));
+	}
 	if (act & A_STREAM_WINDOW) {
 		uint8_t f[H2_FRAME_MAX];
 
@@ -788,6 +793,8 @@ void conns_tick(struct lb *lb)
 		if (c)
 			conn_input(lb, c, due[i].in, NULL);
 	}
+	if (++lb->ticks % 20 == 0) /* once a second */
+		window_queued_refresh(lb);
 	open_legs(lb);
 }
 

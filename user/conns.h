@@ -24,6 +24,7 @@ struct input_arg {
 	const struct h2lb_settings_frame *settings; /* SETTINGS */
 	struct uconn *client; /* BOUND: the client the leg now serves */
 	uint64_t other;	      /* STREAM_ERROR: the stream's other side */
+	const uint8_t *ping;  /* PING: its 8-byte payload */
 };
 
 void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,

@@ -28,6 +28,7 @@ struct lb {
 	int epfd;      /* connecting legs are watched here, tagged by cookie */
 	bool stopping; /* graceful stop: no new legs */
 	bool quit;     /* something the daemon cannot do without failed */
+	unsigned long ticks; /* conns_tick calls */
 };
 
 #endif

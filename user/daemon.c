@@ -178,7 +178,11 @@ static int setup(struct daemon *d)
 	struct kern_opts ko = {
 		.pin_dir = d->opts.pin_dir,
 		.settings = { .policy = d->opts.policy,
-			      .max_streams = d->opts.max_streams },
+			      .max_streams = d->opts.max_streams,
+			      .calm_burst = d->opts.frame_budget,
+			      .calm_rate = d->opts.frame_rate,
+			      .ctl_queue = d->opts.control_queue,
+			      .node_queue = d->opts.node_buffer },
 		.on_event = events_handle,
 		.ctx = &d->lb,
 	};

@@ -4,6 +4,7 @@
 #include "conns.h"
 #include "events.h"
 #include "h2.h"
+#include "kern.h"
 #include "log.h"
 
 static uint32_t be32(const uint8_t *p)
@@ -41,8 +42,22 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		a.settings = (const struct h2lb_settings_frame *)ev->data;
 		conn_input(lb, c, IN_SETTINGS, &a);
 		break;
-	case H2LB_EV_WINDOW:
+	case H2LB_EV_WINDOW: {
+		/* The increments since the last event, all at once; over
+		 * 2^31-1 is a FLOW_CONTROL_ERROR whatever the window. */
+		uint64_t inc;
+
+		if (kern_conn_take_window(lb->k, c->cookie, &inc) || !inc)
+			break;
+		a.value = inc > H2_MAX_WINDOW ? H2_MAX_WINDOW + 1u : inc;
 		conn_input(lb, c, IN_WINDOW, &a);
+		break;
+	}
+	case H2LB_EV_PING:
+		if (ev->len < 8)
+			break;
+		a.ping = ev->data;
+		conn_input(lb, c, IN_PING, &a);
 		break;
 	case H2LB_EV_GOAWAY:
 		a.stream = ev->len >= 4 ? be32(ev->data) & H2_MAX_STREAM : 0;

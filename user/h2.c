@@ -73,6 +73,13 @@ size_t h2_ping(uint8_t *buf, uint64_t opaque)
 	return H2_HDR_LEN + 8;
 }
 
+size_t h2_ping_ack(uint8_t *buf, const uint8_t *payload)
+{
+	h2_frame_header(buf, 8, H2_PING, H2_F_ACK, 0);
+	memcpy(buf + H2_HDR_LEN, payload, 8);
+	return H2_HDR_LEN + 8;
+}
+
 size_t h2_target(uint8_t *buf, uint64_t cookie)
 {
 	h2_frame_header(buf, 8, H2LB_FT_TARGET, 0, 0);

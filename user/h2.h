@@ -28,6 +28,8 @@ size_t h2_window_update(uint8_t *buf, uint32_t stream, uint32_t increment);
 size_t h2_rst_stream(uint8_t *buf, uint32_t stream, uint32_t code);
 size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code);
 size_t h2_ping(uint8_t *buf, uint64_t opaque);
+/* The ACK of a PING whose 8-byte payload is @payload. */
+size_t h2_ping_ack(uint8_t *buf, const uint8_t *payload);
 /* The injector's pseudo frame that selects the target socket. */
 size_t h2_target(uint8_t *buf, uint64_t cookie);
 /*

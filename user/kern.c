@@ -312,7 +312,36 @@ int kern_conn(struct kern *k, uint64_t cookie, struct h2lb_conn *out)
 
 void kern_conn_forget(struct kern *k, uint64_t cookie)
 {
+	struct h2lb_conn_args a = { .cookie = cookie, .set = H2LB_FORGET };
+
+	/* Its share of the node's queued bytes first (bpf/budget.h). */
+	kern_conn_set(k, &a);
 	bpf_map_delete_elem(k->fd[KM_CONNS], &cookie);
+}
+
+int kern_conn_take_window(struct kern *k, uint64_t cookie, uint64_t *inc)
+{
+	struct h2lb_conn_args a = { .cookie = cookie, .set = H2LB_TAKE_WINDOW };
+
+	if (kern_conn_set(k, &a))
+		return -1;
+	*inc = a.value;
+	return 0;
+}
+
+int kern_conn_set_queued(struct kern *k, uint64_t cookie, uint64_t queued)
+{
+	struct h2lb_conn_args a = { .cookie = cookie,
+				    .value = queued,
+				    .set = H2LB_SET_QUEUED };
+
+	return kern_conn_set(k, &a);
+}
+
+int64_t kern_node_queued(struct kern *k)
+{
+	return (int64_t)__atomic_load_n(&k->skel->bss->node_queued,
+					__ATOMIC_RELAXED);
 }
 
 /* ---- legs and streams ---------------------------------------------- */

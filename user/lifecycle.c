@@ -28,6 +28,7 @@ static const struct lifecycle_rule rules[] = {
 	  A_RESET_STREAM },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_WINDOW, STAY,
 	  A_STREAM_WINDOW },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_PING, STAY, A_PING_ACK },
 	{ true, S(OPEN), IN_STOP, CS_GOING_AWAY, A_GOAWAY_STOP },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_CLOSE_SOON },
@@ -52,6 +53,7 @@ static const struct lifecycle_rule rules[] = {
 	{ false, S(BOUND) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
 	{ false, S(BOUND) | S(GOING_AWAY), IN_STREAM_ERROR, STAY,
 	  A_RESET_STREAM },
+	{ false, LIVE_LEG & ~S(CLOSING), IN_PING, STAY, A_PING_ACK },
 	{ false, S(POOLED), IN_BOUND, CS_BOUND,
 	  A_LINK_CLIENT | A_RELAY_WINDOW },
 	/* Taken by the verdict while we were closing it: its client's
@@ -113,14 +115,25 @@ static const char *const state_names[CS_MAX] = {
 };
 
 static const char *const input_names[IN_MAX] = {
-	[IN_ACCEPTED] = "accepted",   [IN_CONNECTING] = "connecting",
-	[IN_CONNECTED] = "connected", [IN_CONNECT_FAILED] = "connect-failed",
-	[IN_SETTINGS] = "settings",   [IN_WINDOW] = "window",
-	[IN_PROGRESS] = "progress",   [IN_REFUSED] = "refused",
-	[IN_BOUND] = "bound",	      [IN_GOAWAY] = "goaway",
-	[IN_ERROR] = "error",	      [IN_PEER_CLOSED] = "peer-closed",
-	[IN_DEADLINE] = "deadline",   [IN_IDLE] = "idle",
-	[IN_STOP] = "stop",	      [IN_DISCARD] = "discard",
+	[IN_ACCEPTED] = "accepted",
+	[IN_CONNECTING] = "connecting",
+	[IN_CONNECTED] = "connected",
+	[IN_CONNECT_FAILED] = "connect-failed",
+	[IN_SETTINGS] = "settings",
+	[IN_WINDOW] = "window",
+	[IN_PROGRESS] = "progress",
+	[IN_REFUSED] = "refused",
+	[IN_BOUND] = "bound",
+	[IN_GOAWAY] = "goaway",
+	[IN_ERROR] = "error",
+	[IN_PEER_CLOSED] = "peer-closed",
+	[IN_DEADLINE] = "deadline",
+	[IN_IDLE] = "idle",
+	[IN_STOP] = "stop",
+	[IN_DISCARD] = "discard",
+	[IN_STREAM_ERROR] = "stream-error",
+	[IN_STREAM_WINDOW] = "stream-window",
+	[IN_PING] = "ping",
 };
 
 const char *conn_state_name(enum conn_state s)

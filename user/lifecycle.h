@@ -48,6 +48,7 @@ enum conn_input {
 	IN_STREAM_ERROR,   /* a stream error on a frame it sent (event) */
 	IN_STREAM_WINDOW,  /* client: a stream bound to a leg with a larger
 			   * stream window (event) */
+	IN_PING,	   /* a PING the kernel left to the daemon (event) */
 	IN_MAX,
 };
 
@@ -76,6 +77,7 @@ enum conn_action {
 	A_CLOSE = 1 << 19,	    /* close and forget it now */
 	A_RESET_STREAM = 1 << 20,  /* RST_STREAM to it, and to the other side */
 	A_STREAM_WINDOW = 1 << 21, /* client: WINDOW_UPDATE on the stream */
+	A_PING_ACK = 1 << 22,	   /* the PING's ACK */
 };
 
 struct transition {

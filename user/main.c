@@ -162,6 +162,31 @@ static const struct cli_opt run_options[] = {
 		.help = "per peer: the most it is sent that its TCP has not\n"
 			"acknowledged, and the most window a client's backend\n"
 			"connections hold beyond 64K each (default 4M; K, M)"),
+	CLI_OPTION(
+		"node-buffer", CLI_SIZE, struct run_cli, o.node_buffer,
+		.arg = "SIZE", .min = 0, .max = 1L << 40,
+		.help = "all peers together: the most they are sent that their\n"
+			"TCP has not acknowledged; beyond it new streams are\n"
+			"refused and windows wait (default 1G; 0: no limit)"),
+	CLI_OPTION(
+		"frame-budget", CLI_UINT, struct run_cli, o.frame_budget,
+		.arg = "N", .min = 0, .max = 1000000,
+		.help = "frames without data (PING, SETTINGS, WINDOW_UPDATE,\n"
+			"RST_STREAM, PRIORITY, empty DATA...) a connection may\n"
+			"send at once; more is GOAWAY(ENHANCE_YOUR_CALM)\n"
+			"(default 1000; 0: no limit)"),
+	CLI_OPTION(
+		"frame-rate", CLI_UINT, struct run_cli, o.frame_rate,
+		.arg = "N", .min = 0, .max = 1000000,
+		.help = "... and per second after that, besides one for each\n"
+			"DATA frame sent to it (default 100)"),
+	CLI_OPTION(
+		"control-queue", CLI_UINT, struct run_cli, o.control_queue,
+		.arg = "N", .min = 0, .max = 1000000,
+		.help = "control frames that may wait for a peer that has read\n"
+			"none of them (PING and SETTINGS ACKs, RST_STREAM...);\n"
+			"more: a client gets GOAWAY(ENHANCE_YOUR_CALM), a\n"
+			"backend's frames are dropped (default 1000; 0: no limit)"),
 	CLI_FUNC_OPTION(
 		"stop-timeout", set_stop_timeout, .arg = "S", .min = 0,
 		.max = 3600,
@@ -245,6 +270,10 @@ static int cmd_run(int argc, char **argv)
 			.stream_window = 65535,
 			.stop_timeout_ms = 20000,
 			.peer_buffer = 4 << 20,
+			.node_buffer = 1L << 30,
+			.frame_budget = 1000,
+			.frame_rate = 100,
+			.control_queue = 1000,
 		},
 	};
 	struct run_opts *o = &c.o;

@@ -38,7 +38,12 @@ struct run_opts {
 	uint32_t max_streams;	  /* per client connection */
 	uint32_t stream_window;	  /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
 	uint64_t stop_timeout_ms; /* graceful stop: 0 stops at once */
-	int64_t peer_buffer;	  /* flow.c: unacknowledged bytes per peer,
+	/* Hostile peers (docs/hardening.md): bpf/budget.h */
+	uint32_t frame_budget;	/* frames without data at once */
+	uint32_t frame_rate;	/* ... and per second */
+	uint32_t control_queue; /* control frames waiting for a peer */
+	int64_t node_buffer;	/* unacknowledged bytes, all peers */
+	int64_t peer_buffer;	/* flow.c: unacknowledged bytes per peer,
 				    * and a client's legs' extra window */
 };
 

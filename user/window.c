@@ -57,6 +57,22 @@ static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 			 lb->opts->peer_buffer);
 }
 
+/* Over the node's limit, a peer with more than this waiting for it lags
+ * (bpf/verdict.bpf.c: NODE_FULL_LAG). */
+#define NODE_FULL_LAG (64 << 10)
+
+/*
+ * More is queued toward all peers together than --node-buffer allows:
+ * the windows that feed a peer with more than NODE_FULL_LAG waiting for
+ * it wait (the tick looks again), and the kernel gives its client no new
+ * stream (bpf/budget.h). Peers that keep up are served as before.
+ */
+static bool node_lags(struct lb *lb, const struct h2lb_conn *k)
+{
+	return lb->opts->node_buffer && k->queued > NODE_FULL_LAG &&
+	       kern_node_queued(lb->k) > lb->opts->node_buffer;
+}
+
 /* @c as flow control sees it; with the kernel's counts if it has a
  * record (none: nothing moved). */
 static struct flow_side side_of(struct uconn *c, const struct h2lb_conn *k)
@@ -108,7 +124,7 @@ void window_client(struct lb *lb, struct uconn *c, bool eager)
 		kl = (struct h2lb_conn){ 0 };
 		kern_conn(lb->k, l->cookie, &kl); /* targets */
 		legs[n] = side_of(l, &kl);
-		legs[n++].lags = peer_lags(lb, l, &kl);
+		legs[n++].lags = peer_lags(lb, l, &kl) || node_lags(lb, &kl);
 	}
 	inc = flow_client_refill(&client, legs, n, pool_window(lb, c->service),
 				 eager);
@@ -136,7 +152,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 		return;
 	kern_conn(lb->k, c->cookie, &kc); /* the target */
 	client = side_of(c, &kc);
-	client.lags = peer_lags(lb, c, &kc);
+	client.lags = peer_lags(lb, c, &kc) || node_lags(lb, &kc);
 	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, eager,
 			      give)) {
 		c->flow_held = true;
@@ -151,6 +167,38 @@ void window_refill(struct lb *lb, struct uconn *c, bool eager)
 	c->flow_held = false;
 	window_legs(lb, c, eager);
 	window_client(lb, c, eager);
+}
+
+/*
+ * A connection's share of the node's queued bytes changes when the kernel
+ * sends it something, or when it sends something; a peer that has read
+ * everything and says nothing keeps its last share. Once the node is half
+ * full, measure those shares again (TCP_INFO), so that stale ones refuse
+ * no stream.
+ */
+void window_queued_refresh(struct lb *lb)
+{
+	if (!lb->opts->node_buffer ||
+	    kern_node_queued(lb->k) <= lb->opts->node_buffer / 2)
+		return;
+	conn_for_each(&lb->conns, c)
+	{
+		struct tcp_info ti = { 0 };
+		socklen_t len = sizeof(ti);
+		struct h2lb_conn k;
+		uint64_t q;
+
+		if (kern_conn(lb->k, c->cookie, &k) || !k.queued ||
+		    getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+		    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+				    sizeof(ti.tcpi_bytes_acked))
+			continue;
+		q = k.tx_bytes > ti.tcpi_bytes_acked
+			    ? k.tx_bytes - ti.tcpi_bytes_acked
+			    : 0;
+		if (q < k.queued)
+			kern_conn_set_queued(lb->k, c->cookie, q);
+	}
 }
 
 static size_t stream_window_settings(uint8_t *f, uint32_t value)

@@ -20,6 +20,9 @@ void window_refill(struct lb *lb, struct uconn *c, bool eager);
 /* Tell every leg of @c the client's stream window size (its
  * SETTINGS_INITIAL_WINDOW_SIZE): stream windows are end to end. */
 void window_relay(struct lb *lb, struct uconn *c);
+/* Measure the connections' shares of the node's queued bytes again, when
+ * it is half full. */
+void window_queued_refresh(struct lb *lb);
 /* Tell @leg alone, if the client's value is known yet. */
 void window_relay_leg(struct lb *lb, struct uconn *leg);
 

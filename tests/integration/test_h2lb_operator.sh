@@ -104,7 +104,7 @@ expect_error 2 "port must be" "$H2LB_BIN" run --listen 198.18.1.1:99999 --backen
 expect_error 2 "either --backends or --backends-file" "$H2LB_BIN" run --listen 198.18.1.1:1
 expect_error 2 "least-streams or round-robin" "$H2LB_BIN" run --listen 198.18.1.1:1 --backends 198.18.2.11:1 --policy random
 L="--listen 198.18.1.1:1 --backends 198.18.2.11:1"
-expect_error 2 "not a size in 64K-1024M" "$H2LB_BIN" run $L --peer-buffer 1G
+expect_error 2 "not a size in 64K-1024M" "$H2LB_BIN" run $L --peer-buffer 2G
 expect_error 2 "not a size in 64K-1024M" "$H2LB_BIN" run $L --peer-buffer 4KB
 expect_error 2 "not tc, cgroup or none" "$H2LB_BIN" run $L --intercept iptables
 expect_error 2 "needs --vip" "$H2LB_BIN" run $L --intercept tc --intercept-dev vcli

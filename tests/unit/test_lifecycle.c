@@ -127,7 +127,7 @@ static const char *const action_names[] = {
 	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
 	"refuse above",	    "fail streams",   "detach",	      "backend failed",
 	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
-	"reset stream",	    "stream window",
+	"reset stream",	    "stream window",  "PING ACK",
 };
 
 /* The table as Markdown rows, as docs/architecture.md shows it. */

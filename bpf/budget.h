@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What one peer may cost the node (docs/hardening.md): a budget for the
+ * frames that make work but carry no data, and bounds on what the kernel
+ * queues toward a peer that does not read, alone and all peers together.
+ */
+#ifndef H2LB_BPF_BUDGET_H
+#define H2LB_BPF_BUDGET_H
+
+#include "events.h"
+#include "maps.h"
+
+#define NSEC_PER_SEC 1000000000ull
+
+/* Bytes redirected to peers that their TCP has not acknowledged, as last
+ * seen for each (struct h2lb_conn.queued): the sum of those. */
+__u64 node_queued SEC(".bss") __weak;
+
+/*
+ * Take @n tokens from @c's frame budget: 0, or -1 when it is spent
+ * (ENHANCE_YOUR_CALM). A token bucket: settings.calm_burst at most,
+ * settings.calm_rate more per second, plus what others earned it. Only
+ * @c's own verdict calls this (one at a time per socket); others change
+ * calm_earned, with atomics.
+ */
+static __always_inline int calm_take(struct h2lb_conn *c, __u32 n)
+{
+	__u64 now = bpf_ktime_get_ns(), refill = 0;
+	__s64 tokens, burst = settings.calm_burst;
+
+	if (!burst)
+		return 0;
+	if (!c->calm_ns) { /* its first frame */
+		c->calm_ns = now;
+		c->calm_tokens = burst;
+	}
+	if (settings.calm_rate && now > c->calm_ns)
+		refill = (now - c->calm_ns) * settings.calm_rate / NSEC_PER_SEC;
+	tokens = (__s64)c->calm_tokens + refill +
+		 __sync_lock_test_and_set(&c->calm_earned, 0);
+	if (refill) /* keep the fraction of a token for next time */
+		c->calm_ns += refill * NSEC_PER_SEC / settings.calm_rate;
+	if (tokens >= burst) {
+		tokens = burst;
+		c->calm_ns = now;
+	}
+	if (tokens < n) {
+		c->calm_tokens = tokens > 0 ? tokens : 0;
+		return -1;
+	}
+	c->calm_tokens = tokens - n;
+	return 0;
+}
+
+/* Give (or, @n < 0, take) tokens of another connection's budget. */
+static __always_inline void calm_earn(struct h2lb_conn *t, int n)
+{
+	if (settings.calm_burst)
+		__sync_fetch_and_add(&t->calm_earned, n);
+}
+
+/* What a queued frame costs beyond its bytes (an sk_buff, at least): a
+ * control frame waiting counts as this much more in its peer's share of
+ * the node's queue (docs/hardening.md). */
+#define CTL_OVERHEAD 512
+
+/* Where a socket's sending stands: what its peer acknowledged, and what
+ * was handed to its TCP (acknowledged, in flight or waiting in its send
+ * buffer); the rest of what was redirected to it waits in the psock's
+ * queue, uncharged (docs/kernel-facts.md K5). */
+struct sent {
+	__s64 acked, handed;
+};
+
+static __always_inline int sock_sent(struct bpf_sock *sk, struct sent *s)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	if (!tp)
+		return -1;
+	s->acked = tp->bytes_acked;
+	s->handed = s->acked + (__u32)(tp->write_seq - tp->snd_una);
+	return 0;
+}
+
+/*
+ * The message in @skb (@len bytes) goes to @target; @self is the socket
+ * it came from. @ctl: a control frame (not DATA with payload, not a new
+ * request: those the stream limits bound). Count it in @target's record,
+ * and update what waits for @target's peer, for it and for the node.
+ * Returns 1 if it must not go: settings.ctl_queue control frames wait
+ * already, and @target's TCP took nothing since the first of them.
+ *
+ * A global function: verified once, not at every redirect site.
+ */
+__attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
+						  __u64 self, __u64 target,
+						  __u32 len, int ctl)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &target);
+	struct sent s = { -1, -1 };
+	struct bpf_sock *sk;
+	__s64 queued;
+	__u64 tx, old;
+	int known = 0;
+
+	if (!t)
+		return 0;
+	/* The socket that sent the message is this program's own; any
+	 * other comes from the sockhash, with a reference to drop. */
+	if (target == self) {
+		sk = skb->sk;
+		if (sk)
+			known = !sock_sent(sk, &s);
+	} else {
+		sk = bpf_map_lookup_elem(&sock_hash, &target);
+		if (sk) {
+			known = !sock_sent(sk, &s);
+			bpf_sk_release(sk);
+		}
+	}
+	/* Control frames since its TCP last took something: a peer that
+	 * reads gets them handed to TCP as fast as they come. The daemon's
+	 * SETTINGS, written before the socket joined (conns.c), counts in
+	 * handed, not in tx_bytes: a few bytes early, no more. */
+	if (known && s.handed >= (__s64)t->ctl_mark) {
+		t->ctl_out = 0;
+		t->ctl_mark = t->tx_bytes;
+	}
+	if (ctl && settings.ctl_queue) {
+		if (t->ctl_out >= settings.ctl_queue)
+			return 1;
+		__sync_fetch_and_add(&t->ctl_out, 1);
+	}
+	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
+	if (!known)
+		return 0;
+	queued = (__s64)tx - s.acked;
+	if (queued < 0)
+		queued = 0;
+	queued += (__s64)t->ctl_out * CTL_OVERHEAD;
+	/* Exchange, so that the node's sum stays the sum of the shares
+	 * whichever CPU updates which share. */
+	old = __sync_lock_test_and_set(&t->queued, queued);
+	__sync_fetch_and_add(&node_queued, queued - old);
+	return 0;
+}
+
+/* What waits for @c's own peer (@skb came from @c): unacknowledged
+ * bytes, or 0 if unknown. */
+static __always_inline __s64 self_queued(struct __sk_buff *skb,
+					 const struct h2lb_conn *c)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct sent s;
+
+	if (!sk || sock_sent(sk, &s) || (__s64)c->tx_bytes < s.acked)
+		return 0;
+	return (__s64)c->tx_bytes - s.acked;
+}
+
+/* The node has more queued toward its peers than --node-buffer allows:
+ * connections whose peers keep up are still served, the others get no
+ * new stream (and no window, user/window.c). */
+static __always_inline int node_full(void)
+{
+	return settings.node_queue &&
+	       (__s64)__sync_fetch_and_add(&node_queued, 0) >
+		       (__s64)settings.node_queue;
+}
+
+#endif

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# timeout: 240
+#
+# test_h2lb_floods - frames that cost work but carry no data have a budget.
+#
+# One attacker at a time (tests/peers/flood_client.py) sends one kind of
+# frame as fast as it can: PINGs (once reading the answers, once never
+# reading them), empty SETTINGS, stream-0 WINDOW_UPDATEs, rapid reset
+# (HEADERS + RST_STREAM, CVE-2023-44487), PRIORITY, empty DATA, HEADERS
+# that open nothing. Each must get GOAWAY(ENHANCE_YOUR_CALM) and be closed
+# within 2 s (docs/hardening.md), counted in calm_errors, while a
+# well-behaved client beside it downloads 1 MiB files through the same
+# h2lb without a failed request, at the throughput it has alone. The PINGs
+# nobody reads must not cost the kernel memory (they took 25 KB each, GBs
+# in seconds), the rapid reset must not reach the backends beyond the
+# budget, and no backend may be ejected for what the attacker did.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
+
+tb_require_cmd nghttpd h2load
+
+counter() {
+    bpftool -j map dump pinned "$H2LB_PIN/counters" | "$TB_PYTHON" -c '
+import json, sys
+print(sum(c["value"][sys.argv[1]] for c in json.load(sys.stdin)[0]["formatted"]["values"]))' "$1"
+}
+
+backend_streams() {
+    h2lb_map backends | "$TB_PYTHON" -c '
+import json, sys
+print(sum(e["value"]["streams"] for e in json.load(sys.stdin)))'
+}
+
+backends_ready() {
+    h2lb_map backends | "$TB_PYTHON" -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) if e["value"]["state"] == 1))'
+}
+
+# good OUT: 3 s of 1 MiB downloads, 4 at a time, on one connection.
+good() {
+    tb_run cli h2load -D 3 -c 1 -m 4 "http://$H2LB_ADDR/big.bin" >"$1" 2>&1
+}
+
+# good_check OUT: "RPS SUCCEEDED"; fails on any failed request.
+good_check() {
+    "$TB_PYTHON" - "$1" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", t)
+r = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", t)
+assert m and r, t
+if int(m.group(5)) or int(m.group(6)):
+    sys.exit("good client: %s failed, %s errored" % (m.group(5), m.group(6)))
+print(r.group(1), m.group(4))
+PY
+}
+
+tb_up 2
+tb_start_nghttpd
+h2lb_start --backends "$(tb_backend_ip 1):8080,$(tb_backend_ip 2):8080"
+
+good "$TB_STATE/alone1"
+read -r alone _ < <(good_check "$TB_STATE/alone1") || fail "the good client failed alone"
+echo "   good client alone: $alone req/s of 1 MiB"
+
+for kind in ping ping-no-read settings window rapid-reset priority empty-data headers; do
+    args=(--kind "${kind%-no-read}" --seconds 3)
+    [[ $kind == *-no-read ]] && args+=(--no-read)
+    calm0=$(counter calm_errors)
+    streams0=$(backend_streams)
+    mem0=$(kernel_mem_kib)
+    good "$TB_STATE/good-$kind" &
+    gpid=$!
+    sleep 0.5
+    tb_run cli "$TB_PYTHON" "$TB_PEERS/flood_client.py" --target "$H2LB_ADDR" \
+        "${args[@]}" >"$TB_STATE/flood-$kind" || fail "$kind: the attacker crashed"
+    mem1=$(kernel_mem_kib)
+    wait "$gpid"
+    read -r rps done < <(good_check "$TB_STATE/good-$kind") ||
+        fail "$kind: $(good_check "$TB_STATE/good-$kind" 2>&1)"
+    calm=$(($(counter calm_errors) - calm0))
+    attack=$((($(backend_streams) - streams0) - done))
+    echo "   $kind: $(cat "$TB_STATE/flood-$kind"); calm_errors +$calm;" \
+        "kernel memory +$(((mem1 - mem0) / 1024)) MiB; good client $rps req/s"
+    "$TB_PYTHON" - "$TB_STATE/flood-$kind" "$kind" <<'PY' || fail "$kind was not cut off"
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+# A client that reads sees the GOAWAY; one that does not, its end.
+if sys.argv[2].endswith("-no-read"):
+    assert r["closed"], r
+else:
+    assert r["goaway"] == 11, r  # ENHANCE_YOUR_CALM
+assert r["seconds"] < 2, r
+PY
+    ((calm == 1)) || fail "$kind: calm_errors went up by $calm, not 1"
+    (((mem1 - mem0) < 64 * 1024)) ||
+        fail "$kind: the kernel's memory grew by $(((mem1 - mem0) / 1024)) MiB"
+    # Throughput within noise of the run alone (2 CPUs, and the attacker
+    # takes one for a fraction of a second).
+    "$TB_PYTHON" -c "import sys; sys.exit(0 if $rps >= 0.6 * $alone else 1)" ||
+        fail "$kind: the good client fell from $alone to $rps req/s"
+    if [[ $kind == rapid-reset ]]; then
+        echo "   streams of the attacker that reached the backends: $attack"
+        ((attack <= 1200)) || fail "rapid reset: $attack streams reached the backends"
+    fi
+    (($(backends_ready) == 2)) || fail "$kind: a backend was ejected"
+done
+
+kill -0 "$(tb_pid h2lb)" || fail "the daemon died"
+h2lb_stop || fail "h2lb did not stop cleanly"
+echo "PASS: every flood got GOAWAY(ENHANCE_YOUR_CALM); the good client did not notice"
