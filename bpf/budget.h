@@ -12,10 +12,6 @@
 
 #define NSEC_PER_SEC 1000000000ull
 
-/* Bytes redirected to peers that their TCP has not acknowledged, as last
- * seen for each (struct h2lb_conn.queued): the sum of those. */
-__u64 node_queued SEC(".bss") __weak;
-
 /*
  * Take @n tokens from @c's frame budget: 0, or -1 when it is spent
  * (ENHANCE_YOUR_CALM). A token bucket: settings.calm_burst at most,
@@ -135,6 +131,7 @@ __attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
 	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
 	if (!known)
 		return 0;
+	t->backlog = (__s64)tx > s.handed ? (__s64)tx - s.handed : 0;
 	queued = (__s64)tx - s.acked;
 	if (queued < 0)
 		queued = 0;
@@ -146,17 +143,23 @@ __attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
 	return 0;
 }
 
-/* What waits for @c's own peer (@skb came from @c): unacknowledged
- * bytes, or 0 if unknown. */
-static __always_inline __s64 self_queued(struct __sk_buff *skb,
-					 const struct h2lb_conn *c)
+/*
+ * Whether @c's own peer (@skb came from @c) has shown that it reads: its
+ * TCP acknowledged at least @proof bytes, and took all but @lag of what
+ * was sent to it. Over the node's limit only such clients get new
+ * streams: one that just came cannot tell, and 10,000 of them asking for
+ * one response each and reading none is the attack.
+ */
+static __always_inline int self_keeps_up(struct __sk_buff *skb,
+					 const struct h2lb_conn *c, __s64 proof,
+					 __s64 lag)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct sent s;
 
-	if (!sk || sock_sent(sk, &s) || (__s64)c->tx_bytes < s.acked)
+	if (!sk || sock_sent(sk, &s))
 		return 0;
-	return (__s64)c->tx_bytes - s.acked;
+	return s.acked >= proof && (__s64)c->tx_bytes - s.handed <= lag;
 }
 
 /* The node has more queued toward its peers than --node-buffer allows:

@@ -86,6 +86,7 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 		__u64 old = __sync_lock_test_and_set(&c->queued, q);
 
 		__sync_fetch_and_add(&node_queued, q - old);
+		WRITE_ONCE(c->backlog, a->set & H2LB_FORGET ? 0 : a->backlog);
 	}
 	/* The WINDOW_UPDATE increments that came since the last time: the
 	 * flag first, so that one coming meanwhile sends another event. */

@@ -156,6 +156,11 @@ struct {
 	__type(value, struct h2lb_frontend);
 } frontends SEC(".maps") __weak;
 
+/* Bytes redirected to peers that their TCP has not acknowledged, as last
+ * seen for each (struct h2lb_conn.queued), and what streams not answered
+ * yet hold (H2LB_ST_RESERVED): the node's queue (bpf/budget.h). */
+__u64 node_queued SEC(".bss") __weak;
+
 /* Events for the daemon: closes, SETTINGS, GOAWAY, WINDOW_UPDATE... */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -27,6 +27,28 @@ static __always_inline void conn_streams_add(__u64 cookie, int n)
 		__sync_fetch_and_add(&c->open_streams, n);
 }
 
+/*
+ * A new stream holds H2LB_STREAM_RESERVE of the node's queue until its
+ * backend answers (or it ends): what its response may bring is counted
+ * before it comes, so that a burst of requests cannot take the node past
+ * --node-buffer while their answers are on their way. Its data counts
+ * for itself once it is sent (budget.h).
+ */
+static __always_inline void stream_reserve(struct h2lb_stream *st)
+{
+	if (!settings.node_queue)
+		return;
+	__sync_fetch_and_or(&st->flags, H2LB_ST_RESERVED);
+	__sync_fetch_and_add(&node_queued, H2LB_STREAM_RESERVE);
+}
+
+static __always_inline void stream_unreserve(struct h2lb_stream *st)
+{
+	if (__sync_fetch_and_and(&st->flags, ~H2LB_ST_RESERVED) &
+	    H2LB_ST_RESERVED)
+		__sync_fetch_and_add(&node_queued, -H2LB_STREAM_RESERVE);
+}
+
 /* Remember that @key closed, and how (enum h2lb_closed_how). */
 static __always_inline void stream_closed(struct h2lb_stream_key *key,
 					  __u32 how)
@@ -47,6 +69,7 @@ static __always_inline void stream_close(struct h2lb_stream_key *key,
 	struct h2lb_backend *be;
 	int reset = how != H2LB_CLOSED_DONE;
 
+	stream_unreserve(st); /* exactly once, whoever closes it */
 	if (bpf_map_delete_elem(&streams, key))
 		return;
 	stream_closed(key, how);

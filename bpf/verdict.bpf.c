@@ -21,9 +21,11 @@
 #define STREAM_FREE_FRAMES 8
 /* Frame budget tokens a peer earns for each DATA message sent to it. */
 #define CALM_PER_DATA 4
-/* Over the node's limit, a client with more than this waiting for it gets
- * no new stream (budget.h, node_full). */
-#define NODE_FULL_LAG (64 << 10)
+/* Over the node's limit, a client gets a new stream only if its TCP
+ * acknowledged this much and leaves no more than NODE_FULL_LAG waiting
+ * (budget.h, self_keeps_up). */
+#define NODE_FULL_PROOF (64 << 10)
+#define NODE_FULL_LAG	(1 << 20)
 /* SETTINGS of one peer that the daemon has not acknowledged yet. */
 #define SETTINGS_IN_FLIGHT 4
 
@@ -384,7 +386,8 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	leg = 0;
 	over = c->open_streams >= settings.max_streams;
 	if (!over && !(c->flags & H2LB_CONN_GOAWAY)) {
-		if (node_full() && self_queued(skb, c) > NODE_FULL_LAG)
+		if (node_full() &&
+		    !self_keeps_up(skb, c, NODE_FULL_PROOF, NODE_FULL_LAG))
 			count(H2LB_CNT_NODE_FULL);
 		else
 			leg = leg_for_new_stream(cookie, c, &backend);
@@ -405,6 +408,7 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		return SK_DROP;
 	}
 	__sync_fetch_and_add(&c->open_streams, 1);
+	stream_reserve(st);
 	/* Not a control frame: max_streams bounds the requests that wait. */
 	r = redirect(skb, cookie, leg, 0);
 	if (c->run_data)
@@ -559,8 +563,10 @@ __attribute__((noinline)) int leg_frame(__u64 client, __u64 leg, __u32 stream,
 	 * frame (RFC 9113 6.4); it still counts against its window. */
 	if (!st || st->leg != leg)
 		return 0;
-	if (type == H2_HEADERS)
+	if (type == H2_HEADERS) {
 		st->flags |= H2LB_ST_RESPONDED;
+		stream_unreserve(st);
+	}
 	if (flags & H2_F_END_STREAM)
 		stream_end(&k, st, H2LB_ST_SERVER_END);
 	return 0;
@@ -647,6 +653,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	switch (f->type) {
 	case H2_HEADERS:
 		st->flags |= H2LB_ST_RESPONDED;
+		stream_unreserve(st);
 		/* fall through: DATA and trailers may follow in the message */
 	case H2_DATA: {
 		__u32 backend = st->backend;
@@ -756,6 +763,10 @@ int h2lb_verdict(struct __sk_buff *skb)
 	rule = frame_rules(skb, &f);
 	if (IS_CONN_ERROR(rule))
 		return conn_error(c, cookie, f.stream, ERROR_CODE(rule));
+	/* A peer that had bytes waiting, heard from: look again at what
+	 * waits (it may have read all), for its share of the node's queue. */
+	if (c->queued)
+		peer_account(skb, cookie, cookie, 0, 0);
 	/* Stream frames pay in client_frame and backend_frame. */
 	if (!f.stream && frame_cost(&f, c) && calm_take(c, 1))
 		return calm_error(c, cookie);

@@ -71,7 +71,13 @@ enum h2lb_backend_state {
 #define H2LB_ST_WINDOW_SYNC                                                    \
 	0x8 /* the client was told its leg's larger
 				 * stream window (H2LB_EV_STREAM_WINDOW) */
+#define H2LB_ST_RESERVED                                                       \
+	0x10 /* holds H2LB_STREAM_RESERVE of the node's
+				 * queue until its answer comes (budget.h) */
 #define H2LB_ST_BOTH_END (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
+/* What a stream may bring before its first frame is seen: its backend's
+ * connection window to start with (RFC 9113 6.9.2). */
+#define H2LB_STREAM_RESERVE 65536
 
 /* Which accepted sockets (by local address) and which connects (by
  * remote address) sockops inserts into the sockhash, and as what.
@@ -132,8 +138,11 @@ struct h2lb_conn {
 	__s32 calm_earned;
 	__u64 calm_ns;
 	/* Bytes redirected to it that its peer's TCP has not acknowledged,
-	 * when last looked at: its share of the node's queued bytes. */
+	 * when last looked at: its share of the node's queued bytes; and
+	 * those of them not even handed to its TCP yet (the psock's queue:
+	 * its peer does not keep up). */
 	__u64 queued;
+	__u64 backlog;
 	/* Control frames redirected to it since its TCP last took bytes
 	 * beyond ctl_mark (in tx_bytes): those that wait for it. */
 	__u32 ctl_out;
@@ -386,6 +395,7 @@ struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;
 	__u64 value;
+	__u64 backlog; /* H2LB_SET_QUEUED: with value */
 	__u32 stream_window;
 	__u32 max_streams;
 	__u32 set;
@@ -410,6 +420,7 @@ struct h2lb_daemon_stats {
 	__u64 legs;    /* backend connections opened */
 	__u64 watchdog_pings;
 	__u64 pid; /* of the daemon, for `h2lb unload` */
+	__s64 queued; /* bytes sent to peers, not acknowledged (budget.h) */
 };
 
 #endif /* H2LB_H */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -135,6 +136,7 @@ static void publish_stats(struct daemon *d)
 {
 	d->lb.stats.bytes_written = d->lb.inj.bytes;
 	d->lb.stats.injected_frames = d->lb.inj.frames;
+	d->lb.stats.queued = kern_node_queued(d->lb.k);
 	kern_daemon_stats_publish(d->lb.k, &d->lb.stats);
 }
 
@@ -298,6 +300,19 @@ static void dispatch(struct daemon *d, uint64_t tag)
 	}
 }
 
+/* Each client takes two descriptors (its socket and a leg, at least): a
+ * soft limit on open files of 1024 would cap the clients long before the
+ * maps do. Up to the hard limit, which the operator sets. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
 int daemon_run(const struct run_opts *opts)
 {
 	static struct daemon d;
@@ -310,6 +325,7 @@ int daemon_run(const struct run_opts *opts)
 	services_init(&d.sv);
 	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = d.metrics_fd = -1;
 	d.lb.stats.pid = getpid();
+	raise_nofile();
 	if (setup(&d)) {
 		teardown(&d);
 		return 1;

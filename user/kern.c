@@ -329,10 +329,12 @@ int kern_conn_take_window(struct kern *k, uint64_t cookie, uint64_t *inc)
 	return 0;
 }
 
-int kern_conn_set_queued(struct kern *k, uint64_t cookie, uint64_t queued)
+int kern_conn_set_queued(struct kern *k, uint64_t cookie, uint64_t queued,
+			 uint64_t backlog)
 {
 	struct h2lb_conn_args a = { .cookie = cookie,
 				    .value = queued,
+				    .backlog = backlog,
 				    .set = H2LB_SET_QUEUED };
 
 	return kern_conn_set(k, &a);

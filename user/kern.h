@@ -60,9 +60,11 @@ void kern_conn_forget(struct kern *k, uint64_t cookie);
 /* The connection WINDOW_UPDATE increments that came since the last call
  * (the verdict sends one event for any number: bpf/verdict.bpf.c). */
 int kern_conn_take_window(struct kern *k, uint64_t cookie, uint64_t *inc);
-/* What @cookie's peer has not acknowledged, as the daemon measured it:
- * its share of the node's queued bytes (bpf/budget.h). */
-int kern_conn_set_queued(struct kern *k, uint64_t cookie, uint64_t queued);
+/* What @cookie's peer has not acknowledged, and of that what its TCP has
+ * not taken, as the daemon measured them: its share of the node's queued
+ * bytes (bpf/budget.h). */
+int kern_conn_set_queued(struct kern *k, uint64_t cookie, uint64_t queued,
+			 uint64_t backlog);
 /* Bytes sent to all peers that their TCP has not acknowledged. */
 int64_t kern_node_queued(struct kern *k);
 

@@ -146,6 +146,24 @@ static void daemon_metrics(FILE *f, struct lb *lb, const struct services *sv)
 		    "client connections accepted");
 	fprintf(f, "h2lb_accepted_connections_total %llu\n",
 		(unsigned long long)lb->stats.clients);
+	metric_head(f, "queued_bytes", "gauge",
+		    "bytes sent to peers that their TCP has not acknowledged");
+	fprintf(f, "h2lb_queued_bytes %lld\n",
+		(long long)kern_node_queued(lb->k));
+	metric_head(f, "limit", "gauge",
+		    "the limits h2lb runs with (0: none), by flag");
+	fprintf(f, "h2lb_limit{flag=\"node-buffer\"} %lld\n",
+		(long long)lb->opts->node_buffer);
+	fprintf(f, "h2lb_limit{flag=\"peer-buffer\"} %lld\n",
+		(long long)lb->opts->peer_buffer);
+	fprintf(f, "h2lb_limit{flag=\"frame-budget\"} %u\n",
+		lb->opts->frame_budget);
+	fprintf(f, "h2lb_limit{flag=\"frame-rate\"} %u\n",
+		lb->opts->frame_rate);
+	fprintf(f, "h2lb_limit{flag=\"control-queue\"} %u\n",
+		lb->opts->control_queue);
+	fprintf(f, "h2lb_limit{flag=\"max-streams\"} %u\n",
+		lb->opts->max_streams);
 	if (kern_read_counters(lb->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

@@ -198,6 +198,7 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "clients", st.clients);
 	jw_kv_u64(w, "backend_connections", st.legs);
 	jw_kv_u64(w, "watchdog_pings", st.watchdog_pings);
+	jw_kv_u64(w, "queued_bytes", st.queued > 0 ? st.queued : 0);
 	jw_obj_end(w);
 	jw_key(w, "counters");
 	jw_obj_start(w);

@@ -57,19 +57,20 @@ static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 			 lb->opts->peer_buffer);
 }
 
-/* Over the node's limit, a peer with more than this waiting for it lags
- * (bpf/verdict.bpf.c: NODE_FULL_LAG). */
-#define NODE_FULL_LAG (64 << 10)
+/* Over the node's limit, a peer with more than this waiting for it that
+ * its TCP did not take lags (bpf/verdict.bpf.c: NODE_FULL_LAG). */
+#define NODE_FULL_LAG (1 << 20)
 
 /*
  * More is queued toward all peers together than --node-buffer allows:
- * the windows that feed a peer with more than NODE_FULL_LAG waiting for
- * it wait (the tick looks again), and the kernel gives its client no new
- * stream (bpf/budget.h). Peers that keep up are served as before.
+ * the windows that feed a peer that does not keep up (more than
+ * NODE_FULL_LAG its TCP did not take) wait (the tick looks again), and
+ * the kernel gives its client no new stream (bpf/budget.h). Peers that
+ * keep up are served as before.
  */
 static bool node_lags(struct lb *lb, const struct h2lb_conn *k)
 {
-	return lb->opts->node_buffer && k->queued > NODE_FULL_LAG &&
+	return lb->opts->node_buffer && k->backlog > NODE_FULL_LAG &&
 	       kern_node_queued(lb->k) > lb->opts->node_buffer;
 }
 
@@ -185,19 +186,25 @@ void window_queued_refresh(struct lb *lb)
 	{
 		struct tcp_info ti = { 0 };
 		socklen_t len = sizeof(ti);
+		uint64_t q, handed;
 		struct h2lb_conn k;
-		uint64_t q;
 
 		if (kern_conn(lb->k, c->cookie, &k) || !k.queued ||
 		    getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-		    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
-				    sizeof(ti.tcpi_bytes_acked))
+		    len < offsetof(struct tcp_info, tcpi_notsent_bytes) +
+				    sizeof(ti.tcpi_notsent_bytes))
 			continue;
 		q = k.tx_bytes > ti.tcpi_bytes_acked
 			    ? k.tx_bytes - ti.tcpi_bytes_acked
 			    : 0;
+		/* Handed to its TCP: sent once, or waiting to be. */
+		handed = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans +
+			 ti.tcpi_notsent_bytes;
 		if (q < k.queued)
-			kern_conn_set_queued(lb->k, c->cookie, q);
+			kern_conn_set_queued(lb->k, c->cookie, q,
+					     k.tx_bytes > handed
+						     ? k.tx_bytes - handed
+						     : 0);
 	}
 }
 

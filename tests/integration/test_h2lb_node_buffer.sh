@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# timeout: 300
+#
+# test_h2lb_node_buffer - one limit for what the node queues toward all
+# peers together (--node-buffer), under 10,000 connections that stop
+# reading.
+#
+# Each of 9,000 clients (tests/peers/stalled_clients.py) asks for a 1 MiB
+# file with the protocol's 64 KiB windows and never reads: every one of
+# them alone is within --peer-buffer, but together they would have the
+# kernel hold 9,000 x 64 KiB = 560 MiB. With --node-buffer 32M, once
+# 32 MiB wait for peers the clients that lag get no new stream
+# (REFUSED_STREAM, node_queue_full) and the windows that feed them wait;
+# a well-behaved client downloading before, during and after them gets
+# every file.
+# (9,000, not 10,000: each client takes h2lb two descriptors, its socket
+# and its backend connection, and this machine's hard limit on open files
+# is 20,000.) The kernel's memory, less what the same connections cost idle,
+# stays within the limit and some slack; without the limit (0) the
+# same clients make it grow by hundreds of MiB.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
+
+tb_require_cmd nghttpd h2load
+N=9000
+LIMIT_MIB=32
+
+# Two descriptors per client in h2lb (which raises its own soft limit to
+# the hard one), one in nghttpd and in the clients' process.
+ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) > 2 * N + 1000)) || tb_skip "open-files limit $(ulimit -n) is too low for $N clients"
+
+counter() {
+    bpftool -j map dump pinned "$H2LB_PIN/counters" | "$TB_PYTHON" -c '
+import json, sys
+print(sum(c["value"][sys.argv[1]] for c in json.load(sys.stdin)[0]["formatted"]["values"]))' "$1"
+}
+
+# The clients' own receive buffers (KiB): their TCP holds what they do not
+# read, up to the 4 KiB they asked for (times the kernel's overhead). That
+# is theirs, bounded by them, and not what h2lb queues.
+cli_rmem_kib() {
+    nsenter --net="$(tb_netns_path cli)" ss -tmnH state established |
+        grep -o 'skmem:(r[0-9]*' | awk -F'r' '{s += $NF} END {print int(s / 1024)}'
+}
+
+# stall NAME [ARGS...]: N stalled clients; waits until they are all open
+# and 3 s more; sets $grew (KiB the kernel's memory grew by, less the
+# clients' own receive buffers) and $queued (what h2lb counts as queued
+# toward its peers).
+stall() {
+    local name=$1 base i
+    shift
+    base=$(kernel_mem_kib)
+    tb_spawn cli "$name" "$TB_PYTHON" "$TB_PEERS/stalled_clients.py" \
+        --target "$H2LB_ADDR" --n "$N" --hold 30 "$@"
+    for ((i = 0; i < 600; i++)); do
+        grep -q holding "$TB_STATE/logs/$name.log" && break
+        sleep 0.1
+    done
+    grep -q '"open": '"$N" "$TB_STATE/logs/$name.log" ||
+        fail "$name: not all $N clients connected: $(cat "$TB_STATE/logs/$name.log")"
+    sleep 3
+    rmem=$(cli_rmem_kib)
+    grew=$(($(kernel_mem_kib) - base - rmem))
+    queued=$(h2lb_daemon_stats | "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["queued"])')
+}
+
+# unstall NAME: close them, and wait until h2lb has let them go.
+unstall() {
+    local i
+    tb_kill "$1" TERM
+    for ((i = 0; i < 60; i++)); do
+        (($("$H2LB_BIN" conns -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+print(sum(1 for c in json.load(sys.stdin) if c["role"] == "client"))') == 0)) && return 0
+        sleep 0.5
+    done
+    fail "h2lb still holds clients 30 s after they closed"
+}
+
+tb_up 2
+tb_start_nghttpd
+backends="$(tb_backend_ip 1):8080,$(tb_backend_ip 2):8080"
+
+echo "== --node-buffer ${LIMIT_MIB}M"
+h2lb_start --backends "$backends" --node-buffer ${LIMIT_MIB}M
+stall idle --idle
+idle=$grew
+echo "   $N idle connections: kernel memory +$((idle / 1024)) MiB"
+unstall idle
+
+full0=$(counter node_queue_full)
+# The good client downloads before, during and after the attack.
+tb_run cli h2load -D 15 -c 1 -m 4 "http://$H2LB_ADDR/big.bin" >"$TB_STATE/good" 2>&1 &
+gpid=$!
+sleep 1
+stall stalled
+echo "   $N clients that stopped reading: kernel memory +$((grew / 1024)) MiB (and $((rmem / 1024)) MiB in their own receive buffers), h2lb counts $((queued >> 20)) MiB queued"
+wait "$gpid"
+grep -E "requests:|finished in" "$TB_STATE/good" | sed 's/^/   good client: /'
+grep -q " 0 failed, 0 errored" "$TB_STATE/good" || fail "the good client saw failures"
+grep -Eq "[1-9][0-9]* succeeded" "$TB_STATE/good" || fail "the good client got nothing"
+full=$(($(counter node_queue_full) - full0))
+echo "   streams refused over the limit: $full"
+((full > 0)) || fail "no stream was refused over --node-buffer"
+limited=$((grew - idle))
+# The limit, the control frames and windows in flight when it was crossed,
+# and the good client's own window: twice the limit is ample.
+((limited < 2 * LIMIT_MIB * 1024)) ||
+    fail "the stalled clients cost the kernel $((limited / 1024)) MiB over idle, limit ${LIMIT_MIB} MiB"
+((queued < 2 * (LIMIT_MIB << 20))) || fail "h2lb counts $queued bytes queued"
+unstall stalled
+h2lb_stop || fail "h2lb did not stop cleanly"
+
+echo "== --node-buffer 0 (no limit)"
+h2lb_start --backends "$backends" --node-buffer 0
+stall unlimited
+echo "   $N clients that stopped reading: kernel memory +$((grew / 1024)) MiB, h2lb counts $((queued >> 20)) MiB queued"
+(((grew - idle) > 4 * limited && (grew - idle) > 128 * 1024)) ||
+    fail "without the limit the same clients cost only $(((grew - idle) / 1024)) MiB: the test shows nothing"
+unstall unlimited
+h2lb_stop || fail "h2lb did not stop cleanly"
+echo "PASS: $N clients that stop reading hold the node to --node-buffer (+$((limited / 1024)) MiB over idle, +$(((grew - idle) / 1024)) MiB without the limit); a good client beside them is served"
