@@ -156,6 +156,16 @@ struct {
 	__type(value, struct h2lb_frontend);
 } frontends SEC(".maps") __weak;
 
+/* Open streams of the clients of each address (--max-streams-per-address).
+ * LRU: with more addresses than this, the least recently seen are
+ * forgotten (and their count starts again). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, H2LB_MAX_CONNS);
+	__type(key, __u32);
+	__type(value, __u32);
+} addr_streams SEC(".maps") __weak;
+
 /* Bytes redirected to peers that their TCP has not acknowledged, as last
  * seen for each (struct h2lb_conn.queued), and what streams not answered
  * yet hold (H2LB_ST_RESERVED): the node's queue (bpf/budget.h). */

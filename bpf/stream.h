@@ -19,12 +19,43 @@ static __always_inline __u32 log2_us(__u64 ns)
 	return r;
 }
 
+/* @n more open streams of the clients of @addr (addr_streams). */
+static __always_inline void addr_streams_add(__u32 addr, int n)
+{
+	__u32 zero = 0, *v;
+
+	if (!addr || !settings.addr_streams)
+		return;
+	v = bpf_map_lookup_elem(&addr_streams, &addr);
+	if (!v && n > 0) {
+		bpf_map_update_elem(&addr_streams, &addr, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&addr_streams, &addr);
+	}
+	/* None: forgotten (LRU), its count starts again. */
+	if (v && (n > 0 || *v))
+		__sync_fetch_and_add(v, n);
+}
+
+/* The clients of @addr have --max-streams-per-address open streams. */
+static __always_inline int addr_streams_full(__u32 addr)
+{
+	__u32 *v;
+
+	if (!addr || !settings.addr_streams)
+		return 0;
+	v = bpf_map_lookup_elem(&addr_streams, &addr);
+	return v && *v >= settings.addr_streams;
+}
+
 static __always_inline void conn_streams_add(__u64 cookie, int n)
 {
 	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
 
-	if (c)
-		__sync_fetch_and_add(&c->open_streams, n);
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->open_streams, n);
+	if (c->role == H2LB_ROLE_CLIENT)
+		addr_streams_add(c->addr, n);
 }
 
 /*

@@ -389,6 +389,8 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		if (node_full() &&
 		    !self_keeps_up(skb, c, NODE_FULL_PROOF, NODE_FULL_LAG))
 			count(H2LB_CNT_NODE_FULL);
+		else if (addr_streams_full(c->addr))
+			count(H2LB_CNT_ADDR_FULL);
 		else
 			leg = leg_for_new_stream(cookie, c, &backend);
 	}
@@ -408,6 +410,7 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		return SK_DROP;
 	}
 	__sync_fetch_and_add(&c->open_streams, 1);
+	addr_streams_add(c->addr, 1);
 	stream_reserve(st);
 	/* Not a control frame: max_streams bounds the requests that wait. */
 	r = redirect(skb, cookie, leg, 0);
@@ -753,6 +756,7 @@ int h2lb_verdict(struct __sk_buff *skb)
 		    (c->flags & H2LB_CONN_PREFACE) || !preface_whole(skb, &f))
 			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 		c->flags |= H2LB_CONN_PREFACE;
+		c->addr = skb->remote_ip4; /* per-address limits */
 		return SK_DROP;
 	}
 	/* Anything but the preface first is not HTTP/2 (RFC 9113 3.4). */

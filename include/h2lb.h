@@ -152,7 +152,7 @@ struct h2lb_conn {
 	 * and whether an event about them is on its way: one at a time. */
 	__u64 window_pending;
 	__u32 window_event;
-	__u32 pad;
+	__u32 addr; /* client: its address (the per-address stream limit) */
 };
 
 /* A client's connection to one backend. */
@@ -210,8 +210,8 @@ struct h2lb_settings {
 	__u32 calm_burst; /* frames without data a connection may send at once */
 	__u32 calm_rate;  /* ... and per second after that */
 	__u32 ctl_queue;  /* control frames queued toward a peer not reading */
-	__u32 pad;
-	__u64 node_queue; /* bytes queued toward all peers together */
+	__u32 addr_streams; /* open streams of all clients of one address */
+	__u64 node_queue;   /* bytes queued toward all peers together */
 };
 
 /*
@@ -300,7 +300,9 @@ struct h2lb_frontend {
 	  "control frames not sent: their peer did not read")                    \
 	X(NODE_FULL, node_queue_full,                                            \
 	  "streams refused: the node's queued bytes are over --node-buffer")     \
-	X(PING_EVENTS, pings_to_daemon, "PINGs the daemon answered")
+	X(PING_EVENTS, pings_to_daemon, "PINGs the daemon answered")             \
+	X(ADDR_FULL, addr_streams_full,                                          \
+	  "streams refused: their client's address had too many open")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
@@ -419,7 +421,7 @@ struct h2lb_daemon_stats {
 	__u64 clients; /* client connections accepted */
 	__u64 legs;    /* backend connections opened */
 	__u64 watchdog_pings;
-	__u64 pid; /* of the daemon, for `h2lb unload` */
+	__u64 pid;    /* of the daemon, for `h2lb unload` */
 	__s64 queued; /* bytes sent to peers, not acknowledged (budget.h) */
 };
 

@@ -184,6 +184,7 @@ static int setup(struct daemon *d)
 			      .calm_burst = d->opts.frame_budget,
 			      .calm_rate = d->opts.frame_rate,
 			      .ctl_queue = d->opts.control_queue,
+			      .addr_streams = d->opts.addr_streams,
 			      .node_queue = d->opts.node_buffer },
 		.on_event = events_handle,
 		.ctx = &d->lb,

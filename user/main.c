@@ -169,6 +169,11 @@ static const struct cli_opt run_options[] = {
 			"TCP has not acknowledged; beyond it new streams are\n"
 			"refused and windows wait (default 1G; 0: no limit)"),
 	CLI_OPTION(
+		"max-streams-per-address", CLI_UINT, struct run_cli,
+		o.addr_streams, .arg = "N", .min = 0, .max = 1000000,
+		.help = "open streams of all the clients of one address; more\n"
+			"are refused (REFUSED_STREAM) (default 10000; 0: no limit)"),
+	CLI_OPTION(
 		"frame-budget", CLI_UINT, struct run_cli, o.frame_budget,
 		.arg = "N", .min = 0, .max = 1000000,
 		.help = "frames without data (PING, SETTINGS, WINDOW_UPDATE,\n"
@@ -274,6 +279,7 @@ static int cmd_run(int argc, char **argv)
 			.frame_budget = 1000,
 			.frame_rate = 100,
 			.control_queue = 1000,
+			.addr_streams = 10000,
 		},
 	};
 	struct run_opts *o = &c.o;

@@ -164,6 +164,8 @@ static void daemon_metrics(FILE *f, struct lb *lb, const struct services *sv)
 		lb->opts->control_queue);
 	fprintf(f, "h2lb_limit{flag=\"max-streams\"} %u\n",
 		lb->opts->max_streams);
+	fprintf(f, "h2lb_limit{flag=\"max-streams-per-address\"} %u\n",
+		lb->opts->addr_streams);
 	if (kern_read_counters(lb->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

@@ -42,6 +42,7 @@ struct run_opts {
 	uint32_t frame_budget;	/* frames without data at once */
 	uint32_t frame_rate;	/* ... and per second */
 	uint32_t control_queue; /* control frames waiting for a peer */
+	uint32_t addr_streams;	/* open streams of one client address */
 	int64_t node_buffer;	/* unacknowledged bytes, all peers */
 	int64_t peer_buffer;	/* flow.c: unacknowledged bytes per peer,
 				    * and a client's legs' extra window */

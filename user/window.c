@@ -201,10 +201,9 @@ void window_queued_refresh(struct lb *lb)
 		handed = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans +
 			 ti.tcpi_notsent_bytes;
 		if (q < k.queued)
-			kern_conn_set_queued(lb->k, c->cookie, q,
-					     k.tx_bytes > handed
-						     ? k.tx_bytes - handed
-						     : 0);
+			kern_conn_set_queued(
+				lb->k, c->cookie, q,
+				k.tx_bytes > handed ? k.tx_bytes - handed : 0);
 	}
 }
 
