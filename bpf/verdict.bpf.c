@@ -364,6 +364,15 @@ static __always_inline void window_sync(struct h2lb_conn *c, __u64 cookie,
 	     l->stream_window - c->stream_window);
 }
 
+/* Over the node's limit, no new stream goes to a backend connection whose
+ * backend leaves more than NODE_FULL_LAG unread. */
+static __always_inline int leg_lags(__u64 leg)
+{
+	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+
+	return l && l->backlog > NODE_FULL_LAG;
+}
+
 static __always_inline int client_new_stream(struct __sk_buff *skb,
 					     const struct h2_frame *f,
 					     struct h2lb_conn *c, __u64 cookie,
@@ -393,6 +402,10 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 			count(H2LB_CNT_ADDR_FULL);
 		else
 			leg = leg_for_new_stream(cookie, c, &backend);
+		if (leg && node_full() && leg_lags(leg)) {
+			count(H2LB_CNT_NODE_FULL);
+			leg = 0;
+		}
 	}
 	/* A stream over its own limit is the client's doing: it pays. */
 	if (over && calm_take(c, 1))
