@@ -132,6 +132,10 @@ __attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
 	if (!known)
 		return 0;
 	t->backlog = (__s64)tx > s.handed ? (__s64)tx - s.handed : 0;
+	if (s.handed > (__s64)t->handed) {
+		t->handed = s.handed;
+		t->progress_ns = bpf_ktime_get_ns();
+	}
 	queued = (__s64)tx - s.acked;
 	if (queued < 0)
 		queued = 0;
@@ -143,12 +147,17 @@ __attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
 	return 0;
 }
 
+/* How long a peer with bytes waiting for it may leave them untaken before
+ * it lags (a peer that reads has its TCP take more all the time). */
+#define LAG_NS (200 * 1000 * 1000ull)
+
 /*
  * Whether @c's own peer (@skb came from @c) has shown that it reads: its
- * TCP acknowledged at least @proof bytes, and took all but @lag of what
- * was sent to it. Over the node's limit only such clients get new
- * streams: one that just came cannot tell, and 10,000 of them asking for
- * one response each and reading none is the attack.
+ * TCP acknowledged at least @proof bytes, and either took all but @lag of
+ * what was sent to it, or took more in the last LAG_NS. Over the node's
+ * limit only such clients get new streams: one that just came cannot
+ * tell, and 10,000 of them asking for one response each and reading none
+ * is the attack.
  */
 static __always_inline int self_keeps_up(struct __sk_buff *skb,
 					 const struct h2lb_conn *c, __s64 proof,
@@ -157,9 +166,10 @@ static __always_inline int self_keeps_up(struct __sk_buff *skb,
 	struct bpf_sock *sk = skb->sk;
 	struct sent s;
 
-	if (!sk || sock_sent(sk, &s))
+	if (!sk || sock_sent(sk, &s) || s.acked < proof)
 		return 0;
-	return s.acked >= proof && (__s64)c->tx_bytes - s.handed <= lag;
+	return (__s64)c->tx_bytes - s.handed <= lag ||
+	       bpf_ktime_get_ns() - c->progress_ns < LAG_NS;
 }
 
 /* The node has more queued toward its peers than --node-buffer allows:

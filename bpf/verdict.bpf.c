@@ -25,7 +25,7 @@
  * acknowledged this much and leaves no more than NODE_FULL_LAG waiting
  * (budget.h, self_keeps_up). */
 #define NODE_FULL_PROOF (64 << 10)
-#define NODE_FULL_LAG	(1 << 20)
+#define NODE_FULL_LAG	(64 << 10)
 /* SETTINGS of one peer that the daemon has not acknowledged yet. */
 #define SETTINGS_IN_FLIGHT 4
 
@@ -365,12 +365,14 @@ static __always_inline void window_sync(struct h2lb_conn *c, __u64 cookie,
 }
 
 /* Over the node's limit, no new stream goes to a backend connection whose
- * backend leaves more than NODE_FULL_LAG unread. */
+ * backend leaves more than NODE_FULL_LAG untaken, and took nothing for a
+ * while. */
 static __always_inline int leg_lags(__u64 leg)
 {
 	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
 
-	return l && l->backlog > NODE_FULL_LAG;
+	return l && l->backlog > NODE_FULL_LAG &&
+	       bpf_ktime_get_ns() - l->progress_ns >= LAG_NS;
 }
 
 static __always_inline int client_new_stream(struct __sk_buff *skb,

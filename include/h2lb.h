@@ -143,6 +143,10 @@ struct h2lb_conn {
 	 * its peer does not keep up). */
 	__u64 queued;
 	__u64 backlog;
+	/* The most its TCP had taken when last looked at, and when that last
+	 * grew (bpf_ktime_get_ns): a peer that reads makes it grow. */
+	__u64 handed;
+	__u64 progress_ns;
 	/* Control frames redirected to it since its TCP last took bytes
 	 * beyond ctl_mark (in tx_bytes): those that wait for it. */
 	__u32 ctl_out;

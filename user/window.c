@@ -58,8 +58,11 @@ static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 }
 
 /* Over the node's limit, a peer with more than this waiting for it that
- * its TCP did not take lags (bpf/verdict.bpf.c: NODE_FULL_LAG). */
-#define NODE_FULL_LAG (1 << 20)
+ * its TCP did not take, and that took nothing for LAG_MS, lags (the same
+ * rule as the kernel's: bpf/verdict.bpf.c NODE_FULL_LAG, bpf/budget.h
+ * LAG_NS). */
+#define NODE_FULL_LAG (64 << 10)
+#define LAG_MS	      200
 
 /*
  * More is queued toward all peers together than --node-buffer allows:
@@ -71,6 +74,7 @@ static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 static bool node_lags(struct lb *lb, const struct h2lb_conn *k)
 {
 	return lb->opts->node_buffer && k->backlog > NODE_FULL_LAG &&
+	       now_ms() - k->progress_ns / 1000000 >= LAG_MS &&
 	       kern_node_queued(lb->k) > lb->opts->node_buffer;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Many HTTP/2 clients that stop reading.
 
-Opens --n connections to --target, one after the other. Each asks for a
+Opens --n connections to --target, one after the other (at most --rate a
+second). Each asks for a
 4 KiB receive buffer, sends the preface, an empty SETTINGS (so its windows
 are the protocol's 65535 bytes) and, unless --idle, a GET for --path, and
 then never reads. Once all are open it prints {"event": "holding", ...}
@@ -25,6 +26,8 @@ def main():
     ap.add_argument("--path", default="/big.bin")
     ap.add_argument("--idle", action="store_true", help="send no request")
     ap.add_argument("--hold", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=0,
+                    help="connections per second (0: as fast as it can)")
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
     block = bytes([0x82, 0x86]) + lit(b":path", args.path.encode()) + \
@@ -35,7 +38,11 @@ def main():
 
     socks, failed = [], 0
     t0 = time.monotonic()
-    for _ in range(args.n):
+    for i in range(args.n):
+        if args.rate:
+            ahead = t0 + i / args.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.settimeout(5)
