@@ -28,6 +28,9 @@ struct lb {
 	int epfd;      /* connecting legs are watched here, tagged by cookie */
 	bool stopping; /* graceful stop: no new legs */
 	bool quit;     /* something the daemon cannot do without failed */
+	/* Streams refused since the last line that said so (conns_tick). */
+	uint64_t refused_unlogged;
+	uint64_t refused_log_ms;
 };
 
 #endif
