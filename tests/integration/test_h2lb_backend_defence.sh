@@ -115,6 +115,8 @@ sleep 0.5
 [[ $(states) == "1 1" ]] || fail "backends not READY after the bad header block: $(states)"
 ! grep -q 'ejected' "$LOG" || fail "a backend was ejected: $(grep ejected "$LOG" | head -3)"
 
+echo "   backends (state:open streams): $(kb)"
+
 # ---- 3. a backend that really fails: ejected, backoff grows, re-admitted
 restart_b2() {
     tb_spawn b2 "nghttpd-b2-$1" nghttpd --no-tls -d "$TB_STATE/www/b2" \
