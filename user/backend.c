@@ -2,13 +2,14 @@
 /* The backend set and its pools' books (backend.h). */
 #include <arpa/inet.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "backend.h"
+#include "backoff.h"
+#include "clock.h"
 #include "kern.h"
 #include "log.h"
-
-#define RETRY_MS 200 /* a restarted backend is back within a second */
 
 /* The backend @a of Service @svc (a pod can serve several Services:
  * each has its own index, pool and counters for it). */
@@ -44,7 +45,8 @@ static int free_backend(struct backends *bs)
 	return -1;
 }
 
-/* Ready once a connection has been handshaken; a draining one never. */
+/* Ready once a connection has been handshaken, unless it failed since;
+ * a draining one never. */
 static void backend_mark(struct backends *bs, int b)
 {
 	const struct ubackend *be = &bs->be[b];
@@ -52,8 +54,10 @@ static void backend_mark(struct backends *bs, int b)
 	if (be->drain)
 		kern_backend_set_state(bs->k, b, H2LB_BE_DRAINING);
 	else
-		kern_backend_set_state(
-			bs->k, b, be->pooled ? H2LB_BE_READY : H2LB_BE_EJECTED);
+		kern_backend_set_state(bs->k, b,
+				       be->pooled && !be->ejected
+					       ? H2LB_BE_READY
+					       : H2LB_BE_EJECTED);
 }
 
 void backends_set(struct backends *bs, int svc, const struct sockaddr_in *want,
@@ -125,12 +129,14 @@ int backends_to_open(struct backends *bs, int b, int pool_size, uint64_t now)
 	const struct ubackend *be = &bs->be[b];
 	int n = pool_size - be->pooled - be->pending;
 
-	if (!be->configured || be->drain || now < be->retry_at_ms || n <= 0)
+	if (!be->configured || be->drain)
 		return 0;
-	/* One connect at a time while the backend is failing. */
-	if (be->failures)
-		return be->pending ? 0 : 1;
-	return n;
+	/* Ejected: one probe at a time, after the backoff, whether or not
+	 * the pool has room. A full pool of healthy legs opens nothing by
+	 * itself, and nothing else would re-admit the backend. */
+	if (be->ejected)
+		return !be->pending && now >= be->retry_at_ms;
+	return n > 0 ? n : 0;
 }
 
 static bool in_handshake(enum conn_state s)
@@ -147,25 +153,130 @@ void backend_leg_moved(struct backends *bs, int b, enum conn_state from,
 	be->pooled += (to == CS_POOLED) - (from == CS_POOLED);
 }
 
-void backend_pooled(struct backends *bs, int b)
+void backend_handshaken(struct backends *bs, int b, uint64_t now)
 {
 	struct ubackend *be = &bs->be[b];
+	bool was = be->ejected;
 
-	be->failures = 0;
+	/* After connections failed, one that works is success; after
+	 * requests failed it is not: the count starts over once the
+	 * backend has served a while without failing (backends_check_errors). */
+	if (!be->for_errors) {
+		be->failures = 0;
+		be->backoff_ms = 0;
+	}
+	if (was) {
+		be->ejected = false;
+		be->stable_at_ms = now + BACKEND_ERR_WINDOW_MS;
+	}
 	if (be->configured && kern_backend_state(bs->k, b) == H2LB_BE_EJECTED) {
 		kern_backend_set_state(bs->k, b, H2LB_BE_READY);
-		pr_info("backend %d ready", b);
+		if (was)
+			pr_info("backend %d ready again: a connection to it handshook",
+				b);
+		else
+			pr_info("backend %d ready", b);
 	}
 }
 
-void backend_failed(struct backends *bs, int b, uint64_t now)
+/* Jitter only: xorshift32, seeded once from the clock and the pid. */
+static uint32_t jitter_rand(void)
+{
+	static uint32_t x;
+
+	if (!x)
+		x = (uint32_t)now_ms() ^ (uint32_t)getpid() << 16 ^ 0x9e3779b9;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return x;
+}
+
+static void eject(struct backends *bs, int b, uint64_t now, const char *why,
+		  bool for_errors)
 {
 	struct ubackend *be = &bs->be[b];
 
+	if (be->ejected && now < be->retry_at_ms)
+		return;
 	be->failures++;
-	be->retry_at_ms = now + RETRY_MS;
-	if (be->configured && kern_backend_state(bs->k, b) == H2LB_BE_READY) {
-		kern_backend_set_state(bs->k, b, H2LB_BE_EJECTED);
-		pr_warn("backend %d ejected", b);
+	be->backoff_ms = backoff_ms(be->failures, jitter_rand());
+	be->retry_at_ms = now + be->backoff_ms;
+	be->ejected = true;
+	be->for_errors = for_errors;
+	if (!be->configured || be->drain)
+		return;
+	kern_backend_set_state(bs->k, b, H2LB_BE_EJECTED);
+	pr_warn("backend %d ejected: %s (failure %d, next try in %u ms, %d leg(s) pooled)",
+		b, why, be->failures, be->backoff_ms, be->pooled);
+}
+
+void backend_failed(struct backends *bs, int b, uint64_t now, const char *why)
+{
+	eject(bs, b, now, why, false);
+}
+
+void backend_leg_error(struct backends *bs, int b, uint64_t client,
+		       uint64_t now, bool (*good)(void *ctx, uint64_t client),
+		       void *ctx)
+{
+	struct ubackend *be = &bs->be[b];
+	int free = -1;
+
+	/* A client's first error in the window stands: its age is what
+	 * counts. A new client takes an empty or expired entry, or one of
+	 * a client cut off or gone; if every entry is a live witness,
+	 * those suffice. */
+	for (int i = 0; i < BACKEND_ERR_CLIENTS; i++) {
+		bool live = be->err[i].client &&
+			    now - be->err[i].at_ms < BACKEND_ERR_WINDOW_MS;
+
+		if (live && be->err[i].client == client)
+			return;
+		if (free < 0 && (!live || !good(ctx, be->err[i].client)))
+			free = i;
+	}
+	if (free < 0)
+		return;
+	be->err[free].client = client;
+	be->err[free].at_ms = now;
+}
+
+int backend_error_clients(struct backends *bs, int b, uint64_t now,
+			  uint64_t min_age, uint64_t exclude,
+			  bool (*good)(void *ctx, uint64_t client), void *ctx)
+{
+	const struct ubackend *be = &bs->be[b];
+	int n = 0;
+
+	for (int i = 0; i < BACKEND_ERR_CLIENTS; i++) {
+		uint64_t age = now - be->err[i].at_ms;
+
+		if (!be->err[i].client || age >= BACKEND_ERR_WINDOW_MS)
+			continue;
+		if (age >= min_age && be->err[i].client != exclude &&
+		    good(ctx, be->err[i].client))
+			n++;
+	}
+	return n;
+}
+
+void backends_check_errors(struct backends *bs, uint64_t now,
+			   bool (*good)(void *ctx, uint64_t client), void *ctx)
+{
+	for (int b = 0; b < bs->nr; b++) {
+		struct ubackend *be = &bs->be[b];
+
+		/* The errors stay on the books for their window: a backend
+		 * that handshakes but still fails every request is ejected
+		 * again at once, for longer each time. */
+		if (!be->ejected &&
+		    backend_error_clients(bs, b, now, BACKEND_ERR_MIN_AGE_MS, 0,
+					  good, ctx) == BACKEND_ERR_CLIENTS)
+			eject(bs, b, now, "errors on legs of several clients",
+			      true);
+		else if (!be->ejected && be->for_errors &&
+			 now >= be->stable_at_ms)
+			be->failures = be->for_errors = 0;
 	}
 }

@@ -32,6 +32,9 @@ struct uconn {
 	 * client: the one we told it; leg: its backend's SETTINGS. */
 	uint32_t stream_window;
 	uint32_t goaway_last; /* leg: the last stream id of its GOAWAY */
+	/* client: error GOAWAYs its legs got, and when the first did */
+	int leg_errors;
+	uint64_t leg_error_ms;
 	/* Connection-level flow control: grants, totals since the
 	 * connection opened (flow.h); the bytes moved are the kernel's. */
 	int64_t peer_grant;

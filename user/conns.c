@@ -24,6 +24,9 @@
 #define CLOSE_DELAY_MS	  200  /* a GOAWAY leaves before the FIN */
 #define ACCEPT_BATCH	  64
 #define MAX_STREAMS_ENDED 4096
+/* A client whose legs get error GOAWAYs twice within this is cut off. */
+#define CLIENT_LEG_ERROR_MS 10000
+#define REFUSED_LOG_MS	    1000 /* at most one line about refusals */
 
 /* ---- streams ------------------------------------------------------------ */
 
@@ -378,6 +381,66 @@ static bool blames_client(uint32_t code)
 	       code == H2_FRAME_SIZE_ERROR || code == H2_ENHANCE_YOUR_CALM;
 }
 
+/* For the backends' error books: a client still served, not cut off. */
+static bool client_in_good_standing(void *ctx, uint64_t cookie)
+{
+	struct uconn *c = conn_find(&((struct lb *)ctx)->conns, cookie);
+
+	return c && (c->state == CS_OPEN || c->state == CS_GOING_AWAY);
+}
+
+/*
+ * A backend sent GOAWAY(@code), an error, on @leg, which carried one
+ * client's frames only. A code that names those frames cuts the client
+ * off at once. Any other (nghttpd answers a rapid reset flood with
+ * INTERNAL_ERROR) may be either's doing: the leg just goes away, and the
+ * backend notes it (errors across clients eject it, backend.h). A second
+ * such GOAWAY on the client's legs within CLIENT_LEG_ERROR_MS, from a
+ * backend that errs for no other client, makes it the client's doing:
+ * GOAWAY(ENHANCE_YOUR_CALM). Either way the backend stays in service for
+ * the others: a client that could eject backends could take the node's
+ * service down (issue #11).
+ */
+static void leg_goaway_error(struct lb *lb, struct uconn *leg, uint32_t code)
+{
+	struct uconn *c = leg->client;
+	struct input_arg e = { .value = code };
+	uint64_t now = now_ms();
+
+	if (c->state != CS_OPEN && c->state != CS_GOING_AWAY)
+		return; /* cut off already: its legs go one by one */
+	if (!blames_client(code)) {
+		bool again = c->leg_errors &&
+			     now - c->leg_error_ms < CLIENT_LEG_ERROR_MS;
+
+		backend_leg_error(&lb->bs, leg->backend, c->cookie, now,
+				  client_in_good_standing, lb);
+		if (!again) {
+			c->leg_errors = 1;
+			c->leg_error_ms = now;
+			return;
+		}
+		if (backend_error_clients(&lb->bs, leg->backend, now, 0,
+					  c->cookie, client_in_good_standing,
+					  lb))
+			return; /* it fails others too: not this client's doing */
+		e.value = H2_ENHANCE_YOUR_CALM;
+	}
+	pr_info("client %llx cut off: backend %d sent GOAWAY %u on its leg",
+		(unsigned long long)c->cookie, leg->backend, code);
+	conn_input(lb, c, IN_ERROR, &e);
+}
+
+/* Whether the verdict took pooled @leg for a client (its LEG_BOUND event
+ * not seen yet, or lost to a full ring buffer): then its backend closing
+ * it is that client's matter, not the backend's failure. */
+static bool leg_taken(struct lb *lb, struct uconn *leg)
+{
+	struct h2lb_conn k;
+
+	return !kern_conn(lb->k, leg->cookie, &k) && k.peer;
+}
+
 static void refill(struct lb *lb, struct uconn *c)
 {
 	if (c->role == H2LB_ROLE_CLIENT)
@@ -390,12 +453,15 @@ static void refuse_stream(struct lb *lb, struct uconn *c, uint32_t stream)
 {
 	uint8_t f[H2_FRAME_MAX];
 
-	if (c->state == CS_GOING_AWAY)
-		pr_debug("client %llx: stream %u refused: going away",
-			 (unsigned long long)c->cookie, stream);
-	else
-		pr_warn("client %llx: stream %u refused, no backend connection available",
-			(unsigned long long)c->cookie, stream);
+	/* One line per stream would flood the log (a client resetting
+	 * streams as fast as it opens them); conns_tick sums them up. */
+	pr_debug("client %llx: stream %u refused%s",
+		 (unsigned long long)c->cookie, stream,
+		 c->state == CS_GOING_AWAY
+			 ? ": going away"
+			 : ", no backend connection available");
+	if (c->state != CS_GOING_AWAY)
+		lb->refused_unlogged++;
 	inject(&lb->inj, c->cookie, f,
 	       h2_rst_stream(f, stream, H2_REFUSED_STREAM));
 }
@@ -418,10 +484,11 @@ static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code)
 	uint32_t last = 0;
 
 	if (c->role == H2LB_ROLE_CLIENT) {
-		struct h2lb_conn k = { 0 };
+		/* Its new streams are refused from now on: a client cut off
+		 * for flooding gets no more legs while its GOAWAY leaves. */
+		int l = kern_client_goaway(lb->k, c->cookie);
 
-		kern_conn(lb->k, c->cookie, &k);
-		last = k.last_stream;
+		last = l < 0 ? 0 : l;
 	}
 	pr_warn("%s %llx: connection error %u, sending GOAWAY",
 		c->role == H2LB_ROLE_CLIENT ? "client" : "backend leg",
@@ -513,11 +580,13 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		}
 	}
 	if (act & A_POOL_PUT) {
+		/* The handshake re-admits an ejected backend even when its
+		 * pool is full (the probe of backends_to_open). */
+		backend_handshaken(&lb->bs, c->backend, now_ms());
 		if (!kern_pool_put(lb->k, c->backend, c->cookie)) {
 			conn_input(lb, c, IN_DISCARD, NULL); /* pool full */
 			return;
 		}
-		backend_pooled(&lb->bs, c->backend);
 	}
 	if (act & A_LINK_CLIENT)
 		link_client(c, a->client);
@@ -552,11 +621,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		if (c->client)
 			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
 					c->cookie);
-		if (c->client && blames_client(a->value)) {
-			struct input_arg e = { .value = a->value };
-
-			conn_input(lb, c->client, IN_ERROR, &e);
-		}
+		if (c->client && a->value != H2_NO_ERROR)
+			leg_goaway_error(lb, c, a->value);
 	}
 	if (act & A_REFUSE_ABOVE)
 		end_streams(lb, c, a->stream, true);
@@ -572,10 +638,17 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	if (act & A_DETACH)
 		detach(lb, c);
 	if (act & A_BACKEND_FAILED) {
-		if (in == IN_DEADLINE)
-			pr_warn("backend %d: no HTTP/2 handshake in time",
-				c->backend);
-		backend_failed(&lb->bs, c->backend, now_ms());
+		if (from == CS_POOLED && leg_taken(lb, c))
+			pr_info("backend %d leg %llx closed as a client took it",
+				c->backend, (unsigned long long)c->cookie);
+		else
+			backend_failed(
+				&lb->bs, c->backend, now_ms(),
+				in == IN_DEADLINE
+					? "no HTTP/2 handshake in time"
+				: in == IN_CONNECT_FAILED
+					? "connect failed"
+					: "connection closed by backend");
 	}
 	if (act & A_GOAWAY_STOP)
 		goaway_stop(lb, c);
@@ -795,7 +868,15 @@ void conns_tick(struct lb *lb)
 	}
 	if (++lb->ticks % 20 == 0) /* once a second */
 		window_queued_refresh(lb);
+	backends_check_errors(&lb->bs, now, client_in_good_standing, lb);
 	open_legs(lb);
+	if (lb->refused_unlogged &&
+	    now - lb->refused_log_ms >= REFUSED_LOG_MS) {
+		pr_warn("%llu stream(s) refused: no backend connection available, or a limit (refused_streams, node_queue_full, addr_streams_full)",
+			(unsigned long long)lb->refused_unlogged);
+		lb->refused_unlogged = 0;
+		lb->refused_log_ms = now;
+	}
 }
 
 void conns_prune(struct lb *lb)

@@ -29,6 +29,9 @@ struct lb {
 	bool stopping; /* graceful stop: no new legs */
 	bool quit;     /* something the daemon cannot do without failed */
 	unsigned long ticks; /* conns_tick calls */
+	/* Streams refused since the last line that said so (conns_tick). */
+	uint64_t refused_unlogged;
+	uint64_t refused_log_ms;
 };
 
 #endif
