@@ -20,7 +20,7 @@ static void test_doubles_to_cap(void **state)
 	assert_int_equal(backoff_ms(1, MID), 200);
 	assert_int_equal(backoff_ms(2, MID), 400);
 	assert_int_equal(backoff_ms(3, MID), 800);
-	assert_int_equal(backoff_ms(6, MID), 6400);
+	assert_int_equal(backoff_ms(4, MID), BACKOFF_MAX_MS);
 	assert_int_equal(backoff_ms(7, MID), BACKOFF_MAX_MS);
 	assert_int_equal(backoff_ms(8, MID), BACKOFF_MAX_MS);
 }
