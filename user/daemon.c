@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /* `h2lb run`: set up, then one epoll loop until SIGINT/SIGTERM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "kern.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "services.h"
 #include "stop.h"
 
@@ -35,6 +38,7 @@ enum {
 	TAG_INOTIFY = TAG(5),
 	TAG_METRICS = TAG(6),
 	TAG_K8S = TAG(7),
+	TAG_CLOSES = TAG(8),
 };
 
 struct daemon {
@@ -42,6 +46,7 @@ struct daemon {
 	struct lb lb;
 	struct services sv;
 	struct stop stop;
+	struct reconcile rc;
 	struct k8s *k8s;      /* --kubernetes discovery */
 	struct intercept *ic; /* --intercept links */
 	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
@@ -145,6 +150,7 @@ static void on_tick(struct daemon *d)
 	if (read(d->timer_fd, &expirations, sizeof(expirations)) < 0)
 		return;
 	backends_tick(&d->lb.bs);
+	reconcile_tick(&d->rc, &d->lb);
 	conns_tick(&d->lb);
 	intercept_tick(d->ic);
 	services_tick(&d->lb, &d->sv);
@@ -169,6 +175,24 @@ static int start_k8s(struct daemon *d)
 	return watch(d, k8s_fd(d->k8s), TAG_K8S);
 }
 
+/* The fds a daemon may have: as many as the hard limit allows (a soft
+ * limit of 1024 would serve about 500 clients). conns_accept keeps room
+ * below it for the legs. */
+static void raise_nofile(struct daemon *d)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	d->lb.nofile = rl.rlim_cur > (1 << 30) ? 1 << 30 : (int)rl.rlim_cur;
+	d->lb.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static int setup(struct daemon *d)
 {
 	struct itimerspec its = {
@@ -184,6 +208,7 @@ static int setup(struct daemon *d)
 	};
 	sigset_t mask;
 
+	raise_nofile(d);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -203,7 +228,8 @@ static int setup(struct daemon *d)
 	d->lb.k = d->lb.bs.k = kern_load(&ko);
 	if (!d->lb.k)
 		return -1;
-	if (watch(d, kern_events_fd(d->lb.k), TAG_RING))
+	if (watch(d, kern_events_fd(d->lb.k), TAG_RING) ||
+	    watch(d, kern_closes_fd(d->lb.k), TAG_CLOSES))
 		return -1;
 	if (injector_open(&d->lb.inj, d->lb.k))
 		return -1;
@@ -244,6 +270,9 @@ static void teardown(struct daemon *d)
 		publish_stats(d);
 	kern_close(d->lb.k);
 	d->lb.k = d->lb.bs.k = NULL;
+	reconcile_free(&d->rc);
+	if (d->lb.spare_fd >= 0)
+		close(d->lb.spare_fd);
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
 	if (d->metrics_fd >= 0)
@@ -271,7 +300,10 @@ static void dispatch(struct daemon *d, uint64_t tag)
 		on_tick(d);
 		break;
 	case TAG_RING:
-		kern_events_poll(d->lb.k);
+		events_poll(&d->lb);
+		break;
+	case TAG_CLOSES:
+		events_poll_closes(&d->lb);
 		break;
 	case TAG_INOTIFY:
 		on_inotify(d);
@@ -303,6 +335,7 @@ int daemon_run(const struct run_opts *opts)
 	d.opts = *opts;
 	d.lb.opts = &d.opts;
 	d.lb.inj.tx_fd = d.lb.inj.rx_fd = -1;
+	d.lb.spare_fd = -1;
 	services_init(&d.sv);
 	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = d.metrics_fd = -1;
 	d.lb.stats.pid = getpid();
