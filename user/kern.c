@@ -205,6 +205,13 @@ struct kern *kern_load(const struct kern_opts *o)
 	/* A cgroup v2 id is its directory's inode number. */
 	if (!stat(k->cg.path, &st))
 		k->skel->rodata->settings.daemon_cgroup = st.st_ino;
+	/* For tests alone: a closes ring too small to hold every close (a
+	 * power of 2, from 4096 bytes), so that the closes it loses must be
+	 * found by the reconciliation (test_h2lb_lost_events). */
+	if (getenv("H2LB_TEST_CLOSES_RING"))
+		bpf_map__set_max_entries(
+			k->skel->maps.closes,
+			strtoul(getenv("H2LB_TEST_CLOSES_RING"), NULL, 0));
 	if (h2lb_bpf__load(k->skel)) {
 		pr_err("loading the BPF programs failed: %s", strerror(errno));
 		goto fail;
