@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
@@ -693,6 +694,11 @@ static bool admit(struct lb *lb, int fd, const struct sockaddr_in *a)
 
 void conns_accept(struct lb *lb, int listen_fd, int svc)
 {
+	struct rlimit rl;
+
+	/* As it is now: an operator may change it (prlimit). */
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		lb->nofile = rl.rlim_cur > 1 << 30 ? 1 << 30 : (int)rl.rlim_cur;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_in a = { 0 };
 		socklen_t alen = sizeof(a);

@@ -16,9 +16,11 @@ appears, it sends K more empty SETTINGS on each connection still open
 all at once (--rst: with a reset, which leaves the server's socket
 closed at once, its one close event the only one), prints
 {"event": "closed_all"} and exits. Otherwise, at the end, it prints
-{"event": "done", "open": n, "closed_by_server": n, "close_s": [min, max]}:
-how many the server closed (FIN or reset), and after how long (seconds
-from their opening). The testbed's addresses only.
+{"event": "done", "open": n, "closed_by_server": n, "close_s": [min, max],
+"goaway": {code: n}}: how many the server closed (FIN or reset), after how
+long (seconds from their opening), and the GOAWAYs they got before.
+It stops opening connections when the machine has less than
+--min-avail-mib (default 512) MiB available. The testbed's addresses only.
 """
 import argparse
 import errno
@@ -31,7 +33,7 @@ import struct
 import sys
 import time
 
-from h2raw import ACK, PREFACE, SETTINGS, frame
+from h2raw import ACK, GOAWAY, PREFACE, SETTINGS, frame
 
 EMPTY_SETTINGS = frame(SETTINGS, 0, 0)
 SETTINGS_ACK = frame(SETTINGS, ACK, 0)
@@ -41,10 +43,21 @@ def say(**kw):
     print(json.dumps(kw), flush=True)
 
 
+def mem_avail_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 1 << 30
+
+
 def open_all(args):
     socks, failed = {}, 0
     host, port = args.target.rsplit(":", 1)
-    for _ in range(args.count):
+    for i in range(args.count):
+        if i % 250 == 0 and mem_avail_mib() < args.min_avail_mib:
+            say(event="low_memory", opened=len(socks))
+            break
         s = socket.socket()
         try:
             if args.bind:
@@ -60,11 +73,26 @@ def open_all(args):
             s.close()
             failed += 1
             continue
-        socks[s.fileno()] = [s, time.monotonic(), False]  # sock, t0, acked
+        # sock, t0, acked, bytes not parsed yet
+        socks[s.fileno()] = [s, time.monotonic(), False, b""]
     return socks, failed
 
 
-def drain(entry, send):
+def frames(entry, goaways):
+    """Count the GOAWAYs among the whole frames received so far."""
+    buf = entry[3]
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + n:
+            break
+        if buf[3] == GOAWAY and n >= 8:
+            code = int.from_bytes(buf[13:17], "big")
+            goaways[code] = goaways.get(code, 0) + 1
+        buf = buf[9 + n:]
+    entry[3] = buf
+
+
+def drain(entry, send, goaways):
     """Read what is there; False once the server has closed."""
     s = entry[0]
     while True:
@@ -78,6 +106,8 @@ def drain(entry, send):
             raise
         if not data:
             return False
+        entry[3] += data
+        frames(entry, goaways)
         if send == "handshake" and not entry[2]:
             entry[2] = True
             try:
@@ -97,6 +127,7 @@ def main():
     ap.add_argument("--go")
     ap.add_argument("--rst", action="store_true")
     ap.add_argument("--hold", type=float, default=60)
+    ap.add_argument("--min-avail-mib", type=int, default=512)
     args = ap.parse_args()
 
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -110,7 +141,7 @@ def main():
     ep = select.epoll()
     for fd in socks:
         ep.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
-    closed = []
+    closed, goaways = [], {}
     end = time.monotonic() + args.hold
     while time.monotonic() < end:
         if args.go and os.path.exists(args.go):
@@ -129,14 +160,14 @@ def main():
             return 0
         for fd, _ in ep.poll(0.1):
             entry = socks.get(fd)
-            if entry and not drain(entry, args.send):
+            if entry and not drain(entry, args.send, goaways):
                 closed.append(time.monotonic() - entry[1])
                 ep.unregister(fd)
                 entry[0].close()
                 del socks[fd]
     say(event="done", open=len(socks), closed_by_server=len(closed),
         close_s=[round(min(closed), 2), round(max(closed), 2)]
-        if closed else None)
+        if closed else None, goaway=goaways)
     return 0
 
 
