@@ -734,6 +734,12 @@ static void open_leg(struct lb *lb, int b)
 	struct uconn *c;
 	int fd;
 
+	/* The conns map also holds the clients in the listen backlog (1024):
+	 * a leg it has no room for would never be known to the kernel, and
+	 * would count as its backend's failure. */
+	if (lb->conns.nr >= H2LB_MAX_CONNS - 1024)
+		return;
+
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
