@@ -866,13 +866,11 @@ static enum conn_input client_due(struct lb *lb, struct uconn *c,
 		return IN_MAX;
 	if (!c->settings_seen && o->handshake_timeout_ms &&
 	    now - c->opened_ms >= o->handshake_timeout_ms) {
-		lb->stats.handshake_timeouts++;
 		pr_debug("client %llx: no preface and SETTINGS in time",
 			 (unsigned long long)c->cookie);
 		return IN_ERROR;
 	}
 	if (o->idle_timeout_ms && now - c->active_ms >= o->idle_timeout_ms) {
-		lb->stats.idle_timeouts++;
 		pr_debug("client %llx: idle, GOAWAY",
 			 (unsigned long long)c->cookie);
 		return IN_STOP;
@@ -944,18 +942,25 @@ void conns_tick(struct lb *lb)
 	{
 		enum conn_input in = tick_one(lb, c, now);
 
-		if (in != IN_MAX && n < MAX_DUE) {
-			due[n].cookie = c->cookie;
-			due[n++].in = in;
+		if (in == IN_MAX)
+			continue;
+		if (n == MAX_DUE) {
+			c->next_look_ms = 0; /* the next tick, then */
+			continue;
 		}
+		due[n].cookie = c->cookie;
+		due[n++].in = in;
 	}
 	for (int i = 0; i < n; i++) {
 		struct uconn *c = conn_find(&lb->conns, due[i].cookie);
 		struct input_arg e = { .value = H2_PROTOCOL_ERROR };
 
-		if (c)
-			conn_input(lb, c, due[i].in,
-				   due[i].in == IN_ERROR ? &e : NULL);
+		if (!c)
+			continue;
+		/* From the tick, these are client_due()'s timeouts. */
+		lb->stats.handshake_timeouts += due[i].in == IN_ERROR;
+		lb->stats.idle_timeouts += due[i].in == IN_STOP;
+		conn_input(lb, c, due[i].in, due[i].in == IN_ERROR ? &e : NULL);
 	}
 	open_legs(lb);
 }

@@ -50,6 +50,10 @@ struct daemon {
 	struct k8s *k8s;      /* --kubernetes discovery */
 	struct intercept *ic; /* --intercept links */
 	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
+	/* A ring's last batch was full: take the next one at the next turn
+	 * of the loop, whatever epoll says (its fd sits in libbpf's own
+	 * epoll, and no new event need wake it). */
+	bool more_events, more_closes;
 	bool exit;
 };
 
@@ -300,10 +304,10 @@ static void dispatch(struct daemon *d, uint64_t tag)
 		on_tick(d);
 		break;
 	case TAG_RING:
-		events_poll(&d->lb);
+		d->more_events = events_poll(&d->lb);
 		break;
 	case TAG_CLOSES:
-		events_poll_closes(&d->lb);
+		d->more_closes = events_poll_closes(&d->lb);
 		break;
 	case TAG_INOTIFY:
 		on_inotify(d);
@@ -344,7 +348,8 @@ int daemon_run(const struct run_opts *opts)
 		return 1;
 	}
 	while (!d.exit && !d.lb.quit) {
-		int n = epoll_wait(d.epfd, evs, 64, 1000);
+		bool more = d.more_events || d.more_closes;
+		int n = epoll_wait(d.epfd, evs, 64, more ? 0 : 1000);
 
 		if (n < 0 && errno != EINTR) {
 			pr_err("epoll_wait: %s", strerror(errno));
@@ -353,6 +358,11 @@ int daemon_run(const struct run_opts *opts)
 		}
 		for (int i = 0; i < n && !d.exit && !d.lb.quit; i++)
 			dispatch(&d, evs[i].data.u64);
+		/* Each turn, at most one more batch of each ring. */
+		if (more && d.more_closes)
+			d.more_closes = events_poll_closes(&d.lb);
+		if (more && d.more_events)
+			d.more_events = events_poll(&d.lb);
 	}
 	teardown(&d);
 	return ret;

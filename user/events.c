@@ -98,9 +98,9 @@ static void closed(struct lb *lb, const struct h2lb_close_event *ev)
 		kern_conn_forget(lb->k, ev->cookie);
 }
 
-void events_poll(struct lb *lb)
+bool events_poll(struct lb *lb)
 {
-	kern_events_poll(lb->k, EVENTS_BATCH);
+	return kern_events_poll(lb->k, EVENTS_BATCH) == EVENTS_BATCH;
 }
 
 /*
@@ -110,7 +110,7 @@ void events_poll(struct lb *lb)
  * the closes. A backend's GOAWAY is then handled before its FIN, as it
  * was sent (the streams above its last one are refused, not failed).
  */
-void events_poll_closes(struct lb *lb)
+bool events_poll_closes(struct lb *lb)
 {
 	static struct h2lb_close_event closes[EVENTS_BATCH];
 	int n = kern_closes_take(lb->k, closes, EVENTS_BATCH);
@@ -118,4 +118,5 @@ void events_poll_closes(struct lb *lb)
 	kern_events_poll(lb->k, EVENTS_BATCH);
 	for (int i = 0; i < n && !lb->quit; i++)
 		closed(lb, &closes[i]);
+	return n == EVENTS_BATCH;
 }
