@@ -919,7 +919,8 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	busy = watchdog(lb, c, &k) | k.open_streams;
 	if (client) {
 		window_tick(lb, c, &k);
-		busy |= c->flow_held;
+		/* Going away: closed at its deadline, not a look later. */
+		busy |= c->flow_held || c->state == CS_GOING_AWAY;
 		in = client_due(lb, c, &k, now);
 	}
 	c->next_look_ms = busy ? 0 : next_idle_look(now);
