@@ -177,4 +177,11 @@ struct {
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps") __weak;
 
+/* Closes alone (struct h2lb_close_event): sized for every connection,
+ * so that they are never lost to a flood of the events above. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, H2LB_CLOSE_RING);
+} closes SEC(".maps") __weak;
+
 #endif

@@ -62,6 +62,25 @@ static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
 	return 0;
 }
 
+/* A close goes on the ring of its own (maps.h, "closes"). Should even it
+ * be full, the loss is counted as any event's: the daemon then compares
+ * its connections with the sockets (user/reconcile.c). */
+static __always_inline void close_event(__u64 cookie, __u32 state)
+{
+	struct h2lb_close_event *ev;
+
+	ev = bpf_ringbuf_reserve(&closes, sizeof(*ev), 0);
+	if (!ev) {
+		count(H2LB_CNT_EVENT_DROPS);
+		return;
+	}
+	ev->cookie = cookie;
+	ev->state = state;
+	ev->pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+	count(H2LB_CNT_EVENTS);
+}
+
 SEC("sockops")
 int h2lb_sockops(struct bpf_sock_ops *skops)
 {
@@ -103,7 +122,7 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 			break;
 		cookie = bpf_get_socket_cookie(skops);
 		if (bpf_map_lookup_elem(&conns, &cookie))
-			emit(H2LB_EV_CLOSED, cookie, 0, 0, skops->args[1]);
+			close_event(cookie, skops->args[1]);
 		break;
 	}
 	return 1;

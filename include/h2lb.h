@@ -323,7 +323,7 @@ struct h2lb_counters {
 };
 
 enum h2lb_event_type {
-	H2LB_EV_CLOSED = 1,    /* socket closed (sockops) */
+	H2LB_EV_CLOSED = 1,    /* unused: closes have a ring of their own */
 	H2LB_EV_SETTINGS,      /* peer SETTINGS (payload in data) */
 	H2LB_EV_WINDOW,	       /* connection WINDOW_UPDATE (arg) */
 	H2LB_EV_GOAWAY,	       /* stream = last id, arg = error */
@@ -425,8 +425,30 @@ struct h2lb_daemon_stats {
 	__u64 clients; /* client connections accepted */
 	__u64 legs;    /* backend connections opened */
 	__u64 watchdog_pings;
-	__u64 pid;    /* of the daemon, for `h2lb unload` */
+	__u64 pid; /* of the daemon, for `h2lb unload` */
 	__s64 queued; /* bytes sent to peers, not acknowledged (budget.h) */
+	/* What the daemon turned away or cut off, and repaired. */
+	__u64 refused_per_client; /* over --max-conns-per-client */
+	__u64 refused_full;	  /* table or fds full: closed at accept */
+	__u64 idle_timeouts;	  /* closed after --idle-timeout */
+	__u64 handshake_timeouts; /* no preface and SETTINGS in time */
+	__u64 reconciles;	  /* passes after events were lost */
+	__u64 reconciled;	  /* connections found closed by them */
+	__u64 stale_conns;	  /* kernel records of no connection, removed */
 };
+
+/*
+ * A socket closed (sockops): on a ring buffer of its own ("closes"), so
+ * that no flood of other events can crowd a close out. It holds a close
+ * of every connection the conns map can hold, twice over (CLOSE_WAIT,
+ * then CLOSE): 2 * 16384 * (16 + 8 bytes of ring header) < 1 MiB.
+ */
+struct h2lb_close_event {
+	__u64 cookie;
+	__u32 state; /* BPF_TCP_CLOSE_WAIT (peer's FIN) or BPF_TCP_CLOSE */
+	__u32 pad;
+};
+
+#define H2LB_CLOSE_RING (1 << 20)
 
 #endif /* H2LB_H */

@@ -5,6 +5,7 @@
 
 #include "conn.h"
 #include "h2.h"
+#include "h2lb.h"
 
 static unsigned int bucket(uint64_t cookie)
 {
@@ -44,7 +45,51 @@ struct uconn *conn_new(struct conn_table *t, int fd, int role)
 	c->next = t->bucket[b];
 	t->bucket[b] = c;
 	t->nr++;
+	t->clients += role == H2LB_ROLE_CLIENT;
 	return c;
+}
+
+static struct addr_count **addr_slot(struct conn_table *t, uint32_t addr)
+{
+	struct addr_count **p = &t->by_addr[(addr * 0x9E3779B1u) >> 22];
+
+	while (*p && (*p)->addr != addr)
+		p = &(*p)->next;
+	return p;
+}
+
+int conn_peer_count(struct conn_table *t, uint32_t addr)
+{
+	struct addr_count *a = *addr_slot(t, addr);
+
+	return a ? a->n : 0;
+}
+
+void conn_set_peer(struct conn_table *t, struct uconn *c, uint32_t addr)
+{
+	struct addr_count **p = addr_slot(t, addr);
+
+	if (!*p) {
+		*p = calloc(1, sizeof(**p));
+		if (!*p)
+			return; /* not counted: never limited */
+		(*p)->addr = addr;
+	}
+	(*p)->n++;
+	c->peer_addr = addr;
+	c->peer_counted = true;
+}
+
+static void peer_gone(struct conn_table *t, struct uconn *c)
+{
+	struct addr_count **p = addr_slot(t, c->peer_addr), *a = *p;
+
+	if (!c->peer_counted || !a)
+		return;
+	if (--a->n <= 0) {
+		*p = a->next;
+		free(a);
+	}
 }
 
 void conn_free(struct conn_table *t, struct uconn *c)
@@ -56,6 +101,8 @@ void conn_free(struct conn_table *t, struct uconn *c)
 	if (*p) {
 		*p = c->next;
 		t->nr--;
+		t->clients -= c->role == H2LB_ROLE_CLIENT;
+		peer_gone(t, c);
 	}
 	free(c);
 }

@@ -24,6 +24,7 @@ struct uconn {
 	bool preface_sent;	/* leg */
 	bool settings_seen;	/* client: its first SETTINGS received */
 	bool flow_held;		/* client: a peer lags, windows held */
+	bool peer_counted;	/* client: in its address's count */
 	struct uconn *client;	/* leg: the client it serves */
 	struct uconn *legs;	/* client: its bound and going-away legs */
 	struct uconn *next_leg; /* leg: next in its client's list */
@@ -43,14 +44,32 @@ struct uconn {
 	uint64_t last_rx_bytes; /* watchdog: bytes parsed at the last tick */
 	uint64_t last_data;	/* client: DATA bytes in and out, last tick */
 	int stalled_ticks;
-	struct uconn *next; /* hash chain */
+	/* The tick looks at a connection (kernel record, TCP_INFO) when this
+	 * time comes: at every tick while it is busy, now and then when it
+	 * is idle (conns.c, conns_tick). */
+	uint64_t next_look_ms;
+	uint64_t opened_ms;   /* client: accepted */
+	uint64_t active_ms;   /* client: last seen with a stream open */
+	uint32_t last_stream; /* client: the highest stream id, last look */
+	uint32_t peer_addr;   /* client: its address (conn_set_peer) */
+	struct uconn *next;   /* hash chain */
 };
 
 #define CONN_BUCKETS 4096
+#define ADDR_BUCKETS 1024
+
+/* Client connections per peer address (--max-conns-per-client). */
+struct addr_count {
+	uint32_t addr;
+	int n;
+	struct addr_count *next;
+};
 
 struct conn_table {
 	struct uconn *bucket[CONN_BUCKETS];
+	struct addr_count *by_addr[ADDR_BUCKETS];
 	int nr;
+	int clients; /* of the nr, client connections */
 };
 
 struct uconn *conn_find(struct conn_table *t, uint64_t cookie);
@@ -58,6 +77,10 @@ struct uconn *conn_find(struct conn_table *t, uint64_t cookie);
 struct uconn *conn_new(struct conn_table *t, int fd, int role);
 /* Remove @c from the table and free it (its fd is the caller's). */
 void conn_free(struct conn_table *t, struct uconn *c);
+/* Client @c comes from @addr (network byte order): counted until freed. */
+void conn_set_peer(struct conn_table *t, struct uconn *c, uint32_t addr);
+/* Client connections from @addr in the table. */
+int conn_peer_count(struct conn_table *t, uint32_t addr);
 
 /*
  * The one walker of the table: @c takes every connection in turn. The

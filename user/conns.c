@@ -6,10 +6,12 @@
  * lists them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
@@ -27,6 +29,19 @@
 /* A client whose legs get error GOAWAYs twice within this is cut off. */
 #define CLIENT_LEG_ERROR_MS 10000
 #define REFUSED_LOG_MS	    1000 /* at most one line about refusals */
+/* A client told GOAWAY(NO_ERROR) with no stream open is closed this long
+ * after: a request it sent meanwhile gets its REFUSED_STREAM first. */
+#define GOAWAY_GRACE_MS 1000
+/* An idle connection (no stream open, no window held back, nothing
+ * moving) is looked at every IDLE_LOOK_MS, give or take a quarter, not at
+ * every tick: 10,000 idle clients and their legs would otherwise cost
+ * 400,000 syscalls a second. */
+#define IDLE_LOOK_MS 1000
+/* Room kept for the backend legs of the clients already served: new
+ * clients are refused when the table (the kernel's conns map and
+ * sockhash hold H2LB_MAX_CONNS) or the fds come this close to full. */
+#define CONN_RESERVE	   (H2LB_MAX_CONNS / 8)
+#define FD_RESERVE(nofile) ((nofile) / 8 > 64 ? (nofile) / 8 : 64)
 
 /* ---- streams ------------------------------------------------------------ */
 
@@ -167,8 +182,9 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 	    kern_conn_set(lb->k, &a) ||
 	    kern_client_attach(lb->k, c->cookie, c->fd) ||
 	    setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one))) {
-		pr_warn("client %llx: cannot set up: %s",
-			(unsigned long long)c->cookie, strerror(errno));
+		pr_warn_ratelimited("client %llx: cannot set up: %s",
+				    (unsigned long long)c->cookie,
+				    strerror(errno));
 		return -1;
 	}
 	lb->stats.clients++;
@@ -194,9 +210,9 @@ static void bind_first(struct lb *lb, struct uconn *c)
 		return;
 	leg = conn_find(&lb->conns, cookie);
 	if (!leg) {
-		pr_warn("client %llx: bound to unknown leg %llx",
-			(unsigned long long)c->cookie,
-			(unsigned long long)cookie);
+		pr_warn_ratelimited("client %llx: bound to unknown leg %llx",
+				    (unsigned long long)c->cookie,
+				    (unsigned long long)cookie);
 		return;
 	}
 	conn_input(lb, leg, IN_BOUND, &a);
@@ -263,7 +279,8 @@ static void leg_stream_window(struct lb *lb, struct uconn *leg, uint32_t w)
 	s.n = 0;
 	kern_each_stream(lb->k, collect_synced, &s);
 	if (d < 0 && s.n)
-		pr_warn("backend %d lowered its stream window by %lld: %d stream(s) may overrun it",
+		pr_warn_ratelimited(
+			"backend %d lowered its stream window by %lld: %d stream(s) may overrun it",
 			leg->backend, (long long)-d, s.n);
 	for (int i = 0; i < s.n && d > 0; i++)
 		inject(&lb->inj, leg->client->cookie, f,
@@ -490,9 +507,10 @@ static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code)
 
 		last = l < 0 ? 0 : l;
 	}
-	pr_warn("%s %llx: connection error %u, sending GOAWAY",
-		c->role == H2LB_ROLE_CLIENT ? "client" : "backend leg",
-		(unsigned long long)c->cookie, code);
+	pr_warn_ratelimited("%s %llx: connection error %u, sending GOAWAY",
+			    c->role == H2LB_ROLE_CLIENT ? "client"
+							: "backend leg",
+			    (unsigned long long)c->cookie, code);
 	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, code));
 }
 
@@ -552,6 +570,7 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	enum conn_state from = c->state;
 	unsigned int act = t.actions;
 
+	c->next_look_ms = 0; /* something happened: look at the next tick */
 	if (!t.valid) {
 		pr_debug("%s %llx: %s ignored while %s",
 			 client ? "client" : "leg",
@@ -612,8 +631,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	if (act & A_REFUSE_STREAM)
 		refuse_stream(lb, c, a->stream);
 	if ((act & A_NOTE_GOAWAY) && a->value != H2_NO_ERROR)
-		pr_warn("client %llx sent GOAWAY, error %u",
-			(unsigned long long)c->cookie, a->value);
+		pr_warn_ratelimited("client %llx sent GOAWAY, error %u",
+				    (unsigned long long)c->cookie, a->value);
 	if (act & A_UNBIND) {
 		pr_info("backend %d leg %llx: GOAWAY %u, last stream %u",
 			c->backend, (unsigned long long)c->cookie, a->value,
@@ -628,7 +647,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		end_streams(lb, c, a->stream, true);
 	if (act & A_FAIL_STREAMS) {
 		if (in == IN_PEER_CLOSED || in == IN_BOUND)
-			pr_warn("backend %d leg %llx lost: %s", c->backend,
+			pr_warn_ratelimited(
+				"backend %d leg %llx lost: %s", c->backend,
 				(unsigned long long)c->cookie,
 				in == IN_BOUND
 					? "closed while being bound"
@@ -650,8 +670,10 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 					? "connect failed"
 					: "connection closed by backend");
 	}
-	if (act & A_GOAWAY_STOP)
+	if (act & A_GOAWAY_STOP) {
 		goaway_stop(lb, c);
+		c->deadline_ms = now_ms() + GOAWAY_GRACE_MS;
+	}
 	if (act & A_GOAWAY_ERROR)
 		goaway_error(lb, c, a->value);
 	if (act & A_CLOSE_SOON)
@@ -690,22 +712,92 @@ static struct uconn *conn_open(struct lb *lb, int fd, int role)
 	return c;
 }
 
+/* Close a client at accept, and forget the record sockops made of it. */
+static void refuse(struct lb *lb, int fd, __u64 *counter, const char *why)
+{
+	socklen_t len = sizeof(uint64_t);
+	uint64_t cookie;
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+		kern_conn_forget(lb->k, cookie);
+	close(fd);
+	(*counter)++;
+	pr_warn_ratelimited("client refused: %s", why);
+}
+
+/* Out of fds: the spare one makes room to accept the client, and close
+ * it, rather than leave it in the backlog, where the listener would stay
+ * readable and the loop would spin. */
+static void accept_at_emfile(struct lb *lb, int listen_fd)
+{
+	int fd;
+
+	if (lb->spare_fd < 0)
+		return;
+	close(lb->spare_fd);
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		refuse(lb, fd, &lb->stats.refused_full,
+		       "out of file descriptors");
+	lb->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * May a client from @a, accepted as @fd, be served? A full table or fd
+ * set is a refusal at once, never a client left waiting: room is kept
+ * for the legs of the clients already served (CONN_RESERVE, FD_RESERVE).
+ * The lowest free fd is the one accept() returns, so @fd itself says how
+ * many are open.
+ */
+static bool admit(struct lb *lb, int fd, const struct sockaddr_in *a)
+{
+	uint32_t max = lb->opts->max_conns_per_client;
+
+	if (lb->conns.nr >= H2LB_MAX_CONNS - CONN_RESERVE ||
+	    (lb->nofile && fd >= lb->nofile - FD_RESERVE(lb->nofile))) {
+		refuse(lb, fd, &lb->stats.refused_full,
+		       "connection table or file descriptors full");
+		return false;
+	}
+	if (max &&
+	    conn_peer_count(&lb->conns, a->sin_addr.s_addr) >= (int)max) {
+		refuse(lb, fd, &lb->stats.refused_per_client,
+		       "--max-conns-per-client reached");
+		return false;
+	}
+	return true;
+}
+
 void conns_accept(struct lb *lb, int listen_fd, int svc)
 {
+	struct rlimit rl;
+
+	/* As it is now: an operator may change it (prlimit). */
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		lb->nofile = rl.rlim_cur > 1 << 30 ? 1 << 30 : (int)rl.rlim_cur;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = accept4(listen_fd, NULL, NULL,
+		struct sockaddr_in a = { 0 };
+		socklen_t alen = sizeof(a);
+		int fd = accept4(listen_fd, (struct sockaddr *)&a, &alen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct uconn *c;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				pr_warn("accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE)
+				accept_at_emfile(lb, listen_fd);
+			else if (errno != EAGAIN && errno != EINTR)
+				pr_warn_ratelimited("accept: %s",
+						    strerror(errno));
 			return;
 		}
+		if (!admit(lb, fd, &a))
+			continue;
 		c = conn_open(lb, fd, H2LB_ROLE_CLIENT);
 		if (!c)
 			continue;
 		c->service = svc;
+		c->opened_ms = c->active_ms = now_ms();
+		conn_set_peer(&lb->conns, c, a.sin_addr.s_addr);
 		conn_input(lb, c, IN_ACCEPTED, NULL);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
 	}
@@ -717,6 +809,12 @@ static void open_leg(struct lb *lb, int b)
 	const struct sockaddr_in *a = &lb->bs.be[b].addr;
 	struct uconn *c;
 	int fd;
+
+	/* The conns map also holds the clients in the listen backlog (1024):
+	 * a leg it has no room for would never be known to the kernel, and
+	 * would count as its backend's failure. */
+	if (lb->conns.nr >= H2LB_MAX_CONNS - 1024)
+		return;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -778,27 +876,28 @@ void conns_connected(struct lb *lb, uint64_t cookie)
  * sockmap socket it reports the psock's queue, not TCP's); TCP_INFO's
  * bytes_received less the bytes the verdict saw can.
  */
-static void watchdog(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
+static bool watchdog(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 	uint8_t f[H2_FRAME_MAX];
+	bool moved = k->rx_bytes != c->last_rx_bytes;
 
 	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    ti.tcpi_bytes_received <= k->rx_bytes ||
-	    k->rx_bytes != c->last_rx_bytes) {
+	    ti.tcpi_bytes_received <= k->rx_bytes || moved) {
 		c->last_rx_bytes = k->rx_bytes;
 		c->stalled_ticks = 0;
-		return;
+		return moved; /* bytes moving: look again soon */
 	}
 	if (++c->stalled_ticks < 2)
-		return;
+		return true;
 	c->stalled_ticks = 0;
 	lb->stats.watchdog_pings++;
 	pr_debug("watchdog: %llu bytes unparsed on %llx, sending PING",
 		 (unsigned long long)(ti.tcpi_bytes_received - k->rx_bytes),
 		 (unsigned long long)c->cookie);
 	inject(&lb->inj, c->cookie, f, h2_ping(f, c->cookie));
+	return true;
 }
 
 /*
@@ -821,6 +920,89 @@ static void window_tick(struct lb *lb, struct uconn *c,
 
 #define MAX_DUE 1024
 
+/*
+ * A client's own timeouts, from a look at its kernel record @k: one that
+ * has not sent its preface and SETTINGS in time fails
+ * (GOAWAY(PROTOCOL_ERROR)); one with no stream open for --idle-timeout
+ * is told GOAWAY(NO_ERROR), and closed once GOAWAY_GRACE_MS have passed
+ * with still no stream open. IN_MAX: none is due.
+ */
+static enum conn_input client_due(struct lb *lb, struct uconn *c,
+				  const struct h2lb_conn *k, uint64_t now)
+{
+	const struct run_opts *o = lb->opts;
+
+	if (k->open_streams || k->last_stream != c->last_stream)
+		c->active_ms = now;
+	c->last_stream = k->last_stream;
+	if (c->state == CS_GOING_AWAY)
+		return !k->open_streams && now >= c->deadline_ms ? IN_IDLE
+								 : IN_MAX;
+	if (c->state != CS_OPEN)
+		return IN_MAX;
+	if (!c->settings_seen && o->handshake_timeout_ms &&
+	    now - c->opened_ms >= o->handshake_timeout_ms) {
+		pr_debug("client %llx: no preface and SETTINGS in time",
+			 (unsigned long long)c->cookie);
+		return IN_ERROR;
+	}
+	if (o->idle_timeout_ms && now - c->active_ms >= o->idle_timeout_ms) {
+		pr_debug("client %llx: idle, GOAWAY",
+			 (unsigned long long)c->cookie);
+		return IN_STOP;
+	}
+	return IN_MAX;
+}
+
+/* When to look at an idle connection again: spread, so that thousands
+ * accepted at once are not all looked at in the same tick. */
+static uint64_t next_idle_look(uint64_t now)
+{
+	static uint32_t x = 2463534242u;
+
+	x ^= x << 13; /* xorshift32 */
+	x ^= x >> 17;
+	x ^= x << 5;
+	return now + IDLE_LOOK_MS * 3 / 4 + x % (IDLE_LOOK_MS / 2);
+}
+
+/*
+ * What the tick does for one live connection (open client, bound leg,
+ * going-away either): its deadlines; and, when its look is due, the
+ * watchdog, the window tick and the client's timeouts, from one read of
+ * its kernel record. A connection with streams open, windows held back
+ * or bytes moving is looked at every tick; an idle one every
+ * IDLE_LOOK_MS, or at the tick after any input (conn_input).
+ */
+static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
+{
+	bool handshaking =
+		c->state == CS_CONNECTING || c->state == CS_HANDSHAKING;
+	bool client = c->role == H2LB_ROLE_CLIENT;
+	enum conn_input in = IN_MAX;
+	struct h2lb_conn k;
+	bool busy;
+
+	if ((c->state == CS_CLOSING || handshaking) && now >= c->deadline_ms)
+		return IN_DEADLINE;
+	if (!client && c->state == CS_GOING_AWAY && !leg_has_streams(lb, c))
+		return IN_IDLE;
+	if (!(c->state == CS_OPEN || c->state == CS_BOUND ||
+	      (c->state == CS_GOING_AWAY && client)))
+		return IN_MAX;
+	if (now < c->next_look_ms || kern_conn(lb->k, c->cookie, &k))
+		return IN_MAX;
+	busy = watchdog(lb, c, &k) | k.open_streams;
+	if (client) {
+		window_tick(lb, c, &k);
+		/* Going away: closed at its deadline, not a look later. */
+		busy |= c->flow_held || c->state == CS_GOING_AWAY;
+		in = client_due(lb, c, &k, now);
+	}
+	c->next_look_ms = busy ? 0 : next_idle_look(now);
+	return in;
+}
+
 void conns_tick(struct lb *lb)
 {
 	static struct {
@@ -835,36 +1017,27 @@ void conns_tick(struct lb *lb)
 	 * the walk. */
 	conn_for_each(&lb->conns, c)
 	{
-		bool handshaking =
-			c->state == CS_CONNECTING || c->state == CS_HANDSHAKING;
-		bool client = c->role == H2LB_ROLE_CLIENT;
-		enum conn_input in = IN_MAX;
-		struct h2lb_conn k;
+		enum conn_input in = tick_one(lb, c, now);
 
-		if ((c->state == CS_CLOSING || handshaking) &&
-		    now >= c->deadline_ms)
-			in = IN_DEADLINE;
-		else if (!client && c->state == CS_GOING_AWAY &&
-			 !leg_has_streams(lb, c))
-			in = IN_IDLE;
-		else if ((c->state == CS_OPEN || c->state == CS_BOUND ||
-			  (c->state == CS_GOING_AWAY && client)) &&
-			 !kern_conn(lb->k, c->cookie, &k)) {
-			/* One read of its kernel record for both. */
-			watchdog(lb, c, &k);
-			if (client)
-				window_tick(lb, c, &k);
+		if (in == IN_MAX)
+			continue;
+		if (n == MAX_DUE) {
+			c->next_look_ms = 0; /* the next tick, then */
+			continue;
 		}
-		if (in != IN_MAX && n < MAX_DUE) {
-			due[n].cookie = c->cookie;
-			due[n++].in = in;
-		}
+		due[n].cookie = c->cookie;
+		due[n++].in = in;
 	}
 	for (int i = 0; i < n; i++) {
 		struct uconn *c = conn_find(&lb->conns, due[i].cookie);
+		struct input_arg e = { .value = H2_PROTOCOL_ERROR };
 
-		if (c)
-			conn_input(lb, c, due[i].in, NULL);
+		if (!c)
+			continue;
+		/* From the tick, these are client_due()'s timeouts. */
+		lb->stats.handshake_timeouts += due[i].in == IN_ERROR;
+		lb->stats.idle_timeouts += due[i].in == IN_STOP;
+		conn_input(lb, c, due[i].in, due[i].in == IN_ERROR ? &e : NULL);
 	}
 	if (++lb->ticks % 20 == 0) /* once a second */
 		window_queued_refresh(lb);

@@ -26,6 +26,8 @@ struct lb {
 	struct backends bs;
 	struct h2lb_daemon_stats stats;
 	int epfd;      /* connecting legs are watched here, tagged by cookie */
+	int nofile;    /* RLIMIT_NOFILE: the fds the daemon may have */
+	int spare_fd;  /* given up to accept and close a client at EMFILE */
 	bool stopping; /* graceful stop: no new legs */
 	bool quit;     /* something the daemon cannot do without failed */
 	unsigned long ticks; /* conns_tick calls */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* `h2lb run`: set up, then one epoll loop until SIGINT/SIGTERM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "kern.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "services.h"
 #include "stop.h"
 
@@ -36,6 +38,7 @@ enum {
 	TAG_INOTIFY = TAG(5),
 	TAG_METRICS = TAG(6),
 	TAG_K8S = TAG(7),
+	TAG_CLOSES = TAG(8),
 };
 
 struct daemon {
@@ -43,9 +46,14 @@ struct daemon {
 	struct lb lb;
 	struct services sv;
 	struct stop stop;
+	struct reconcile rc;
 	struct k8s *k8s;      /* --kubernetes discovery */
 	struct intercept *ic; /* --intercept links */
 	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
+	/* A ring's last batch was full: take the next one at the next turn
+	 * of the loop, whatever epoll says (its fd sits in libbpf's own
+	 * epoll, and no new event need wake it). */
+	bool more_events, more_closes;
 	bool exit;
 };
 
@@ -147,6 +155,7 @@ static void on_tick(struct daemon *d)
 	if (read(d->timer_fd, &expirations, sizeof(expirations)) < 0)
 		return;
 	backends_tick(&d->lb.bs);
+	reconcile_tick(&d->rc, &d->lb);
 	conns_tick(&d->lb);
 	intercept_tick(d->ic);
 	services_tick(&d->lb, &d->sv);
@@ -171,6 +180,24 @@ static int start_k8s(struct daemon *d)
 	return watch(d, k8s_fd(d->k8s), TAG_K8S);
 }
 
+/* The fds a daemon may have: as many as the hard limit allows (a soft
+ * limit of 1024 would serve about 500 clients). conns_accept keeps room
+ * below it for the legs. */
+static void raise_nofile(struct daemon *d)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	d->lb.nofile = rl.rlim_cur > (1 << 30) ? 1 << 30 : (int)rl.rlim_cur;
+	d->lb.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static int setup(struct daemon *d)
 {
 	struct itimerspec its = {
@@ -191,6 +218,7 @@ static int setup(struct daemon *d)
 	};
 	sigset_t mask;
 
+	raise_nofile(d);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -210,7 +238,8 @@ static int setup(struct daemon *d)
 	d->lb.k = d->lb.bs.k = kern_load(&ko);
 	if (!d->lb.k)
 		return -1;
-	if (watch(d, kern_events_fd(d->lb.k), TAG_RING))
+	if (watch(d, kern_events_fd(d->lb.k), TAG_RING) ||
+	    watch(d, kern_closes_fd(d->lb.k), TAG_CLOSES))
 		return -1;
 	if (injector_open(&d->lb.inj, d->lb.k))
 		return -1;
@@ -251,6 +280,9 @@ static void teardown(struct daemon *d)
 		publish_stats(d);
 	kern_close(d->lb.k);
 	d->lb.k = d->lb.bs.k = NULL;
+	reconcile_free(&d->rc);
+	if (d->lb.spare_fd >= 0)
+		close(d->lb.spare_fd);
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
 	if (d->metrics_fd >= 0)
@@ -278,7 +310,10 @@ static void dispatch(struct daemon *d, uint64_t tag)
 		on_tick(d);
 		break;
 	case TAG_RING:
-		kern_events_poll(d->lb.k);
+		d->more_events = events_poll(&d->lb);
+		break;
+	case TAG_CLOSES:
+		d->more_closes = events_poll_closes(&d->lb);
 		break;
 	case TAG_INOTIFY:
 		on_inotify(d);
@@ -301,19 +336,6 @@ static void dispatch(struct daemon *d, uint64_t tag)
 	}
 }
 
-/* Each client takes two descriptors (its socket and a leg, at least): a
- * soft limit on open files of 1024 would cap the clients long before the
- * maps do. Up to the hard limit, which the operator sets. */
-static void raise_nofile(void)
-{
-	struct rlimit r;
-
-	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
-		r.rlim_cur = r.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &r);
-	}
-}
-
 int daemon_run(const struct run_opts *opts)
 {
 	static struct daemon d;
@@ -323,16 +345,17 @@ int daemon_run(const struct run_opts *opts)
 	d.opts = *opts;
 	d.lb.opts = &d.opts;
 	d.lb.inj.tx_fd = d.lb.inj.rx_fd = -1;
+	d.lb.spare_fd = -1;
 	services_init(&d.sv);
 	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = d.metrics_fd = -1;
 	d.lb.stats.pid = getpid();
-	raise_nofile();
 	if (setup(&d)) {
 		teardown(&d);
 		return 1;
 	}
 	while (!d.exit && !d.lb.quit) {
-		int n = epoll_wait(d.epfd, evs, 64, 1000);
+		bool more = d.more_events || d.more_closes;
+		int n = epoll_wait(d.epfd, evs, 64, more ? 0 : 1000);
 
 		if (n < 0 && errno != EINTR) {
 			pr_err("epoll_wait: %s", strerror(errno));
@@ -341,6 +364,11 @@ int daemon_run(const struct run_opts *opts)
 		}
 		for (int i = 0; i < n && !d.exit && !d.lb.quit; i++)
 			dispatch(&d, evs[i].data.u64);
+		/* Each turn, at most one more batch of each ring. */
+		if (more && d.more_closes)
+			d.more_closes = events_poll_closes(&d.lb);
+		if (more && d.more_events)
+			d.more_events = events_poll(&d.lb);
 	}
 	teardown(&d);
 	return ret;

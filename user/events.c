@@ -1,11 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
-/* What the BPF programs tell the daemon, through the ring buffer: each
+/* What the BPF programs tell the daemon, through the ring buffers: each
  * event type is one input to the connection it is about. */
+#include <linux/bpf.h> /* BPF_TCP_CLOSE */
+
 #include "conns.h"
 #include "events.h"
 #include "h2.h"
 #include "kern.h"
 #include "log.h"
+
+/*
+ * Events handled per wake-up of the loop, at most: a flood of them (one
+ * connection can make millions a second) must leave the loop time for
+ * its ticks, accepts and signals. The rings' fds are level-triggered, so
+ * what is left is taken at the next turn.
+ */
+#define EVENTS_BATCH 4096
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -23,19 +33,11 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 	lb->stats.events++;
 	if (len < sizeof(*ev))
 		return;
-	if (ev->cookie == lb->inj.cookie && ev->type == H2LB_EV_CLOSED) {
-		pr_err("injector socket closed");
-		lb->quit = true;
-		return;
-	}
 	c = conn_find(&lb->conns, ev->cookie);
 	if (!c)
 		return; /* a socket we already closed */
 
 	switch (ev->type) {
-	case H2LB_EV_CLOSED:
-		conn_input(lb, c, IN_PEER_CLOSED, &a);
-		break;
 	case H2LB_EV_SETTINGS:
 		if (ev->len < sizeof(*a.settings))
 			break;
@@ -87,4 +89,48 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		conn_input(lb, c, IN_STREAM_WINDOW, &a);
 		break;
 	}
+}
+
+static void closed(struct lb *lb, const struct h2lb_close_event *ev)
+{
+	struct uconn *c = conn_find(&lb->conns, ev->cookie);
+
+	lb->stats.bytes_read += sizeof(*ev);
+	lb->stats.events++;
+	if (ev->cookie == lb->inj.cookie) {
+		pr_err("injector socket closed");
+		lb->quit = true;
+		return;
+	}
+	if (c) {
+		conn_input(lb, c, IN_PEER_CLOSED, NULL);
+		return;
+	}
+	/* Not ours (any more): a client that went before we accepted it,
+	 * or one turned away at accept. Its record must not outlive it. */
+	if (ev->state == BPF_TCP_CLOSE)
+		kern_conn_forget(lb->k, ev->cookie);
+}
+
+bool events_poll(struct lb *lb)
+{
+	return kern_events_poll(lb->k, EVENTS_BATCH) == EVENTS_BATCH;
+}
+
+/*
+ * Closes come on a ring of their own, so the events a connection sent
+ * before it closed may still wait on the other: take the closes, then
+ * the events (those sent before the closes are in by now), then act on
+ * the closes. A backend's GOAWAY is then handled before its FIN, as it
+ * was sent (the streams above its last one are refused, not failed).
+ */
+bool events_poll_closes(struct lb *lb)
+{
+	static struct h2lb_close_event closes[EVENTS_BATCH];
+	int n = kern_closes_take(lb->k, closes, EVENTS_BATCH);
+
+	kern_events_poll(lb->k, EVENTS_BATCH);
+	for (int i = 0; i < n && !lb->quit; i++)
+		closed(lb, &closes[i]);
+	return n == EVENTS_BATCH;
 }

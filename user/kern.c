@@ -45,8 +45,12 @@ static const char *const kmap_names[KM_MAX] = {
 };
 
 struct kern {
-	struct h2lb_bpf *skel; /* NULL: a view of the pins */
-	struct ring_buffer *rb;
+	struct h2lb_bpf *skel;	 /* NULL: a view of the pins */
+	struct ring_buffer *rb;	 /* events */
+	struct ring_buffer *crb; /* closes */
+	/* The batch being consumed: callbacks stop the ring at @budget. */
+	int done, budget;
+	struct h2lb_close_event *close_out;
 	struct h2lb_backend *be_mem; /* mmap of the backends map */
 	uint64_t *pool_mem;	     /* mmap of the pool map */
 	struct h2lb_cgroup cg;
@@ -122,12 +126,23 @@ static void unpin_maps(struct kern *k)
 	k->pinned = false;
 }
 
+/* A negative return stops ring_buffer__consume() after this sample, whose
+ * consumption is kept (libbpf 1.1 has no ring_buffer__consume_n). */
 static int on_ring(void *ctx, void *data, size_t len)
 {
 	struct kern *k = ctx;
 
 	k->on_event(k->ctx, data, len);
-	return 0;
+	return ++k->done >= k->budget ? -1 : 0;
+}
+
+static int on_close_ring(void *ctx, void *data, size_t len)
+{
+	struct kern *k = ctx;
+
+	if (len >= sizeof(*k->close_out))
+		memcpy(&k->close_out[k->done++], data, sizeof(*k->close_out));
+	return k->done >= k->budget ? -1 : 0;
 }
 
 static struct kern *kern_new(void)
@@ -190,6 +205,13 @@ struct kern *kern_load(const struct kern_opts *o)
 	/* A cgroup v2 id is its directory's inode number. */
 	if (!stat(k->cg.path, &st))
 		k->skel->rodata->settings.daemon_cgroup = st.st_ino;
+	/* For tests alone: a closes ring too small to hold every close (a
+	 * power of 2, from 4096 bytes), so that the closes it loses must be
+	 * found by the reconciliation (test_h2lb_lost_events). */
+	if (getenv("H2LB_TEST_CLOSES_RING"))
+		bpf_map__set_max_entries(
+			k->skel->maps.closes,
+			strtoul(getenv("H2LB_TEST_CLOSES_RING"), NULL, 0));
 	if (h2lb_bpf__load(k->skel)) {
 		pr_err("loading the BPF programs failed: %s", strerror(errno));
 		goto fail;
@@ -215,7 +237,9 @@ struct kern *kern_load(const struct kern_opts *o)
 		goto fail;
 	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), on_ring, k,
 				 NULL);
-	if (!k->rb) {
+	k->crb = ring_buffer__new(bpf_map__fd(k->skel->maps.closes),
+				  on_close_ring, k, NULL);
+	if (!k->rb || !k->crb) {
 		pr_err("ring buffer: %s", strerror(errno));
 		goto fail;
 	}
@@ -236,6 +260,8 @@ void kern_close(struct kern *k)
 	s = k->skel;
 	if (k->rb)
 		ring_buffer__free(k->rb);
+	if (k->crb)
+		ring_buffer__free(k->crb);
 	for (int i = 0; i < 4; i++)
 		bpf_link__destroy(k->cg_links[i]);
 	if (s) {
@@ -265,9 +291,26 @@ int kern_events_fd(struct kern *k)
 	return ring_buffer__epoll_fd(k->rb);
 }
 
-int kern_events_poll(struct kern *k)
+int kern_events_poll(struct kern *k, int max)
 {
-	return ring_buffer__consume(k->rb);
+	k->done = 0;
+	k->budget = max;
+	ring_buffer__consume(k->rb);
+	return k->done;
+}
+
+int kern_closes_fd(struct kern *k)
+{
+	return ring_buffer__epoll_fd(k->crb);
+}
+
+int kern_closes_take(struct kern *k, struct h2lb_close_event *out, int max)
+{
+	k->done = 0;
+	k->budget = max;
+	k->close_out = out;
+	ring_buffer__consume(k->crb);
+	return k->done;
 }
 
 /* ---- sockets ------------------------------------------------------- */

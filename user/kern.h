@@ -37,8 +37,13 @@ struct kern *kern_load(const struct kern_opts *o);
 /* Detach, unpin, leave the cgroup, free. Also for kern_pinned(). */
 void kern_close(struct kern *k);
 int kern_events_fd(struct kern *k);
-/* Hand every queued event to the callback; returns how many. */
-int kern_events_poll(struct kern *k);
+/* Hand queued events to the callback, @max at most (the fd stays
+ * readable while more wait); returns how many. */
+int kern_events_poll(struct kern *k, int max);
+/* The closes' ring (struct h2lb_close_event): its fd, and up to @max of
+ * them copied to @out; returns how many. */
+int kern_closes_fd(struct kern *k);
+int kern_closes_take(struct kern *k, struct h2lb_close_event *out, int max);
 
 /* ---- sockets ------------------------------------------------------- */
 

@@ -33,6 +33,9 @@ static const struct lifecycle_rule rules[] = {
 	{ true, S(OPEN) | S(GOING_AWAY), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_CLOSE_SOON },
 	{ true, S(CLOSING), IN_DEADLINE, CS_CLOSED, A_CLOSE },
+	/* Told GOAWAY (stop, --idle-timeout) and no stream left: it has no
+	 * more use for the connection than we have. */
+	{ true, S(GOING_AWAY), IN_IDLE, CS_CLOSED, A_CLOSE },
 	{ true, LIVE_CLIENT, IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
 	{ true, S(NEW) | LIVE_CLIENT, IN_DISCARD, CS_CLOSED, A_CLOSE },
 

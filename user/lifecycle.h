@@ -43,7 +43,8 @@ enum conn_input {
 	IN_PEER_CLOSED,	   /* FIN or RST from the peer (event) */
 	IN_DEADLINE,	   /* the handshake or the close deadline passed */
 	IN_IDLE,	   /* going away and no stream is left */
-	IN_STOP,	   /* client: the daemon stops gracefully */
+	IN_STOP,	   /* client: the daemon stops gracefully, or the
+			    * client was idle for --idle-timeout */
 	IN_DISCARD,	   /* close now: its client, backend or daemon went */
 	IN_STREAM_ERROR,   /* a stream error on a frame it sent (event) */
 	IN_STREAM_WINDOW,  /* client: a stream bound to a leg with a larger

@@ -81,6 +81,30 @@ static int set_stop_timeout(const struct cli_opt *opt, const char *arg,
 	return 0;
 }
 
+static int set_idle_timeout(const struct cli_opt *opt, const char *arg,
+			    void *cfg)
+{
+	struct run_cli *c = cfg;
+	long v;
+
+	if (cli_parse_uint(opt, arg, &v))
+		return -1;
+	c->o.idle_timeout_ms = v * 1000;
+	return 0;
+}
+
+static int set_handshake_timeout(const struct cli_opt *opt, const char *arg,
+				 void *cfg)
+{
+	struct run_cli *c = cfg;
+	long v;
+
+	if (cli_parse_uint(opt, arg, &v))
+		return -1;
+	c->o.handshake_timeout_ms = v * 1000;
+	return 0;
+}
+
 static int set_verbose(const struct cli_opt *opt, const char *arg, void *cfg)
 {
 	log_verbosity = LOG_DEBUG;
@@ -201,6 +225,22 @@ static const struct cli_opt run_options[] = {
 	CLI_FUNC_OPTION("drain-timeout", set_stop_timeout, .arg = "S", .min = 0,
 			.max = 3600,
 			.help = "the older name of --stop-timeout"),
+	CLI_OPTION("max-conns-per-client", CLI_UINT, struct run_cli,
+		   o.max_conns_per_client, .arg = "N", .min = 0, .max = 1000000,
+		   .help = "connections from one client address; more are\n"
+			   "closed at accept (default 512; 0: no limit)"),
+	CLI_FUNC_OPTION(
+		"idle-timeout", set_idle_timeout, .arg = "S", .min = 0,
+		.max = 86400,
+		.help = "a client with no stream open for S seconds gets\n"
+			"GOAWAY(NO_ERROR), then is closed\n"
+			"(default 300; 0: never)"),
+	CLI_FUNC_OPTION(
+		"handshake-timeout", set_handshake_timeout, .arg = "S",
+		.min = 0, .max = 3600,
+		.help = "a client that has not sent its preface and SETTINGS\n"
+			"in S seconds gets GOAWAY(PROTOCOL_ERROR) and is\n"
+			"closed (default 10; 0: never)"),
 	CLI_FUNC_OPTION("verbose", set_verbose, .short_opt = 'v',
 			.help = "debug logging"),
 	CLI_END,
@@ -280,6 +320,9 @@ static int cmd_run(int argc, char **argv)
 			.frame_rate = 100,
 			.control_queue = 1000,
 			.addr_streams = 10000,
+			.max_conns_per_client = 512,
+			.idle_timeout_ms = 300 * 1000,
+			.handshake_timeout_ms = 10 * 1000,
 		},
 	};
 	struct run_opts *o = &c.o;

@@ -166,6 +166,35 @@ static void daemon_metrics(FILE *f, struct lb *lb, const struct services *sv)
 		lb->opts->max_streams);
 	fprintf(f, "h2lb_limit{flag=\"max-streams-per-address\"} %u\n",
 		lb->opts->addr_streams);
+	metric_head(f, "refused_connections_total", "counter",
+		    "client connections closed at accept: over "
+		    "--max-conns-per-client, or table or fds full");
+	fprintf(f,
+		"h2lb_refused_connections_total{reason=\"per_client\"} %llu\n",
+		(unsigned long long)lb->stats.refused_per_client);
+	fprintf(f, "h2lb_refused_connections_total{reason=\"full\"} %llu\n",
+		(unsigned long long)lb->stats.refused_full);
+	metric_head(f, "idle_timeouts_total", "counter",
+		    "clients sent GOAWAY after --idle-timeout with no stream");
+	fprintf(f, "h2lb_idle_timeouts_total %llu\n",
+		(unsigned long long)lb->stats.idle_timeouts);
+	metric_head(f, "handshake_timeouts_total", "counter",
+		    "clients closed without preface and SETTINGS in "
+		    "--handshake-timeout");
+	fprintf(f, "h2lb_handshake_timeouts_total %llu\n",
+		(unsigned long long)lb->stats.handshake_timeouts);
+	metric_head(f, "reconciles_total", "counter",
+		    "passes over the connections after events were lost");
+	fprintf(f, "h2lb_reconciles_total %llu\n",
+		(unsigned long long)lb->stats.reconciles);
+	metric_head(f, "reconciled_connections_total", "counter",
+		    "connections found closed by those passes");
+	fprintf(f, "h2lb_reconciled_connections_total %llu\n",
+		(unsigned long long)lb->stats.reconciled);
+	metric_head(f, "stale_conn_records_total", "counter",
+		    "kernel records of no connection, removed by those passes");
+	fprintf(f, "h2lb_stale_conn_records_total %llu\n",
+		(unsigned long long)lb->stats.stale_conns);
 	if (kern_read_counters(lb->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

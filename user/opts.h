@@ -46,6 +46,9 @@ struct run_opts {
 	int64_t node_buffer;	/* unacknowledged bytes, all peers */
 	int64_t peer_buffer;	/* flow.c: unacknowledged bytes per peer,
 				    * and a client's legs' extra window */
+	uint32_t max_conns_per_client; /* per client address; 0: no limit */
+	uint64_t idle_timeout_ms;      /* no stream open so long: GOAWAY; 0 */
+	uint64_t handshake_timeout_ms; /* no preface and SETTINGS: closed; 0 */
 };
 
 #endif

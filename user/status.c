@@ -177,6 +177,14 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 		       (unsigned long long)st.legs,
 		       (unsigned long long)st.bytes_read,
 		       (unsigned long long)st.bytes_written);
+		printf("daemon: refused %llu over the per-client limit, %llu full; timeouts: %llu idle, %llu handshake; %llu reconciliations (%llu closed found, %llu stale records)\n",
+		       (unsigned long long)st.refused_per_client,
+		       (unsigned long long)st.refused_full,
+		       (unsigned long long)st.idle_timeouts,
+		       (unsigned long long)st.handshake_timeouts,
+		       (unsigned long long)st.reconciles,
+		       (unsigned long long)st.reconciled,
+		       (unsigned long long)st.stale_conns);
 		printf("kernel:");
 		for (int i = 0; i < H2LB_CNT_MAX; i++)
 			printf(" %s %llu", counter_name(i),
@@ -199,6 +207,13 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "backend_connections", st.legs);
 	jw_kv_u64(w, "watchdog_pings", st.watchdog_pings);
 	jw_kv_u64(w, "queued_bytes", st.queued > 0 ? st.queued : 0);
+	jw_kv_u64(w, "refused_per_client", st.refused_per_client);
+	jw_kv_u64(w, "refused_full", st.refused_full);
+	jw_kv_u64(w, "idle_timeouts", st.idle_timeouts);
+	jw_kv_u64(w, "handshake_timeouts", st.handshake_timeouts);
+	jw_kv_u64(w, "reconciles", st.reconciles);
+	jw_kv_u64(w, "reconciled", st.reconciled);
+	jw_kv_u64(w, "stale_conns", st.stale_conns);
 	jw_obj_end(w);
 	jw_key(w, "counters");
 	jw_obj_start(w);

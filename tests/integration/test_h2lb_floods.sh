@@ -60,8 +60,8 @@ tb_up 2
 tb_start_nghttpd
 h2lb_start --backends "$(tb_backend_ip 1):8080,$(tb_backend_ip 2):8080"
 
-for kind in ping ping-no-read settings settings-no-read window rapid-reset \
-    priority empty-data headers; do
+for kind in ${FLOOD_KINDS:-ping ping-no-read settings settings-no-read window rapid-reset \
+    priority empty-data headers}; do
     args=(--kind "${kind%-no-read}" --seconds 3)
     [[ $kind == *-no-read ]] && args+=(--no-read)
     # The good client alone, just before: the machine's noise drifts.
