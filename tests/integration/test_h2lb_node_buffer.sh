@@ -92,7 +92,7 @@ tb_start_nghttpd
 backends="$(tb_backend_ip 1):8080,$(tb_backend_ip 2):8080"
 
 echo "== --node-buffer ${LIMIT_MIB}M"
-h2lb_start --backends "$backends" --node-buffer ${LIMIT_MIB}M
+h2lb_start --backends "$backends" --node-buffer ${LIMIT_MIB}M --max-conns-per-client 0
 stall idle --idle
 idle=$grew
 echo "   $N idle connections: kernel memory +$((idle / 1024)) MiB"
@@ -127,7 +127,7 @@ unstall stalled
 h2lb_stop || fail "h2lb did not stop cleanly"
 
 echo "== --node-buffer 0 (no limit)"
-h2lb_start --backends "$backends" --node-buffer 0
+h2lb_start --backends "$backends" --node-buffer 0 --max-conns-per-client 0
 stall unlimited
 echo "   $N clients that stopped reading: kernel memory +$((grew / 1024)) MiB, send queues $((wmem / 1024)) MiB, h2lb counts $((queued >> 20)) MiB queued"
 ((wmem > 5 * limited_wmem)) ||
