@@ -101,9 +101,13 @@ static __always_inline void stream_close(struct h2lb_stream_key *key,
 	int reset = how != H2LB_CLOSED_DONE;
 
 	stream_unreserve(st); /* exactly once, whoever closes it */
+	/* How it closed is known before it is gone: a frame the client sent
+	 * meanwhile, seen on another CPU, must find one or the other (with
+	 * neither, DATA on it is a STREAM_CLOSED connection error). If two
+	 * close it at once, the first to record says how. */
+	bpf_map_update_elem(&closed, key, &how, BPF_NOEXIST);
 	if (bpf_map_delete_elem(&streams, key))
 		return;
-	stream_closed(key, how);
 	conn_streams_add(key->client, -1);
 	conn_streams_add(leg, -1);
 	be = bpf_map_lookup_elem(&backends, &b);
