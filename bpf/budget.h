@@ -30,8 +30,15 @@ static __always_inline int calm_take(struct h2lb_conn *c, __u32 n)
 		c->calm_ns = now;
 		c->calm_tokens = burst;
 	}
-	if (settings.calm_rate && now > c->calm_ns)
-		refill = (now - c->calm_ns) * settings.calm_rate / NSEC_PER_SEC;
+	if (settings.calm_rate && now > c->calm_ns) {
+		/* An hour refills any budget (--frame-rate is at most 10^6):
+		 * longer would overflow the product. */
+		__u64 idle = now - c->calm_ns;
+
+		if (idle > 3600 * NSEC_PER_SEC)
+			idle = 3600 * NSEC_PER_SEC;
+		refill = idle * settings.calm_rate / NSEC_PER_SEC;
+	}
 	tokens = (__s64)c->calm_tokens + refill +
 		 __sync_lock_test_and_set(&c->calm_earned, 0);
 	if (refill) /* keep the fraction of a token for next time */
