@@ -31,8 +31,8 @@ static __always_inline int calm_take(struct h2lb_conn *c, __u32 n)
 		c->calm_tokens = burst;
 	}
 	if (settings.calm_rate && now > c->calm_ns) {
-		/* An hour refills any budget (--frame-rate is at most 10^6):
-		 * longer would overflow the product. */
+		/* At most an hour's refill at a time: with --frame-rate up
+		 * to 10^6, longer would overflow the product. */
 		__u64 idle = now - c->calm_ns;
 
 		if (idle > 3600 * NSEC_PER_SEC)
