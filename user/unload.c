@@ -60,13 +60,14 @@ static void cleanup_cgroup(const char *cg)
 		printf("removed cgroup %s\n", cg);
 }
 
-/* Cgroups named h2lb-PID anywhere (3 levels) under the v2 mounts. */
+/* Cgroups named h2lb-PID anywhere (8 levels: a pod's is 4 or 5 deep) under
+ * the v2 mounts. */
 static void find_cgroups(const char *dir, const char *name, int depth)
 {
 	struct dirent *e;
 	DIR *d;
 
-	if (depth > 3 || !(d = opendir(dir)))
+	if (depth > 8 || !(d = opendir(dir)))
 		return;
 	while ((e = readdir(d))) {
 		char path[4096];

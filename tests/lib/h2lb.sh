@@ -6,7 +6,8 @@
 #                             H2LB_ADDR (198.18.1.1:50051), balancing the
 #                             testbed's greeters (or what RUN ARGS say), maps
 #                             pinned in H2LB_PIN; waits until it listens and
-#                             every backend is ready
+#                             every backend is ready; with H2LB_WRAP (an
+#                             array) set, through "${H2LB_WRAP[@]}" h2lb ...
 #   h2lb_stop                 SIGTERM, bounded wait; fails if it did not exit 0
 #                             or left pins or its cgroup behind
 #   h2lb_map NAME             bpftool -j dump of a pinned map
@@ -42,7 +43,7 @@ h2lb_start() {
     fi
     # A test that stops h2lb with streams still open must not wait the
     # default 20 s graceful stop (RUN ARGS can set another).
-    tb_spawn node h2lb "$H2LB_BIN" run --listen "$H2LB_ADDR" \
+    tb_spawn node h2lb ${H2LB_WRAP[@]+"${H2LB_WRAP[@]}"} "$H2LB_BIN" run --listen "$H2LB_ADDR" \
         --pin-dir "$H2LB_PIN" --stop-timeout 5 "${args[@]}" || return 1
     tb_on_cleanup _h2lb_cleanup
     tb_wait_port node "$H2LB_PORT" 20 "$TB_LAST_PID" || return 1
