@@ -128,6 +128,7 @@ ok_between() {
 # tc_links: BPF links running the tc program of any h2lb whose vips map is
 # pinned here, or was (map ids in VIPS_IDS).
 tc_links() {
+    # shellcheck disable=SC2086 # one argument per map id
     "$TB_PYTHON" - ${VIPS_IDS:-0} <<'PY'
 import json, subprocess, sys
 def show(what):
