@@ -21,6 +21,7 @@
 #include "kern.h"
 #include "log.h"
 #include "metrics.h"
+#include "owner.h"
 #include "reconcile.h"
 #include "services.h"
 #include "stop.h"
@@ -47,6 +48,7 @@ struct daemon {
 	struct services sv;
 	struct stop stop;
 	struct reconcile rc;
+	struct owner owner;   /* of the pin dir, held until the end */
 	struct k8s *k8s;      /* --kubernetes discovery */
 	struct intercept *ic; /* --intercept links */
 	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
@@ -198,6 +200,36 @@ static void raise_nofile(struct daemon *d)
 	d->lb.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/*
+ * Own the pin dir before touching anything: a daemon that still runs
+ * with it (a rolling update, a restart while the old one stops) is
+ * waited for, at most --takeover-wait seconds; what a dead one left is
+ * removed (owner.c).
+ */
+static int take_over(struct daemon *d)
+{
+	const char *dir = d->opts.pin_dir;
+	struct owner_leftovers l;
+
+	if (owner_lock(&d->owner, dir, d->opts.takeover_wait_s)) {
+		if (errno == EWOULDBLOCK)
+			pr_err("%s is still in use by h2lb pid %ld (lock %s) after waiting %d s: stop it first, or raise --takeover-wait",
+			       dir, d->owner.holder, d->owner.path,
+			       d->opts.takeover_wait_s);
+		else
+			pr_err("locking %s: %s", d->owner.path,
+			       strerror(errno));
+		return -1;
+	}
+	owner_clean(&d->owner, dir, &l);
+	if (l.pid || l.pins || l.steer)
+		pr_info("took over %s from h2lb pid %ld, which died: removed %d cgroup(s), %d pins%s",
+			dir, l.pid, l.cgroups, l.pins,
+			l.steer ? ", the interception rule, route and nftables table"
+				: "");
+	return 0;
+}
+
 static int setup(struct daemon *d)
 {
 	struct itimerspec its = {
@@ -218,6 +250,8 @@ static int setup(struct daemon *d)
 	};
 	sigset_t mask;
 
+	if (take_over(d))
+		return -1;
 	raise_nofile(d);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -293,6 +327,7 @@ static void teardown(struct daemon *d)
 		close(d->sig_fd);
 	if (d->epfd >= 0)
 		close(d->epfd);
+	owner_unlock(&d->owner); /* last: the next owner finds nothing */
 	pr_info("stopped: %llu clients, %llu backend connections; daemon read %llu and wrote %llu bytes",
 		(unsigned long long)d->lb.stats.clients,
 		(unsigned long long)d->lb.stats.legs,
@@ -348,6 +383,7 @@ int daemon_run(const struct run_opts *opts)
 	d.lb.spare_fd = -1;
 	services_init(&d.sv);
 	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = d.metrics_fd = -1;
+	d.owner.fd = -1;
 	d.lb.stats.pid = getpid();
 	if (setup(&d)) {
 		teardown(&d);

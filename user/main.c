@@ -222,6 +222,12 @@ static const struct cli_opt run_options[] = {
 		.help = "on SIGTERM/SIGINT, GOAWAY to clients and stop when\n"
 			"their streams end, at most S seconds (default 20;\n"
 			"0: stop at once; a second signal stops at once)"),
+	CLI_OPTION(
+		"takeover-wait", CLI_UINT, struct run_cli, o.takeover_wait_s,
+		.arg = "S", .min = 0, .max = 3600,
+		.help = "another h2lb runs with the pin dir: wait at most S\n"
+			"seconds for it to exit, then exit 1 (default 30);\n"
+			"what a dead one left is removed at once"),
 	CLI_FUNC_OPTION("drain-timeout", set_stop_timeout, .arg = "S", .min = 0,
 			.max = 3600,
 			.help = "the older name of --stop-timeout"),
@@ -314,6 +320,7 @@ static int cmd_run(int argc, char **argv)
 			.max_streams = 1000,
 			.stream_window = 65535,
 			.stop_timeout_ms = 20000,
+			.takeover_wait_s = 30,
 			.peer_buffer = 4 << 20,
 			.node_buffer = 1L << 30,
 			.frame_budget = 1000,

@@ -38,13 +38,14 @@ struct run_opts {
 	uint32_t max_streams;	  /* per client connection */
 	uint32_t stream_window;	  /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
 	uint64_t stop_timeout_ms; /* graceful stop: 0 stops at once */
+	int takeover_wait_s;	  /* for the pin dir's owner (owner.h) */
 	/* Hostile peers (docs/hardening.md): bpf/budget.h */
-	uint32_t frame_budget;	/* frames without data at once */
-	uint32_t frame_rate;	/* ... and per second */
-	uint32_t control_queue; /* control frames waiting for a peer */
-	uint32_t addr_streams;	/* open streams of one client address */
-	int64_t node_buffer;	/* unacknowledged bytes, all peers */
-	int64_t peer_buffer;	/* flow.c: unacknowledged bytes per peer,
+	uint32_t frame_budget;	       /* frames without data at once */
+	uint32_t frame_rate;	       /* ... and per second */
+	uint32_t control_queue;	       /* control frames waiting for a peer */
+	uint32_t addr_streams;	       /* open streams of one client address */
+	int64_t node_buffer;	       /* unacknowledged bytes, all peers */
+	int64_t peer_buffer;	       /* flow.c: unacknowledged bytes per peer,
 				    * and a client's legs' extra window */
 	uint32_t max_conns_per_client; /* per client address; 0: no limit */
 	uint64_t idle_timeout_ms;      /* no stream open so long: GOAWAY; 0 */

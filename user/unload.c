@@ -5,7 +5,6 @@
  * gone, detaches what it left attached to its cgroup and unpins its maps.
  * Safe to run twice, and when nothing is loaded.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,8 +17,8 @@
 
 #include "cli.h"
 #include "kern.h"
+#include "owner.h"
 #include "status.h"
-#include "steer.h"
 
 static bool is_h2lb(pid_t pid)
 {
@@ -53,36 +52,6 @@ static bool stop_daemon(pid_t pid)
 	return !is_h2lb(pid);
 }
 
-/* Detach every sockops program from @cg and remove it. */
-static void cleanup_cgroup(const char *cg)
-{
-	if (kern_cgroup_detach_all(cg) && !rmdir(cg))
-		printf("removed cgroup %s\n", cg);
-}
-
-/* Cgroups named h2lb-PID anywhere (8 levels: a pod's is 4 or 5 deep) under
- * the v2 mounts. */
-static void find_cgroups(const char *dir, const char *name, int depth)
-{
-	struct dirent *e;
-	DIR *d;
-
-	if (depth > 8 || !(d = opendir(dir)))
-		return;
-	while ((e = readdir(d))) {
-		char path[4096];
-
-		if (e->d_type != DT_DIR || e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (!strcmp(e->d_name, name))
-			cleanup_cgroup(path);
-		else
-			find_cgroups(path, name, depth + 1);
-	}
-	closedir(d);
-}
-
 struct unload_cli {
 	const char *dir;
 };
@@ -103,11 +72,11 @@ int unload_main(int argc, char **argv)
 {
 	struct unload_cli cli = { .dir = H2LB_DEFAULT_PIN_DIR };
 	struct h2lb_daemon_stats st = { 0 };
+	struct owner_leftovers l;
+	struct owner o;
 	const char *dir;
-	char name[32];
 	struct stat sb;
 	struct kern *k;
-	int c;
 
 	if (cli_parse(&unload_cmd, argc, argv, &cli))
 		return 2;
@@ -128,18 +97,27 @@ int unload_main(int argc, char **argv)
 	if (stop_daemon(st.pid))
 		printf("stopped h2lb daemon (pid %llu)\n",
 		       (unsigned long long)st.pid);
-	if (st.pid) {
-		snprintf(name, sizeof(name), "h2lb-%llu",
-			 (unsigned long long)st.pid);
-		find_cgroups("/sys/fs/cgroup", name, 0);
-		find_cgroups("/run/h2lb-cgroup2", name, 0);
+	/* Whoever still holds the lock is alive (one that did not stop, one
+	 * of another pid namespace, or one that took over meanwhile): what
+	 * is pinned is its own. */
+	if (owner_lock(&o, dir, 0)) {
+		if (errno == EWOULDBLOCK)
+			cli_err("%s is in use by a running h2lb (pid %ld, lock %s): stop it first",
+				dir, o.holder, o.path);
+		else
+			cli_err("locking %s: %s", o.path, strerror(errno));
+		return 1;
 	}
-	/* A killed daemon's routing rule and nftables table (steer.c). Its
-	 * tc and cgroup links went with it: they are never pinned. */
-	if (steer_remove())
+	/* A killed daemon's cgroup, routing rule and nftables table, and
+	 * pins (owner.c). Its tc and cgroup links went with it: they are
+	 * never pinned. */
+	owner_clean(&o, dir, &l);
+	if (l.cgroups)
+		printf("removed the cgroup of h2lb pid %ld\n", l.pid);
+	if (l.steer)
 		printf("removed the interception routing rule and nftables table\n");
-	c = kern_unpin_all(dir);
-	if (c)
-		printf("unpinned %d maps from %s\n", c, dir);
+	if (l.pins)
+		printf("unpinned %d maps from %s\n", l.pins, dir);
+	owner_unlock(&o);
 	return 0;
 }
