@@ -425,7 +425,7 @@ struct h2lb_daemon_stats {
 	__u64 clients; /* client connections accepted */
 	__u64 legs;    /* backend connections opened */
 	__u64 watchdog_pings;
-	__u64 pid; /* of the daemon, for `h2lb unload` */
+	__u64 pid;    /* of the daemon, for `h2lb unload` */
 	__s64 queued; /* bytes sent to peers, not acknowledged (budget.h) */
 	/* What the daemon turned away or cut off, and repaired. */
 	__u64 refused_per_client; /* over --max-conns-per-client */

@@ -9,10 +9,10 @@
 
 #include <stdint.h>
 
-#define BACKOFF_BASE_MS 200   /* a restarted backend is back within 0.25 s */
+#define BACKOFF_BASE_MS 200 /* a restarted backend is back within 0.25 s */
 /* A dead one costs a connect a second; a restarted one is back within
  * about a second however long it was away. */
-#define BACKOFF_MAX_MS	1000
+#define BACKOFF_MAX_MS 1000
 #define BACKOFF_JITTER                                                         \
 	20 /* +-20 %: backends ejected together (a node's
 			       * network blip) are not all retried at once */
