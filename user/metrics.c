@@ -50,6 +50,8 @@
 #define METRICS_DEADLINE_MS 2000
 #define METRICS_STALE_MS    5000
 #define METRICS_FRESH_MS    250
+#define METRICS_REUSE_MS    20	/* a snapshot this young is served again */
+#define METRICS_PAUSE_MS    100 /* no accept after EMFILE and the like */
 
 /* The loop's state that /metrics shows, as of its last metrics_publish. */
 struct metrics_snap {
@@ -83,7 +85,9 @@ struct metrics {
 	uint64_t beat_ms;     /* the loop's last tick (atomic) */
 	pthread_mutex_t lock; /* guards snap and seq */
 	pthread_cond_t published;
-	uint64_t seq; /* snapshots published */
+	uint64_t seq;	       /* snapshots published */
+	uint64_t snap_ms;      /* when the last one was */
+	uint64_t accept_at_ms; /* accept again from then on */
 	struct metrics_snap snap;
 	struct metrics_snap view; /* the thread's copy */
 	struct mconn c[METRICS_CONNS];
@@ -298,6 +302,7 @@ void metrics_publish(struct metrics *m, const struct lb *lb,
 		s->pool[s->nr_pools++].pooled = be->pooled;
 	}
 	m->seq++;
+	m->snap_ms = now_ms();
 	pthread_mutex_unlock(&m->lock);
 	pthread_cond_broadcast(&m->published);
 }
@@ -313,8 +318,10 @@ int metrics_fd(const struct metrics *m)
 	return m->want_fd;
 }
 
-/* A snapshot published after now, or the last one if the loop does not
- * publish within METRICS_FRESH_MS: into m->view. */
+/* A snapshot published after now (or within METRICS_REUSE_MS: however
+ * often /metrics is asked, the loop walks its tables at most 50 times a
+ * second), or the last one if the loop does not publish within
+ * METRICS_FRESH_MS: into m->view. */
 static void take_snapshot(struct metrics *m)
 {
 	struct timespec until;
@@ -328,7 +335,8 @@ static void take_snapshot(struct metrics *m)
 	}
 	pthread_mutex_lock(&m->lock);
 	seq = m->seq;
-	if (write(m->want_fd, &one, sizeof(one)) == sizeof(one))
+	if (now_ms() - m->snap_ms >= METRICS_REUSE_MS &&
+	    write(m->want_fd, &one, sizeof(one)) == sizeof(one))
 		while (m->seq == seq &&
 		       pthread_cond_timedwait(&m->published, &m->lock,
 					      &until) != ETIMEDOUT)
@@ -412,6 +420,11 @@ static void on_accept(struct metrics *m, uint64_t now)
 		c->deadline_ms = now + METRICS_DEADLINE_MS;
 		c->rlen = c->olen = c->off = 0;
 	}
+	/* Out of fds or memory: the listener stays readable, and polling it
+	 * at once would spin. */
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM)
+		m->accept_at_ms = now + METRICS_PAUSE_MS;
 }
 
 /* Read the request, then write the answer; true when done with @c. */
@@ -454,7 +467,13 @@ static void *metrics_thread(void *arg)
 		int n = 2, timeout;
 
 		p[0] = (struct pollfd){ .fd = m->stop_fd, .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = m->listen_fd, .events = POLLIN };
+		/* A negative fd is left out by poll. */
+		p[1] = (struct pollfd){ .fd = now >= m->accept_at_ms
+						      ? m->listen_fd
+						      : -1,
+					.events = POLLIN };
+		if (now < m->accept_at_ms)
+			next = m->accept_at_ms;
 		for (int i = 0; i < METRICS_CONNS; i++) {
 			struct mconn *c = &m->c[i];
 
