@@ -48,10 +48,11 @@ struct daemon {
 	struct services sv;
 	struct stop stop;
 	struct reconcile rc;
-	struct owner owner;   /* of the pin dir, held until the end */
-	struct k8s *k8s;      /* --kubernetes discovery */
-	struct intercept *ic; /* --intercept links */
-	int epfd, sig_fd, timer_fd, inotify_fd, metrics_fd;
+	struct owner owner;	 /* of the pin dir, held until the end */
+	struct k8s *k8s;	 /* --kubernetes discovery */
+	struct intercept *ic;	 /* --intercept links */
+	struct metrics *metrics; /* --metrics server (its own thread) */
+	int epfd, sig_fd, timer_fd, inotify_fd;
 	/* A ring's last batch was full: take the next one at the next turn
 	 * of the loop, whatever epoll says (its fd sits in libbpf's own
 	 * epoll, and no new event need wake it). */
@@ -164,6 +165,7 @@ static void on_tick(struct daemon *d)
 	if (stop_tick(&d->stop, &d->lb))
 		d->exit = true;
 	publish_stats(d);
+	metrics_beat(d->metrics);
 }
 
 static int start_k8s(struct daemon *d)
@@ -290,8 +292,9 @@ static int setup(struct daemon *d)
 	if (d->opts.intercept && !d->ic)
 		return -1;
 	if (d->opts.metrics.sin_port) {
-		d->metrics_fd = metrics_open(&d->opts.metrics);
-		if (d->metrics_fd < 0 || watch(d, d->metrics_fd, TAG_METRICS))
+		d->metrics = metrics_start(&d->opts.metrics, d->lb.k, &d->opts);
+		if (!d->metrics ||
+		    watch(d, metrics_fd(d->metrics), TAG_METRICS))
 			return -1;
 	}
 	conns_tick(&d->lb); /* fill the pools */
@@ -303,6 +306,9 @@ static void teardown(struct daemon *d)
 	if (d->k8s)
 		k8s_stop(d->k8s);
 	d->k8s = NULL;
+	/* Before kern_close: the thread reads the maps. */
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
 	if (d->lb.k)
 		conns_close_all(&d->lb);
 	injector_close(&d->lb.inj);
@@ -319,8 +325,6 @@ static void teardown(struct daemon *d)
 		close(d->lb.spare_fd);
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
-	if (d->metrics_fd >= 0)
-		close(d->metrics_fd);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
 	if (d->sig_fd >= 0)
@@ -354,7 +358,7 @@ static void dispatch(struct daemon *d, uint64_t tag)
 		on_inotify(d);
 		break;
 	case TAG_METRICS:
-		metrics_serve(d->metrics_fd, &d->lb, &d->sv);
+		metrics_publish(d->metrics, &d->lb, &d->sv);
 		break;
 	case TAG_K8S:
 		on_k8s(d);
@@ -382,7 +386,7 @@ int daemon_run(const struct run_opts *opts)
 	d.lb.inj.tx_fd = d.lb.inj.rx_fd = -1;
 	d.lb.spare_fd = -1;
 	services_init(&d.sv);
-	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = d.metrics_fd = -1;
+	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
 	d.owner.fd = -1;
 	d.lb.stats.pid = getpid();
 	if (setup(&d)) {

@@ -13,8 +13,10 @@
 # the objects: RBAC is get/list/watch on Services, EndpointSlices and Nodes
 # only; the DaemonSet runs on the host network with BPF, NET_ADMIN and
 # SYS_ADMIN (not privileged), mounts bpffs and the cgroup hierarchy, gets
-# NODE_NAME from the downward API, has probes and resource requests; the
-# Dockerfile's runtime stage installs the libraries build/h2lb links.
+# NODE_NAME from the downward API, binds --metrics to the pod's IP
+# (POD_IP, downward API) rather than 0.0.0.0, has probes and resource
+# requests; the Dockerfile's runtime stage installs the libraries
+# build/h2lb links.
 # Needs no root and no network namespace.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh" --no-testbed
 
@@ -138,7 +140,12 @@ ports = {p["name"]: p["containerPort"] for p in c["ports"]}
 for probe in ("livenessProbe", "readinessProbe"):
     g = c[probe]["httpGet"]
     assert g["path"] == "/healthz" and ports.get(g["port"], g["port"]) == 9464, (probe, g)
-assert "--metrics" in c["args"] and "0.0.0.0:9464" in c["args"], c["args"]
+# Metrics on the pod's (the node's) IP only, not every address; the
+# probes dial that IP by default (no httpGet host).
+assert "--metrics" in c["args"] and "$(POD_IP):9464" in c["args"], c["args"]
+assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP", env["POD_IP"]
+for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    assert "host" not in c[probe]["httpGet"], (probe, c[probe]["httpGet"])
 assert "--kubernetes" in c["args"], c["args"]
 req = c["resources"]["requests"]
 assert "cpu" in req and "memory" in req, req
