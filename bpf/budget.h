@@ -156,7 +156,7 @@ __attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
 
 /* How long a peer with bytes waiting for it may leave them untaken before
  * it lags (a peer that reads has its TCP take more all the time). */
-#define LAG_NS (200 * 1000 * 1000ull)
+#define LAG_NS (H2LB_LAG_MS * 1000000ull)
 
 /*
  * Whether @c's own peer (@skb came from @c) has shown that it reads: its

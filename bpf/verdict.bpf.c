@@ -25,7 +25,7 @@
  * acknowledged this much and leaves no more than NODE_FULL_LAG waiting
  * (budget.h, self_keeps_up). */
 #define NODE_FULL_PROOF (64 << 10)
-#define NODE_FULL_LAG	(64 << 10)
+#define NODE_FULL_LAG	H2LB_LAG_BYTES
 /* SETTINGS of one peer that the daemon has not acknowledged yet. */
 #define SETTINGS_IN_FLIGHT 4
 
@@ -125,7 +125,16 @@ static __always_inline void peer_calm(__u64 client)
  * but carry nothing (docs/hardening.md), 0 for data and new requests.
  * HEADERS that open nothing pay where that is found. */
 static __always_inline int frame_cost(const struct h2_frame *f,
-				      const struct h2lb_conn *c);
+				      const struct h2lb_conn *c)
+{
+	switch (f->type) {
+	case H2_DATA:
+		return !c->run_data && !c->run_end;
+	case H2_HEADERS:
+		return !(f->flags & H2_F_END_HEADERS); /* CONTINUATIONs */
+	}
+	return 1;
+}
 
 /*
  * Whether a stream frame is over its sender's budget. The first
@@ -149,18 +158,6 @@ static __always_inline int stream_frame_over(const struct h2_frame *f,
 		return 0;
 	}
 	return calm_take(c, 1);
-}
-
-static __always_inline int frame_cost(const struct h2_frame *f,
-				      const struct h2lb_conn *c)
-{
-	switch (f->type) {
-	case H2_DATA:
-		return !c->run_data && !c->run_end;
-	case H2_HEADERS:
-		return !(f->flags & H2_F_END_HEADERS); /* CONTINUATIONs */
-	}
-	return 1;
 }
 
 /* PING: rewrite into its ACK in place and send it back where it came
@@ -397,14 +394,16 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	leg = 0;
 	over = c->open_streams >= settings.max_streams;
 	if (!over && !(c->flags & H2LB_CONN_GOAWAY)) {
-		if (node_full() &&
+		int full = node_full();
+
+		if (full &&
 		    !self_keeps_up(skb, c, NODE_FULL_PROOF, NODE_FULL_LAG))
 			count(H2LB_CNT_NODE_FULL);
 		else if (addr_streams_full(c->addr))
 			count(H2LB_CNT_ADDR_FULL);
 		else
 			leg = leg_for_new_stream(cookie, c, &backend);
-		if (leg && node_full() && leg_lags(leg)) {
+		if (leg && full && leg_lags(leg)) {
 			count(H2LB_CNT_NODE_FULL);
 			leg = 0;
 		}

@@ -75,6 +75,12 @@ enum h2lb_backend_state {
 	0x10 /* holds H2LB_STREAM_RESERVE of the node's
 				 * queue until its answer comes (budget.h) */
 #define H2LB_ST_BOTH_END (H2LB_ST_CLIENT_END | H2LB_ST_SERVER_END)
+/* Over --node-buffer, a peer lags when more than H2LB_LAG_BYTES sent to it
+ * wait untaken by its TCP, and its TCP took nothing for H2LB_LAG_MS: the
+ * kernel refuses its client new streams (bpf/verdict.bpf.c), the daemon
+ * holds its windows (user/window.c). */
+#define H2LB_LAG_BYTES (64 << 10)
+#define H2LB_LAG_MS    200
 /* What a stream may bring before its first frame is seen: its backend's
  * connection window to start with (RFC 9113 6.9.2). */
 #define H2LB_STREAM_RESERVE 65536

@@ -100,6 +100,14 @@ static void metric_head(FILE *f, const char *name, const char *type,
 		type);
 }
 
+/* A metric of one value, without labels. */
+static void metric_one(FILE *f, const char *name, const char *type,
+		       const char *help, long long value)
+{
+	metric_head(f, name, type, help);
+	fprintf(f, "h2lb_%s %lld\n", name, value);
+}
+
 static void backend_metrics(FILE *f, struct kern *k)
 {
 	static struct h2lb_backend be[H2LB_MAX_BACKENDS];
@@ -180,6 +188,21 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 {
 	const struct metrics_snap *s = &m->view;
 	const struct run_opts *o = m->opts;
+	const struct {
+		const char *flag;
+		long long value;
+	} limits[] = {
+		{ "node-buffer", o->node_buffer },
+		{ "peer-buffer", o->peer_buffer },
+		{ "frame-budget", o->frame_budget },
+		{ "frame-rate", o->frame_rate },
+		{ "control-queue", o->control_queue },
+		{ "max-streams", o->max_streams },
+		{ "max-streams-per-address", o->addr_streams },
+		{ "max-conns-per-client", o->max_conns_per_client },
+		{ "idle-timeout", o->idle_timeout_ms / 1000 },
+		{ "handshake-timeout", o->handshake_timeout_ms / 1000 },
+	};
 	uint64_t cnt[H2LB_CNT_MAX];
 
 	metric_head(f, "client_connections", "gauge",
@@ -196,35 +219,22 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		fprintf(f,
 			"h2lb_pool_connections{service=\"%s\",backend=\"%s\"} %d\n",
 			s->pool[b].service, s->pool[b].addr, s->pool[b].pooled);
-	metric_head(
-		f, "daemon_read_bytes_total", "counter",
-		"bytes the daemon read on the datapath (ring buffer events)");
-	fprintf(f, "h2lb_daemon_read_bytes_total %llu\n",
-		(unsigned long long)s->stats.bytes_read);
-	metric_head(f, "daemon_written_bytes_total", "counter",
-		    "bytes the daemon wrote on the datapath (injected frames)");
-	fprintf(f, "h2lb_daemon_written_bytes_total %llu\n",
-		(unsigned long long)s->injected_bytes);
-	metric_head(f, "accepted_connections_total", "counter",
-		    "client connections accepted");
-	fprintf(f, "h2lb_accepted_connections_total %llu\n",
-		(unsigned long long)s->stats.clients);
-	metric_head(f, "queued_bytes", "gauge",
-		    "bytes sent to peers that their TCP has not acknowledged");
-	fprintf(f, "h2lb_queued_bytes %lld\n",
-		(long long)kern_node_queued(m->k));
+	metric_one(f, "daemon_read_bytes_total", "counter",
+		   "bytes the daemon read on the datapath (ring buffer events)",
+		   s->stats.bytes_read);
+	metric_one(f, "daemon_written_bytes_total", "counter",
+		   "bytes the daemon wrote on the datapath (injected frames)",
+		   s->injected_bytes);
+	metric_one(f, "accepted_connections_total", "counter",
+		   "client connections accepted", s->stats.clients);
+	metric_one(f, "queued_bytes", "gauge",
+		   "bytes sent to peers that their TCP has not acknowledged",
+		   kern_node_queued(m->k));
 	metric_head(f, "limit", "gauge",
 		    "the limits h2lb runs with (0: none), by flag");
-	fprintf(f, "h2lb_limit{flag=\"node-buffer\"} %lld\n",
-		(long long)o->node_buffer);
-	fprintf(f, "h2lb_limit{flag=\"peer-buffer\"} %lld\n",
-		(long long)o->peer_buffer);
-	fprintf(f, "h2lb_limit{flag=\"frame-budget\"} %u\n", o->frame_budget);
-	fprintf(f, "h2lb_limit{flag=\"frame-rate\"} %u\n", o->frame_rate);
-	fprintf(f, "h2lb_limit{flag=\"control-queue\"} %u\n", o->control_queue);
-	fprintf(f, "h2lb_limit{flag=\"max-streams\"} %u\n", o->max_streams);
-	fprintf(f, "h2lb_limit{flag=\"max-streams-per-address\"} %u\n",
-		o->addr_streams);
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+		fprintf(f, "h2lb_limit{flag=\"%s\"} %lld\n", limits[i].flag,
+			limits[i].value);
 	metric_head(f, "refused_connections_total", "counter",
 		    "client connections closed at accept: over "
 		    "--max-conns-per-client, or table or fds full");
@@ -233,27 +243,22 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		(unsigned long long)s->stats.refused_per_client);
 	fprintf(f, "h2lb_refused_connections_total{reason=\"full\"} %llu\n",
 		(unsigned long long)s->stats.refused_full);
-	metric_head(f, "idle_timeouts_total", "counter",
-		    "clients sent GOAWAY after --idle-timeout with no stream");
-	fprintf(f, "h2lb_idle_timeouts_total %llu\n",
-		(unsigned long long)s->stats.idle_timeouts);
-	metric_head(f, "handshake_timeouts_total", "counter",
-		    "clients closed without preface and SETTINGS in "
-		    "--handshake-timeout");
-	fprintf(f, "h2lb_handshake_timeouts_total %llu\n",
-		(unsigned long long)s->stats.handshake_timeouts);
-	metric_head(f, "reconciles_total", "counter",
-		    "passes over the connections after events were lost");
-	fprintf(f, "h2lb_reconciles_total %llu\n",
-		(unsigned long long)s->stats.reconciles);
-	metric_head(f, "reconciled_connections_total", "counter",
-		    "connections found closed by those passes");
-	fprintf(f, "h2lb_reconciled_connections_total %llu\n",
-		(unsigned long long)s->stats.reconciled);
-	metric_head(f, "stale_conn_records_total", "counter",
-		    "kernel records of no connection, removed by those passes");
-	fprintf(f, "h2lb_stale_conn_records_total %llu\n",
-		(unsigned long long)s->stats.stale_conns);
+	metric_one(f, "idle_timeouts_total", "counter",
+		   "clients sent GOAWAY after --idle-timeout with no stream",
+		   s->stats.idle_timeouts);
+	metric_one(f, "handshake_timeouts_total", "counter",
+		   "clients closed without preface and SETTINGS in "
+		   "--handshake-timeout",
+		   s->stats.handshake_timeouts);
+	metric_one(f, "reconciles_total", "counter",
+		   "passes over the connections after events were lost",
+		   s->stats.reconciles);
+	metric_one(f, "reconciled_connections_total", "counter",
+		   "connections found closed by those passes",
+		   s->stats.reconciled);
+	metric_one(f, "stale_conn_records_total", "counter",
+		   "kernel records of no connection, removed by those passes",
+		   s->stats.stale_conns);
 	if (kern_read_counters(m->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

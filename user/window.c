@@ -57,24 +57,17 @@ static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 			 lb->opts->peer_buffer);
 }
 
-/* Over the node's limit, a peer with more than this waiting for it that
- * its TCP did not take, and that took nothing for LAG_MS, lags (the same
- * rule as the kernel's: bpf/verdict.bpf.c NODE_FULL_LAG, bpf/budget.h
- * LAG_NS). */
-#define NODE_FULL_LAG (64 << 10)
-#define LAG_MS	      200
-
 /*
  * More is queued toward all peers together than --node-buffer allows:
- * the windows that feed a peer that does not keep up (more than
- * NODE_FULL_LAG its TCP did not take) wait (the tick looks again), and
+ * the windows that feed a peer that lags (include/h2lb.h,
+ * H2LB_LAG_BYTES and H2LB_LAG_MS) wait (the tick looks again), and
  * the kernel gives its client no new stream (bpf/budget.h). Peers that
  * keep up are served as before.
  */
 static bool node_lags(struct lb *lb, const struct h2lb_conn *k)
 {
-	return lb->opts->node_buffer && k->backlog > NODE_FULL_LAG &&
-	       now_ms() - k->progress_ns / 1000000 >= LAG_MS &&
+	return lb->opts->node_buffer && k->backlog > H2LB_LAG_BYTES &&
+	       now_ms() - k->progress_ns / 1000000 >= H2LB_LAG_MS &&
 	       kern_node_queued(lb->k) > lb->opts->node_buffer;
 }
 

@@ -15,12 +15,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 tb_require_cmd nghttpd
 OTHER=198.18.1.3
 
-counter() {
-    bpftool -j map dump pinned "$H2LB_PIN/counters" | "$TB_PYTHON" -c '
-import json, sys
-print(sum(c["value"][sys.argv[1]] for c in json.load(sys.stdin)[0]["formatted"]["values"]))' "$1"
-}
-
 # field JSON NAME
 field() { "$TB_PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
@@ -44,7 +38,7 @@ echo "   $TB_CLI_IP, 3 x 40 streams: $hog"
 echo "   $OTHER, 40 streams: $other; a GET: $get"
 refused=$(field "$hog" refused)
 ((refused >= 65 && refused <= 70)) || fail "$refused of 120 streams refused, want 70"
-(($(counter addr_streams_full) >= refused)) || fail "addr_streams_full does not count them"
+(($(h2lb_counter addr_streams_full) >= refused)) || fail "addr_streams_full does not count them"
 (($(field "$other" refused) == 0)) || fail "the other address was refused streams"
 [[ $(field "$get" status) == 2xx ]] || fail "the other address's GET got no answer"
 

@@ -29,11 +29,6 @@ tb_require_cmd curl prlimit
 ATTACKER=198.18.1.3
 METRICS=$TB_NODE_IP:9464
 
-metric() { # NAME[{LABELS}]: its value in /metrics
-    tb_exec node curl -s --max-time 5 "http://$METRICS/metrics" |
-        awk -v m="h2lb_$1" '$1 == m { print $2; f = 1 } END { if (!f) print -1 }'
-}
-
 # calls OUT N: N greeter calls on one channel, 4 in flight; fails if one
 # failed. Prints nothing; the summary is in OUT.
 calls() {
@@ -105,7 +100,7 @@ alone=$(rate "$TB_STATE/alone.json")
 holder limit --count 60 --hold 4
 beside "60 connections" "$TB_STATE/limit.json" 3000
 closed=$(done_of limit closed_by_server)
-refused=$(metric 'refused_connections_total{reason="per_client"}')
+refused=$(h2lb_metric "$METRICS" 'refused_connections_total{reason="per_client"}')
 echo "   the attacker: $closed of 60 closed; refused: $refused"
 ((closed == 10 && refused == 10)) || fail "expected 10 refused, got $closed closed and $refused counted"
 
@@ -122,7 +117,7 @@ tb_on_cleanup "prlimit --pid $pid --nofile=$old_limit: 2>/dev/null || true"
 holder full --count 50 --hold 4
 wait "$long" || fail "the connected client failed while the fds were full"
 r=$(rate "$TB_STATE/before.json")
-full=$(metric 'refused_connections_total{reason="full"}')
+full=$(h2lb_metric "$METRICS" 'refused_connections_total{reason="full"}')
 closed=$(done_of full closed_by_server)
 slowest=$(done_of full close_s)
 echo "   the attacker: $closed of 50 closed (after $slowest s); refused: $full"
@@ -144,14 +139,14 @@ holder preface --count 3 --send preface --hold 9
 opened idle
 opened silent
 opened preface
-accepted0=$(metric accepted_connections_total)
+accepted0=$(h2lb_metric "$METRICS" accepted_connections_total)
 # About 6 s of calls on one channel, across the timeouts: busy, kept.
 beside "idle and half-open connections" "$TB_STATE/idle.json" 12000
-accepted=$(($(metric accepted_connections_total) - accepted0))
+accepted=$(($(h2lb_metric "$METRICS" accepted_connections_total) - accepted0))
 for n in idle silent preface; do
     echo "   $n: $(done_of $n closed_by_server) closed after $(done_of $n close_s) s, GOAWAY $(done_of $n goaway)"
 done
-idle=$(metric idle_timeouts_total) hs=$(metric handshake_timeouts_total)
+idle=$(h2lb_metric "$METRICS" idle_timeouts_total) hs=$(h2lb_metric "$METRICS" handshake_timeouts_total)
 echo "   counted: $idle idle timeouts, $hs handshake timeouts; the client used $accepted connection(s)"
 [[ $(done_of idle closed_by_server) == 5 && $(done_of idle goaway) == '{"0": 5}' ]] ||
     fail "the idle connections did not all get GOAWAY(NO_ERROR) and a close"
@@ -185,7 +180,7 @@ else
         fail "the attacker did not open 5,000: $(head -c 300 "$TB_STATE/logs/many.log")"
     # Connected is not yet accepted: the daemon takes 64 a turn.
     for ((i = 0; i < 100; i++)); do
-        clients=$(metric client_connections)
+        clients=$(h2lb_metric "$METRICS" client_connections)
         ((clients >= 5000)) && break
         sleep 0.1
     done

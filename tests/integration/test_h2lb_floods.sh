@@ -19,12 +19,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd nghttpd h2load
 
-counter() {
-    bpftool -j map dump pinned "$H2LB_PIN/counters" | "$TB_PYTHON" -c '
-import json, sys
-print(sum(c["value"][sys.argv[1]] for c in json.load(sys.stdin)[0]["formatted"]["values"]))' "$1"
-}
-
 backend_streams() {
     h2lb_map backends | "$TB_PYTHON" -c '
 import json, sys
@@ -68,7 +62,7 @@ for kind in ${FLOOD_KINDS:-ping ping-no-read settings settings-no-read window ra
     good "$TB_STATE/alone-$kind"
     read -r alone _ < <(good_check "$TB_STATE/alone-$kind") ||
         fail "the good client failed alone: $(good_check "$TB_STATE/alone-$kind" 2>&1)"
-    calm0=$(counter calm_errors)
+    calm0=$(h2lb_counter calm_errors)
     streams0=$(backend_streams)
     mem0=$(kernel_mem_kib)
     good "$TB_STATE/good-$kind" &
@@ -80,7 +74,7 @@ for kind in ${FLOOD_KINDS:-ping ping-no-read settings settings-no-read window ra
     wait "$gpid"
     read -r rps done < <(good_check "$TB_STATE/good-$kind") ||
         fail "$kind: $(good_check "$TB_STATE/good-$kind" 2>&1)"
-    calm=$(($(counter calm_errors) - calm0))
+    calm=$(($(h2lb_counter calm_errors) - calm0))
     attack=$((($(backend_streams) - streams0) - done))
     echo "   $kind: $(cat "$TB_STATE/flood-$kind"); calm_errors +$calm;" \
         "kernel memory +$(((mem1 - mem0) / 1024)) MiB; good client $rps req/s (alone $alone)"
@@ -113,7 +107,7 @@ PY
     (($(backends_ready) == 2)) || fail "$kind: a backend was ejected"
 done
 
-drops=$(counter event_drops)
+drops=$(h2lb_counter event_drops)
 echo "   events the daemon lost: $drops"
 ((drops == 0)) || fail "the floods made the daemon lose $drops events"
 kill -0 "$(tb_pid h2lb)" || fail "the daemon died"

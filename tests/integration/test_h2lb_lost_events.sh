@@ -28,17 +28,6 @@ tb_require_cmd curl bpftool
 N=3000
 METRICS=$TB_NODE_IP:9464
 
-metric() { # NAME[{LABELS}]: its value in /metrics
-    tb_exec node curl -s --max-time 5 "http://$METRICS/metrics" |
-        awk -v m="h2lb_$1" '$1 == m { print $2; f = 1 } END { if (!f) print -1 }'
-}
-
-event_drops() {
-    h2lb_map counters | "$TB_PYTHON" -c '
-import json, sys
-print(sum(v["value"]["event_drops"] for v in json.load(sys.stdin)[0]["values"]))'
-}
-
 kconns() {
     bpftool -j map dump pinned "$H2LB_PIN/conns" | "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))'
 }
@@ -75,8 +64,8 @@ tb_on_cleanup "kill -CONT $pid 2>/dev/null || true"
 
 calls "$TB_STATE/alone.json"
 alone=$(rate "$TB_STATE/alone.json")
-fds0=$(fds) kconns0=$(kconns) drops0=$(event_drops)
-clients0=$(metric client_connections)
+fds0=$(fds) kconns0=$(kconns) drops0=$(h2lb_counter event_drops)
+clients0=$(h2lb_metric "$METRICS" client_connections)
 echo "   baseline: $alone calls/s alone; daemon fds $fds0, kernel conns $kconns0"
 
 tb_spawn cli holder "$TB_PYTHON" "$TB_PEERS/conn_holder.py" --target "$H2LB_ADDR" \
@@ -88,11 +77,11 @@ done
 grep -q "\"opened\": $N," "$TB_STATE/logs/holder.log" ||
     fail "the holder did not open $N connections: $(cat "$TB_STATE/logs/holder.log")"
 for ((i = 0; i < 100; i++)); do
-    (($(metric client_connections) >= clients0 + N)) && break
+    (($(h2lb_metric "$METRICS" client_connections) >= clients0 + N)) && break
     sleep 0.1
 done
 echo "   $N idle clients: daemon fds $(fds), kernel conns $(kconns)," \
-    "clients $(metric client_connections)"
+    "clients $(h2lb_metric "$METRICS" client_connections)"
 
 kill -STOP "$pid"
 touch "$TB_STATE/go"
@@ -112,21 +101,21 @@ wait "$good" || fail "the good client failed beside the attack"
 attack=$(rate "$TB_STATE/attack.json")
 
 for ((i = 0; i < 150; i++)); do
-    f=$(fds) k=$(kconns) c=$(metric client_connections)
+    f=$(fds) k=$(kconns) c=$(h2lb_metric "$METRICS" client_connections)
     ((f <= fds0 + 4 && k <= kconns0 + 4 && c == clients0)) && break
     sleep 0.1
 done
-drops=$(($(event_drops) - drops0))
+drops=$(($(h2lb_counter event_drops) - drops0))
 echo "   $drops events lost; after $((i / 10)).$((i % 10)) s: daemon fds $f," \
-    "kernel conns $k, clients $c; reconciles $(metric reconciles_total)"
+    "kernel conns $k, clients $c; reconciles $(h2lb_metric "$METRICS" reconciles_total)"
 echo "   good client: $attack calls/s beside the attack, $alone alone"
 ((drops > 0)) || fail "no event was lost: the test did not fill the events ring"
 ((c == clients0)) || fail "$((c - clients0)) closed clients kept by the daemon"
 ((f <= fds0 + 4)) || fail "the daemon holds $((f - fds0)) more fds than before"
 ((k <= kconns0 + 4)) || fail "$((k - kconns0)) more records in the kernel's conns map"
-(($(metric reconciles_total) >= 1)) || fail "no reconciliation after lost events"
+(($(h2lb_metric "$METRICS" reconciles_total) >= 1)) || fail "no reconciliation after lost events"
 if [[ ${1:-ring} == reconcile ]]; then
-    found=$(metric reconciled_connections_total)
+    found=$(h2lb_metric "$METRICS" reconciled_connections_total)
     echo "   the reconciliation found $found closed connections"
     ((found >= N / 2)) || fail "the reconciliation found only $found closed connections"
 fi

@@ -30,12 +30,6 @@ LIMIT_MIB=32
 ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) > 2 * N + 1000)) || tb_skip "open-files limit $(ulimit -n) is too low for $N clients"
 
-counter() {
-    bpftool -j map dump pinned "$H2LB_PIN/counters" | "$TB_PYTHON" -c '
-import json, sys
-print(sum(c["value"][sys.argv[1]] for c in json.load(sys.stdin)[0]["formatted"]["values"]))' "$1"
-}
-
 # The clients' own receive buffers (KiB): their TCP holds what they do not
 # read, up to the 4 KiB they asked for (times the kernel's overhead). That
 # is theirs, bounded by them, and not what h2lb queues.
@@ -99,7 +93,7 @@ idle=$grew
 echo "   $N idle connections: kernel memory +$((idle / 1024)) MiB"
 unstall idle
 
-full0=$(counter node_queue_full)
+full0=$(h2lb_counter node_queue_full)
 # The good client downloads before, during and after the attack.
 tb_run cli h2load -D 20 -c 1 -m 4 "http://$H2LB_ADDR/big.bin" >"$TB_STATE/good" 2>&1 &
 gpid=$!
@@ -110,7 +104,7 @@ wait "$gpid"
 grep -E "requests:|finished in" "$TB_STATE/good" | sed 's/^/   good client: /'
 grep -q " 0 failed, 0 errored" "$TB_STATE/good" || fail "the good client saw failures"
 grep -Eq "[1-9][0-9]* succeeded" "$TB_STATE/good" || fail "the good client got nothing"
-full=$(($(counter node_queue_full) - full0))
+full=$(($(h2lb_counter node_queue_full) - full0))
 echo "   streams refused over the limit: $full"
 ((full > 0)) || fail "no stream was refused over --node-buffer"
 limited=$((grew - idle))

@@ -12,6 +12,9 @@
 #                             or left pins or its cgroup behind
 #   h2lb_map NAME             bpftool -j dump of a pinned map
 #   h2lb_daemon_stats         the daemon's own counters, as JSON
+#   h2lb_counter NAME         a kernel counter (include/h2lb.h), all CPUs
+#   h2lb_metric ADDR NAME     the value of h2lb_NAME (NAME may carry
+#                             {labels}) in /metrics on ADDR, or -1
 #   daemon_clients            client connections the daemon accepted so far
 #   served_by [TARGET]        200 greeter calls on one channel to TARGET
 #                             (default H2LB_ADDR), 4 in flight: which
@@ -113,6 +116,17 @@ h2lb_daemon_stats() {
     h2lb_map daemon_stats | "$TB_PYTHON" -c '
 import json, sys
 print(json.dumps(json.load(sys.stdin)[0]["value"]))'
+}
+
+h2lb_counter() {
+    h2lb_map counters | "$TB_PYTHON" -c '
+import json, sys
+print(sum(v["value"][sys.argv[1]] for v in json.load(sys.stdin)[0]["values"]))' "$1"
+}
+
+h2lb_metric() {
+    tb_exec node curl -s --max-time 5 "http://$1/metrics" |
+        awk -v m="h2lb_$2" '$1 == m { print $2; f = 1 } END { if (!f) print -1 }'
 }
 
 daemon_clients() {

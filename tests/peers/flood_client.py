@@ -76,6 +76,23 @@ def scan(buf):
     return code, buf
 
 
+def read_answers(s, buf, code):
+    """Read what the server sent until the socket would block or time out:
+    the bytes left over, the last GOAWAY code seen (or @code), and whether
+    the server closed the connection."""
+    try:
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                return buf, code, True
+            c, buf = scan(buf + chunk)
+            code = c if c is not None else code
+    except (BlockingIOError, InterruptedError, socket.timeout):
+        return buf, code, False
+    except OSError:
+        return buf, code, True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", required=True)
@@ -120,34 +137,14 @@ def main():
         if args.no_read:
             continue
         s.setblocking(False)
-        try:
-            while True:
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    closed = True
-                    break
-                c, buf = scan(buf + chunk)
-                code = c if c is not None else code
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            closed = True
+        buf, code, closed = read_answers(s, buf, code)
         s.settimeout(0.5)
         if closed or code is not None:
             break
     # Whatever the server said last (it may close right after GOAWAY).
     if not args.no_read and not closed:
         s.settimeout(1.0)
-        try:
-            while True:
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    closed = True
-                    break
-                c, buf = scan(buf + chunk)
-                code = c if c is not None else code
-        except OSError:
-            closed = closed or code is not None
+        buf, code, closed = read_answers(s, buf, code)
     s.close()
     print(json.dumps({"kind": args.kind, "bytes_sent": sent,
                       "goaway": code, "closed": closed,
