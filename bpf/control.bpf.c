@@ -58,6 +58,21 @@ int h2lb_bind_first(struct h2lb_bind_args *a)
 	return 0;
 }
 
+/* Run by the daemon when a leg it opened for a client from the client's
+ * own address has its backend's SETTINGS: it becomes the client's leg to
+ * a->backend (and its leg0 if it has none). Returns 0, or 1. */
+SEC("syscall")
+int h2lb_bind_leg(struct h2lb_bind_args *a)
+{
+	__u64 client = a->client; /* keys must be on the stack */
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+
+	if (!c || leg_bind(client, a->leg, a->backend))
+		return 1;
+	__sync_val_compare_and_swap(&c->leg0, 0, a->leg);
+	return 0;
+}
+
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
 /* Run by the daemon to set what it decides for a connection: the
@@ -78,6 +93,8 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 		WRITE_ONCE(c->stream_window, a->stream_window);
 	if (a->set & H2LB_SET_MAX_STREAMS)
 		WRITE_ONCE(c->max_streams, a->max_streams);
+	if (a->set & H2LB_SET_OWN_LEGS)
+		__sync_fetch_and_or(&c->flags, H2LB_CONN_OWN_LEGS);
 	/* Its share of the node's queued bytes: what the daemon measured
 	 * (a peer that read everything and sends nothing more is seen by
 	 * no verdict), or nothing once it closes. */

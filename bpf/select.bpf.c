@@ -18,6 +18,12 @@ static __always_inline int eligible(__u32 i, struct pick_ctx *p, __u32 *open)
 	if (!be || be->state != H2LB_BE_READY || be->service != p->service ||
 	    be->init_window < p->window)
 		return 0;
+	if (p->own) {
+		struct h2lb_leg_key lk = { .client = p->own, .backend = i };
+
+		if (!bpf_map_lookup_elem(&legs, &lk))
+			return 0;
+	}
 	*open = p->rr ? 0 : be->open_streams;
 	return 1;
 }

@@ -15,6 +15,8 @@ struct pick_ctx {
 	__u32 rr;     /* round-robin: every ready backend ties */
 	__u32 window; /* the client's stream window: a backend that allows
 		       * less could be overrun (docs/flow-control.md) */
+	__u64 own;    /* a client with legs of its own (H2LB_CONN_OWN_LEGS):
+		       * its cookie; only backends it has a leg to count */
 	__u32 best;   /* fewest open streams seen */
 	__u32 ties;   /* how many backends have that many */
 	__u32 nth;    /* which of the tied ones to take */
@@ -53,7 +55,8 @@ static __always_inline int leg_full(__u64 leg)
 	return !l || l->open_streams >= l->max_streams;
 }
 
-static __always_inline __u64 leg_get(__u64 client, __u32 backend, int tell)
+static __always_inline __u64 leg_get(__u64 client, __u32 backend, int tell,
+				     int c_own)
 {
 	struct h2lb_leg_key lk = { .client = client, .backend = backend };
 	__u64 *have, cookie;
@@ -61,6 +64,10 @@ static __always_inline __u64 leg_get(__u64 client, __u32 backend, int tell)
 	have = bpf_map_lookup_elem(&legs, &lk);
 	if (have)
 		return *have;
+	/* Pooled legs come from the node's address: not for a client whose
+	 * backends must see its own (--leg-source client). */
+	if (c_own)
+		return 0;
 	cookie = pool_take(backend);
 	if (!cookie || leg_bind(client, cookie, backend))
 		return 0;
@@ -86,13 +93,14 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 	p.nr = cfg->nr_backends;
 	p.rr = settings.policy == H2LB_POLICY_ROUND_ROBIN;
 	p.window = c->stream_window;
+	p.own = c->flags & H2LB_CONN_OWN_LEGS ? client : 0;
 	for (int tries = 0; tries < PICK_TRIES; tries++) {
 		int ret = pick_backend(&p);
 		__u32 b = ret;
 
 		if (ret < 0 || b >= H2LB_MAX_BACKENDS)
 			break;
-		leg = leg_get(client, b, tell);
+		leg = leg_get(client, b, tell, p.own != 0);
 		if (leg && !leg_full(leg)) {
 			*backend = b;
 			/* The daemon's h2lb_bind_first and the verdict's first

@@ -63,6 +63,10 @@ enum h2lb_backend_state {
 #define H2LB_CONN_SETTINGS_ACK 0x2 /* client acked our SETTINGS (HPACK off) */
 #define H2LB_CONN_DEAD	       0x4 /* protocol error seen: drop everything */
 #define H2LB_CONN_GOAWAY       0x8 /* GOAWAY sent: new streams are refused */
+/* Its legs connect from its own address (--leg-source client): they are
+ * opened for it alone, and its streams go only to backends it has one to;
+ * never a pooled leg, which comes from the node's address. */
+#define H2LB_CONN_OWN_LEGS 0x10
 
 /* stream flags */
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
@@ -387,7 +391,9 @@ struct h2lb_close_args {
 
 /* Argument of the h2lb_bind_first syscall program: at accept, before any
  * of its frames is parsed, a new client gets its first leg, chosen by the
- * same code as every stream's (--policy). Out: the leg and its backend. */
+ * same code as every stream's (--policy). Out: the leg and its backend.
+ * Also of h2lb_bind_leg, which binds @leg, opened for @client from its
+ * own address, as its leg to @backend (both in). */
 struct h2lb_bind_args {
 	__u64 client;
 	__u64 leg;     /* out: 0 if no backend had a pooled connection */
@@ -403,6 +409,7 @@ struct h2lb_bind_args {
 #define H2LB_SET_QUEUED	       0x8  /* its unacknowledged bytes: value */
 #define H2LB_TAKE_WINDOW       0x10 /* value = window_pending, now 0 */
 #define H2LB_FORGET	       0x20 /* its share of the node's queue goes */
+#define H2LB_SET_OWN_LEGS      0x40 /* flags |= H2LB_CONN_OWN_LEGS */
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;
@@ -441,6 +448,13 @@ struct h2lb_daemon_stats {
 	__u64 reconciles;	  /* passes after events were lost */
 	__u64 reconciled;	  /* connections found closed by them */
 	__u64 stale_conns;	  /* kernel records of no connection, removed */
+	/* --leg-source client: legs opened from clients' own addresses,
+	 * those that did not connect or handshake, and clients closed at
+	 * accept because none of theirs did (a backend's NetworkPolicy
+	 * that denies them, say). */
+	__u64 source_legs;
+	__u64 source_leg_failures;
+	__u64 refused_no_leg;
 };
 
 /*

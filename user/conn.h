@@ -28,7 +28,16 @@ struct uconn {
 	struct uconn *client;	/* leg: the client it serves */
 	struct uconn *legs;	/* client: its bound and going-away legs */
 	struct uconn *next_leg; /* leg: next in its client's list */
-	uint32_t init_window;	/* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	/* --leg-source client (client_legs.c): a leg opened from its client's
+	 * address for that client alone, never pooled (own); until it is
+	 * bound, its client (owner) and that client's list of such legs
+	 * (pending, chained by next_leg). */
+	bool own;
+	bool own_legs; /* client: its legs are its own */
+	struct uconn *owner;
+	struct uconn *pending;
+	uint64_t legs_look_ms; /* client: when its legs are next topped up */
+	uint32_t init_window;  /* client: its SETTINGS_INITIAL_WINDOW_SIZE */
 	/* The stream window the other side starts with, as h2lb knows it:
 	 * client: the one we told it; leg: its backend's SETTINGS. */
 	uint32_t stream_window;
@@ -52,6 +61,7 @@ struct uconn {
 	uint64_t active_ms;   /* client: last seen with a stream open */
 	uint32_t last_stream; /* client: the highest stream id, last look */
 	uint32_t peer_addr;   /* client: its address (conn_set_peer) */
+	uint16_t peer_port;   /* client: its port, network byte order */
 	struct uconn *next;   /* hash chain */
 };
 

@@ -16,10 +16,12 @@
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
 
+#include "client_legs.h"
 #include "conns.h"
 #include "h2.h"
 #include "kern.h"
 #include "log.h"
+#include "source.h"
 #include "window.h"
 
 #define HANDSHAKE_MS	  3000 /* a backend leg's connect and SETTINGS */
@@ -350,6 +352,11 @@ static void detach(struct lb *lb, struct uconn *leg)
 }
 
 static void open_legs(struct lb *lb);
+static void own_leg_ready(struct lb *lb, struct uconn *leg);
+static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why);
+static void own_leg_gone(struct uconn *leg);
+static bool own_legs_open(struct lb *lb, struct uconn *c);
+static void own_legs_top_up(struct lb *lb, struct uconn *c, uint64_t now);
 
 /* A connection WINDOW_UPDATE: 0, or FLOW_CONTROL_ERROR if it takes the
  * window over 2^31-1. */
@@ -399,7 +406,7 @@ static bool blames_client(uint32_t code)
 }
 
 /* For the backends' error books: a client still served, not cut off. */
-static bool client_in_good_standing(void *ctx, uint64_t cookie)
+bool conns_client_in_good_standing(void *ctx, uint64_t cookie)
 {
 	struct uconn *c = conn_find(&((struct lb *)ctx)->conns, cookie);
 
@@ -431,15 +438,15 @@ static void leg_goaway_error(struct lb *lb, struct uconn *leg, uint32_t code)
 			     now - c->leg_error_ms < CLIENT_LEG_ERROR_MS;
 
 		backend_leg_error(&lb->bs, leg->backend, c->cookie, now,
-				  client_in_good_standing, lb);
+				  conns_client_in_good_standing, lb);
 		if (!again) {
 			c->leg_errors = 1;
 			c->leg_error_ms = now;
 			return;
 		}
 		if (backend_error_clients(&lb->bs, leg->backend, now, 0,
-					  c->cookie, client_in_good_standing,
-					  lb))
+					  c->cookie,
+					  conns_client_in_good_standing, lb))
 			return; /* it fails others too: not this client's doing */
 		e.value = H2_ENHANCE_YOUR_CALM;
 	}
@@ -525,11 +532,14 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 
 		while (c->legs)
 			conn_input(lb, c->legs, IN_DISCARD, NULL);
+		while (c->pending)
+			conn_input(lb, c->pending, IN_DISCARD, NULL);
 		/* Whatever streams are left die with the connection. */
 		n = streams_of(lb, c->cookie, 0, keys, vals, MAX_STREAMS_ENDED);
 		for (int i = 0; i < n; i++)
 			kern_stream_close(lb->k, c->cookie, keys[i].id);
 	} else {
+		own_leg_gone(c);
 		detach(lb, c);
 		if (from == CS_CONNECTING) /* sockops may never take it */
 			kern_leg_unexpect(lb->k, c->cookie);
@@ -549,15 +559,18 @@ static void set_state(struct lb *lb, struct uconn *c, enum conn_state to)
 	c->state = to;
 	if (c->role != H2LB_ROLE_BACKEND || from == to)
 		return;
+	if (to == CS_CONNECTING) {
+		c->deadline_ms = now_ms() + HANDSHAKE_MS;
+		lb->stats.legs++;
+	}
+	/* A client's own leg is in no pool and not in its books. */
+	if (c->own)
+		return;
 	backend_leg_moved(&lb->bs, c->backend, from, to);
 	/* Out of the pool, unless the verdict took it (then a LEG_BOUND
 	 * event is on its way: see lifecycle.c, CLOSING + BOUND). */
 	if (from == CS_POOLED && to != CS_BOUND)
 		kern_pool_remove(lb->k, c->backend, c->cookie);
-	if (to == CS_CONNECTING) {
-		c->deadline_ms = now_ms() + HANDSHAKE_MS;
-		lb->stats.legs++;
-	}
 }
 
 void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
@@ -602,6 +615,10 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		/* The handshake re-admits an ejected backend even when its
 		 * pool is full (the probe of backends_to_open). */
 		backend_handshaken(&lb->bs, c->backend, now_ms());
+		if (c->own) { /* not pooled: its client's, at once */
+			own_leg_ready(lb, c);
+			return;
+		}
 		if (!kern_pool_put(lb->k, c->backend, c->cookie)) {
 			conn_input(lb, c, IN_DISCARD, NULL); /* pool full */
 			return;
@@ -658,17 +675,19 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	if (act & A_DETACH)
 		detach(lb, c);
 	if (act & A_BACKEND_FAILED) {
-		if (from == CS_POOLED && leg_taken(lb, c))
+		const char *why = in == IN_DEADLINE
+					  ? "no HTTP/2 handshake in time"
+				  : in == IN_CONNECT_FAILED
+					  ? "connect failed"
+					  : "connection closed by backend";
+
+		if (c->own)
+			own_leg_failed(lb, c, why);
+		else if (from == CS_POOLED && leg_taken(lb, c))
 			pr_info("backend %d leg %llx closed as a client took it",
 				c->backend, (unsigned long long)c->cookie);
 		else
-			backend_failed(
-				&lb->bs, c->backend, now_ms(),
-				in == IN_DEADLINE
-					? "no HTTP/2 handshake in time"
-				: in == IN_CONNECT_FAILED
-					? "connect failed"
-					: "connection closed by backend");
+			backend_failed(&lb->bs, c->backend, now_ms(), why);
 	}
 	if (act & A_GOAWAY_STOP) {
 		goaway_stop(lb, c);
@@ -768,7 +787,7 @@ static bool admit(struct lb *lb, int fd, const struct sockaddr_in *a)
 	return true;
 }
 
-void conns_accept(struct lb *lb, int listen_fd, int svc)
+void conns_accept(struct lb *lb, int listen_fd, int svc, bool own_legs)
 {
 	struct rlimit rl;
 
@@ -797,13 +816,37 @@ void conns_accept(struct lb *lb, int listen_fd, int svc)
 			continue;
 		c->service = svc;
 		c->opened_ms = c->active_ms = now_ms();
+		c->peer_port = a.sin_port;
 		conn_set_peer(&lb->conns, c, a.sin_addr.s_addr);
+		/* With legs of its own, it is admitted when the first is
+		 * ready (client_leg_ready), or closed if none gets there. */
+		if (own_legs && own_legs_open(lb, c)) {
+			c->deadline_ms = now_ms() + HANDSHAKE_MS;
+			continue;
+		}
 		conn_input(lb, c, IN_ACCEPTED, NULL);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
 	}
 }
 
-static void open_leg(struct lb *lb, int b)
+/*
+ * A socket for a leg to @b: from the node's address, or for @owner from
+ * its address, on its own port if it can (the same port for all its
+ * legs: they go to different backends), else on any.
+ */
+static int leg_socket(struct uconn *owner, bool any_port)
+{
+	struct sockaddr_in from = { .sin_family = AF_INET };
+
+	if (!owner)
+		return socket(AF_INET,
+			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	from.sin_addr.s_addr = owner->peer_addr;
+	from.sin_port = any_port ? 0 : owner->peer_port;
+	return source_socket(&from);
+}
+
+struct uconn *conns_open_leg(struct lb *lb, int b, struct uconn *owner)
 {
 	struct epoll_event ev = { .events = EPOLLOUT };
 	const struct sockaddr_in *a = &lb->bs.be[b].addr;
@@ -814,28 +857,153 @@ static void open_leg(struct lb *lb, int b)
 	 * a leg it has no room for would never be known to the kernel, and
 	 * would count as its backend's failure. */
 	if (lb->conns.nr >= H2LB_MAX_CONNS - 1024)
-		return;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	c = conn_open(lb, fd, H2LB_ROLE_BACKEND);
-	if (!c)
-		return;
-	c->backend = b;
-	/* sockops must know it as a leg of @b once it is established. */
-	if (kern_leg_expect(lb->k, c->cookie, b)) {
-		conn_input(lb, c, IN_DISCARD, NULL);
-		return;
-	}
-	conn_input(lb, c, IN_CONNECTING, NULL);
-	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) &&
-	    errno != EINPROGRESS) {
+		return NULL;
+	for (int any_port = 0;; any_port++) {
+		fd = leg_socket(owner, any_port);
+		if (fd < 0) {
+			if (owner)
+				pr_warn_ratelimited(
+					"leg from the client's address: %s",
+					strerror(errno));
+			return NULL;
+		}
+		c = conn_open(lb, fd, H2LB_ROLE_BACKEND);
+		if (!c)
+			return NULL;
+		c->backend = b;
+		c->own = owner != NULL;
+		c->owner = owner;
+		/* sockops must know it as a leg of @b once it is
+		 * established. */
+		if (kern_leg_expect(lb->k, c->cookie, b)) {
+			conn_input(lb, c, IN_DISCARD, NULL);
+			return NULL;
+		}
+		conn_input(lb, c, IN_CONNECTING, NULL);
+		if (!connect(fd, (const struct sockaddr *)a, sizeof(*a)) ||
+		    errno == EINPROGRESS)
+			break;
+		/* The client's port to this backend is taken (a leg of an
+		 * earlier connection in TIME_WAIT, say): any port will do. */
+		if (owner && !any_port && errno == EADDRNOTAVAIL) {
+			conn_input(lb, c, IN_DISCARD, NULL);
+			continue;
+		}
 		conn_input(lb, c, IN_CONNECT_FAILED, NULL);
-		return;
+		return NULL;
 	}
 	ev.data.u64 = c->cookie;
 	epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &ev);
+	return c;
+}
+
+/* ---- legs from the client's own address (client_legs.h) ---------------- */
+
+#define OWN_LEGS_LOOK_MS 1000 /* an open client's legs topped up */
+
+/* Open legs from @c's address to the backends client_legs_choose()
+ * names; how many were opened. */
+static int own_legs_more(struct lb *lb, struct uconn *c)
+{
+	int b[64], n;
+	int opened = 0;
+
+	if (lb->stopping)
+		return 0;
+	n = client_legs_choose(lb, c, b, sizeof(b) / sizeof(b[0]));
+	for (int i = 0; i < n; i++) {
+		struct uconn *leg = conns_open_leg(lb, b[i], c);
+
+		if (!leg)
+			continue;
+		leg->next_leg = c->pending;
+		c->pending = leg;
+		lb->stats.source_legs++;
+		opened++;
+	}
+	return opened;
+}
+
+/* At accept: @c's legs come from its address. False if none could be
+ * opened (no ready backend): it is admitted as it is. */
+static bool own_legs_open(struct lb *lb, struct uconn *c)
+{
+	struct h2lb_conn_args a = { .cookie = c->cookie,
+				    .set = H2LB_SET_OWN_LEGS };
+
+	/* Before any leg is bound: its streams must never take a pooled
+	 * leg, which comes from the node's address. */
+	if (kern_conn_set(lb->k, &a))
+		return false;
+	c->own_legs = true;
+	c->legs_look_ms = now_ms() + OWN_LEGS_LOOK_MS;
+	return own_legs_more(lb, c) > 0;
+}
+
+/* After a backend closed one of them, or new backends came. */
+static void own_legs_top_up(struct lb *lb, struct uconn *c, uint64_t now)
+{
+	c->legs_look_ms = now + OWN_LEGS_LOOK_MS;
+	own_legs_more(lb, c);
+}
+
+/* @leg leaves its client's list of legs being opened. */
+static void own_leg_gone(struct uconn *leg)
+{
+	struct uconn **p;
+
+	if (!leg->owner)
+		return;
+	for (p = &leg->owner->pending; *p && *p != leg; p = &(*p)->next_leg)
+		;
+	if (*p)
+		*p = leg->next_leg;
+	leg->owner = NULL;
+	leg->next_leg = NULL;
+}
+
+/* Own leg @leg handshook: its client's, at once; the client is admitted
+ * if it waited for it. */
+static void own_leg_ready(struct lb *lb, struct uconn *leg)
+{
+	struct uconn *c = leg->owner;
+	struct input_arg a = { .client = c };
+
+	own_leg_gone(leg);
+	if (!c || kern_leg_bind(lb->k, c->cookie, leg->cookie, leg->backend)) {
+		conn_input(lb, leg, IN_DISCARD, NULL);
+		return;
+	}
+	/* The kernel knows the leg before the client's bytes are parsed:
+	 * admitting the client attaches it, and its first request may be
+	 * parsed at once. Our SETTINGS must still be the first frame it
+	 * gets, so the leg's window is relayed after (IN_BOUND). */
+	if (c->state == CS_NEW)
+		conn_input(lb, c, IN_ACCEPTED, NULL);
+	conn_input(lb, leg, IN_BOUND, &a);
+}
+
+/* Own leg @leg did not connect or handshake: the client's matter (a
+ * NetworkPolicy may deny it), unless the legs of several clients fail
+ * (backend.h). A client left with no leg while it waits is closed, as
+ * a direct connection would have failed. */
+static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why)
+{
+	struct uconn *c = leg->owner;
+
+	lb->stats.source_leg_failures++;
+	own_leg_gone(leg);
+	if (!c)
+		return;
+	pr_warn_ratelimited(
+		"client %llx: backend %d: %s from the client's address",
+		(unsigned long long)c->cookie, leg->backend, why);
+	backend_leg_error(&lb->bs, leg->backend, c->cookie, now_ms(),
+			  conns_client_in_good_standing, lb);
+	if (c->state == CS_NEW && !c->pending && !c->legs) {
+		lb->stats.refused_no_leg++;
+		conn_input(lb, c, IN_DISCARD, NULL);
+	}
 }
 
 /* Keep every backend's pool full. */
@@ -849,7 +1017,7 @@ static void open_legs(struct lb *lb)
 		for (int n = backends_to_open(&lb->bs, b, lb->opts->pool_size,
 					      now);
 		     n > 0; n--)
-			open_leg(lb, b);
+			conns_open_leg(lb, b, NULL);
 }
 
 void conns_connected(struct lb *lb, uint64_t cookie)
@@ -919,6 +1087,8 @@ static void window_tick(struct lb *lb, struct uconn *c,
 }
 
 #define MAX_DUE 1024
+/* Not a lifecycle input: the tick tops up a client's own legs. */
+#define IN_TOP_UP (IN_MAX + 1)
 
 /*
  * A client's own timeouts, from a look at its kernel record @k: one that
@@ -985,6 +1155,16 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 
 	if ((c->state == CS_CLOSING || handshaking) && now >= c->deadline_ms)
 		return IN_DEADLINE;
+	/* Waiting for a leg from its address that never came. */
+	if (client && c->own_legs && c->state == CS_NEW &&
+	    now >= c->deadline_ms) {
+		lb->stats.refused_no_leg++;
+		return IN_DISCARD;
+	}
+	/* Opening legs adds to the table: after the walk (conns_tick). */
+	if (client && c->own_legs && c->state == CS_OPEN &&
+	    now >= c->legs_look_ms)
+		return IN_TOP_UP;
 	if (!client && c->state == CS_GOING_AWAY && !leg_has_streams(lb, c))
 		return IN_IDLE;
 	if (!(c->state == CS_OPEN || c->state == CS_BOUND ||
@@ -1034,6 +1214,10 @@ void conns_tick(struct lb *lb)
 
 		if (!c)
 			continue;
+		if (due[i].in == IN_TOP_UP) {
+			own_legs_top_up(lb, c, now);
+			continue;
+		}
 		/* From the tick, these are client_due()'s timeouts. */
 		lb->stats.handshake_timeouts += due[i].in == IN_ERROR;
 		lb->stats.idle_timeouts += due[i].in == IN_STOP;
@@ -1041,7 +1225,7 @@ void conns_tick(struct lb *lb)
 	}
 	if (++lb->ticks % 20 == 0) /* once a second */
 		window_queued_refresh(lb);
-	backends_check_errors(&lb->bs, now, client_in_good_standing, lb);
+	backends_check_errors(&lb->bs, now, conns_client_in_good_standing, lb);
 	open_legs(lb);
 	if (lb->refused_unlogged &&
 	    now - lb->refused_log_ms >= REFUSED_LOG_MS) {

@@ -30,8 +30,15 @@ struct input_arg {
 void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		const struct input_arg *arg);
 
-/* New clients on listener @fd of Service @svc (a bounded batch). */
-void conns_accept(struct lb *lb, int fd, int svc);
+/* New clients on listener @fd of Service @svc (a bounded batch); with
+ * @own_legs, their legs connect from their own addresses (client_legs.h). */
+void conns_accept(struct lb *lb, int fd, int svc, bool own_legs);
+/* Open a leg to backend @b: a pooled one from the node's address, or with
+ * @owner, one of that client's own from its address. NULL if none. */
+struct uconn *conns_open_leg(struct lb *lb, int b, struct uconn *owner);
+/* For the backends' error books (backend.h): whether client @cookie is
+ * still served, not cut off. @ctx is the struct lb. */
+bool conns_client_in_good_standing(void *ctx, uint64_t cookie);
 /* The connect() of leg @cookie completed, or failed. */
 void conns_connected(struct lb *lb, uint64_t cookie);
 /* Every 50 ms: deadlines, legs gone idle, the watchdog, held windows,

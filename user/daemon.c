@@ -368,7 +368,9 @@ static void dispatch(struct daemon *d, uint64_t tag)
 			int i = SERVICE_OF_TAG(tag);
 
 			if (d->sv.svc[i].listen_fd >= 0)
-				conns_accept(&d->lb, d->sv.svc[i].listen_fd, i);
+				conns_accept(
+					&d->lb, d->sv.svc[i].listen_fd, i,
+					service_own_legs(&d->lb, &d->sv, i));
 		} else {
 			conns_connected(&d->lb, tag); /* a leg's connect() */
 		}

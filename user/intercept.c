@@ -172,16 +172,22 @@ struct intercept *intercept_start(struct kern *k, const struct run_opts *o)
 	ic->k = k;
 	ic->opts = o;
 	ic->cg_fd = -1;
+	/* The cgroup mode needs the rule and route only for the legs'
+	 * replies (steer.c). */
+	if (o->intercept == INTERCEPT_TC ||
+	    o->leg_source == LEG_SOURCE_CLIENT) {
+		if (steer_install(o->leg_source == LEG_SOURCE_CLIENT, err,
+				  sizeof(err))) {
+			pr_err("intercept: %s", err);
+			goto fail;
+		}
+		ic->steered = true;
+	}
 	if (o->intercept == INTERCEPT_CGROUP) {
 		if (cgroup_attach(ic))
 			goto fail;
 		return ic;
 	}
-	if (steer_install(err, sizeof(err))) {
-		pr_err("intercept: %s", err);
-		goto fail;
-	}
-	ic->steered = true;
 	tc_rescan(ic);
 	if (!ic->nr_tc)
 		pr_warn("intercept: no device matches '%s' yet",

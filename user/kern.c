@@ -415,6 +415,17 @@ int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
 	return 0;
 }
 
+int kern_leg_bind(struct kern *k, uint64_t client, uint64_t leg,
+		  uint32_t backend)
+{
+	struct h2lb_bind_args a = { .client = client,
+				    .leg = leg,
+				    .backend = backend };
+
+	return run_syscall(k->skel->progs.h2lb_bind_leg, &a, sizeof(a)) ? -1
+									: 0;
+}
+
 void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
 		     uint64_t leg)
 {

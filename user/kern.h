@@ -79,6 +79,10 @@ int64_t kern_node_queued(struct kern *k);
  * stream's leg is. 0 with *leg and *backend set, or -1 (none pooled). */
 int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
 			uint32_t *backend);
+/* Bind @leg, opened for @client from its own address, as its leg to
+ * @backend (and as its leg0 if it has none). 0 or -1. */
+int kern_leg_bind(struct kern *k, uint64_t client, uint64_t leg,
+		  uint32_t backend);
 /* The client's new streams to @backend no longer go to @leg (if the
  * kernel still maps them there). */
 void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,

@@ -124,6 +124,12 @@ static const struct cli_word intercept_modes[] = {
 	{ NULL },
 };
 
+static const struct cli_word leg_sources[] = {
+	{ "client", LEG_SOURCE_CLIENT },
+	{ "node", LEG_SOURCE_NODE },
+	{ NULL },
+};
+
 static const struct cli_opt run_options[] = {
 	CLI_FUNC_OPTION(
 		"listen", set_listen, .short_opt = 'l', .arg = "ADDR:PORT",
@@ -178,6 +184,18 @@ static const struct cli_opt run_options[] = {
 	CLI_OPTION("intercept-cgroup", CLI_STR, struct run_cli,
 		   o.intercept_cgroup, .arg = "DIR",
 		   .help = "cgroup: the cgroup v2 directory of the clients"),
+	CLI_OPTION(
+		"leg-source", CLI_ENUM, struct run_cli, o.leg_source,
+		.arg = "FROM", .words = leg_sources,
+		.help = "intercepted clients: their backend connections come\n"
+			"from the client's address (client, the default:\n"
+			"backends and their NetworkPolicy see the client) or\n"
+			"from the node's (node: pooled, no connect at accept)"),
+	CLI_OPTION("client-legs", CLI_UINT, struct run_cli, o.client_legs,
+		   .arg = "N", .min = 1, .max = 1024,
+		   .help = "--leg-source client: backends each client gets a\n"
+			   "connection to at accept, its streams' choice\n"
+			   "(default 8)"),
 	CLI_OPTION("vip", CLI_ADDR, struct run_cli, o.vip, .arg = "ADDR:PORT",
 		   .help = "static backends: the VIP to intercept for them"),
 	CLI_OPTION(
@@ -317,6 +335,8 @@ static int cmd_run(int argc, char **argv)
 			.pin_dir = H2LB_DEFAULT_PIN_DIR,
 			.policy = H2LB_POLICY_LEAST_STREAMS,
 			.pool_size = 8,
+			.leg_source = LEG_SOURCE_CLIENT,
+			.client_legs = 8,
 			.max_streams = 1000,
 			.stream_window = 65535,
 			.stop_timeout_ms = 20000,

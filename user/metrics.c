@@ -250,6 +250,17 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		   "clients closed without preface and SETTINGS in "
 		   "--handshake-timeout",
 		   s->stats.handshake_timeouts);
+	metric_one(f, "source_legs_total", "counter",
+		   "backend connections opened from a client's own address "
+		   "(--leg-source client)",
+		   s->stats.source_legs);
+	metric_one(f, "source_leg_failures_total", "counter",
+		   "of those, connections that did not connect or handshake",
+		   s->stats.source_leg_failures);
+	metric_one(f, "refused_no_leg_total", "counter",
+		   "clients closed at accept: no backend connection from "
+		   "their address could be made",
+		   s->stats.refused_no_leg);
 	metric_one(f, "reconciles_total", "counter",
 		   "passes over the connections after events were lost",
 		   s->stats.reconciles);

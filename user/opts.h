@@ -15,6 +15,12 @@ enum intercept_mode {
 
 #define H2LB_MAX_INTERCEPT_DEVS 256
 
+/* Where an intercepted client's legs connect from (--leg-source). */
+enum leg_source {
+	LEG_SOURCE_CLIENT, /* its own address: legs opened for it at accept */
+	LEG_SOURCE_NODE,   /* the node's: pooled legs, no connect on accept */
+};
+
 struct run_opts {
 	struct sockaddr_in listen;
 	struct sockaddr_in vip;	   /* --vip: the static Service's VIP */
@@ -33,10 +39,12 @@ struct run_opts {
 	int intercept;		    /* enum intercept_mode */
 	const char *intercept_devs; /* --intercept-dev: names or patterns */
 	const char *intercept_cgroup;
-	int policy;		  /* enum h2lb_policy */
-	int pool_size;		  /* idle connections kept per backend */
-	uint32_t max_streams;	  /* per client connection */
-	uint32_t stream_window;	  /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
+	int leg_source;		/* enum leg_source, for intercepted clients */
+	int client_legs;	/* LEG_SOURCE_CLIENT: legs opened per client */
+	int policy;		/* enum h2lb_policy */
+	int pool_size;		/* idle connections kept per backend */
+	uint32_t max_streams;	/* per client connection */
+	uint32_t stream_window; /* SETTINGS_INITIAL_WINDOW_SIZE to clients */
 	uint64_t stop_timeout_ms; /* graceful stop: 0 stops at once */
 	int takeover_wait_s;	  /* for the pin dir's owner (owner.h) */
 	/* Hostile peers (docs/hardening.md): bpf/budget.h */

@@ -289,6 +289,12 @@ void services_tick(struct lb *lb, struct services *sv)
 			service_free(lb, sv, i);
 }
 
+bool service_own_legs(const struct lb *lb, const struct services *sv, int i)
+{
+	return sv->svc[i].vip.sin_port &&
+	       lb->opts->leg_source == LEG_SOURCE_CLIENT;
+}
+
 void services_stop(struct lb *lb, struct services *sv)
 {
 	for (int i = 0; i < H2LB_MAX_SERVICES; i++) {
@@ -298,7 +304,7 @@ void services_stop(struct lb *lb, struct services *sv)
 			continue;
 		if (v->vip.sin_port)
 			kern_vip_no_new(lb->k, &v->vip);
-		conns_accept(lb, v->listen_fd, i);
+		conns_accept(lb, v->listen_fd, i, service_own_legs(lb, sv, i));
 		kern_endpoint_set(lb->k, &v->listen, H2LB_ROLE_CLIENT, i,
 				  false);
 		close(v->listen_fd);

@@ -36,6 +36,10 @@ struct services {
 struct k8s_snapshot;
 
 void services_init(struct services *sv);
+/* Whether the clients of Service @i get legs from their own addresses:
+ * it is intercepted (its clients are pods of this node) and
+ * --leg-source is client. */
+bool service_own_legs(const struct lb *lb, const struct services *sv, int i);
 /* Service 0, on --listen (static backends, --service). */
 int services_open_listen(struct lb *lb, struct services *sv);
 /* Static backends (--backends, --backends-file) for Service 0. */

@@ -185,6 +185,10 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 		       (unsigned long long)st.reconciles,
 		       (unsigned long long)st.reconciled,
 		       (unsigned long long)st.stale_conns);
+		printf("daemon: %llu backend connections from clients' addresses, %llu of them failed; %llu clients closed with none\n",
+		       (unsigned long long)st.source_legs,
+		       (unsigned long long)st.source_leg_failures,
+		       (unsigned long long)st.refused_no_leg);
 		printf("kernel:");
 		for (int i = 0; i < H2LB_CNT_MAX; i++)
 			printf(" %s %llu", counter_name(i),
@@ -214,6 +218,9 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "reconciles", st.reconciles);
 	jw_kv_u64(w, "reconciled", st.reconciled);
 	jw_kv_u64(w, "stale_conns", st.stale_conns);
+	jw_kv_u64(w, "source_legs", st.source_legs);
+	jw_kv_u64(w, "source_leg_failures", st.source_leg_failures);
+	jw_kv_u64(w, "refused_no_leg", st.refused_no_leg);
 	jw_obj_end(w);
 	jw_key(w, "counters");
 	jw_obj_start(w);

@@ -12,6 +12,17 @@
  *   untracks marked packets: conntrack never sees them, so kube-proxy's
  *   DNAT of the VIP (its nat PREROUTING rules) cannot take them away.
  *
+ * Legs from the clients' own addresses (--leg-source client, in either
+ * interception mode) need the same rule and route for their replies,
+ * which are addressed to a client pod: a mangle-priority chain marks a
+ * TCP packet that belongs to a socket bound to that very address with
+ * IP_TRANSPARENT (nftables' socket expression looks it up as the stack
+ * would), so the stack delivers it to the leg instead of forwarding it to
+ * the pod. Sockets bound to a wildcard address are left out: a
+ * transparent listener on 0.0.0.0 must not take pod-to-pod traffic. The
+ * mark comes after the raw chain, so these packets stay tracked: they are
+ * replies of the connection the leg's SYN opened in conntrack.
+ *
  * Both are installed idempotently and removed by the daemon at exit and
  * by `h2lb unload` (after a SIGKILL they stay, but do nothing: no packet
  * is marked once tc's link is gone with the daemon).
@@ -125,22 +136,31 @@ static int nft(const char *cmd, char *err, size_t errlen)
  * one transaction, so install replaces and remove is idempotent. */
 #define NFT_RESET "table ip h2lb\ndelete table ip h2lb\n"
 
-static int nft_install(char *err, size_t errlen)
+static int nft_install(bool legs, char *err, size_t errlen)
 {
-	char cmd[512];
+	char cmd[1024], chain[256] = "";
 
+	if (legs)
+		snprintf(chain, sizeof(chain),
+			 "  chain legs {\n"
+			 "    type filter hook prerouting priority mangle;\n"
+			 "    meta l4proto tcp socket transparent 1 "
+			 "socket wildcard 0 meta mark set meta mark | %#x\n"
+			 "  }\n",
+			 H2LB_INTERCEPT_MARK);
 	snprintf(cmd, sizeof(cmd),
 		 NFT_RESET "table ip h2lb {\n"
 			   "  chain prerouting {\n"
 			   "    type filter hook prerouting priority raw;\n"
 			   "    meta mark & %#x == %#x notrack\n"
 			   "  }\n"
+			   "%s"
 			   "}\n",
-		 H2LB_INTERCEPT_MARK, H2LB_INTERCEPT_MARK);
+		 H2LB_INTERCEPT_MARK, H2LB_INTERCEPT_MARK, chain);
 	return nft(cmd, err, errlen);
 }
 
-int steer_install(char *err, size_t errlen)
+int steer_install(bool legs, char *err, size_t errlen)
 {
 	int ret;
 
@@ -156,7 +176,7 @@ int steer_install(char *err, size_t errlen)
 			 strerror(-ret));
 		return -1;
 	}
-	return nft_install(err, errlen);
+	return nft_install(legs, err, errlen);
 }
 
 int steer_remove(void)
