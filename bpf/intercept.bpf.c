@@ -84,6 +84,40 @@ static __always_inline int assign_listener(struct __sk_buff *skb,
 	return err ? -1 : 0;
 }
 
+/*
+ * A segment from a backend to a leg that connects from a client's address
+ * (--leg-source client): its destination is the client pod. Routed pod
+ * networks bring it to the node's stack, where steer.c's nftables rule
+ * marks it for local delivery. On a bridge (bridge CNIs), a backend pod
+ * beside the client pod would send it to the client's MAC address and
+ * the bridge would forward it there: so on a bridge port, a segment of a
+ * leg's connection gets the bridge's own address as its destination, and
+ * the bridge passes it up to the node's stack, marked. The leg's socket
+ * is looked up (established or in TIME_WAIT) only for addresses that
+ * have legs (leg_addrs): everything else passes untouched.
+ */
+static __always_inline int leg_reply(struct __sk_buff *skb,
+				     const struct ip_tcp *h)
+{
+	struct bpf_sock_tuple t = {};
+	struct h2lb_bridge_port *port;
+	__u32 addr = h->ip.daddr, ifindex = skb->ifindex;
+
+	if (!bpf_map_lookup_elem(&leg_addrs, &addr))
+		return TC_ACT_OK;
+	t.ipv4.saddr = h->ip.saddr;
+	t.ipv4.daddr = h->ip.daddr;
+	t.ipv4.sport = h->tcp.source;
+	t.ipv4.dport = h->tcp.dest;
+	if (!have_conn(skb, &t))
+		return TC_ACT_OK;
+	skb->mark |= H2LB_INTERCEPT_MARK;
+	port = bpf_map_lookup_elem(&bridge_ports, &ifindex);
+	if (port)
+		bpf_skb_store_bytes(skb, 0, port->mac, sizeof(port->mac), 0);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int h2lb_tc_ingress(struct __sk_buff *skb)
 {
@@ -104,8 +138,8 @@ int h2lb_tc_ingress(struct __sk_buff *skb)
 	k.addr = h.ip.daddr;
 	k.port = bpf_ntohs(h.tcp.dest);
 	v = bpf_map_lookup_elem(&vips, &k);
-	if (!v)
-		return TC_ACT_OK; /* not a balanced Service: untouched */
+	if (!v) /* not a balanced Service: untouched, but for legs' replies */
+		return leg_reply(skb, &h);
 
 	t.ipv4.saddr = h.ip.saddr;
 	t.ipv4.daddr = h.ip.daddr;

@@ -156,6 +156,24 @@ struct {
 	__type(value, struct h2lb_frontend);
 } frontends SEC(".maps") __weak;
 
+/* Client addresses that legs connect from (--leg-source client), and how
+ * many legs each has: the tc program looks for a leg's socket only for
+ * segments to these (intercept.bpf.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, H2LB_MAX_CONNS);
+	__type(key, __u32);
+	__type(value, __u32);
+} leg_addrs SEC(".maps") __weak;
+
+/* Bridge ports tc interception runs on: the bridge's MAC address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4 * 256);
+	__type(key, __u32);
+	__type(value, struct h2lb_bridge_port);
+} bridge_ports SEC(".maps") __weak;
+
 /* Open streams of the clients of each address (--max-streams-per-address).
  * LRU: with more addresses than this, the least recently seen are
  * forgotten (and their count starts again). */

@@ -248,6 +248,14 @@ struct h2lb_vip {
 	__u32 flags; /* H2LB_VIP_* */
 };
 
+/* A port of a bridge that tc interception is attached to ("bridge_ports"
+ * map, by the port's ifindex): the bridge's address, for the replies to
+ * legs from clients' addresses (bpf/intercept.bpf.c). */
+struct h2lb_bridge_port {
+	__u8 mac[6];
+	__u16 pad;
+};
+
 /* The daemon is draining: connections already taken stay, new ones take
  * the kernel's path. */
 #define H2LB_VIP_NO_NEW 0x1

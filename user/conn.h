@@ -37,6 +37,7 @@ struct uconn {
 	struct uconn *owner;
 	struct uconn *pending;
 	uint64_t legs_look_ms; /* client: when its legs are next topped up */
+	uint32_t own_addr;     /* own leg: the client address it comes from */
 	uint32_t init_window;  /* client: its SETTINGS_INITIAL_WINDOW_SIZE */
 	/* The stream window the other side starts with, as h2lb knows it:
 	 * client: the one we told it; leg: its backend's SETTINGS. */

@@ -540,6 +540,8 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 			kern_stream_close(lb->k, c->cookie, keys[i].id);
 	} else {
 		own_leg_gone(c);
+		if (c->own)
+			kern_leg_addr_add(lb->k, c->own_addr, -1);
 		detach(lb, c);
 		if (from == CS_CONNECTING) /* sockops may never take it */
 			kern_leg_unexpect(lb->k, c->cookie);
@@ -819,7 +821,7 @@ void conns_accept(struct lb *lb, int listen_fd, int svc, bool own_legs)
 		c->peer_port = a.sin_port;
 		conn_set_peer(&lb->conns, c, a.sin_addr.s_addr);
 		/* With legs of its own, it is admitted when the first is
-		 * ready (client_leg_ready), or closed if none gets there. */
+		 * ready (own_leg_ready), or closed if none gets there. */
 		if (own_legs && own_legs_open(lb, c)) {
 			c->deadline_ms = now_ms() + HANDSHAKE_MS;
 			continue;
@@ -871,8 +873,14 @@ struct uconn *conns_open_leg(struct lb *lb, int b, struct uconn *owner)
 		if (!c)
 			return NULL;
 		c->backend = b;
-		c->own = owner != NULL;
-		c->owner = owner;
+		if (owner) { /* on its list before anything can fail it */
+			c->own = true;
+			c->owner = owner;
+			c->next_leg = owner->pending;
+			owner->pending = c;
+			c->own_addr = owner->peer_addr;
+			kern_leg_addr_add(lb->k, c->own_addr, 1);
+		}
 		/* sockops must know it as a leg of @b once it is
 		 * established. */
 		if (kern_leg_expect(lb->k, c->cookie, b)) {
@@ -912,12 +920,8 @@ static int own_legs_more(struct lb *lb, struct uconn *c)
 		return 0;
 	n = client_legs_choose(lb, c, b, sizeof(b) / sizeof(b[0]));
 	for (int i = 0; i < n; i++) {
-		struct uconn *leg = conns_open_leg(lb, b[i], c);
-
-		if (!leg)
+		if (!conns_open_leg(lb, b[i], c))
 			continue;
-		leg->next_leg = c->pending;
-		c->pending = leg;
 		lb->stats.source_legs++;
 		opened++;
 	}
@@ -968,25 +972,33 @@ static void own_leg_ready(struct lb *lb, struct uconn *leg)
 {
 	struct uconn *c = leg->owner;
 	struct input_arg a = { .client = c };
+	uint64_t cookie = c ? c->cookie : 0;
 
 	own_leg_gone(leg);
-	if (!c || kern_leg_bind(lb->k, c->cookie, leg->cookie, leg->backend)) {
+	if (!c || kern_leg_bind(lb->k, cookie, leg->cookie, leg->backend)) {
 		conn_input(lb, leg, IN_DISCARD, NULL);
 		return;
 	}
 	/* The kernel knows the leg before the client's bytes are parsed:
 	 * admitting the client attaches it, and its first request may be
 	 * parsed at once. Our SETTINGS must still be the first frame it
-	 * gets, so the leg's window is relayed after (IN_BOUND). */
-	if (c->state == CS_NEW)
+	 * gets, so the leg's window is relayed after (IN_BOUND). Admitting
+	 * fails and closes a client that went meanwhile. */
+	if (c->state == CS_NEW) {
 		conn_input(lb, c, IN_ACCEPTED, NULL);
+		if (conn_find(&lb->conns, cookie) != c) {
+			conn_input(lb, leg, IN_DISCARD, NULL);
+			return;
+		}
+	}
 	conn_input(lb, leg, IN_BOUND, &a);
 }
 
 /* Own leg @leg did not connect or handshake: the client's matter (a
  * NetworkPolicy may deny it), unless the legs of several clients fail
- * (backend.h). A client left with no leg while it waits is closed, as
- * a direct connection would have failed. */
+ * (backend.h). A client left with no leg while it waits is closed by the
+ * next tick, as a direct connection would have failed (not here: this
+ * may run inside own_legs_more, which still uses the client). */
 static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why)
 {
 	struct uconn *c = leg->owner;
@@ -1000,10 +1012,7 @@ static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why)
 		(unsigned long long)c->cookie, leg->backend, why);
 	backend_leg_error(&lb->bs, leg->backend, c->cookie, now_ms(),
 			  conns_client_in_good_standing, lb);
-	if (c->state == CS_NEW && !c->pending && !c->legs) {
-		lb->stats.refused_no_leg++;
-		conn_input(lb, c, IN_DISCARD, NULL);
-	}
+	c->next_look_ms = 0;
 }
 
 /* Keep every backend's pool full. */
@@ -1157,7 +1166,7 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 		return IN_DEADLINE;
 	/* Waiting for a leg from its address that never came. */
 	if (client && c->own_legs && c->state == CS_NEW &&
-	    now >= c->deadline_ms) {
+	    (now >= c->deadline_ms || (!c->pending && !c->legs))) {
 		lb->stats.refused_no_leg++;
 		return IN_DISCARD;
 	}

@@ -125,6 +125,7 @@ static void tc_rescan(struct intercept *ic)
 			continue;
 		}
 		pr_info("intercept: %s is gone", ic->tc[i].name);
+		kern_bridge_port_set(ic->k, ic->tc[i].ifindex, NULL);
 		if (ic->tc[i].fd >= 0)
 			close(ic->tc[i].fd);
 		ic->tc[i] = ic->tc[--ic->nr_tc];
@@ -140,6 +141,10 @@ static void tc_rescan(struct intercept *ic)
 				     : NULL;
 		if (br && !tc_find(ic, br->ifindex))
 			tc_attach(ic, br->ifindex, br->name);
+		/* Replies to legs from a client's address that come in on
+		 * the port take the bridge's address (intercept.bpf.c). */
+		if (br)
+			kern_bridge_port_set(ic->k, links[i].ifindex, br->mac);
 	}
 }
 

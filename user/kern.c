@@ -415,6 +415,33 @@ int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
 	return 0;
 }
 
+void kern_bridge_port_set(struct kern *k, int ifindex, const unsigned char *mac)
+{
+	int fd = bpf_map__fd(k->skel->maps.bridge_ports);
+	struct h2lb_bridge_port p = { 0 };
+	uint32_t key = ifindex;
+
+	if (!mac) {
+		bpf_map_delete_elem(fd, &key);
+		return;
+	}
+	memcpy(p.mac, mac, sizeof(p.mac));
+	bpf_map_update_elem(fd, &key, &p, BPF_ANY);
+}
+
+void kern_leg_addr_add(struct kern *k, uint32_t addr, int delta)
+{
+	int fd = bpf_map__fd(k->skel->maps.leg_addrs);
+	uint32_t n = 0;
+
+	bpf_map_lookup_elem(fd, &addr, &n);
+	n += delta;
+	if ((int32_t)n > 0)
+		bpf_map_update_elem(fd, &addr, &n, BPF_ANY);
+	else
+		bpf_map_delete_elem(fd, &addr);
+}
+
 int kern_leg_bind(struct kern *k, uint64_t client, uint64_t leg,
 		  uint32_t backend)
 {

@@ -79,6 +79,12 @@ int64_t kern_node_queued(struct kern *k);
  * stream's leg is. 0 with *leg and *backend set, or -1 (none pooled). */
 int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
 			uint32_t *backend);
+/* Port @ifindex of a bridge whose address is @mac ("bridge_ports"); NULL:
+ * it is a port no more. */
+void kern_bridge_port_set(struct kern *k, int ifindex,
+			  const unsigned char *mac);
+/* Client address @addr has @delta more legs from it ("leg_addrs"). */
+void kern_leg_addr_add(struct kern *k, uint32_t addr, int delta);
 /* Bind @leg, opened for @client from its own address, as its leg to
  * @backend (and as its leg0 if it has none). 0 or -1. */
 int kern_leg_bind(struct kern *k, uint64_t client, uint64_t leg,

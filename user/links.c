@@ -46,6 +46,10 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 	l->master = tb[IFLA_MASTER] ? mnl_attr_get_u32(tb[IFLA_MASTER]) : 0;
 	snprintf(l->name, sizeof(l->name), "%s",
 		 mnl_attr_get_str(tb[IFLA_IFNAME]));
+	if (tb[IFLA_ADDRESS] &&
+	    mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) == sizeof(l->mac))
+		memcpy(l->mac, mnl_attr_get_payload(tb[IFLA_ADDRESS]),
+		       sizeof(l->mac));
 	return MNL_CB_OK;
 }
 

@@ -9,6 +9,7 @@ struct link {
 	int ifindex;
 	int master; /* ifindex of its bridge (or bond), 0 if none */
 	char name[IF_NAMESIZE];
+	unsigned char mac[6]; /* its hardware address, if it has one */
 };
 
 /* Fill @out with at most @max devices; returns how many, or -1. */
