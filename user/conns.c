@@ -16,6 +16,7 @@
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
 
+#include "admission.h"
 #include "conns.h"
 #include "h2.h"
 #include "kern.h"
@@ -187,7 +188,6 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 				    strerror(errno));
 		return -1;
 	}
-	lb->stats.clients++;
 	return 0;
 }
 
@@ -539,6 +539,67 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 	conn_free(&lb->conns, c);
 }
 
+/* ---- admission ---------------------------------------------------------- */
+
+/*
+ * A client just accepted stays outside the sockhash until its first bytes
+ * say what it speaks: they wait in its own receive queue (TCP's window
+ * holds the rest back), and the loop hears of more through epoll (edge
+ * triggered: each new segment wakes it once). Its deadline is the
+ * --first-bytes-timeout.
+ */
+static void await_bytes(struct lb *lb, struct uconn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+				  .data.u64 = c->cookie };
+
+	c->deadline_ms = c->opened_ms + lb->opts->first_bytes_timeout_ms;
+	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, c->fd, &ev))
+		pr_warn_ratelimited("client %llx: epoll: %s",
+				    (unsigned long long)c->cookie,
+				    strerror(errno));
+}
+
+/*
+ * Look at an admitting client's first bytes (a peek of the preface's
+ * length at most: the bytes stay where they are, and are counted as read
+ * by the daemon) and do what admission_decide() says.
+ */
+static void admission_check(struct lb *lb, struct uconn *c)
+{
+	uint8_t first[ADMISSION_PEEK];
+	struct admission_facts f = {
+		.first = first,
+		.waited_ms = now_ms() - c->opened_ms,
+		.timeout_ms = lb->opts->first_bytes_timeout_ms,
+	};
+	ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+	enum conn_input in;
+
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		conn_input(lb, c, IN_DISCARD, NULL); /* reset meanwhile */
+		return;
+	}
+	if (!n)
+		return; /* gone without a byte: its close event follows */
+	if (n > 0) {
+		f.len = n;
+		lb->stats.bytes_read += n;
+	}
+	switch (admission_decide(&f)) {
+	case ADMIT_HTTP2:
+		in = IN_PREFACE;
+		break;
+	case ADMIT_RAW:
+		in = IN_NOT_HTTP2;
+		break;
+	default:
+		return;
+	}
+	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	conn_input(lb, c, in, NULL);
+}
+
 /* ---- the transitions -------------------------------------------------------- */
 
 /* Record @c's new state; what follows from a state alone follows here. */
@@ -580,6 +641,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	}
 	set_state(lb, c, t.next);
 
+	if (act & A_AWAIT_BYTES)
+		await_bytes(lb, c);
 	if ((act & A_SEND_SETTINGS) && send_server_settings(lb, c)) {
 		conn_input(lb, c, IN_DISCARD, NULL);
 		return;
@@ -797,9 +860,13 @@ void conns_accept(struct lb *lb, int listen_fd, int svc)
 			continue;
 		c->service = svc;
 		c->opened_ms = c->active_ms = now_ms();
+		lb->stats.clients++;
 		conn_set_peer(&lb->conns, c, a.sin_addr.s_addr);
 		conn_input(lb, c, IN_ACCEPTED, NULL);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
+		/* An HTTP/2 client's preface is usually here already. */
+		if (c->state == CS_ADMITTING)
+			admission_check(lb, c);
 	}
 }
 
@@ -867,6 +934,16 @@ void conns_connected(struct lb *lb, uint64_t cookie)
 		return;
 	}
 	conn_input(lb, c, IN_CONNECTED, NULL);
+}
+
+void conns_ready(struct lb *lb, uint64_t cookie)
+{
+	struct uconn *c = conn_find(&lb->conns, cookie);
+
+	if (c && c->state == CS_ADMITTING)
+		admission_check(lb, c);
+	else
+		conns_connected(lb, cookie);
 }
 
 /*
@@ -983,7 +1060,9 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	struct h2lb_conn k;
 	bool busy;
 
-	if ((c->state == CS_CLOSING || handshaking) && now >= c->deadline_ms)
+	if ((c->state == CS_CLOSING || c->state == CS_ADMITTING ||
+	     handshaking) &&
+	    now >= c->deadline_ms)
 		return IN_DEADLINE;
 	if (!client && c->state == CS_GOING_AWAY && !leg_has_streams(lb, c))
 		return IN_IDLE;

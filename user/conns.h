@@ -34,6 +34,9 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 void conns_accept(struct lb *lb, int fd, int svc);
 /* The connect() of leg @cookie completed, or failed. */
 void conns_connected(struct lb *lb, uint64_t cookie);
+/* Socket @cookie, watched by the loop, is ready: a leg's connect() ended,
+ * or an admitting client sent bytes. */
+void conns_ready(struct lb *lb, uint64_t cookie);
 /* Every 50 ms: deadlines, legs gone idle, the watchdog, held windows,
  * the pools. */
 void conns_tick(struct lb *lb);

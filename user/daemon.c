@@ -370,7 +370,8 @@ static void dispatch(struct daemon *d, uint64_t tag)
 			if (d->sv.svc[i].listen_fd >= 0)
 				conns_accept(&d->lb, d->sv.svc[i].listen_fd, i);
 		} else {
-			conns_connected(&d->lb, tag); /* a leg's connect() */
+			conns_ready(&d->lb,
+				    tag); /* a connect(), a client's bytes */
 		}
 	}
 }
