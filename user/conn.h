@@ -38,7 +38,8 @@ struct uconn {
 	struct uconn *pending;
 	uint64_t legs_look_ms; /* client: when its legs are next topped up */
 	uint32_t own_addr;     /* own leg: the client address it comes from */
-	uint32_t init_window;  /* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	bool preface_seen; /* client with own legs: admitted once one is ready */
+	uint32_t init_window; /* client: its SETTINGS_INITIAL_WINDOW_SIZE */
 	/* The stream window the other side starts with, as h2lb knows it:
 	 * client: the one we told it; leg: its backend's SETTINGS. */
 	uint32_t stream_window;

@@ -16,6 +16,7 @@
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
 
+#include "admission.h"
 #include "client_legs.h"
 #include "conns.h"
 #include "h2.h"
@@ -189,7 +190,6 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 				    strerror(errno));
 		return -1;
 	}
-	lb->stats.clients++;
 	return 0;
 }
 
@@ -355,7 +355,9 @@ static void open_legs(struct lb *lb);
 static void own_leg_ready(struct lb *lb, struct uconn *leg);
 static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why);
 static void own_leg_gone(struct uconn *leg);
-static bool own_legs_open(struct lb *lb, struct uconn *c);
+static void own_legs_open(struct lb *lb, struct uconn *c);
+static bool own_legs_ready(const struct uconn *c);
+static void own_legs_link(struct lb *lb, struct uconn *c);
 static void own_legs_top_up(struct lb *lb, struct uconn *c, uint64_t now);
 
 /* A connection WINDOW_UPDATE: 0, or FLOW_CONTROL_ERROR if it takes the
@@ -539,6 +541,10 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 		for (int i = 0; i < n; i++)
 			kern_stream_close(lb->k, c->cookie, keys[i].id);
 	} else {
+		/* Bound in the kernel while its client was admitted. */
+		if (c->owner && from == CS_POOLED)
+			kern_leg_unbind(lb->k, c->owner->cookie, c->backend,
+					c->cookie);
 		own_leg_gone(c);
 		if (c->own)
 			kern_leg_addr_add(lb->k, c->own_addr, -1);
@@ -549,6 +555,74 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 	kern_conn_forget(lb->k, c->cookie);
 	close(c->fd);
 	conn_free(&lb->conns, c);
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+/*
+ * A client just accepted stays outside the sockhash until its first bytes
+ * say what it speaks: they wait in its own receive queue (TCP's window
+ * holds the rest back), and the loop hears of more through epoll (edge
+ * triggered: each new segment wakes it once). Its deadline is the
+ * --first-bytes-timeout.
+ */
+static void await_bytes(struct lb *lb, struct uconn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+				  .data.u64 = c->cookie };
+
+	c->deadline_ms = c->opened_ms + lb->opts->first_bytes_timeout_ms;
+	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, c->fd, &ev))
+		pr_warn_ratelimited("client %llx: epoll: %s",
+				    (unsigned long long)c->cookie,
+				    strerror(errno));
+}
+
+/*
+ * Look at an admitting client's first bytes (a peek of the preface's
+ * length at most: the bytes stay where they are, and are counted as read
+ * by the daemon) and do what admission_decide() says.
+ */
+static void admission_check(struct lb *lb, struct uconn *c)
+{
+	uint8_t first[ADMISSION_PEEK];
+	struct admission_facts f = {
+		.first = first,
+		.waited_ms = now_ms() - c->opened_ms,
+		.timeout_ms = lb->opts->first_bytes_timeout_ms,
+	};
+	ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+	enum conn_input in;
+
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		conn_input(lb, c, IN_DISCARD, NULL); /* reset meanwhile */
+		return;
+	}
+	if (!n)
+		return; /* gone without a byte: its close event follows */
+	if (n > 0) {
+		f.len = n;
+		lb->stats.bytes_read += n;
+	}
+	switch (admission_decide(&f)) {
+	case ADMIT_HTTP2:
+		in = IN_PREFACE;
+		break;
+	case ADMIT_RAW:
+		in = IN_NOT_HTTP2;
+		break;
+	default:
+		return;
+	}
+	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	/* A client whose legs come from its address is served once the
+	 * first is ready too (own_leg_ready admits it then). */
+	if (in == IN_PREFACE && c->own_legs && !own_legs_ready(c)) {
+		c->preface_seen = true;
+		c->deadline_ms = c->opened_ms + HANDSHAKE_MS;
+		return;
+	}
+	conn_input(lb, c, in, NULL);
 }
 
 /* ---- the transitions -------------------------------------------------------- */
@@ -595,11 +669,15 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	}
 	set_state(lb, c, t.next);
 
+	if (act & A_AWAIT_BYTES)
+		await_bytes(lb, c);
 	if ((act & A_SEND_SETTINGS) && send_server_settings(lb, c)) {
 		conn_input(lb, c, IN_DISCARD, NULL);
 		return;
 	}
-	if (act & A_BIND_FIRST)
+	if ((act & A_BIND_FIRST) && c->own_legs)
+		own_legs_link(lb, c);
+	else if (act & A_BIND_FIRST)
 		bind_first(lb, c);
 	if (act & A_SEND_PREFACE)
 		send_preface(lb, c);
@@ -819,15 +897,17 @@ void conns_accept(struct lb *lb, int listen_fd, int svc, bool own_legs)
 		c->service = svc;
 		c->opened_ms = c->active_ms = now_ms();
 		c->peer_port = a.sin_port;
+		lb->stats.clients++;
 		conn_set_peer(&lb->conns, c, a.sin_addr.s_addr);
-		/* With legs of its own, it is admitted when the first is
-		 * ready (own_leg_ready), or closed if none gets there. */
-		if (own_legs && own_legs_open(lb, c)) {
-			c->deadline_ms = now_ms() + HANDSHAKE_MS;
-			continue;
-		}
+		/* Its legs from its address connect while it is admitted
+		 * (own_leg_ready, admission_check). */
+		if (own_legs)
+			own_legs_open(lb, c);
 		conn_input(lb, c, IN_ACCEPTED, NULL);
 		pr_debug("client %llx accepted", (unsigned long long)c->cookie);
+		/* An HTTP/2 client's preface is usually here already. */
+		if (c->state == CS_ADMITTING)
+			admission_check(lb, c);
 	}
 }
 
@@ -928,9 +1008,10 @@ static int own_legs_more(struct lb *lb, struct uconn *c)
 	return opened;
 }
 
-/* At accept: @c's legs come from its address. False if none could be
- * opened (no ready backend): it is admitted as it is. */
-static bool own_legs_open(struct lb *lb, struct uconn *c)
+/* At accept: @c's legs come from its address. If none can be opened (no
+ * ready backend), the tick closes it, as a Service with no endpoint
+ * refuses connections. */
+static void own_legs_open(struct lb *lb, struct uconn *c)
 {
 	struct h2lb_conn_args a = { .cookie = c->cookie,
 				    .set = H2LB_SET_OWN_LEGS };
@@ -938,10 +1019,10 @@ static bool own_legs_open(struct lb *lb, struct uconn *c)
 	/* Before any leg is bound: its streams must never take a pooled
 	 * leg, which comes from the node's address. */
 	if (kern_conn_set(lb->k, &a))
-		return false;
+		return;
 	c->own_legs = true;
 	c->legs_look_ms = now_ms() + OWN_LEGS_LOOK_MS;
-	return own_legs_more(lb, c) > 0;
+	own_legs_more(lb, c);
 }
 
 /* After a backend closed one of them, or new backends came. */
@@ -966,31 +1047,57 @@ static void own_leg_gone(struct uconn *leg)
 	leg->next_leg = NULL;
 }
 
-/* Own leg @leg handshook: its client's, at once; the client is admitted
- * if it waited for it. */
+/* Whether a leg from @c's address has handshaken: bound, or bound in
+ * the kernel only while @c is being admitted. */
+static bool own_legs_ready(const struct uconn *c)
+{
+	if (c->legs)
+		return true;
+	for (const struct uconn *l = c->pending; l; l = l->next_leg)
+		if (l->state == CS_POOLED)
+			return true;
+	return false;
+}
+
+/* @c is served now: its legs bound in the kernel while it was admitted
+ * are linked to it, and their windows relayed (IN_BOUND). */
+static void own_legs_link(struct lb *lb, struct uconn *c)
+{
+	struct input_arg a = { .client = c };
+	struct uconn *l = c->pending, *next;
+
+	for (; l; l = next) {
+		next = l->next_leg;
+		if (l->state != CS_POOLED)
+			continue;
+		own_leg_gone(l);
+		conn_input(lb, l, IN_BOUND, &a);
+	}
+}
+
+/*
+ * Own leg @leg handshook: it is bound to its client in the kernel at once,
+ * so that the client's first request, parsed as soon as the client is
+ * attached, finds it. A client already served links it now (IN_BOUND
+ * relays its window); one still being admitted does when it is served
+ * (own_legs_link: our SETTINGS must be the first frame it gets), which is
+ * now if its preface came already.
+ */
 static void own_leg_ready(struct lb *lb, struct uconn *leg)
 {
 	struct uconn *c = leg->owner;
 	struct input_arg a = { .client = c };
-	uint64_t cookie = c ? c->cookie : 0;
 
-	own_leg_gone(leg);
-	if (!c || kern_leg_bind(lb->k, cookie, leg->cookie, leg->backend)) {
+	if (!c || kern_leg_bind(lb->k, c->cookie, leg->cookie, leg->backend)) {
 		conn_input(lb, leg, IN_DISCARD, NULL);
 		return;
 	}
-	/* The kernel knows the leg before the client's bytes are parsed:
-	 * admitting the client attaches it, and its first request may be
-	 * parsed at once. Our SETTINGS must still be the first frame it
-	 * gets, so the leg's window is relayed after (IN_BOUND). Admitting
-	 * fails and closes a client that went meanwhile. */
-	if (c->state == CS_NEW) {
-		conn_input(lb, c, IN_ACCEPTED, NULL);
-		if (conn_find(&lb->conns, cookie) != c) {
-			conn_input(lb, leg, IN_DISCARD, NULL);
-			return;
-		}
+	if (c->state == CS_ADMITTING) {
+		if (c->preface_seen)
+			conn_input(lb, c, IN_PREFACE, NULL);
+		return;
 	}
+	own_leg_gone(leg);
 	conn_input(lb, leg, IN_BOUND, &a);
 }
 
@@ -1044,6 +1151,16 @@ void conns_connected(struct lb *lb, uint64_t cookie)
 		return;
 	}
 	conn_input(lb, c, IN_CONNECTED, NULL);
+}
+
+void conns_ready(struct lb *lb, uint64_t cookie)
+{
+	struct uconn *c = conn_find(&lb->conns, cookie);
+
+	if (c && c->state == CS_ADMITTING)
+		admission_check(lb, c);
+	else
+		conns_connected(lb, cookie);
 }
 
 /*
@@ -1162,14 +1279,17 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	struct h2lb_conn k;
 	bool busy;
 
-	if ((c->state == CS_CLOSING || handshaking) && now >= c->deadline_ms)
-		return IN_DEADLINE;
 	/* Waiting for a leg from its address that never came. */
-	if (client && c->own_legs && c->state == CS_NEW &&
-	    (now >= c->deadline_ms || (!c->pending && !c->legs))) {
+	if (client && c->own_legs && c->state == CS_ADMITTING &&
+	    ((c->preface_seen && now >= c->deadline_ms) ||
+	     (!c->pending && !c->legs))) {
 		lb->stats.refused_no_leg++;
 		return IN_DISCARD;
 	}
+	if ((c->state == CS_CLOSING || c->state == CS_ADMITTING ||
+	     handshaking) &&
+	    now >= c->deadline_ms)
+		return IN_DEADLINE;
 	/* Opening legs adds to the table: after the walk (conns_tick). */
 	if (client && c->own_legs && c->state == CS_OPEN &&
 	    now >= c->legs_look_ms)

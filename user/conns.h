@@ -41,6 +41,9 @@ struct uconn *conns_open_leg(struct lb *lb, int b, struct uconn *owner);
 bool conns_client_in_good_standing(void *ctx, uint64_t cookie);
 /* The connect() of leg @cookie completed, or failed. */
 void conns_connected(struct lb *lb, uint64_t cookie);
+/* Socket @cookie, watched by the loop, is ready: a leg's connect() ended,
+ * or an admitting client sent bytes. */
+void conns_ready(struct lb *lb, uint64_t cookie);
 /* Every 50 ms: deadlines, legs gone idle, the watchdog, held windows,
  * the pools. */
 void conns_tick(struct lb *lb);

@@ -372,7 +372,8 @@ static void dispatch(struct daemon *d, uint64_t tag)
 					&d->lb, d->sv.svc[i].listen_fd, i,
 					service_own_legs(&d->lb, &d->sv, i));
 		} else {
-			conns_connected(&d->lb, tag); /* a leg's connect() */
+			conns_ready(&d->lb,
+				    tag); /* a connect(), a client's bytes */
 		}
 	}
 }

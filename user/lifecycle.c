@@ -18,7 +18,18 @@
 
 static const struct lifecycle_rule rules[] = {
 	/* ---- client connections ---- */
-	{ true, S(NEW), IN_ACCEPTED, CS_OPEN, A_SEND_SETTINGS | A_BIND_FIRST },
+	/* Admission: the client stays out of the sockhash, its bytes in its
+	 * own receive queue, until they say what it speaks (admission.h). */
+	{ true, S(NEW), IN_ACCEPTED, CS_ADMITTING, A_AWAIT_BYTES },
+	{ true, S(ADMITTING), IN_PREFACE, CS_OPEN,
+	  A_SEND_SETTINGS | A_BIND_FIRST },
+	/* Not HTTP/2, or silent: served as HTTP/2 all the same, and the
+	 * kernel answers GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4). */
+	{ true, S(ADMITTING), IN_NOT_HTTP2, CS_OPEN,
+	  A_SEND_SETTINGS | A_BIND_FIRST },
+	{ true, S(ADMITTING), IN_DEADLINE, CS_OPEN,
+	  A_SEND_SETTINGS | A_BIND_FIRST },
+	{ true, S(ADMITTING), IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_SETTINGS, STAY, A_ACK_SETTINGS },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_WINDOW, STAY, A_WINDOW },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
@@ -37,7 +48,8 @@ static const struct lifecycle_rule rules[] = {
 	 * more use for the connection than we have. */
 	{ true, S(GOING_AWAY), IN_IDLE, CS_CLOSED, A_CLOSE },
 	{ true, LIVE_CLIENT, IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
-	{ true, S(NEW) | LIVE_CLIENT, IN_DISCARD, CS_CLOSED, A_CLOSE },
+	{ true, S(NEW) | S(ADMITTING) | LIVE_CLIENT, IN_DISCARD, CS_CLOSED,
+	  A_CLOSE },
 
 	/* ---- backend legs ---- */
 	{ false, S(NEW), IN_CONNECTING, CS_CONNECTING, 0 },
@@ -115,6 +127,7 @@ static const char *const state_names[CS_MAX] = {
 	[CS_CLOSING] = "closing",
 	[CS_CLOSED] = "closed",
 	[CS_INJECTOR] = "injector",
+	[CS_ADMITTING] = "admitting",
 };
 
 static const char *const input_names[IN_MAX] = {
@@ -137,6 +150,8 @@ static const char *const input_names[IN_MAX] = {
 	[IN_STREAM_ERROR] = "stream-error",
 	[IN_STREAM_WINDOW] = "stream-window",
 	[IN_PING] = "ping",
+	[IN_PREFACE] = "preface",
+	[IN_NOT_HTTP2] = "not-http2",
 };
 
 const char *conn_state_name(enum conn_state s)

@@ -23,6 +23,8 @@ enum conn_state {
 	CS_CLOSING,	/* failed: GOAWAY sent, closes at its deadline */
 	CS_CLOSED,	/* gone: nothing of it is left */
 	CS_INJECTOR,	/* the injector's receiving end: never changes */
+	CS_ADMITTING,	/* client: accepted, its first bytes not looked at
+			 * yet (admission.h): outside the sockhash */
 	CS_MAX,
 };
 
@@ -50,6 +52,8 @@ enum conn_input {
 	IN_STREAM_WINDOW,  /* client: a stream bound to a leg with a larger
 			   * stream window (event) */
 	IN_PING,	   /* a PING the kernel left to the daemon (event) */
+	IN_PREFACE,	   /* client: its first bytes are the HTTP/2 preface */
+	IN_NOT_HTTP2,	   /* client: its first bytes are something else */
 	IN_MAX,
 };
 
@@ -79,6 +83,8 @@ enum conn_action {
 	A_RESET_STREAM = 1 << 20,  /* RST_STREAM to it, and to the other side */
 	A_STREAM_WINDOW = 1 << 21, /* client: WINDOW_UPDATE on the stream */
 	A_PING_ACK = 1 << 22,	   /* the PING's ACK */
+	A_AWAIT_BYTES = 1 << 23,   /* client: look at its first bytes when
+				    * they come (admission.h) */
 };
 
 struct transition {

@@ -265,6 +265,13 @@ static const struct cli_opt run_options[] = {
 		.help = "a client that has not sent its preface and SETTINGS\n"
 			"in S seconds gets GOAWAY(PROTOCOL_ERROR) and is\n"
 			"closed (default 10; 0: never)"),
+	CLI_OPTION(
+		"first-bytes-timeout", CLI_UINT, struct run_cli,
+		o.first_bytes_timeout_ms, .arg = "MS", .min = 1, .max = 60000,
+		.help = "a client that sends nothing (or stops inside the\n"
+			"HTTP/2 preface) for MS milliseconds is not HTTP/2:\n"
+			"its connection goes whole to one backend\n"
+			"(default 1000)"),
 	CLI_FUNC_OPTION("verbose", set_verbose, .short_opt = 'v',
 			.help = "debug logging"),
 	CLI_END,
@@ -350,6 +357,7 @@ static int cmd_run(int argc, char **argv)
 			.max_conns_per_client = 512,
 			.idle_timeout_ms = 300 * 1000,
 			.handshake_timeout_ms = 10 * 1000,
+			.first_bytes_timeout_ms = 1000,
 		},
 	};
 	struct run_opts *o = &c.o;

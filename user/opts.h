@@ -58,6 +58,9 @@ struct run_opts {
 	uint32_t max_conns_per_client; /* per client address; 0: no limit */
 	uint64_t idle_timeout_ms;      /* no stream open so long: GOAWAY; 0 */
 	uint64_t handshake_timeout_ms; /* no preface and SETTINGS: closed; 0 */
+	/* A client silent for so long (or that stops inside the preface)
+	 * is not HTTP/2 (admission.h) */
+	uint64_t first_bytes_timeout_ms;
 };
 
 #endif

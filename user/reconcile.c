@@ -62,7 +62,9 @@ static enum conn_input missed(struct lb *lb, struct uconn *c, uint64_t *client)
 		return IN_MAX;
 	if ((k.flags & H2LB_CONN_DEAD) && c->state != CS_CLOSING)
 		return IN_ERROR;
-	if (c->state == CS_POOLED && k.peer) {
+	/* (A leg from a client's address waits pooled, bound, while its
+	 * client is admitted: conns.c links it then.) */
+	if (c->state == CS_POOLED && k.peer && !c->own) {
 		*client = k.peer;
 		return IN_BOUND;
 	}

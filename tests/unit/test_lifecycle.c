@@ -73,16 +73,28 @@ static void test_leg_life(void **state)
 
 static void test_client_life(void **state)
 {
-	const enum conn_input graceful[] = { IN_ACCEPTED, IN_SETTINGS,
-					     IN_WINDOW, IN_STOP,
-					     IN_PEER_CLOSED };
-	const enum conn_input failed[] = { IN_ACCEPTED, IN_ERROR, IN_DEADLINE };
+	const enum conn_input graceful[] = { IN_ACCEPTED, IN_PREFACE,
+					     IN_SETTINGS, IN_WINDOW,
+					     IN_STOP,	  IN_PEER_CLOSED };
+	const enum conn_input failed[] = { IN_ACCEPTED, IN_PREFACE, IN_ERROR,
+					   IN_DEADLINE };
 	struct transition t;
 
-	assert_int_equal(run(true, CS_NEW, graceful, 5), CS_CLOSED);
-	assert_int_equal(run(true, CS_NEW, failed, 3), CS_CLOSED);
+	assert_int_equal(run(true, CS_NEW, graceful, 6), CS_CLOSED);
+	assert_int_equal(run(true, CS_NEW, failed, 4), CS_CLOSED);
+	/* Admission: nothing goes to the client, and it is not in the
+	 * sockhash, before its first bytes were looked at. */
 	t = lifecycle_step(true, CS_NEW, IN_ACCEPTED);
+	assert_int_equal(t.next, CS_ADMITTING);
+	assert_int_equal(t.actions, A_AWAIT_BYTES);
+	t = lifecycle_step(true, CS_ADMITTING, IN_PREFACE);
+	assert_int_equal(t.next, CS_OPEN);
 	assert_int_equal(t.actions, A_SEND_SETTINGS | A_BIND_FIRST);
+	assert_false(lifecycle_step(true, CS_ADMITTING, IN_SETTINGS).valid);
+	assert_false(lifecycle_step(true, CS_ADMITTING, IN_STOP).valid);
+	assert_int_equal(
+		lifecycle_step(true, CS_ADMITTING, IN_PEER_CLOSED).next,
+		CS_CLOSED);
 	/* One GOAWAY: a second error or stop changes nothing. */
 	assert_false(lifecycle_step(true, CS_CLOSING, IN_ERROR).valid);
 	assert_false(lifecycle_step(true, CS_GOING_AWAY, IN_STOP).valid);
@@ -122,12 +134,18 @@ static void test_invariants(void **state)
 
 /* What the doc calls each action, in the order of enum conn_action. */
 static const char *const action_names[] = {
-	"send SETTINGS",    "bind first leg", "send preface", "ACK SETTINGS",
-	"pool put",	    "link client",    "relay window", "window",
-	"refill",	    "refuse stream",  "note GOAWAY",  "unbind",
-	"refuse above",	    "fail streams",   "detach",	      "backend failed",
-	"GOAWAY(NO_ERROR)", "GOAWAY(error)",  "close soon",   "close",
-	"reset stream",	    "stream window",  "PING ACK",
+	"send SETTINGS",    "bind first leg",
+	"send preface",	    "ACK SETTINGS",
+	"pool put",	    "link client",
+	"relay window",	    "window",
+	"refill",	    "refuse stream",
+	"note GOAWAY",	    "unbind",
+	"refuse above",	    "fail streams",
+	"detach",	    "backend failed",
+	"GOAWAY(NO_ERROR)", "GOAWAY(error)",
+	"close soon",	    "close",
+	"reset stream",	    "stream window",
+	"PING ACK",	    "await first bytes",
 };
 
 /* The table as Markdown rows, as docs/architecture.md shows it. */
