@@ -15,7 +15,8 @@
 #    makes them again, e.g. for newer packages).
 # 2. `podman build --isolation chroot --pull=never` of deploy/Dockerfile
 #    with the repository as context (deploy/Dockerfile.dockerignore keeps
-#    build/, .git and node_modules out), tagged h2lb:latest (--tag). Its
+#    build/, .git and node_modules out), tagged h2lb:latest (--tag) and,
+#    for a cluster's nodes, docker.io/library/h2lb:latest. Its
 #    layers are cached too: a second run with the same sources only copies
 #    the context again and rebuilds from there.
 #
@@ -105,6 +106,7 @@ make_base() {
 		sed -n 's/^[^#]*\(URIs:\|deb\) *\([a-z]*:\/\/[^ ]*\).*/\2/p' "$f"
 	done | sort -u | paste -sd ' ')"
 	[[ -s $opts ]] && step "base: apt settings from the host: $(paste -sd ' ' "$opts")"
+	# shellcheck disable=SC2016 # the hook's $1 is mmdebstrap's
 	local mm=(mmdebstrap --variant=minbase --format=tar --quiet
 		# As the official -slim images do: no documentation or locales.
 		--dpkgopt='path-exclude=/usr/share/doc/*'
@@ -158,7 +160,7 @@ id=$(podman image inspect --format '{{.Id}}' "$TAG") || die "no image $TAG after
 # time the tree changes. They go; this build's steps stay.
 keep=$(sed -n 's/^--> \(Using cache \)\{0,1\}\([0-9a-f]\{11,\}\).*/\2/p' "$LOG")
 stale=0
-for pass in 1 2 3; do
+for _ in 1 2 3; do # removing a child frees its parent
 	while read -r img; do
 		[[ -n $img ]] || continue
 		grep -q "^${img:0:11}" <<<"$keep" && continue
@@ -166,5 +168,12 @@ for pass in 1 2 3; do
 	done < <(podman images -q --no-trunc -f dangling=true -f "label=$BASE_LABEL" | sed 's/^sha256://')
 done
 ((stale == 0)) || step "removed $stale untagged images of earlier builds"
+# `image: h2lb:latest` in a pod means docker.io/library/h2lb:latest to
+# the kubelet and containerd; podman calls it localhost/h2lb:latest. Both
+# names, so that `podman save` of the former loads where pods find it.
+if [[ $TAG != */* ]]; then
+	podman tag "$TAG" "docker.io/library/$TAG" || die "podman tag docker.io/library/$TAG failed"
+	step "tagged $TAG also as docker.io/library/$TAG (the name a pod's image: $TAG means)"
+fi
 size=$(podman image inspect --format '{{.Size}}' "$TAG")
 step "built $TAG (${id:0:12}, $((size / 1048576)) MiB) in $((SECONDS - t1)) s; $((SECONDS - t0)) s in all"
