@@ -22,10 +22,11 @@
 #    testbed's node namespace). A private mount, PID and cgroup namespace
 #    stand for the container (h2lb is PID 1, its /proc/self/cgroup reads
 #    0::/ in a test "pod" cgroup); /proc, a read-only /sys, a small /dev.
-#    Where the node's things are: its bpffs is a bpffs of the test's own
-#    (mounted in the container's namespace only: the DaemonSet's pin dir,
-#    /sys/fs/bpf/h2lb, meets no other h2lb on this machine), its cgroup2
-#    hierarchy is the machine's, /run/h2lb a directory of the test.
+#    Where the node's things are: its bpffs is a bpffs of the test's own,
+#    mounted in a mount namespace that a testbed process keeps and the
+#    containers start from (the DaemonSet's pin dir, /sys/fs/bpf/h2lb,
+#    meets no other h2lb on this machine, and goes with the testbed), its
+#    cgroup2 hierarchy is the machine's, /run/h2lb a directory of the test.
 #    The client's link into the node is renamed vethcli, so that the
 #    DaemonSet's own H2LB_INTERCEPT_DEVS ("veth*,cali*") takes it, as it
 #    takes a pod's veth.
@@ -38,12 +39,19 @@
 #    calls (one channel, the same address) land on all four, /metrics
 #    counts them, `h2lb status` run in the container (nsenter, as kubectl
 #    exec) and bpftool on the node read its pins.
-# 4. SIGTERM (what the kubelet sends): the daemon exits 0 within the
-#    grace period, its cgroup, tc program, routing rule and nftables table
-#    are gone, and the same calls take the DNAT path again.
-# Everything it made (the rootfs copy, the "pod" cgroup, the namespaces,
-# the mounts, which live and die with the container's mount namespace) is
-# removed, also on failure; h2lb:latest and the cached base stay.
+# 4. A rolling update: while 40 slow calls run on one channel through it,
+#    the next pod's container (its own "pod" cgroup) starts and waits for
+#    the old one's lock; SIGTERM to the old one: it exits 0, the next one
+#    starts and answers its startup probe, every call in flight succeeds,
+#    and one channel's calls land on all four backends again.
+# 5. SIGTERM to that one too (kubectl delete -k deploy/): it exits 0 within
+#    the grace period; its cgroup, tc program, pins, routing rule and
+#    nftables table are gone (the empty /run/h2lb is all that stays), and
+#    the same calls take the DNAT path again.
+# Everything it made (the rootfs copy, the "pod" cgroups, the namespaces;
+# the mounts live and die with the containers' and the node's mount
+# namespaces) is removed, also on failure; h2lb:latest and the cached base
+# stay.
 #
 # H2LB_TEST_IMAGE (default h2lb:latest) names the image to build and run;
 # H2LB_TEST_DAEMONSET (default deploy/daemonset.yaml) another DaemonSet to
@@ -69,7 +77,10 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [[ -n $CG2 ]] || skip "no cgroup v2 hierarchy"
 awk -v m="$CG2" '$5 == m && $4 != "/" { bad = 1 } END { exit bad }' \
     /proc/self/mountinfo || skip "$CG2 is not this cgroup namespace's root"
+# Two pods' cgroups: the DaemonSet's pod on this node, then its successor
+# in a rolling update.
 POD_CG=$CG2/h2lb-test-$$-pod
+POD2_CG=$CG2/h2lb-test-$$-pod2
 
 tb_up 4
 tb_start_greeters
@@ -208,27 +219,51 @@ echo "   memory limit $((POD_MEM >> 20)) MiB, grace ${POD_GRACE} s, startup prob
 
 # ------------------------------------------------------------------ node
 
-# The "pod" cgroup, removed (deepest first, its processes killed) on exit.
+# The pods' cgroups, removed (deepest first, their processes killed) on
+# exit.
 cgroups_cleanup() {
-    local c p i
-    [[ -d $POD_CG ]] || return 0
-    while read -r c; do
-        while read -r p; do
-            [[ -n $p ]] && { kill -KILL "$p" 2>/dev/null || true; }
-        done <"$c/cgroup.procs"
-        for ((i = 0; i < 50; i++)); do
-            rmdir "$c" 2>/dev/null && break
-            sleep 0.1
-        done
-        [[ ! -d $c ]] || tb_err "could not remove cgroup $c"
-    done < <(find "$POD_CG" -depth -type d)
+    local top c p i
+    for top in "$POD_CG" "$POD2_CG"; do
+        [[ -d $top ]] || continue
+        while read -r c; do
+            while read -r p; do
+                [[ -n $p ]] && { kill -KILL "$p" 2>/dev/null || true; }
+            done <"$c/cgroup.procs"
+            for ((i = 0; i < 50; i++)); do
+                rmdir "$c" 2>/dev/null && break
+                sleep 0.1
+            done
+            [[ ! -d $c ]] || tb_err "could not remove cgroup $c"
+        done < <(find "$top" -depth -type d)
+    done
     return 0
 }
 tb_on_cleanup cgroups_cleanup
-mkdir "$POD_CG" || fail "mkdir $POD_CG"
-if [[ -e $POD_CG/memory.max ]]; then
-    echo "$POD_MEM" >"$POD_CG/memory.max" || fail "memory.max"
-fi
+for c in "$POD_CG" "$POD2_CG"; do
+    mkdir "$c" || fail "mkdir $c"
+    if [[ -e $c/memory.max ]]; then
+        echo "$POD_MEM" >"$c/memory.max" || fail "memory.max"
+    fi
+done
+
+# The node's bpffs, shared by the containers as the hostPath /sys/fs/bpf
+# shares the node's: a bpffs of the test's own, mounted in a mount
+# namespace that a process of the testbed keeps (it goes with it, pins and
+# all, however the test ends). The containers start from there.
+NODE_BPF=$TB_STATE/node-bpffs
+mkdir -p "$NODE_BPF"
+# shellcheck disable=SC2016 # $1 is the inner shell's
+tb_spawn node nodefs unshare --mount --propagation private -- \
+    sh -c 'mount -t bpf bpf "$1" && echo mounted && exec sleep 3600' sh "$NODE_BPF"
+NODE_NS=$TB_LAST_PID
+for ((i = 0; i < 50; i++)); do
+    grep -q mounted "$TB_STATE/logs/nodefs.log" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q mounted "$TB_STATE/logs/nodefs.log" || fail "the node's bpffs: $(cat "$TB_STATE/logs/nodefs.log")"
+on_node() { nsenter --mount="/proc/$NODE_NS/ns/mnt" -- "$@"; }
+# What a new bpffs holds (the kernel's maps.debug and progs.debug).
+bpffs_new=$(on_node find "$NODE_BPF" -mindepth 1 | sort)
 
 # The client's link into the node, named as a pod's veth.
 tb_exec node ip link set vcli down
@@ -284,19 +319,21 @@ echo "   one channel, 200 calls: $got"
 
 # ------------------------------------------------------------- container
 
-# launch.sh: the container runtime. Into the pod cgroup; new mount, PID
-# and cgroup namespaces; there the root filesystem (read-only), /proc,
+# launch.sh POD_CGROUP: the container runtime. Into the pod's cgroup; from
+# the node's mount namespace, new mount, PID and cgroup namespaces; there
+# the root filesystem (read-only), /proc,
 # /sys, /dev and the volumes; then the image's own env and setpriv drop
 # every capability but the pod's and exec its entrypoint as PID 1.
 {
     echo '#!/bin/bash'
     echo 'set -euo pipefail'
-    declare -p RF POD_CG CG2 SA NODE_RUN POD_RO_ROOT POD_ARGV POD_ENV POD_CAPS POD_MOUNTS
+    declare -p RF CG2 SA NODE_RUN NODE_NS NODE_BPF POD_RO_ROOT POD_ARGV POD_ENV POD_CAPS POD_MOUNTS
     cat <<'EOF'
 if [[ -z ${IN_CONTAINER:-} ]]; then
-    echo $$ >"$POD_CG/cgroup.procs"
+    echo $$ >"$1/cgroup.procs"
     export IN_CONTAINER=1
-    exec unshare --mount --pid --fork --cgroup --propagation private -- bash "$0"
+    exec nsenter --mount="/proc/$NODE_NS/ns/mnt" -- \
+        unshare --mount --pid --fork --cgroup --propagation private -- bash "$0"
 fi
 # in_root PATH: where PATH of the container is, its symlinks (/var/run ->
 # /run) resolved inside the image's root, not the machine's.
@@ -326,7 +363,7 @@ for m in "${POD_MOUNTS[@]}"; do
     IFS='|' read -r path host type prop <<<"$m"
     dir=${dirs[i++]}
     case $host in
-        /sys/fs/bpf) mount -t bpf bpf "$dir" ;;   # the node's bpffs: our own
+        /sys/fs/bpf) mount --bind "$NODE_BPF" "$dir" ;;
         /sys/fs/cgroup) mount --rbind "$CG2" "$dir" ;;
         /run/*)
             mkdir -p "$NODE_RUN/${host#/run/}"
@@ -352,52 +389,100 @@ daemon_pid() {
     [[ -n $p ]] && printf '%s\n' "$p"
 }
 
-stop_container() {
-    local pid
-    pid=$(tb_pid h2lb 2>/dev/null) || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    if dpid=$(daemon_pid "$pid"); then
-        kill -TERM "$dpid" 2>/dev/null || true
-    fi
-    tb_kill h2lb TERM
+# Cleanup hook: SIGTERM to the daemons still running, then their launchers.
+stop_containers() {
+    local name pid dpid
+    for name in h2lb h2lb-next; do
+        pid=$(tb_pid "$name" 2>/dev/null) || continue
+        kill -0 "$pid" 2>/dev/null || continue
+        if dpid=$(daemon_pid "$pid"); then
+            kill -TERM "$dpid" 2>/dev/null || true
+        fi
+        tb_kill "$name" TERM
+    done
+    return 0
 }
-tb_on_cleanup stop_container
+tb_on_cleanup stop_containers
+
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+PROBE=http://$TB_NODE_IP:$PROBE_PORT$PROBE_PATH
+# wait_probe LAUNCHER LOG: the startup probe, as the kubelet runs it (from
+# the node, on POD_IP), until it answers 200; fails if the container exits.
+wait_probe() {
+    local code='' i
+    for ((i = 0; i < PROBE_SECONDS * 5; i++)); do
+        kill -0 "$1" 2>/dev/null || fail "the container exited: $(tail -n 20 "$2")"
+        code=$(tb_exec node curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$PROBE" || true)
+        [[ $code == 200 ]] && return 0
+        sleep 0.2
+    done
+    fail "the startup probe $PROBE never answered 200 (last: $code)"
+}
+
+# stop_pod LAUNCHER DAEMON: SIGTERM, as the kubelet stops a pod; it must
+# exit 0 within the grace period.
+stop_pod() {
+    local i rc=0 t=$EPOCHREALTIME
+    kill -TERM "$2"
+    for ((i = 0; i < POD_GRACE * 10; i++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$1" 2>/dev/null && fail "h2lb did not stop within the grace period ($POD_GRACE s)"
+    wait "$1" || rc=$?
+    ((rc == 0)) || fail "h2lb exited $rc"
+    echo "   exited 0 after $(since "$t") s"
+}
+
+# check_daemon PID POD_CGROUP: the image's binary and libbpf, PID 1 of its
+# container, the pod's capabilities only, in its own cgroup in the pod's.
+check_daemon() {
+    local dpid=$1 pod=$2 nspid lib ino capeff caps own in
+    [[ /proc/$dpid/exe -ef $RF/usr/local/bin/h2lb ]] || fail "pid $dpid is not the image's h2lb"
+    nspid=$(awk '/^NSpid:/ { print $NF }' "/proc/$dpid/status")
+    [[ $nspid == 1 ]] || fail "h2lb is pid $nspid in its container, want 1"
+    lib=$(readlink -f "$RF/usr/lib/x86_64-linux-gnu/libbpf.so.1" 2>/dev/null ||
+        readlink -f "$RF/lib/x86_64-linux-gnu/libbpf.so.1")
+    ino=$(stat -c %i "$lib")
+    awk -v i="$ino" '$5 == i && /libbpf/ { f = 1 } END { exit !f }' "/proc/$dpid/maps" ||
+        fail "h2lb does not map the image's libbpf (inode $ino)"
+    capeff=$(awk '/^CapEff:/ { print $2 }' "/proc/$dpid/status")
+    caps=$(capsh --decode="$capeff" 2>/dev/null | sed 's/.*=//' || echo "$capeff")
+    echo "   pid $dpid (1 in the container): the image's h2lb and libbpf; CapEff $capeff = $caps"
+    [[ $(tr ',' '\n' <<<"$caps" | sort | paste -sd ,) == "cap_bpf,cap_net_admin,cap_sys_admin" ]] ||
+        fail "the daemon's capabilities are $caps, want cap_bpf,cap_net_admin,cap_sys_admin"
+    own=$(sed -n 's/^0:://p' "/proc/$dpid/cgroup")
+    [[ $own == "/${pod#"$CG2"/}/h2lb-1" ]] || fail "the daemon's cgroup is $own, want the pod's h2lb-1"
+    in=$(nsenter -t "$dpid" -C cat "/proc/$dpid/cgroup" | sed -n 's/^0:://p')
+    echo "   cgroup $own; in its own cgroup namespace: $in"
+    [[ $in == /h2lb-1 ]] || fail "in its cgroup namespace the daemon is in $in, want /h2lb-1"
+}
+
+# tc_progs: "LINKS PROG_IDS" of the h2lb_tc_ingress programs on the vips
+# map pinned on the node's bpffs.
+tc_progs() {
+    local vips
+    vips=$(on_node bpftool -j map show pinned "$NODE_BPF/h2lb/vips" |
+        "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["id"])') || return 1
+    bpftool -j link show | "$TB_PYTHON" -c '
+import json, subprocess, sys
+progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
+                                  text=True).stdout or "[]")
+ours = {p["id"] for p in progs if p.get("name") == "h2lb_tc_ingress"
+        and int(sys.argv[1]) in p.get("map_ids", [])}
+links = json.load(sys.stdin)
+print(sum(1 for l in links if l.get("prog_id") in ours), ",".join(map(str, sorted(ours))))' "$vips"
+}
 
 echo "== the image's h2lb, as the DaemonSet's container"
 start=$EPOCHREALTIME
-tb_spawn node h2lb bash "$TB_STATE/launch.sh"
+tb_spawn node h2lb bash "$TB_STATE/launch.sh" "$POD_CG"
 launcher=$TB_LAST_PID
-PROBE=http://$TB_NODE_IP:$PROBE_PORT$PROBE_PATH
-code=
-for ((i = 0; i < PROBE_SECONDS * 5; i++)); do
-    kill -0 "$launcher" 2>/dev/null || fail "the container exited: $(tail -n 20 "$(h2lb_log)")"
-    code=$(tb_exec node curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$PROBE" || true)
-    [[ $code == 200 ]] && break
-    sleep 0.2
-done
-[[ $code == 200 ]] || fail "the startup probe $PROBE never answered 200 (last: $code)"
-echo "   startup probe $PROBE: 200 after $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+wait_probe "$launcher" "$(h2lb_log)"
+echo "   startup probe $PROBE: 200 after $(since "$start") s"
 dpid=$(daemon_pid "$launcher") || fail "no daemon under the launcher"
-
-# It is the image's binary and libraries, PID 1, with the pod's caps only.
-[[ /proc/$dpid/exe -ef $RF/usr/local/bin/h2lb ]] || fail "pid $dpid is not the image's h2lb"
-nspid=$(awk '/^NSpid:/ { print $NF }' "/proc/$dpid/status")
-[[ $nspid == 1 ]] || fail "h2lb is pid $nspid in its container, want 1"
-lib=$(readlink -f "$RF/usr/lib/x86_64-linux-gnu/libbpf.so.1" 2>/dev/null ||
-    readlink -f "$RF/lib/x86_64-linux-gnu/libbpf.so.1")
-ino=$(stat -c %i "$lib")
-awk -v i="$ino" '$5 == i && /libbpf/ { f = 1 } END { exit !f }' "/proc/$dpid/maps" ||
-    fail "h2lb does not map the image's libbpf (inode $ino)"
-capeff=$(awk '/^CapEff:/ { print $2 }' "/proc/$dpid/status")
-want_caps=$(capsh --decode="$capeff" 2>/dev/null | sed 's/.*=//' || echo "$capeff")
-echo "   pid $dpid (1 in the container): the image's h2lb and libbpf; CapEff $capeff = $want_caps"
-[[ $(tr ',' '\n' <<<"$want_caps" | sort | paste -sd ,) == "cap_bpf,cap_net_admin,cap_sys_admin" ]] ||
-    fail "the daemon's capabilities are $want_caps, want cap_bpf,cap_net_admin,cap_sys_admin"
-own=$(sed -n 's/^0:://p' "/proc/$dpid/cgroup")
-[[ $own == "/${POD_CG#"$CG2"/}/h2lb-1" ]] || fail "the daemon's cgroup is $own, want the pod's h2lb-1"
-in=$(nsenter -t "$dpid" -C cat "/proc/$dpid/cgroup" | sed -n 's/^0:://p')
-echo "   cgroup $own; in its own cgroup namespace: $in"
-[[ $in == /h2lb-1 ]] || fail "in its cgroup namespace the daemon is in $in, want /h2lb-1"
+check_daemon "$dpid" "$POD_CG"
 
 for ((i = 0; i < 100; i++)); do
     (($(grep -c ' ready$' "$(h2lb_log)" || true) >= 4)) && break
@@ -421,48 +506,69 @@ nsenter -t "$dpid" -m -n -p -r -w /usr/local/bin/h2lb status >"$TB_STATE/status"
     fail "h2lb status in the container: $(cat "$TB_STATE/status")"
 echo "   h2lb status in the container (kubectl exec):"
 grep -v '^$' "$TB_STATE/status" | grep -v '^kernel:' | sed 's/^/     /' | cut -c1-110
-nb=$(nsenter -t "$dpid" -m bpftool -j map dump pinned "$RF/sys/fs/bpf/h2lb/backends" |
+nb=$(on_node bpftool -j map dump pinned "$NODE_BPF/h2lb/backends" |
     "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))') ||
     fail "bpftool on the node cannot read /sys/fs/bpf/h2lb/backends"
 echo "   bpftool on the node reads /sys/fs/bpf/h2lb/backends ($nb slots)"
-# Its tc programs: h2lb_tc_ingress on its vips map, and their links.
-vips=$(nsenter -t "$dpid" -m bpftool -j map show pinned "$RF/sys/fs/bpf/h2lb/vips" |
-    "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["id"])') || fail "no vips map"
-read -r tc_links tc_progs < <(bpftool -j link show |
-    "$TB_PYTHON" -c '
-import json, subprocess, sys
-progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
-                                  text=True).stdout or "[]")
-ours = {p["id"] for p in progs if p.get("name") == "h2lb_tc_ingress"
-        and int(sys.argv[1]) in p.get("map_ids", [])}
-links = json.load(sys.stdin)
-print(sum(1 for l in links if l.get("prog_id") in ours), ",".join(map(str, sorted(ours))))' "$vips")
-echo "   tc: $tc_links link(s) of program(s) $tc_progs (vethcli, by veth*)"
-((tc_links == 1)) || fail "want one tc link (vethcli), got $tc_links"
+read -r links progs < <(tc_progs) || fail "no vips map pinned"
+echo "   tc: $links link(s) of program(s) $progs (vethcli, by veth*)"
+((links == 1)) || fail "want one tc link (vethcli), got $links"
 
-echo "== SIGTERM, as the kubelet stops the pod"
-start=$EPOCHREALTIME
-kill -TERM "$dpid"
-for ((i = 0; i < POD_GRACE * 10; i++)); do
-    kill -0 "$launcher" 2>/dev/null || break
+echo "== a rolling update: the next pod's container starts while the old one stops"
+tb_client --target "$VIP" --calls 40 --concurrency 40 --delay-ms 1500 --json \
+    >"$TB_STATE/inflight" 2>&1 &
+inflight=$!
+sleep 0.5
+tb_spawn node h2lb-next bash "$TB_STATE/launch.sh" "$POD2_CG"
+next=$TB_LAST_PID
+nlog=$TB_STATE/logs/h2lb-next.log
+for ((i = 0; i < 100; i++)); do
+    grep -q 'waiting for it to exit' "$nlog" 2>/dev/null && break
+    kill -0 "$next" 2>/dev/null || fail "the next container exited: $(tail -n 20 "$nlog")"
     sleep 0.1
 done
-kill -0 "$launcher" 2>/dev/null && fail "h2lb did not stop within the grace period ($POD_GRACE s)"
-rc=0
-wait "$launcher" || rc=$?
-echo "   exited $rc after $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
-((rc == 0)) || fail "h2lb exited $rc: $(tail -n 10 "$(h2lb_log)")"
+grep -q 'waiting for it to exit' "$nlog" || fail "the next daemon does not wait for the old one: $(tail -n 5 "$nlog")"
+echo "   next: $(grep -m1 'waiting for it to exit' "$nlog" | sed 's/^h2lb\[[0-9.]*\] //')"
+echo "   SIGTERM to the old one, 40 slow calls in flight on one channel"
+stop_pod "$launcher" "$dpid"
+start=$EPOCHREALTIME
+wait_probe "$next" "$nlog"
+echo "   the next one's startup probe: 200 after $(since "$start") s"
+wait "$inflight" || fail "calls in flight during the update failed: $(tail -n 1 "$TB_STATE/inflight")"
+"$TB_PYTHON" -c 'import json, sys; s = json.loads(sys.stdin.read()); assert s["errors"] == 0, s' \
+    <"$TB_STATE/inflight" || fail "calls in flight failed: $(tail -n 1 "$TB_STATE/inflight")"
+echo "   the 40 calls in flight: all succeeded"
+dpid=$(daemon_pid "$next") || fail "no daemon under the next launcher"
+check_daemon "$dpid" "$POD2_CG"
+[[ -z $(find "$POD_CG" -mindepth 1 -type d) ]] || fail "the old pod's cgroup still has children"
+for ((i = 0; i < 100; i++)); do
+    (($(grep -c ' ready$' "$nlog" || true) >= 4)) && break
+    sleep 0.1
+done
+got=$(served_by "$VIP") || fail "calls through the next h2lb failed"
+echo "   one channel, 200 calls: $got"
+[[ $got == "backend-1 backend-2 backend-3 backend-4" ]] || fail "want all four backends, got '$got'"
+read -r links progs < <(tc_progs) || fail "no vips map pinned by the next daemon"
+((links == 1)) || fail "want one tc link (vethcli), got $links"
+
+echo "== SIGTERM, as the kubelet stops the pod (kubectl delete -k deploy/)"
+stop_pod "$next" "$dpid"
 left=()
-[[ -z $(find "$POD_CG" -mindepth 1 -type d) ]] || left+=("cgroup")
+for c in "$POD_CG" "$POD2_CG"; do
+    [[ -z $(find "$c" -mindepth 1 -type d) ]] || left+=("cgroup under ${c##*/}")
+done
 [[ $(tb_exec node ip rule show) != *"lookup 2562"* ]] || left+=("rule")
 tb_exec node nft list table ip h2lb >/dev/null 2>&1 && left+=("nftables")
-for p in ${tc_progs//,/ }; do
+for p in ${progs//,/ }; do
     bpftool prog show id "$p" >/dev/null 2>&1 && left+=("tc program $p")
 done
+pins=$(on_node find "$NODE_BPF" -mindepth 1 | sort | comm -23 - <(echo "$bpffs_new") |
+    sed "s|^$NODE_BPF|/sys/fs/bpf|" | paste -sd ' ')
+[[ -z $pins ]] || left+=("pins: $pins")
+[[ -z $(find "$NODE_RUN" -type f) ]] || left+=("files: $(find "$NODE_RUN" -type f)")
 ((${#left[@]} == 0)) || fail "left behind on the node: ${left[*]}"
-echo "   left on the node: $(cd "$NODE_RUN" && find . -mindepth 1 | sed 's|^\./|/run/|' | paste -sd ' ')"
-[[ -z $(find "$NODE_RUN" -type f) ]] || fail "files left in the node's /run: $(find "$NODE_RUN" -type f)"
+echo "   left on the node: $(cd "$NODE_RUN" && find . -mindepth 1 | sed 's|^\./|/run/|' | paste -sd ' ') (empty)"
 got=$(served_by "$VIP") || fail "calls after the stop failed"
 echo "   after the stop, one channel: $got (kube-proxy's DNAT again)"
 [[ $(wc -w <<<"$got") == 1 ]] || fail "after the stop the calls went to '$got'"
-echo "PASS: the image's h2lb ran as the DaemonSet's container and spread one channel over four backends"
+echo "PASS: the image's h2lb ran as the DaemonSet's container, spread one channel over four backends, and was updated and removed without a failed call"
