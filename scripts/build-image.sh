@@ -154,6 +154,13 @@ if ! podman build --isolation chroot --pull=never "${NO_CACHE[@]}" \
 fi
 grep -E '^(\[[0-9]/[0-9]\] )?(STEP|--> Using cache)' "$LOG" | sed 's/^/  /' | cut -c1-110 || true
 id=$(podman image inspect --format '{{.Id}}' "$TAG") || die "no image $TAG after the build"
+# `image: h2lb:latest` in a pod means docker.io/library/h2lb:latest to
+# the kubelet and containerd; podman calls it localhost/h2lb:latest. Both
+# names, so that `podman save` of the former loads where pods find it.
+if [[ $TAG != */* ]]; then
+	podman tag "$TAG" "docker.io/library/$TAG" || die "podman tag docker.io/library/$TAG failed"
+	step "tagged $TAG also as docker.io/library/$TAG (the name a pod's image: $TAG means)"
+fi
 # The layer cache is the images of this build's steps; those of earlier
 # builds (built on our base, now untagged: an older h2lb:latest, the build
 # stage of an older tree) would pile up, a build's worth of disk each
@@ -168,12 +175,5 @@ for _ in 1 2 3; do # removing a child frees its parent
 	done < <(podman images -q --no-trunc -f dangling=true -f "label=$BASE_LABEL" | sed 's/^sha256://')
 done
 ((stale == 0)) || step "removed $stale untagged images of earlier builds"
-# `image: h2lb:latest` in a pod means docker.io/library/h2lb:latest to
-# the kubelet and containerd; podman calls it localhost/h2lb:latest. Both
-# names, so that `podman save` of the former loads where pods find it.
-if [[ $TAG != */* ]]; then
-	podman tag "$TAG" "docker.io/library/$TAG" || die "podman tag docker.io/library/$TAG failed"
-	step "tagged $TAG also as docker.io/library/$TAG (the name a pod's image: $TAG means)"
-fi
 size=$(podman image inspect --format '{{.Size}}' "$TAG")
 step "built $TAG (${id:0:12}, $((size / 1048576)) MiB) in $((SECONDS - t1)) s; $((SECONDS - t0)) s in all"
