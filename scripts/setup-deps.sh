@@ -23,6 +23,10 @@ PKGS=(
 	protoc-gen-go-grpc
 	# benchmarks: userspace proxies to compare with
 	haproxy nghttp2-proxy
+	# the image (scripts/build-image.sh: a Debian base from mmdebstrap,
+	# built with podman, no registry) and its test (test_h2lb_image reads
+	# deploy/daemonset.yaml with python3-yaml, decodes capabilities)
+	mmdebstrap podman python3-yaml libcap2-bin
 )
 
 if [ "$(id -u)" != 0 ]; then
