@@ -21,6 +21,7 @@
 #include "h2.h"
 #include "kern.h"
 #include "log.h"
+#include "raw.h"
 #include "window.h"
 
 #define HANDSHAKE_MS	  3000 /* a backend leg's connect and SETTINGS */
@@ -520,6 +521,10 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 	static struct h2lb_stream_key keys[MAX_STREAMS_ENDED];
 	static struct h2lb_stream vals[MAX_STREAMS_ENDED];
 
+	struct uconn *other = raw_close(c); /* if it is not HTTP/2 */
+
+	if (other)
+		conn_input(lb, other, IN_DISCARD, NULL);
 	if (c->role == H2LB_ROLE_CLIENT) {
 		int n;
 
@@ -531,7 +536,8 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 			kern_stream_close(lb->k, c->cookie, keys[i].id);
 	} else {
 		detach(lb, c);
-		if (from == CS_CONNECTING) /* sockops may never take it */
+		/* sockops may never take it */
+		if (from == CS_CONNECTING || from == CS_RAW_CONNECTING)
 			kern_leg_unexpect(lb->k, c->cookie);
 	}
 	kern_conn_forget(lb->k, c->cookie);
@@ -596,8 +602,26 @@ static void admission_check(struct lb *lb, struct uconn *c)
 	default:
 		return;
 	}
-	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	conn_input(lb, c, in, NULL);
+}
+
+/* A client that is not HTTP/2: its raw leg (raw.c). One that cannot be
+ * made is reset, as a backend's RST would reach it through kube-proxy. */
+static void raw_leg(struct lb *lb, struct uconn *c)
+{
+	struct uconn *leg;
+	int r = raw_leg_open(lb, c, &leg);
+
+	if (r < 0) {
+		lb->stats.raw_failed++;
+		c->reset = true;
+		/* A leg made takes its client with it. */
+		conn_input(lb, leg ? leg : c, IN_DISCARD, NULL);
+		return;
+	}
+	conn_input(lb, leg, IN_RAW_CONNECTING, NULL);
+	if (r > 0)
+		conn_input(lb, leg, IN_CONNECT_FAILED, NULL);
 }
 
 /* ---- the transitions -------------------------------------------------------- */
@@ -608,6 +632,9 @@ static void set_state(struct lb *lb, struct uconn *c, enum conn_state to)
 	enum conn_state from = c->state;
 
 	c->state = to;
+	/* Admitted, or not: the loop no longer waits for its bytes. */
+	if (from == CS_ADMITTING && to != from)
+		epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->role != H2LB_ROLE_BACKEND || from == to)
 		return;
 	backend_leg_moved(&lb->bs, c->backend, from, to);
@@ -643,6 +670,21 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 
 	if (act & A_AWAIT_BYTES)
 		await_bytes(lb, c);
+	if (act & A_RAW_LEG) {
+		raw_leg(lb, c); /* @c may be gone */
+		return;
+	}
+	if (act & A_RAW_JOIN) {
+		if (raw_join(lb, c)) {
+			conn_input(lb, c, IN_ERROR, NULL);
+			return;
+		}
+		conn_input(lb, c->raw_peer, IN_CONNECTED, NULL);
+	}
+	if ((act & A_RAW_EOF) && raw_eof(lb, c)) {
+		conn_input(lb, c, IN_ERROR, NULL);
+		return;
+	}
 	if ((act & A_SEND_SETTINGS) && send_server_settings(lb, c)) {
 		conn_input(lb, c, IN_DISCARD, NULL);
 		return;
@@ -720,17 +762,25 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	}
 	if (act & A_DETACH)
 		detach(lb, c);
+	if ((act & A_BACKEND_FAILED) && c->raw)
+		lb->stats.raw_failed++; /* its client is reset */
 	if (act & A_BACKEND_FAILED) {
+		/* TCP itself failed: no raw connection goes there either. */
+		if (from == CS_CONNECTING || from == CS_RAW_CONNECTING)
+			kern_backend_set_tcp_down(lb->k, c->backend, true);
 		if (from == CS_POOLED && leg_taken(lb, c))
 			pr_info("backend %d leg %llx closed as a client took it",
 				c->backend, (unsigned long long)c->cookie);
 		else
 			backend_failed(
 				&lb->bs, c->backend, now_ms(),
-				in == IN_DEADLINE
+				in == IN_DEADLINE && c->raw
+					? "connect timed out"
+				: in == IN_DEADLINE
 					? "no HTTP/2 handshake in time"
-				: in == IN_CONNECT_FAILED
-					? "connect failed"
+				: in == IN_CONNECT_FAILED ? "connect failed"
+				: in == IN_ERROR
+					? "protocol error in its HTTP/2 handshake"
 					: "connection closed by backend");
 	}
 	if (act & A_GOAWAY_STOP) {
@@ -754,6 +804,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		inject(&lb->inj, c->cookie, f,
 		       h2_window_update(f, a->stream, a->value));
 	}
+	if (act & A_RAW_RESET)
+		raw_reset(c);
 	if (act & A_CLOSE)
 		close_conn(lb, c, from); /* @c is gone */
 }
@@ -925,7 +977,7 @@ void conns_connected(struct lb *lb, uint64_t cookie)
 	socklen_t len = sizeof(int);
 	int err = 0;
 
-	if (!c || c->state != CS_CONNECTING)
+	if (!c || (c->state != CS_CONNECTING && c->state != CS_RAW_CONNECTING))
 		return;
 	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
@@ -933,6 +985,7 @@ void conns_connected(struct lb *lb, uint64_t cookie)
 		conn_input(lb, c, IN_CONNECT_FAILED, NULL);
 		return;
 	}
+	kern_backend_set_tcp_down(lb->k, c->backend, false);
 	conn_input(lb, c, IN_CONNECTED, NULL);
 }
 
@@ -1061,9 +1114,11 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	bool busy;
 
 	if ((c->state == CS_CLOSING || c->state == CS_ADMITTING ||
-	     handshaking) &&
+	     c->state == CS_RAW_CONNECTING || handshaking) &&
 	    now >= c->deadline_ms)
 		return IN_DEADLINE;
+	if (c->state == CS_RAW) /* the client looks after both ends */
+		return client ? raw_tick(lb, c) : IN_MAX;
 	if (!client && c->state == CS_GOING_AWAY && !leg_has_streams(lb, c))
 		return IN_IDLE;
 	if (!(c->state == CS_OPEN || c->state == CS_BOUND ||

@@ -79,6 +79,12 @@ int64_t kern_node_queued(struct kern *k);
  * stream's leg is. 0 with *leg and *backend set, or -1 (none pooled). */
 int kern_leg_bind_first(struct kern *k, uint64_t client, uint64_t *leg,
 			uint32_t *backend);
+/* A client that is not HTTP/2: the backend its connection goes to, by
+ * --policy (0, or -1: none ready). */
+int kern_raw_pick(struct kern *k, uint64_t client, uint32_t *backend);
+/* Client @client and its raw leg @leg are each other's peer; neither is
+ * parsed (H2LB_CONN_RAW). Before either enters the sockhash. */
+int kern_raw_join(struct kern *k, uint64_t client, uint64_t leg);
 /* The client's new streams to @backend no longer go to @leg (if the
  * kernel still maps them there). */
 void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
@@ -99,6 +105,8 @@ int kern_client_goaway(struct kern *k, uint64_t client);
 void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
 			 uint32_t service);
 void kern_backend_set_state(struct kern *k, int b, uint32_t state);
+/* Whether backend @b's last connect() failed (raw connections avoid it). */
+void kern_backend_set_tcp_down(struct kern *k, int b, bool down);
 /* Backend @b's stream window (SETTINGS_INITIAL_WINDOW_SIZE), latest. */
 void kern_backend_set_window(struct kern *k, int b, uint32_t window);
 uint32_t kern_backend_window(struct kern *k, int b);
