@@ -134,9 +134,10 @@ bool raw_eof(struct lb *lb, struct uconn *c)
 }
 
 /* Everything TCP received on @from went through the verdict: nothing is
- * left for the parser. Bytes that wait unparsed after a FIN would wait
- * for a segment that never comes (docs/kernel-facts.md K8, K9):
- * SO_RCVLOWAT runs the parser over them. */
+ * left for the parser. Bytes that wait unparsed would wait for a segment
+ * that may never come, after a FIN or in a stall (docs/kernel-facts.md
+ * K8, K9): SO_RCVLOWAT runs the parser over them, which is harmless when
+ * it was about to run anyway. */
 static bool all_parsed(struct lb *lb, struct uconn *from)
 {
 	struct tcp_info ti;
@@ -241,6 +242,8 @@ enum conn_input raw_tick(struct lb *lb, struct uconn *client)
 			raw_reset(client);
 			return IN_DISCARD;
 		}
+		/* The watchdog's net (K9), without a PING: a nudge. */
+		busy |= !all_parsed(lb, client) | !all_parsed(lb, leg);
 		client->next_look_ms = busy ? 0 : now + RAW_IDLE_LOOK_MS;
 	}
 	if (!client->fin_in && !leg->fin_in)
