@@ -23,6 +23,11 @@
 #      node is over 32 MiB: what h2lb counts as queued toward peers stays
 #      under 48 MiB in every sample and goes back under 4 MiB, and twenty
 #      1 MiB downloads beside it all arrive whole.
+#   4. A server-first protocol (a greeting, then an echo) behind
+#      198.18.100.1:2525: the client, silent until the greeting comes, is
+#      forwarded after --first-bytes-timeout (1 s); it gets the greeting,
+#      its two lines answered, and the server's FIN after its own; then
+#      the kernel holds no record of the pair.
 # In cgroup mode the clients run in a child cgroup of the test's own.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 tb_require_cmd openssl curl bpftool
@@ -33,6 +38,7 @@ MODE=${1:-${H2LB_TEST_PARAM:-}}
 VIP=198.18.100.1
 TLS_PORT=50443
 HTTP_PORT=8081
+GREET_PORT=2525
 BODY=$((4 << 20))
 
 # In the client namespace, and in cgroup mode in the clients' cgroup.
@@ -219,4 +225,46 @@ echo "   (the machine's kernel memory, not checked: other tests share it: $((mem
 ((peak < 48 << 20)) || fail "$((peak >> 20)) MiB were queued, over --node-buffer 32M and then some"
 ((after < 4 << 20)) || fail "$((after >> 20)) MiB still queued after the reset"
 h2lb_stop || fail "h2lb did not stop cleanly"
-echo "PASS: TLS gRPC and HTTP/1.1 through $VIP ($MODE) went whole to one backend each, both ways, bounded"
+
+echo "== 4. a server-first protocol behind $VIP:$GREET_PORT"
+tb_start_servers greeting "$GREET_PORT" "$TB_PEERS/greeting_server.py" ||
+    fail "greeting servers did not start"
+start "$GREET_PORT"
+cat >"$TB_STATE/greet.py" <<'PY'
+import json, socket, sys, time
+t0 = time.monotonic()
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+f = s.makefile("rb")
+hello = f.readline()
+t = time.monotonic() - t0
+s.sendall(b"one\r\ntwo\r\n")
+s.shutdown(socket.SHUT_WR)
+rest = f.read()  # until the server's FIN
+print(json.dumps({"greeting": hello.decode(), "after": round(t, 3),
+                  "rest": rest.decode()}))
+PY
+cli "$TB_PYTHON" "$TB_STATE/greet.py" "$VIP" "$GREET_PORT" >"$TB_STATE/greet" ||
+    fail "the server-first client failed: $(cat "$TB_STATE/greet")"
+echo "   $(cat "$TB_STATE/greet")"
+"$TB_PYTHON" - "$TB_STATE/greet" <<'PY' || fail "the server-first connection was not carried whole"
+import json, sys
+r = json.load(open(sys.argv[1]))
+name = r["greeting"].split()[1]
+assert r["greeting"] == "220 %s ready\r\n" % name, r
+# silent for --first-bytes-timeout (1 s), then forwarded; the greeting
+# waited in the leg's queue while the two joined
+assert 0.9 <= r["after"] < 3, r
+assert r["rest"] == "%s: one\r\n%s: two\r\n" % (name, name), r
+PY
+# Both directions ended: the daemon closes the pair, the kernel forgets it.
+for ((i = 0; i < 40; i++)); do
+    left=$(h2lb_map conns | "$TB_PYTHON" -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) if e["value"]["flags"] & 0x10))')
+    ((left == 0)) && break
+    sleep 0.05
+done
+echo "   raw connections left in the kernel after the close: $left"
+((left == 0)) || fail "$left raw connection records outlived their close"
+h2lb_stop || fail "h2lb did not stop cleanly"
+echo "PASS: TLS gRPC, HTTP/1.1 and a server-first protocol through $VIP ($MODE) went whole to one backend each, both ways, bounded"
