@@ -27,7 +27,8 @@
 #      198.18.100.1:2525: the client, silent until the greeting comes, is
 #      forwarded after --first-bytes-timeout (1 s); it gets the greeting,
 #      its two lines answered, and the server's FIN after its own; then
-#      the kernel holds no record of the pair.
+#      the kernel holds no record of the pair. A connection that talks
+#      across SIGTERM is served to its end, then the daemon stops.
 # In cgroup mode the clients run in a child cgroup of the test's own.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 tb_require_cmd openssl curl bpftool
@@ -72,7 +73,7 @@ rm_cgroup() {
 # start PORT [RUN ARGS]: h2lb balancing the three backends' PORT behind
 # VIP:PORT; ready once it intercepts (the backends never handshake HTTP/2).
 start() {
-    local port=$1 i list= args
+    local port=$1 i list='' args
     shift
     for ((i = 1; i <= TB_N; i++)); do
         list+=$(tb_backend_ip "$i"):$port,
@@ -266,5 +267,37 @@ print(sum(1 for e in json.load(sys.stdin) if e["value"]["flags"] & 0x10))')
 done
 echo "   raw connections left in the kernel after the close: $left"
 ((left == 0)) || fail "$left raw connection records outlived their close"
-h2lb_stop || fail "h2lb did not stop cleanly"
+
+# A graceful stop waits for a raw connection, as for a stream: one that
+# talks across the SIGTERM is served to its end, then the daemon exits.
+cat >"$TB_STATE/across.py" <<'PY'
+import json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+f = s.makefile("rb")
+f.readline()
+open(sys.argv[3], "w").write("ready\n")
+time.sleep(0.7)  # the daemon gets SIGTERM meanwhile
+s.sendall(b"late\r\n")
+s.shutdown(socket.SHUT_WR)
+print(json.dumps({"rest": f.read().decode()}))
+PY
+cli "$TB_PYTHON" "$TB_STATE/across.py" "$VIP" "$GREET_PORT" "$TB_STATE/ready" \
+    >"$TB_STATE/across" 2>&1 &
+across=$!
+for ((i = 0; i < 50; i++)); do
+    [[ -s $TB_STATE/ready ]] && break
+    sleep 0.1
+done
+pid=$(tb_pid h2lb)
+kill -TERM "$pid" || fail "could not signal h2lb"
+wait "$across" || fail "the connection across the stop failed: $(cat "$TB_STATE/across")"
+echo "   across SIGTERM: $(cat "$TB_STATE/across")"
+grep -q '"rest": "backend-[0-9]: late' "$TB_STATE/across" ||
+    fail "the raw connection was not served across the stop"
+for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+! kill -0 "$pid" 2>/dev/null || fail "h2lb did not exit after its last raw connection"
+grep -q "stopped gracefully" "$(h2lb_log)" || fail "h2lb did not stop gracefully"
 echo "PASS: TLS gRPC, HTTP/1.1 and a server-first protocol through $VIP ($MODE) went whole to one backend each, both ways, bounded"
