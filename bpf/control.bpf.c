@@ -73,6 +73,57 @@ int h2lb_bind_leg(struct h2lb_bind_args *a)
 	return 0;
 }
 
+/* Run by the daemon for a client that is not HTTP/2: the backend its
+ * whole connection goes to, chosen by --policy with the same code as a
+ * stream's. Stream windows mean nothing to it, and a backend ejected
+ * because its HTTP/2 handshake fails (it speaks TLS, or HTTP/1.1) is
+ * what it needs: only one TCP cannot reach is left out. Returns 0 with
+ * a->backend set, or 1 (none). */
+SEC("syscall")
+int h2lb_raw_pick(struct h2lb_raw_args *a)
+{
+	__u64 client = a->client;
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+	struct pick_ctx p = { .tried = { -1, -1, -1, -1 } };
+	__u32 zero = 0;
+	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
+	int b;
+
+	if (!c || !cfg)
+		return 1;
+	p.service = c->service;
+	p.nr = cfg->nr_backends;
+	p.rr = settings.policy == H2LB_POLICY_ROUND_ROBIN;
+	p.raw = 1;
+	b = pick_backend(&p);
+	if (b < 0)
+		return 1;
+	a->backend = b;
+	return 0;
+}
+
+/* Run by the daemon once a raw leg is connected, before either socket
+ * enters the sockhash: the client and its leg are each other's peer,
+ * and their bytes go across unparsed (H2LB_CONN_RAW). */
+SEC("syscall")
+int h2lb_raw_join(struct h2lb_raw_args *a)
+{
+	__u64 client = a->client, leg = a->leg;
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
+	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+
+	if (!c || !l)
+		return 1;
+	c->peer = leg;
+	l->peer = client;
+	/* Their TCP's progress counts from now (verdict.bpf.c, raw_forward). */
+	c->progress_ns = l->progress_ns = bpf_ktime_get_ns();
+	__sync_fetch_and_or(&c->flags, H2LB_CONN_RAW);
+	__sync_fetch_and_or(&l->flags, H2LB_CONN_RAW);
+	count(H2LB_CNT_RAW_CONNS);
+	return 0;
+}
+
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
 /* Run by the daemon to set what it decides for a connection: the

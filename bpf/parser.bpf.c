@@ -141,6 +141,24 @@ static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
 	return st && st->leg == cookie;
 }
 
+/*
+ * A connection that is not HTTP/2 is one message per run of bytes that
+ * are here: all of them, from where the message starts (strparser hands
+ * over the skb from its start, docs/kernel-facts.md K2), at most
+ * H2LB_MAX_HEADER_BLOCK, so that the result stays well under SO_RCVBUF
+ * (K3). What is left makes the next message at once.
+ */
+static __always_inline int raw_len(struct __sk_buff *skb)
+{
+	__u32 off = msg_offset(skb);
+
+	if (skb->len <= off)
+		return 0;
+	if (skb->len - off > H2LB_MAX_HEADER_BLOCK)
+		return H2LB_MAX_HEADER_BLOCK;
+	return skb->len - off;
+}
+
 SEC("sk_skb/stream_parser")
 int h2lb_parser(struct __sk_buff *skb)
 {
@@ -149,6 +167,8 @@ int h2lb_parser(struct __sk_buff *skb)
 	struct h2_frame f;
 	int r;
 
+	if (c && (c->flags & H2LB_CONN_RAW))
+		return raw_len(skb);
 	r = frame_read(skb, &f);
 	if (r < 0)
 		return 0; /* fewer than 9 bytes: wait for more */

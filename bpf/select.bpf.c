@@ -15,8 +15,12 @@ static __always_inline int eligible(__u32 i, struct pick_ctx *p, __u32 *open)
 		if (p->tried[t] == (__s32)i)
 			return 0;
 	be = bpf_map_lookup_elem(&backends, &i);
-	if (!be || be->state != H2LB_BE_READY || be->service != p->service ||
-	    be->init_window < p->window)
+	if (!be || be->service != p->service)
+		return 0;
+	if (p->raw ? (be->state != H2LB_BE_READY &&
+		      be->state != H2LB_BE_EJECTED) ||
+			     be->tcp_down
+		   : be->state != H2LB_BE_READY || be->init_window < p->window)
 		return 0;
 	if (p->own) {
 		struct h2lb_leg_key lk = { .client = p->own, .backend = i };

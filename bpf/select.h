@@ -22,6 +22,9 @@ struct pick_ctx {
 	__u32 nth;    /* which of the tied ones to take */
 	int first;    /* first backend with the fewest */
 	int found;
+	/* For a connection that is not HTTP/2: any backend TCP reaches,
+	 * ejected for its HTTP/2 handshake or not (control.bpf.c). */
+	__u32 raw;
 };
 
 /* select.bpf.c: global functions, verified once rather than at each call. */

@@ -49,7 +49,9 @@ static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
 		backend = bpf_map_lookup_elem(&new_legs, &cookie);
 		if (backend) {
 			c->role = H2LB_ROLE_BACKEND;
-			c->backend = *backend;
+			c->backend = *backend & ~H2LB_RAW_LEG;
+			if (*backend & H2LB_RAW_LEG)
+				c->flags = H2LB_CONN_RAW;
 			bpf_map_delete_elem(&new_legs, &cookie);
 			return 0;
 		}
@@ -104,10 +106,12 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 			return 1;
 		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
 			return 1;
-		/* A client enters the sockhash from the daemon, once h2lb's
-		 * SETTINGS is on its way (kern_client_attach): nothing can
-		 * be redirected to it, or parsed from it, before that. */
-		if (c.role != H2LB_ROLE_CLIENT &&
+		/* A client enters the sockhash from the daemon, once its
+		 * first bytes were looked at and h2lb's SETTINGS is on its
+		 * way (kern_client_attach): nothing can be redirected to it,
+		 * or parsed from it, before that. A raw leg enters with its
+		 * client, once both are each other's peer. */
+		if (c.role != H2LB_ROLE_CLIENT && !(c.flags & H2LB_CONN_RAW) &&
 		    bpf_sock_hash_update(skops, &sock_hash, &cookie,
 					 BPF_NOEXIST)) {
 			bpf_map_delete_elem(&conns, &cookie);

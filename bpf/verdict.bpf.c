@@ -744,6 +744,42 @@ static __always_inline int preface_whole(struct __sk_buff *skb,
 	return 1;
 }
 
+/*
+ * A message of a connection that is not HTTP/2: all of it to the peer,
+ * unparsed. Redirects have no backpressure (docs/kernel-facts.md K5), no
+ * window bounds a raw connection, and nothing holds its sender back
+ * (docs/datapath.md, "Connections that are not HTTP/2"): when its peer
+ * leaves more than settings.raw_queue untaken by its TCP (the psock's
+ * queue: budget.h, peer_account) and either took nothing for LAG_NS or
+ * the node is over --node-buffer, both are reset (the daemon closes
+ * them). The daemon's tick looks too, for a sender that stopped.
+ */
+static __always_inline int raw_forward(struct __sk_buff *skb,
+				       struct h2lb_conn *c, __u64 cookie)
+{
+	__u64 peer = c->peer; /* keys must be on the stack */
+	struct h2lb_conn *t;
+	int r;
+
+	c->frames++;
+	c->rx_bytes += msg_length(skb);
+	if (c->flags & H2LB_CONN_DEAD)
+		return SK_DROP;
+	count(H2LB_CNT_RAW_MESSAGES);
+	r = redirect(skb, cookie, peer, 0);
+	t = bpf_map_lookup_elem(&conns, &peer);
+	if (r != SK_PASS || !t || !settings.raw_queue ||
+	    t->backlog <= settings.raw_queue ||
+	    (bpf_ktime_get_ns() - t->progress_ns < LAG_NS && !node_full()))
+		return r;
+	if (!(__sync_fetch_and_or(&c->flags, H2LB_CONN_DEAD) &
+	      H2LB_CONN_DEAD)) {
+		count(H2LB_CNT_RAW_FULL);
+		emit(H2LB_EV_CONN_ERROR, cookie, peer, 0, H2_ENHANCE_YOUR_CALM);
+	}
+	return r;
+}
+
 SEC("sk_skb/stream_verdict")
 int h2lb_verdict(struct __sk_buff *skb)
 {
@@ -754,6 +790,8 @@ int h2lb_verdict(struct __sk_buff *skb)
 
 	if (!c)
 		return SK_DROP;
+	if (c->flags & H2LB_CONN_RAW)
+		return raw_forward(skb, c, cookie);
 	r = frame_read(skb, &f);
 	if (r < 0 || (c->flags & H2LB_CONN_DEAD))
 		return SK_DROP;

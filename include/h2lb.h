@@ -66,7 +66,15 @@ enum h2lb_backend_state {
 /* Its legs connect from its own address (--leg-source client): they are
  * opened for it alone, and its streams go only to backends it has one to;
  * never a pooled leg, which comes from the node's address. */
-#define H2LB_CONN_OWN_LEGS 0x10
+#define H2LB_CONN_OWN_LEGS 0x20
+/* Not HTTP/2 (a client whose first bytes were not the preface, and its
+ * raw leg): every byte goes to @peer as it comes, nothing is parsed. */
+#define H2LB_CONN_RAW 0x10
+
+/* In "new_legs": the leg is raw (H2LB_CONN_RAW). sockops makes its record
+ * but leaves it out of the sockhash: the daemon puts it there with its
+ * client (docs/datapath.md, "Connections that are not HTTP/2"). */
+#define H2LB_RAW_LEG 0x80000000u
 
 /* stream flags */
 #define H2LB_ST_CLIENT_END 0x1 /* client sent END_STREAM */
@@ -199,11 +207,15 @@ struct h2lb_backend {
 	__u32 open_streams;
 	__u32 service;	   /* the Service it is an endpoint of */
 	__u32 init_window; /* its SETTINGS_INITIAL_WINDOW_SIZE, latest */
-	__u64 streams;	   /* streams opened */
-	__u64 resets;	   /* streams ended by RST_STREAM */
-	__u64 bytes_to;	   /* DATA payload bytes sent to it */
-	__u64 bytes_from;  /* DATA payload bytes received from it */
-	__u64 latency_ns;  /* sum of call latencies (HEADERS to end) */
+	/* Its last connect() failed: no connection that is not HTTP/2 goes
+	 * there (those go to backends whose HTTP/2 handshake fails). */
+	__u32 tcp_down;
+	__u32 pad2;
+	__u64 streams;	  /* streams opened */
+	__u64 resets;	  /* streams ended by RST_STREAM */
+	__u64 bytes_to;	  /* DATA payload bytes sent to it */
+	__u64 bytes_from; /* DATA payload bytes received from it */
+	__u64 latency_ns; /* sum of call latencies (HEADERS to end) */
 	__u64 latency[H2LB_LAT_BUCKETS]; /* log2(us) HEADERS-to-end */
 };
 
@@ -226,6 +238,9 @@ struct h2lb_settings {
 	__u32 ctl_queue;  /* control frames queued toward a peer not reading */
 	__u32 addr_streams; /* open streams of all clients of one address */
 	__u64 node_queue;   /* bytes queued toward all peers together */
+	/* Bytes a raw connection's peer may leave untaken by its TCP before
+	 * both are reset (--peer-buffer). */
+	__u64 raw_queue;
 };
 
 /*
@@ -324,7 +339,13 @@ struct h2lb_frontend {
 	  "streams refused: the node's queued bytes are over --node-buffer")     \
 	X(PING_EVENTS, pings_to_daemon, "PINGs the daemon answered")             \
 	X(ADDR_FULL, addr_streams_full,                                          \
-	  "streams refused: their client's address had too many open")
+	  "streams refused: their client's address had too many open")           \
+	X(RAW_CONNS, raw_connections,                                            \
+	  "connections that were not HTTP/2, forwarded whole to one backend")    \
+	X(RAW_MESSAGES, raw_messages,                                            \
+	  "messages of connections that are not HTTP/2 forwarded")               \
+	X(RAW_FULL, raw_queue_full,                                              \
+	  "connections that are not HTTP/2 reset: their peer left too much untaken")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
@@ -436,6 +457,16 @@ struct h2lb_goaway_args {
 	__u64 client;
 };
 
+/* Argument of the h2lb_raw_pick and h2lb_raw_join syscall programs: a
+ * client that is not HTTP/2 gets a backend by --policy (pick: out
+ * @backend), then it and its raw leg become each other's peer (join). */
+struct h2lb_raw_args {
+	__u64 client;
+	__u64 leg;
+	__u32 backend;
+	__u32 pad;
+};
+
 /* What the daemon itself reads and writes (pinned as "daemon_stats"),
  * to show that payloads stay in the kernel. */
 struct h2lb_daemon_stats {
@@ -463,6 +494,8 @@ struct h2lb_daemon_stats {
 	__u64 source_legs;
 	__u64 source_leg_failures;
 	__u64 refused_no_leg;
+	__u64 raw_failed; /* not HTTP/2, and no backend could be connected */
+	__u64 raw_full;	  /* not HTTP/2, reset by the tick: a peer lagged */
 };
 
 /*

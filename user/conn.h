@@ -64,7 +64,16 @@ struct uconn {
 	uint32_t last_stream; /* client: the highest stream id, last look */
 	uint32_t peer_addr;   /* client: its address (conn_set_peer) */
 	uint16_t peer_port;   /* client: its port, network byte order */
-	struct uconn *next;   /* hash chain */
+	/* Not HTTP/2 (raw.c): a client and its raw leg, each the other's
+	 * raw_peer, and how far each direction got. */
+	bool raw;      /* leg: a raw leg */
+	bool fin_in;   /* its peer sent FIN */
+	bool shut_out; /* we sent its peer FIN, after all it was sent */
+	bool reset;    /* closed with RST */
+	struct uconn *raw_peer; /* the other end, while both are open */
+	uint64_t raw_handed;	/* what its TCP had taken, last look */
+	uint64_t raw_moved_ms;	/* ... and when that last grew */
+	struct uconn *next;	/* hash chain */
 };
 
 #define CONN_BUCKETS 4096

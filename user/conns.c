@@ -23,6 +23,7 @@
 #include "kern.h"
 #include "log.h"
 #include "source.h"
+#include "raw.h"
 #include "window.h"
 
 #define HANDSHAKE_MS	  3000 /* a backend leg's connect and SETTINGS */
@@ -356,6 +357,7 @@ static void own_leg_ready(struct lb *lb, struct uconn *leg);
 static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why);
 static void own_leg_gone(struct uconn *leg);
 static void own_legs_open(struct lb *lb, struct uconn *c);
+static int own_legs_more(struct lb *lb, struct uconn *c);
 static bool own_legs_ready(const struct uconn *c);
 static void own_legs_link(struct lb *lb, struct uconn *c);
 static void own_legs_top_up(struct lb *lb, struct uconn *c, uint64_t now);
@@ -529,6 +531,10 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 	static struct h2lb_stream_key keys[MAX_STREAMS_ENDED];
 	static struct h2lb_stream vals[MAX_STREAMS_ENDED];
 
+	struct uconn *other = raw_close(c); /* if it is not HTTP/2 */
+
+	if (other)
+		conn_input(lb, other, IN_DISCARD, NULL);
 	if (c->role == H2LB_ROLE_CLIENT) {
 		int n;
 
@@ -549,7 +555,8 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 		if (c->own)
 			kern_leg_addr_add(lb->k, c->own_addr, -1);
 		detach(lb, c);
-		if (from == CS_CONNECTING) /* sockops may never take it */
+		/* sockops may never take it */
+		if (from == CS_CONNECTING || from == CS_RAW_CONNECTING)
 			kern_leg_unexpect(lb->k, c->cookie);
 	}
 	kern_conn_forget(lb->k, c->cookie);
@@ -614,15 +621,42 @@ static void admission_check(struct lb *lb, struct uconn *c)
 	default:
 		return;
 	}
-	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	/* A client whose legs come from its address is served once the
-	 * first is ready too (own_leg_ready admits it then). */
+	/* A client whose legs come from its address: they are opened now
+	 * that it speaks HTTP/2, and it is served once the first is ready
+	 * (own_leg_ready admits it then). */
 	if (in == IN_PREFACE && c->own_legs && !own_legs_ready(c)) {
+		epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		if (!c->preface_seen)
+			own_legs_more(lb, c);
 		c->preface_seen = true;
 		c->deadline_ms = c->opened_ms + HANDSHAKE_MS;
 		return;
 	}
 	conn_input(lb, c, in, NULL);
+}
+
+/* A client that is not HTTP/2: its raw leg (raw.c). One that cannot be
+ * made is reset, as a backend's RST would reach it through kube-proxy. */
+static void raw_leg(struct lb *lb, struct uconn *c)
+{
+	struct uconn *leg;
+	int r;
+
+	/* HTTP/2 legs opened from its address meanwhile are of no use. */
+	while (c->pending)
+		conn_input(lb, c->pending, IN_DISCARD, NULL);
+	r = raw_leg_open(lb, c, &leg);
+
+	if (r < 0) {
+		lb->stats.raw_failed++;
+		c->reset = true;
+		/* A leg made takes its client with it. */
+		conn_input(lb, leg ? leg : c, IN_DISCARD, NULL);
+		return;
+	}
+	conn_input(lb, leg, IN_RAW_CONNECTING, NULL);
+	if (r > 0)
+		conn_input(lb, leg, IN_CONNECT_FAILED, NULL);
 }
 
 /* ---- the transitions -------------------------------------------------------- */
@@ -633,6 +667,9 @@ static void set_state(struct lb *lb, struct uconn *c, enum conn_state to)
 	enum conn_state from = c->state;
 
 	c->state = to;
+	/* Admitted, or not: the loop no longer waits for its bytes. */
+	if (from == CS_ADMITTING && to != from)
+		epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->role != H2LB_ROLE_BACKEND || from == to)
 		return;
 	if (to == CS_CONNECTING) {
@@ -671,6 +708,21 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 
 	if (act & A_AWAIT_BYTES)
 		await_bytes(lb, c);
+	if (act & A_RAW_LEG) {
+		raw_leg(lb, c); /* @c may be gone */
+		return;
+	}
+	if (act & A_RAW_JOIN) {
+		if (raw_join(lb, c)) {
+			conn_input(lb, c, IN_ERROR, NULL);
+			return;
+		}
+		conn_input(lb, c->raw_peer, IN_CONNECTED, NULL);
+	}
+	if ((act & A_RAW_EOF) && raw_eof(lb, c)) {
+		conn_input(lb, c, IN_ERROR, NULL);
+		return;
+	}
 	if ((act & A_SEND_SETTINGS) && send_server_settings(lb, c)) {
 		conn_input(lb, c, IN_DISCARD, NULL);
 		return;
@@ -754,13 +806,22 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	}
 	if (act & A_DETACH)
 		detach(lb, c);
+	if ((act & A_BACKEND_FAILED) && c->raw)
+		lb->stats.raw_failed++; /* its client is reset */
 	if (act & A_BACKEND_FAILED) {
-		const char *why = in == IN_DEADLINE
-					  ? "no HTTP/2 handshake in time"
-				  : in == IN_CONNECT_FAILED
-					  ? "connect failed"
-					  : "connection closed by backend";
+		const char *why =
+			in == IN_DEADLINE && c->raw ? "connect timed out"
+			: in == IN_DEADLINE ? "no HTTP/2 handshake in time"
+			: in == IN_CONNECT_FAILED ? "connect failed"
+			: in == IN_ERROR
+				? "protocol error in its HTTP/2 handshake"
+				: "connection closed by backend";
 
+		/* TCP itself failed: no raw connection goes there either
+		 * (not a client's own leg: a policy may deny that client). */
+		if (!c->own &&
+		    (from == CS_CONNECTING || from == CS_RAW_CONNECTING))
+			kern_backend_set_tcp_down(lb->k, c->backend, true);
 		if (c->own)
 			own_leg_failed(lb, c, why);
 		else if (from == CS_POOLED && leg_taken(lb, c))
@@ -790,6 +851,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		inject(&lb->inj, c->cookie, f,
 		       h2_window_update(f, a->stream, a->value));
 	}
+	if (act & A_RAW_RESET)
+		raw_reset(c);
 	if (act & A_CLOSE)
 		close_conn(lb, c, from); /* @c is gone */
 }
@@ -899,8 +962,7 @@ void conns_accept(struct lb *lb, int listen_fd, int svc, bool own_legs)
 		c->peer_port = a.sin_port;
 		lb->stats.clients++;
 		conn_set_peer(&lb->conns, c, a.sin_addr.s_addr);
-		/* Its legs from its address connect while it is admitted
-		 * (own_leg_ready, admission_check). */
+		/* Its legs will come from its address (admission_check). */
 		if (own_legs)
 			own_legs_open(lb, c);
 		conn_input(lb, c, IN_ACCEPTED, NULL);
@@ -1008,7 +1070,8 @@ static int own_legs_more(struct lb *lb, struct uconn *c)
 	return opened;
 }
 
-/* At accept: @c's legs come from its address. If none can be opened (no
+/* At accept: @c's legs will come from its address, once it has shown it
+ * speaks HTTP/2 (admission_check opens them). If none can be opened (no
  * ready backend), the tick closes it, as a Service with no endpoint
  * refuses connections. */
 static void own_legs_open(struct lb *lb, struct uconn *c)
@@ -1022,7 +1085,6 @@ static void own_legs_open(struct lb *lb, struct uconn *c)
 		return;
 	c->own_legs = true;
 	c->legs_look_ms = now_ms() + OWN_LEGS_LOOK_MS;
-	own_legs_more(lb, c);
 }
 
 /* After a backend closed one of them, or new backends came. */
@@ -1142,7 +1204,7 @@ void conns_connected(struct lb *lb, uint64_t cookie)
 	socklen_t len = sizeof(int);
 	int err = 0;
 
-	if (!c || c->state != CS_CONNECTING)
+	if (!c || (c->state != CS_CONNECTING && c->state != CS_RAW_CONNECTING))
 		return;
 	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
@@ -1150,6 +1212,7 @@ void conns_connected(struct lb *lb, uint64_t cookie)
 		conn_input(lb, c, IN_CONNECT_FAILED, NULL);
 		return;
 	}
+	kern_backend_set_tcp_down(lb->k, c->backend, false);
 	conn_input(lb, c, IN_CONNECTED, NULL);
 }
 
@@ -1279,17 +1342,19 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	struct h2lb_conn k;
 	bool busy;
 
-	/* Waiting for a leg from its address that never came. */
-	if (client && c->own_legs && c->state == CS_ADMITTING &&
-	    ((c->preface_seen && now >= c->deadline_ms) ||
-	     (!c->pending && !c->legs))) {
+	/* An HTTP/2 client waiting for a leg from its address that never
+	 * came. */
+	if (client && c->state == CS_ADMITTING && c->preface_seen &&
+	    (now >= c->deadline_ms || (!c->pending && !c->legs))) {
 		lb->stats.refused_no_leg++;
 		return IN_DISCARD;
 	}
 	if ((c->state == CS_CLOSING || c->state == CS_ADMITTING ||
-	     handshaking) &&
+	     c->state == CS_RAW_CONNECTING || handshaking) &&
 	    now >= c->deadline_ms)
 		return IN_DEADLINE;
+	if (c->state == CS_RAW) /* the client looks after both ends */
+		return client ? raw_tick(lb, c) : IN_MAX;
 	/* Opening legs adds to the table: after the walk (conns_tick). */
 	if (client && c->own_legs && c->state == CS_OPEN &&
 	    now >= c->legs_look_ms)

@@ -246,7 +246,8 @@ static int setup(struct daemon *d)
 			      .calm_rate = d->opts.frame_rate,
 			      .ctl_queue = d->opts.control_queue,
 			      .addr_streams = d->opts.addr_streams,
-			      .node_queue = d->opts.node_buffer },
+			      .node_queue = d->opts.node_buffer,
+			      .raw_queue = d->opts.peer_buffer },
 		.on_event = events_handle,
 		.ctx = &d->lb,
 	};

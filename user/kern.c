@@ -453,6 +453,24 @@ int kern_leg_bind(struct kern *k, uint64_t client, uint64_t leg,
 									: 0;
 }
 
+int kern_raw_pick(struct kern *k, uint64_t client, uint32_t *backend)
+{
+	struct h2lb_raw_args a = { .client = client };
+
+	if (run_syscall(k->skel->progs.h2lb_raw_pick, &a, sizeof(a)))
+		return -1;
+	*backend = a.backend;
+	return 0;
+}
+
+int kern_raw_join(struct kern *k, uint64_t client, uint64_t leg)
+{
+	struct h2lb_raw_args a = { .client = client, .leg = leg };
+
+	return run_syscall(k->skel->progs.h2lb_raw_join, &a, sizeof(a)) ? -1
+									: 0;
+}
+
 void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
 		     uint64_t leg)
 {
@@ -497,6 +515,12 @@ void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
 	k->be_mem[b].port = ntohs(a->sin_port);
 	/* Until its SETTINGS say otherwise (RFC 9113 6.5.2). */
 	k->be_mem[b].init_window = 65535;
+	k->be_mem[b].tcp_down = 0;
+}
+
+void kern_backend_set_tcp_down(struct kern *k, int b, bool down)
+{
+	__atomic_store_n(&k->be_mem[b].tcp_down, down, __ATOMIC_RELEASE);
 }
 
 void kern_backend_set_window(struct kern *k, int b, uint32_t window)

@@ -89,6 +89,12 @@ void kern_leg_addr_add(struct kern *k, uint32_t addr, int delta);
  * @backend (and as its leg0 if it has none). 0 or -1. */
 int kern_leg_bind(struct kern *k, uint64_t client, uint64_t leg,
 		  uint32_t backend);
+/* A client that is not HTTP/2: the backend its connection goes to, by
+ * --policy (0, or -1: none ready). */
+int kern_raw_pick(struct kern *k, uint64_t client, uint32_t *backend);
+/* Client @client and its raw leg @leg are each other's peer; neither is
+ * parsed (H2LB_CONN_RAW). Before either enters the sockhash. */
+int kern_raw_join(struct kern *k, uint64_t client, uint64_t leg);
 /* The client's new streams to @backend no longer go to @leg (if the
  * kernel still maps them there). */
 void kern_leg_unbind(struct kern *k, uint64_t client, uint32_t backend,
@@ -109,6 +115,8 @@ int kern_client_goaway(struct kern *k, uint64_t client);
 void kern_backend_define(struct kern *k, int b, const struct sockaddr_in *a,
 			 uint32_t service);
 void kern_backend_set_state(struct kern *k, int b, uint32_t state);
+/* Whether backend @b's last connect() failed (raw connections avoid it). */
+void kern_backend_set_tcp_down(struct kern *k, int b, bool down);
 /* Backend @b's stream window (SETTINGS_INITIAL_WINDOW_SIZE), latest. */
 void kern_backend_set_window(struct kern *k, int b, uint32_t window);
 uint32_t kern_backend_window(struct kern *k, int b);

@@ -13,6 +13,7 @@
 	(S(CONNECTING) | S(HANDSHAKING) | S(POOLED) | S(BOUND) |               \
 	 S(GOING_AWAY) | S(CLOSING))
 #define LIVE_CLIENT (S(OPEN) | S(GOING_AWAY) | S(CLOSING))
+#define RAW	    (S(RAW_CONNECTING) | S(RAW))
 
 #define STAY LIFECYCLE_STAY
 
@@ -23,13 +24,16 @@ static const struct lifecycle_rule rules[] = {
 	{ true, S(NEW), IN_ACCEPTED, CS_ADMITTING, A_AWAIT_BYTES },
 	{ true, S(ADMITTING), IN_PREFACE, CS_OPEN,
 	  A_SEND_SETTINGS | A_BIND_FIRST },
-	/* Not HTTP/2, or silent: served as HTTP/2 all the same, and the
-	 * kernel answers GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4). */
-	{ true, S(ADMITTING), IN_NOT_HTTP2, CS_OPEN,
-	  A_SEND_SETTINGS | A_BIND_FIRST },
-	{ true, S(ADMITTING), IN_DEADLINE, CS_OPEN,
-	  A_SEND_SETTINGS | A_BIND_FIRST },
-	{ true, S(ADMITTING), IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
+	/* Not HTTP/2 (TLS, HTTP/1.1), or silent: the whole connection goes
+	 * to one backend, as kube-proxy would send it (raw.c). */
+	{ true, S(ADMITTING), IN_NOT_HTTP2, CS_RAW_CONNECTING, A_RAW_LEG },
+	{ true, S(ADMITTING), IN_DEADLINE, CS_RAW_CONNECTING, A_RAW_LEG },
+	{ true, S(ADMITTING) | S(RAW_CONNECTING), IN_PEER_CLOSED, CS_CLOSED,
+	  A_CLOSE },
+	{ true, S(RAW_CONNECTING), IN_CONNECTED, CS_RAW, 0 },
+	{ true, S(RAW), IN_PEER_CLOSED, STAY, A_RAW_EOF },
+	{ true, S(RAW), IN_IDLE, CS_CLOSED, A_CLOSE },
+	{ true, S(RAW), IN_ERROR, CS_CLOSED, A_RAW_RESET | A_CLOSE },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_SETTINGS, STAY, A_ACK_SETTINGS },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_WINDOW, STAY, A_WINDOW },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_PROGRESS, STAY, A_REFILL },
@@ -48,8 +52,8 @@ static const struct lifecycle_rule rules[] = {
 	 * more use for the connection than we have. */
 	{ true, S(GOING_AWAY), IN_IDLE, CS_CLOSED, A_CLOSE },
 	{ true, LIVE_CLIENT, IN_PEER_CLOSED, CS_CLOSED, A_CLOSE },
-	{ true, S(NEW) | S(ADMITTING) | LIVE_CLIENT, IN_DISCARD, CS_CLOSED,
-	  A_CLOSE },
+	{ true, S(NEW) | S(ADMITTING) | LIVE_CLIENT | RAW, IN_DISCARD,
+	  CS_CLOSED, A_CLOSE },
 
 	/* ---- backend legs ---- */
 	{ false, S(NEW), IN_CONNECTING, CS_CONNECTING, 0 },
@@ -79,6 +83,11 @@ static const struct lifecycle_rule rules[] = {
 	  A_UNBIND | A_REFUSE_ABOVE },
 	{ false, S(CONNECTING) | S(HANDSHAKING) | S(POOLED), IN_GOAWAY,
 	  CS_CLOSED, A_CLOSE },
+	/* A backend that breaks the protocol before its handshake ends does
+	 * not speak HTTP/2 (TLS, HTTP/1.1): its failure, with backoff, or
+	 * the pool would reconnect to it hundreds of times a second. */
+	{ false, S(CONNECTING) | S(HANDSHAKING), IN_ERROR, CS_CLOSING,
+	  A_BACKEND_FAILED | A_GOAWAY_ERROR | A_CLOSE_SOON },
 	{ false, LIVE_LEG & ~S(CLOSING), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_FAIL_STREAMS | A_DETACH | A_CLOSE_SOON },
 	/* A bound leg serves one client: its backend closing it may be that
@@ -94,7 +103,19 @@ static const struct lifecycle_rule rules[] = {
 	  A_BACKEND_FAILED | A_CLOSE },
 	{ false, S(CLOSING), IN_DEADLINE, CS_CLOSED, A_CLOSE },
 	{ false, S(GOING_AWAY), IN_IDLE, CS_CLOSED, A_CLOSE },
-	{ false, S(NEW) | LIVE_LEG, IN_DISCARD, CS_CLOSED, A_CLOSE },
+	/* A raw leg: a plain connection to a backend its client's bytes go
+	 * to whole (raw.c). Its connect failing is its backend's failure,
+	 * and the client is reset, as a backend's RST would. */
+	{ false, S(NEW), IN_RAW_CONNECTING, CS_RAW_CONNECTING, 0 },
+	{ false, S(RAW_CONNECTING), IN_CONNECTED, CS_RAW, A_RAW_JOIN },
+	{ false, S(RAW_CONNECTING), IN_CONNECT_FAILED, CS_CLOSED,
+	  A_BACKEND_FAILED | A_RAW_RESET | A_CLOSE },
+	{ false, S(RAW_CONNECTING), IN_DEADLINE, CS_CLOSED,
+	  A_BACKEND_FAILED | A_RAW_RESET | A_CLOSE },
+	{ false, S(RAW), IN_PEER_CLOSED, STAY, A_RAW_EOF },
+	{ false, S(RAW), IN_IDLE, CS_CLOSED, A_CLOSE },
+	{ false, S(RAW), IN_ERROR, CS_CLOSED, A_RAW_RESET | A_CLOSE },
+	{ false, S(NEW) | LIVE_LEG | RAW, IN_DISCARD, CS_CLOSED, A_CLOSE },
 };
 
 struct transition lifecycle_step(bool client, enum conn_state state,
@@ -128,6 +149,8 @@ static const char *const state_names[CS_MAX] = {
 	[CS_CLOSED] = "closed",
 	[CS_INJECTOR] = "injector",
 	[CS_ADMITTING] = "admitting",
+	[CS_RAW_CONNECTING] = "raw-connecting",
+	[CS_RAW] = "raw",
 };
 
 static const char *const input_names[IN_MAX] = {
@@ -152,6 +175,7 @@ static const char *const input_names[IN_MAX] = {
 	[IN_PING] = "ping",
 	[IN_PREFACE] = "preface",
 	[IN_NOT_HTTP2] = "not-http2",
+	[IN_RAW_CONNECTING] = "raw-connecting",
 };
 
 const char *conn_state_name(enum conn_state s)

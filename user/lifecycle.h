@@ -25,6 +25,8 @@ enum conn_state {
 	CS_INJECTOR,	/* the injector's receiving end: never changes */
 	CS_ADMITTING,	/* client: accepted, its first bytes not looked at
 			 * yet (admission.h): outside the sockhash */
+	CS_RAW_CONNECTING, /* not HTTP/2: its raw leg's connect() */
+	CS_RAW,		   /* not HTTP/2: bytes go across whole (raw.c) */
 	CS_MAX,
 };
 
@@ -54,6 +56,7 @@ enum conn_input {
 	IN_PING,	   /* a PING the kernel left to the daemon (event) */
 	IN_PREFACE,	   /* client: its first bytes are the HTTP/2 preface */
 	IN_NOT_HTTP2,	   /* client: its first bytes are something else */
+	IN_RAW_CONNECTING, /* raw leg: connect() started */
 	IN_MAX,
 };
 
@@ -85,6 +88,13 @@ enum conn_action {
 	A_PING_ACK = 1 << 22,	   /* the PING's ACK */
 	A_AWAIT_BYTES = 1 << 23,   /* client: look at its first bytes when
 				    * they come (admission.h) */
+	A_RAW_LEG = 1 << 24,   /* client: a raw leg to a backend (--policy) */
+	A_RAW_JOIN = 1 << 25,  /* raw leg: it and its client into the
+				    * sockhash, each the other's peer */
+	A_RAW_EOF = 1 << 26,   /* raw: FIN or RST; FIN passes on once
+				    * what came before it is out */
+	A_RAW_RESET = 1 << 27, /* raw: both close with RST (marked before
+				* A_CLOSE is carried out) */
 };
 
 struct transition {

@@ -45,7 +45,8 @@ static bool live(const struct uconn *c)
 {
 	return c->state == CS_OPEN || c->state == CS_GOING_AWAY ||
 	       c->state == CS_CLOSING || c->state == CS_HANDSHAKING ||
-	       c->state == CS_POOLED || c->state == CS_BOUND;
+	       c->state == CS_POOLED || c->state == CS_BOUND ||
+	       c->state == CS_ADMITTING || c->state == CS_RAW;
 }
 
 /* What a lost event would have said about @c, from its socket and its

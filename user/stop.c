@@ -62,8 +62,13 @@ bool stop_tick(struct stop *st, struct lb *lb)
 	goaway_all(lb);
 	conn_for_each(&lb->conns, c)
 	{
+		/* A connection that is not HTTP/2 cannot be told to go away:
+		 * it counts as a stream until it ends (or the timeout). */
 		if (c->role == H2LB_ROLE_CLIENT &&
-		    !kern_conn(lb->k, c->cookie, &k))
+		    (c->state == CS_RAW || c->state == CS_RAW_CONNECTING))
+			open++;
+		else if (c->role == H2LB_ROLE_CLIENT &&
+			 !kern_conn(lb->k, c->cookie, &k))
 			open += k.open_streams;
 	}
 	if (!open) {

@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """Raw HTTP/2 clients that break the protocol, one way each.
 
-Each case connects, reads the server's SETTINGS, then sends its bytes (a
-correct start, acknowledging that SETTINGS, then the violation; or just
-bytes that are not HTTP/2), then reads frames until
-a GOAWAY arrives or the connection closes. Prints one JSON line per case:
+Each case connects and sends the preface and its SETTINGS, reads the
+server's SETTINGS, then sends the rest of its bytes (acknowledging that
+SETTINGS, then the violation), then reads frames until a GOAWAY arrives or
+the connection closes. Prints one JSON line per case:
 {"case": ..., "goaway": error code or null, "closed": bool, "seconds": t}.
+
+The case "http1" is not HTTP/2 at all: it sends an HTTP/1.1 request at
+once, and reads whatever comes back (h2lb forwards such a connection whole
+to a backend) until the connection closes; "answer" is its first line.
 """
 import argparse
 import json
@@ -22,7 +26,8 @@ HEADERS_BLOCK = bytes([0x82, 0x84, 0x86])
 
 # What follows a correct connection start (preface, SETTINGS, and the ACK
 # of the server's SETTINGS); None: send only the bad bytes.
-START = PREFACE + SETTINGS + SETTINGS_ACK
+HELLO = PREFACE + SETTINGS
+START = SETTINGS_ACK
 CASES = {
     # not HTTP/2 at all
     "http1": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -38,12 +43,33 @@ CASES = {
 }
 
 
+def not_http2(s, res, t0, timeout):
+    got = b""
+    s.sendall(CASES["http1"])
+    try:
+        while time.monotonic() - t0 < timeout:
+            chunk = s.recv(65536)
+            if not chunk:
+                res["closed"] = True
+                break
+            got += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    res["answer"] = got.split(b"\r\n", 1)[0].decode("latin-1")
+    res["seconds"] = round(time.monotonic() - t0, 3)
+    s.close()
+    return res
+
+
 def run(target, name, timeout):
     host, port = target.rsplit(":", 1)
     t0 = time.monotonic()
     s = socket.create_connection((host, int(port)), timeout=timeout)
     s.settimeout(timeout)
     res = {"case": name, "goaway": None, "closed": False}
+    if name == "http1":
+        return not_http2(s, res, t0, timeout)
+    s.sendall(HELLO)
     hdr = read_exact(s, 9)  # the server's SETTINGS comes first
     assert hdr and hdr[3] == 4, "first frame is not SETTINGS"
     read_exact(s, int.from_bytes(hdr[:3], "big"))

@@ -266,6 +266,10 @@ def parse_args(argv):
                     help="exit 0 even if some calls failed")
     ap.add_argument("--reset", action="store_true",
                     help="stats mode: zero the server's counters")
+    ap.add_argument("--tls-ca", metavar="PEM",
+                    help="TLS, trusting this certificate")
+    ap.add_argument("--tls-name", metavar="NAME",
+                    help="the name the server's certificate must have")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="overall time limit in seconds (default 120)")
     args = ap.parse_args(argv)
@@ -296,7 +300,14 @@ def main(argv=None) -> int:
         # sharing), so "one channel" really means one HTTP/2 connection.
         ("grpc.use_local_subchannel_pool", 1),
     ]
-    channel = grpc.insecure_channel(args.target, options=options)
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        if args.tls_name:
+            options.append(("grpc.ssl_target_name_override", args.tls_name))
+        channel = grpc.secure_channel(args.target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(args.target, options=options)
     stubs = make_stubs(channel)
 
     if args.mode == "stats":

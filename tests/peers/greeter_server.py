@@ -241,6 +241,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=64,
                     help="handler threads = max concurrently served calls "
                          "(default 64)")
+    ap.add_argument("--tls", metavar="CERT,KEY",
+                    help="serve TLS with this PEM certificate and key")
     ap.add_argument("--verbose", action="store_true", help="debug logging")
     args = ap.parse_args(argv)
 
@@ -263,7 +265,13 @@ def main(argv=None) -> int:
     bind = args.bind
     addr = f"[{bind}]:{args.port}" if ":" in bind else f"{bind}:{args.port}"
     try:
-        port = server.add_insecure_port(addr)
+        if args.tls:
+            cert, key = args.tls.split(",")
+            with open(cert, "rb") as c, open(key, "rb") as k:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            port = server.add_secure_port(addr, creds)
+        else:
+            port = server.add_insecure_port(addr)
     except RuntimeError as exc:  # newer grpcio raises instead of returning 0
         log.error("cannot listen on %s: %s", addr, exc)
         return 1

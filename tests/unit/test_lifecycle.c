@@ -102,6 +102,45 @@ static void test_client_life(void **state)
 	assert_false(lifecycle_step(true, CS_OPEN, IN_BOUND).valid);
 }
 
+/* Not HTTP/2: a raw leg, joined to its client once connected; a FIN
+ * passes on (both stay), a reset or the kernel's bound resets both; a
+ * backend that cannot be connected is its failure, and resets the client. */
+static void test_raw_life(void **state)
+{
+	const enum conn_input client[] = { IN_ACCEPTED, IN_NOT_HTTP2,
+					   IN_CONNECTED, IN_PEER_CLOSED,
+					   IN_IDLE };
+	const enum conn_input leg[] = { IN_RAW_CONNECTING, IN_CONNECTED,
+					IN_PEER_CLOSED, IN_IDLE };
+	struct transition t;
+
+	assert_int_equal(run(true, CS_NEW, client, 5), CS_CLOSED);
+	assert_int_equal(run(false, CS_NEW, leg, 4), CS_CLOSED);
+	t = lifecycle_step(true, CS_ADMITTING, IN_DEADLINE);
+	assert_int_equal(t.next, CS_RAW_CONNECTING);
+	assert_int_equal(t.actions, A_RAW_LEG);
+	t = lifecycle_step(false, CS_RAW_CONNECTING, IN_CONNECTED);
+	assert_int_equal(t.actions, A_RAW_JOIN);
+	t = lifecycle_step(false, CS_RAW_CONNECTING, IN_CONNECT_FAILED);
+	assert_true(t.actions & A_BACKEND_FAILED);
+	assert_true(t.actions & A_RAW_RESET);
+	t = lifecycle_step(true, CS_RAW, IN_PEER_CLOSED);
+	assert_int_equal(t.next, CS_RAW);
+	assert_int_equal(t.actions, A_RAW_EOF);
+	t = lifecycle_step(true, CS_RAW, IN_ERROR);
+	assert_int_equal(t.actions, A_RAW_RESET | A_CLOSE);
+	/* Nothing HTTP/2 reaches a raw connection. */
+	assert_false(lifecycle_step(true, CS_RAW, IN_STOP).valid);
+	assert_false(lifecycle_step(true, CS_RAW, IN_SETTINGS).valid);
+	assert_false(lifecycle_step(false, CS_RAW, IN_BOUND).valid);
+	for (int c = 0; c < 2; c++) {
+		assert_true(lifecycle_step(c, CS_RAW, IN_DISCARD).valid);
+		assert_true(
+			lifecycle_step(c, CS_RAW_CONNECTING, IN_DISCARD).valid);
+	}
+	assert_true(lifecycle_step(true, CS_ADMITTING, IN_DISCARD).valid);
+}
+
 /* Whatever the input: closed means gone, close means closed, and every
  * live connection can be discarded (teardown never loops). */
 static void test_invariants(void **state)
@@ -146,6 +185,8 @@ static const char *const action_names[] = {
 	"close soon",	    "close",
 	"reset stream",	    "stream window",
 	"PING ACK",	    "await first bytes",
+	"raw leg",	    "join",
+	"pass FIN",	    "reset both",
 };
 
 /* The table as Markdown rows, as docs/architecture.md shows it. */
@@ -228,6 +269,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_leg_life),
 		cmocka_unit_test(test_client_life),
+		cmocka_unit_test(test_raw_life),
 		cmocka_unit_test(test_invariants),
 		cmocka_unit_test(test_doc_matches),
 	};
