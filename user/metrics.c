@@ -261,6 +261,14 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		   "clients closed at accept: no backend connection from "
 		   "their address could be made",
 		   s->stats.refused_no_leg);
+	metric_one(f, "raw_failed_total", "counter",
+		   "connections that are not HTTP/2 reset: no backend could "
+		   "be connected",
+		   s->stats.raw_failed);
+	metric_one(f, "raw_full_total", "counter",
+		   "connections that are not HTTP/2 reset by the daemon: a "
+		   "peer took nothing while over its buffer",
+		   s->stats.raw_full);
 	metric_one(f, "reconciles_total", "counter",
 		   "passes over the connections after events were lost",
 		   s->stats.reconciles);

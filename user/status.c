@@ -185,6 +185,9 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 		       (unsigned long long)st.reconciles,
 		       (unsigned long long)st.reconciled,
 		       (unsigned long long)st.stale_conns);
+		printf("daemon: not HTTP/2: %llu reset for want of a backend, %llu for a peer over its buffer\n",
+		       (unsigned long long)st.raw_failed,
+		       (unsigned long long)st.raw_full);
 		printf("daemon: %llu backend connections from clients' addresses, %llu of them failed; %llu clients closed with none\n",
 		       (unsigned long long)st.source_legs,
 		       (unsigned long long)st.source_leg_failures,
@@ -218,6 +221,8 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "reconciles", st.reconciles);
 	jw_kv_u64(w, "reconciled", st.reconciled);
 	jw_kv_u64(w, "stale_conns", st.stale_conns);
+	jw_kv_u64(w, "raw_failed", st.raw_failed);
+	jw_kv_u64(w, "raw_full", st.raw_full);
 	jw_kv_u64(w, "source_legs", st.source_legs);
 	jw_kv_u64(w, "source_leg_failures", st.source_leg_failures);
 	jw_kv_u64(w, "refused_no_leg", st.refused_no_leg);
