@@ -304,11 +304,12 @@ def make_record(kind: str, workload: str, target: str, rep: int,
 
 # ----------------------------------------------------------------- report
 
-TARGETS = ("direct", "h2lb", "h2lb-vip", "haproxy", "nghttpx")
+TARGETS = ("direct", "l4", "h2lb", "h2lb-vip", "haproxy", "nghttpx")
 
 # (key of _flat(), label or None for the workload's metric, unit)
 ROWS = [
     ("value", None, None),
+    ("mean_us", "mean latency", "us"),
     ("p50_us", "p50 latency", "us"),
     ("p99_us", "p99 latency", "us"),
     ("errors", "errors", ""),
@@ -316,7 +317,7 @@ ROWS = [
     ("proxy_pct", "balancer process CPU", "%cpu"),
     ("box_user_pct", "box CPU, user", "%cpu"),
     ("box_kernel_pct", "box CPU, kernel", "%cpu"),
-    ("box_us_per_op", "box CPU per request", "us"),
+    ("box_us_per_op", "box CPU per 1,000 requests", "ms"),
 ]
 NO_RATIO = ("errors", "spread", "proxy_pct")
 
@@ -343,8 +344,8 @@ def _fmt(v) -> str:
 def _flat(rec: dict) -> dict:
     """The numbers of one record, by ROWS key."""
     cpu = rec.get("cpu") or {}
-    out = {k: rec.get(k) for k in ("value", "p50_us", "p99_us", "errors",
-                                   "spread")}
+    out = {k: rec.get(k) for k in ("value", "mean_us", "p50_us", "p99_us",
+                                   "errors", "spread")}
     out["proxy_pct"] = cpu.get("proxy_pct")
     out["box_user_pct"] = cpu.get("box_user_pct")
     out["box_kernel_pct"] = cpu.get("box_kernel_pct")
@@ -418,7 +419,8 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
                 k: (round(fl[k] / direct[k], 3)
                     if isinstance(fl.get(k), (int, float)) and direct.get(k)
                     else None)
-                for k in ("value", "p50_us", "p99_us", "box_us_per_op")
+                for k in ("value", "mean_us", "p50_us", "p99_us",
+                          "box_us_per_op")
             } if t != "direct" and direct else None
             wdoc["targets"][t] = entry
         for t in targets:

@@ -4,6 +4,8 @@
 # Compares, in one run on one testbed (tests/lib/testbed.sh, 4 backends),
 # the same client workloads against
 #   direct    the client talks to backend 1 itself (no balancer)
+#   l4        kube-proxy-style iptables DNAT of another VIP (198.18.100.2)
+#             to the backends, random per connection: what L4 costs
 #   h2lb      h2lb in the node namespace (198.18.1.1:50051), per-stream
 #   h2lb-vip  the same h2lb, reached at a Service VIP (198.18.100.1) that
 #             tc ingress intercepts (--intercept tc --vip): what
@@ -15,7 +17,8 @@
 # Workloads (each for BENCH_TIME seconds after BENCH_WARMUP seconds):
 #   grpc      sequential unary SayHello calls on ONE channel against the
 #             python greeters (tests/bench/grpc_bench.py): calls/s, p50/p99
-#   seq       h2load -c 1 -m 1 GET /index.txt against nghttpd: req/s, latency
+#   seq       h2load -c 1 -m 1 GET /index.txt against nghttpd: req/s, mean,
+#             p50 and p99 per request, box CPU per 1,000 requests
 #   tput      h2load -c BENCH_TPUT_C -m BENCH_TPUT_M GET /index.txt: req/s
 #   big       h2load -c BENCH_BIG_C -m BENCH_BIG_M GET /big.bin (1 MiB): MiB/s
 # For each: the CPU time of the balancer's own process tree (haproxy,
@@ -34,7 +37,7 @@
 #                           turn; the table shows each target's best round
 #                           (least disturbed by whatever else runs on the
 #                           machine), the JSON has all of them
-#   BENCH_TARGETS ["direct h2lb h2lb-vip haproxy nghttpx"]
+#   BENCH_TARGETS ["direct l4 h2lb h2lb-vip haproxy nghttpx"]
 #   BENCH_WORKLOADS ["grpc seq tput big"]
 #   BENCH_TPUT_C [4] BENCH_TPUT_M [100]    clients/streams of "tput"
 #   BENCH_BIG_C [1]  BENCH_BIG_M [4]       clients/streams of "big"
@@ -55,7 +58,7 @@ T_START=$(date +%s)
 BENCH_TIME=${BENCH_TIME:-5}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_REPS=${BENCH_REPS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-"direct h2lb h2lb-vip haproxy nghttpx"}
+BENCH_TARGETS=${BENCH_TARGETS:-"direct l4 h2lb h2lb-vip haproxy nghttpx"}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-"grpc seq tput big"}
 BENCH_TPUT_C=${BENCH_TPUT_C:-4}
 BENCH_TPUT_M=${BENCH_TPUT_M:-100}
@@ -71,6 +74,7 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_H2LB_ARGS=${BENCH_H2LB_ARGS:-}
 
 export H2LB_TB=${H2LB_TB:-h2lb-bench-$$}
+export TB_L4_VIP=198.18.100.2 # the l4 target's; h2lb-vip intercepts TB_VIP
 export PYTHONDONTWRITEBYTECODE=1
 # shellcheck source=../lib/testbed.sh
 source "$ROOT/tests/lib/testbed.sh"
@@ -101,7 +105,7 @@ done
 ((BENCH_REPS >= 1 && BENCH_REPS <= 10)) || die "BENCH_REPS must be 1..10"
 ((BENCH_BACKENDS >= 1 && BENCH_BACKENDS <= 16)) || die "BENCH_BACKENDS must be 1..16"
 for t in $BENCH_TARGETS; do
-    [[ $t =~ ^(direct|h2lb|h2lb-vip|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
+    [[ $t =~ ^(direct|l4|h2lb|h2lb-vip|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
 done
 for w in $BENCH_WORKLOADS; do
     [[ $w =~ ^(grpc|seq|tput|big)$ ]] || die "unknown workload '$w'"
@@ -236,7 +240,7 @@ stop_h2lb() {
 # pids_of TARGET PHASE: PIDs whose process trees are the balancer.
 pids_of() {
     case $1 in
-        direct) ;;
+        direct | l4) ;;
         h2lb | h2lb-vip) tb_pid h2lb ;;
         haproxy) tb_pid haproxy ;;
         nghttpx) tb_pid "nghttpx-$2" ;;
@@ -249,6 +253,8 @@ addr_of() {
     case $1:$2 in
         direct:grpc) echo "$(tb_backend_ip 1):$TB_GREETER_PORT" ;;
         direct:http) echo "$(tb_backend_ip 1):$TB_HTTP_PORT" ;;
+        l4:grpc) echo "$TB_L4_VIP:$TB_GREETER_PORT" ;;
+        l4:http) echo "$TB_L4_VIP:$TB_HTTP_PORT" ;;
         h2lb:*) echo "$H2LB_ADDR" ;;
         h2lb-vip:grpc) echo "$TB_VIP:$TB_GREETER_PORT" ;;
         h2lb-vip:http) echo "$TB_VIP:$TB_HTTP_PORT" ;;
@@ -385,6 +391,14 @@ if want nghttpx; then
     if ((http_phase)) && [[ -z ${DOWN[nghttpx]:-} ]]; then
         start_nghttpx nghttpx-http "$NGHTTPX_HTTP_PORT" "$TB_HTTP_PORT" ||
             { DOWN[nghttpx]="nghttpx did not start"; log "WARNING: ${DOWN[nghttpx]}"; }
+    fi
+fi
+
+if want l4; then
+    if { want_w grpc && ! tb_l4_on "$TB_GREETER_PORT"; } ||
+        { ((http_phase)) && ! tb_l4_on "$TB_HTTP_PORT"; }; then
+        DOWN[l4]="the DNAT rules could not be made"
+        log "WARNING: ${DOWN[l4]}"
     fi
 fi
 

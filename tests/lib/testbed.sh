@@ -58,6 +58,7 @@
 #                             nghttpd --no-tls on :8080 in every bI; docroot
 #                             has /index.txt = "backend-I\n", /big.bin (1 MiB)
 #   tb_l4_on PORT [BACKEND_PORT]   kube-proxy-like random DNAT of VIP:PORT
+#                             (VIP: $TB_L4_VIP, by default $TB_VIP)
 #   tb_l4_off [PORT]          remove it (all ports if none given)
 #   tb_client ARGS...         greeter_client.py in the client ns (tb_run)
 #   tb_backend_stats [--reset]  one Stats JSON line per backend, b1..bN
@@ -89,6 +90,7 @@ TB_STATE=$TB_STATE_BASE/$TB_PREFIX
 TB_PEERS=$TB_ROOT/tests/peers
 
 TB_VIP=198.18.100.1
+TB_L4_VIP=${TB_L4_VIP:-$TB_VIP} # where tb_l4_on's DNAT listens
 TB_CLI_IP=198.18.1.2
 TB_NODE_IP=198.18.1.1
 TB_BR_IP=198.18.2.1
@@ -581,9 +583,9 @@ tb_l4_on() {
                 -j DNAT --to-destination "$dst" || return 1
         fi
     done
-    tb_exec node iptables -w -t nat -A PREROUTING -d "$TB_VIP/32" -p tcp \
+    tb_exec node iptables -w -t nat -A PREROUTING -d "$TB_L4_VIP/32" -p tcp \
         --dport "$port" -j "$chain" || return 1
-    tb_log "L4 DNAT $TB_VIP:$port -> $TB_N backends :$bport (random per connection)"
+    tb_log "L4 DNAT $TB_L4_VIP:$port -> $TB_N backends :$bport (random per connection)"
 }
 
 # tb_l4_off [PORT]: remove the DNAT of PORT, or of every port.
@@ -600,7 +602,7 @@ tb_l4_off() {
         for ((i = 0; i < 100; i++)); do     # drop every jump to the chain
             tb_exec node iptables -w -t nat -S PREROUTING 2>/dev/null |
                 grep -q -- "-j $chain\$" || break
-            tb_exec node iptables -w -t nat -D PREROUTING -d "$TB_VIP/32" -p tcp \
+            tb_exec node iptables -w -t nat -D PREROUTING -d "$TB_L4_VIP/32" -p tcp \
                 --dport "${chain#H2LB-L4-}" -j "$chain" 2>/dev/null || break
         done
         tb_exec node iptables -w -t nat -F "$chain" || return 1
