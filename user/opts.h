@@ -50,6 +50,12 @@ struct run_opts {
 	uint32_t max_conns_per_client; /* per client address; 0: no limit */
 	uint64_t idle_timeout_ms;      /* no stream open so long: GOAWAY; 0 */
 	uint64_t handshake_timeout_ms; /* no preface and SETTINGS: closed; 0 */
+	/* Table sizes (include/h2lb.h): the maps are made this big. */
+	uint32_t max_services;	/* balanced Service ports */
+	uint32_t max_backends;	/* endpoints of all Services */
+	uint32_t svc_backends;	/* endpoints of one Service */
+	uint32_t max_conns;	/* sockets: clients and backend legs */
+	uint32_t streams_total; /* open streams of all clients */
 };
 
 #endif
