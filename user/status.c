@@ -144,8 +144,9 @@ static void limits_print(struct kern *k, const struct h2lb_service *svc,
 			 struct json_writer *w)
 {
 	const struct kern_limits *l = kern_limits(k);
-	/* Index 0 is --listen's: the other Services have one fewer. */
-	unsigned int max_svc = l->services ? l->services - 1 : 0;
+	/* Index 0 is --listen's, unused when every balanced Service port
+	 * has an index of its own (there are more than one then). */
+	unsigned int max_svc = l->services > 1 ? l->services - 1 : l->services;
 	unsigned int services = 0, backends = 0;
 
 	for (int i = 0; i < H2LB_MAX_SERVICES; i++)
