@@ -139,8 +139,6 @@ void backends_set(struct backends *bs, int svc, const struct sockaddr_in *want,
 		if (b < 0) /* maybe taken by the same address, just now */
 			b = find_backend(bs, svc, &want[i]);
 		if (b < 0 || !bs->be[b].configured) {
-			if (b >= 0 && keep[b] == gen)
-				continue; /* the same address twice */
 			if (have >= cap) {
 				left->over_cap++;
 				continue;
