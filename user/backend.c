@@ -19,8 +19,7 @@ static int find_backend(struct backends *bs, int svc,
 {
 	int b;
 
-	for_each_svc_backend(bs, svc, j, b)
-	{
+	for_each_svc_backend(bs, svc, j, b) {
 		const struct ubackend *be = &bs->be[b];
 
 		if (be->addr.sin_addr.s_addr == a->sin_addr.s_addr &&

@@ -815,8 +815,8 @@ static void open_leg(struct lb *lb, int b)
 	/* The conns map also holds the clients in the listen backlog (up to
 	 * 1024; LEG_RESERVE): a leg it has no room for would never be known
 	 * to the kernel, and would count as its backend's failure. */
-	if (lb->conns.nr >= (int)(lb->opts->max_conns -
-				  LEG_RESERVE(lb->opts->max_conns)))
+	if (lb->conns.nr >=
+	    (int)(lb->opts->max_conns - LEG_RESERVE(lb->opts->max_conns)))
 		return;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
