@@ -15,12 +15,21 @@
 /* Fixed at load time by the daemon (kern.c), before the verifier runs. */
 const volatile struct h2lb_settings settings __weak = {
 	.max_streams = 1000,
+	.max_backends = H2LB_DEF_BACKENDS,
+	.svc_backends = H2LB_DEF_SVC_BACKENDS,
 };
+
+/*
+ * The max_entries below are the defaults of `h2lb run`'s flags: the daemon
+ * sets each table's size before loading (kern.c, bpf_map__set_max_entries),
+ * so no code here may take a size from them; bounds come from the maps'
+ * lookups and from settings.
+ */
 
 /* Sockets h2lb routes frames between, keyed by socket cookie. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, H2LB_MAX_CONNS);
+	__uint(max_entries, H2LB_DEF_CONNS);
 	__type(key, __u64);
 	__type(value, __u64);
 } sock_hash SEC(".maps") __weak;
@@ -28,15 +37,16 @@ struct {
 /* Per-socket state, keyed by socket cookie. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_CONNS);
+	__uint(max_entries, H2LB_DEF_CONNS);
 	__type(key, __u64);
 	__type(value, struct h2lb_conn);
 } conns SEC(".maps") __weak;
 
-/* Which new sockets sockops takes, and as what. */
+/* Which new sockets sockops takes, and as what: each Service's listener
+ * and VIP, and the injector (2 * --max-services + 16). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_BACKENDS + 16);
+	__uint(max_entries, 2 * H2LB_DEF_SERVICES + 16);
 	__type(key, struct h2lb_endpoint_key);
 	__type(value, struct h2lb_endpoint);
 } endpoints SEC(".maps") __weak;
@@ -44,14 +54,14 @@ struct {
 /* (client, backend) -> the client's own connection to that backend. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_CONNS);
+	__uint(max_entries, H2LB_DEF_CONNS);
 	__type(key, struct h2lb_leg_key);
 	__type(value, __u64);
 } legs SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_STREAMS);
+	__uint(max_entries, H2LB_DEF_STREAMS);
 	__type(key, struct h2lb_stream_key);
 	__type(value, struct h2lb_stream);
 } streams SEC(".maps") __weak;
@@ -60,7 +70,7 @@ struct {
  * client may still send on them (RFC 9113 5.1). LRU: the oldest go. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, H2LB_MAX_STREAMS);
+	__uint(max_entries, H2LB_DEF_STREAMS);
 	__type(key, struct h2lb_stream_key);
 	__type(value, __u32);
 } closed SEC(".maps") __weak;
@@ -70,10 +80,40 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, H2LB_MAX_BACKENDS);
+	__uint(max_entries, H2LB_DEF_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct h2lb_backend);
 } backends SEC(".maps") __weak;
+
+/*
+ * Each Service's backends, so that a new stream's pick looks at its own
+ * Service's alone: "svc_nr" holds how many, "svc_backends" their indexes,
+ * settings.svc_backends per Service (Service s's list starts at
+ * s * settings.svc_backends). Only the daemon writes them, through mmap:
+ * an index first, then the count, so that a pick sees a list at most
+ * one change old (eligible() checks that a backend is of the Service).
+ * An mmapped array's values are 8 bytes apart whatever their size, so
+ * the lists are pairs of indexes (struct h2lb_svc_pair): to the daemon,
+ * one flat array of __u32.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, H2LB_DEF_SERVICES);
+	__type(key, __u32);
+	__type(value, __u64);
+} svc_nr SEC(".maps") __weak;
+
+/* clang-format would read the product below as a pointer type */
+/* clang-format off */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, H2LB_DEF_SERVICES * H2LB_DEF_SVC_BACKENDS / 2);
+	__type(key, __u32);
+	__type(value, struct h2lb_svc_pair);
+} svc_backends SEC(".maps") __weak;
+/* clang-format on */
 
 /*
  * Pre-handshaken backend connections, H2LB_POOL_SLOTS slots per backend
@@ -86,7 +126,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS);
+	__uint(max_entries, H2LB_DEF_BACKENDS * H2LB_POOL_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } pool SEC(".maps") __weak;
@@ -124,10 +164,12 @@ struct {
 
 /* Backend connections the daemon is opening: socket cookie -> backend
  * index. sockops knows a leg by its cookie, not by the address it goes
- * to: one pod can be an endpoint of several Services. */
+ * to: one pod can be an endpoint of several Services. Sized for every
+ * backend's pool at once (--max-backends * --pool-size), at most
+ * --max-conns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, (H2LB_MAX_BACKENDS * H2LB_POOL_SLOTS));
+	__uint(max_entries, (H2LB_DEF_BACKENDS * 8));
 	__type(key, __u64);
 	__type(value, __u32);
 } new_legs SEC(".maps") __weak;
@@ -135,7 +177,7 @@ struct {
 /* Written by the daemon, read by operators: the balanced Services. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, H2LB_MAX_SERVICES);
+	__uint(max_entries, H2LB_DEF_SERVICES);
 	__type(key, __u32);
 	__type(value, struct h2lb_service);
 } services SEC(".maps") __weak;
@@ -143,7 +185,7 @@ struct {
 /* Balanced Service VIP:port -> its listener (intercept.bpf.c). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_SERVICES);
+	__uint(max_entries, H2LB_DEF_SERVICES);
 	__type(key, struct h2lb_vip_key);
 	__type(value, struct h2lb_vip);
 } vips SEC(".maps") __weak;
@@ -151,7 +193,7 @@ struct {
 /* Listener -> VIP:port, for cgroup/getpeername4 and 6. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_SERVICES);
+	__uint(max_entries, H2LB_DEF_SERVICES);
 	__type(key, struct h2lb_vip_key);
 	__type(value, struct h2lb_frontend);
 } frontends SEC(".maps") __weak;
@@ -161,7 +203,7 @@ struct {
  * segments to these (intercept.bpf.c). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, H2LB_MAX_CONNS);
+	__uint(max_entries, H2LB_DEF_CONNS);
 	__type(key, __u32);
 	__type(value, __u32);
 } leg_addrs SEC(".maps") __weak;
@@ -179,7 +221,7 @@ struct {
  * forgotten (and their count starts again). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, H2LB_MAX_CONNS);
+	__uint(max_entries, H2LB_DEF_CONNS);
 	__type(key, __u32);
 	__type(value, __u32);
 } addr_streams SEC(".maps") __weak;
@@ -199,7 +241,7 @@ struct {
  * so that they are never lost to a flood of the events above. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, H2LB_CLOSE_RING);
+	__uint(max_entries, H2LB_CLOSE_RING); /* sized by kern.c */
 } closes SEC(".maps") __weak;
 
 #endif

@@ -11,14 +11,15 @@
 struct pick_ctx {
 	__s32 tried[PICK_TRIES]; /* backends already tried, or -1 */
 	__u32 service;
-	__u32 nr;
+	__u32 list;   /* where the Service's list starts in svc_backends */
+	__u32 nr;     /* how many backends it holds */
 	__u32 rr;     /* round-robin: every ready backend ties */
 	__u32 window; /* the client's stream window: a backend that allows
 		       * less could be overrun (docs/flow-control.md) */
 	__u64 own;    /* a client with legs of its own (H2LB_CONN_OWN_LEGS):
 		       * its cookie; only backends it has a leg to count */
 	__u32 best;   /* fewest open streams seen */
-	__u32 ties;   /* how many backends have that many */
+	__u32 ties;   /* how many backends have that many: 0 from the caller */
 	__u32 nth;    /* which of the tied ones to take */
 	int first;    /* first backend with the fewest */
 	int found;
@@ -85,15 +86,10 @@ static __always_inline __u64 leg_get(__u64 client, __u32 backend, int tell,
 static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 				      __u32 *backend, int tell)
 {
-	__u32 zero = 0;
-	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
 	struct pick_ctx p = { .tried = { -1, -1, -1, -1 } };
 	__u64 leg;
 
-	if (!cfg)
-		return 0;
 	p.service = c->service;
-	p.nr = cfg->nr_backends;
 	p.rr = settings.policy == H2LB_POLICY_ROUND_ROBIN;
 	p.window = c->stream_window;
 	p.own = c->flags & H2LB_CONN_OWN_LEGS ? client : 0;
@@ -101,7 +97,7 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 		int ret = pick_backend(&p);
 		__u32 b = ret;
 
-		if (ret < 0 || b >= H2LB_MAX_BACKENDS)
+		if (ret < 0 || b >= settings.max_backends)
 			break;
 		leg = leg_get(client, b, tell, p.own != 0);
 		if (leg && !leg_full(leg)) {

@@ -15,14 +15,25 @@
 #include <linux/types.h>
 #endif
 
-/* Backends of all Services together; a Service's share is what its
- * endpoints need. */
-#define H2LB_MAX_BACKENDS 256
-#define H2LB_MAX_SERVICES 64 /* balanced Service ports */
-#define H2LB_POOL_SLOTS	  16 /* pre-handshaken connections per backend */
-#define H2LB_MAX_CONNS	  65536
-#define H2LB_MAX_STREAMS  65536
-#define H2LB_MAX_FRAME	  16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
+/*
+ * Table sizes. `h2lb run` sizes the maps at load time from its flags
+ * (--max-services, --max-backends, --max-backends-per-service,
+ * --max-conns, --max-streams-total); the DEF_ values are the flags'
+ * defaults, the MAX_ values the most a flag may ask for (and what the
+ * daemon's own fixed arrays hold). The programs take the sizes that vary
+ * from struct h2lb_settings, never from these.
+ */
+#define H2LB_DEF_SERVICES     1024 /* balanced Service ports */
+#define H2LB_MAX_SERVICES     4096
+#define H2LB_DEF_BACKENDS     16384 /* endpoints of all Services together */
+#define H2LB_MAX_BACKENDS     65536
+#define H2LB_DEF_SVC_BACKENDS 1024  /* endpoints of one Service */
+#define H2LB_DEF_CONNS	      65536 /* sockets: clients and backend legs */
+#define H2LB_MAX_CONNS	      (1 << 20)
+#define H2LB_DEF_STREAMS      131072 /* open streams of all clients */
+#define H2LB_MAX_STREAMS      (1 << 22)
+#define H2LB_POOL_SLOTS	      16    /* pre-handshaken connections per backend */
+#define H2LB_MAX_FRAME	      16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
 /* A header block is one parser message, so it must fit SO_RCVBUF
  * (docs/kernel-facts.md K3; 128 KiB by default). */
 #define H2LB_MAX_HEADER_BLOCK  65536
@@ -219,6 +230,11 @@ struct h2lb_backend {
 	__u64 latency[H2LB_LAT_BUCKETS]; /* log2(us) HEADERS-to-end */
 };
 
+/* Two entries of a Service's list of backend indexes ("svc_backends"). */
+struct h2lb_svc_pair {
+	__u32 backend[2];
+};
+
 /* What changes while the daemon runs ("lb_config" map). Settings fixed
  * at load time (policy, limits, the daemon's cgroup) are the programs'
  * .rodata instead (struct h2lb_settings). */
@@ -241,6 +257,11 @@ struct h2lb_settings {
 	/* Bytes a raw connection's peer may leave untaken by its TCP before
 	 * both are reset (--peer-buffer). */
 	__u64 raw_queue;
+	/* Table sizes (--max-backends, --max-backends-per-service): the
+	 * backends map's entries, and the length of each Service's list of
+	 * backend indexes (maps "svc_nr" and "svc_backends"). */
+	__u32 max_backends;
+	__u32 svc_backends;
 };
 
 /*
@@ -496,13 +517,21 @@ struct h2lb_daemon_stats {
 	__u64 refused_no_leg;
 	__u64 raw_failed; /* not HTTP/2, and no backend could be connected */
 	__u64 raw_full;	  /* not HTTP/2, reset by the tick: a peer lagged */
+	/* Tables full, now (gauges, set at each change of the backend
+	 * sets): Service ports with no index (--max-services), endpoints
+	 * over their Service's --max-backends-per-service, and endpoints
+	 * with no backend slot left (--max-backends). */
+	__u64 services_left_out;
+	__u64 endpoints_over_cap;
+	__u64 endpoints_no_slot;
 };
 
 /*
  * A socket closed (sockops): on a ring buffer of its own ("closes"), so
  * that no flood of other events can crowd a close out. It holds a close
  * of every connection the conns map can hold, twice over (CLOSE_WAIT,
- * then CLOSE): 2 * 16384 * (16 + 8 bytes of ring header) < 1 MiB.
+ * then CLOSE): 2 * --max-conns * (16 + 8 bytes of ring header), rounded
+ * up to a power of 2 at load time (4 MiB for 65,536 connections).
  */
 struct h2lb_close_event {
 	__u64 cookie;

@@ -12,17 +12,27 @@
 #include "log.h"
 
 /* The backend @a of Service @svc (a pod can serve several Services:
- * each has its own index, pool and counters for it). */
+ * each has its own index, pool and counters for it): one of its list, or
+ * one removed but still draining (which the set may want back). */
 static int find_backend(struct backends *bs, int svc,
 			const struct sockaddr_in *a)
 {
-	for (int i = 0; i < bs->nr; i++) {
-		struct ubackend *be = &bs->be[i];
+	int b;
+
+	for_each_svc_backend(bs, svc, j, b) {
+		const struct ubackend *be = &bs->be[b];
+
+		if (be->addr.sin_addr.s_addr == a->sin_addr.s_addr &&
+		    be->addr.sin_port == a->sin_port)
+			return b;
+	}
+	for (int i = 0; i < bs->nr && bs->removed[svc]; i++) {
+		const struct ubackend *be = &bs->be[i];
 
 		if (be->addr.sin_addr.s_addr == a->sin_addr.s_addr &&
 		    be->addr.sin_port == a->sin_port && be->service == svc &&
-		    (be->configured ||
-		     kern_backend_state(bs->k, i) != H2LB_BE_UNUSED))
+		    !be->configured &&
+		    kern_backend_state(bs->k, i) != H2LB_BE_UNUSED)
 			return i;
 	}
 	return -1;
@@ -36,12 +46,18 @@ bool backend_unused(struct backends *bs, int b)
 	       kern_backend_state(bs->k, b) == H2LB_BE_UNUSED;
 }
 
-/* A free index: never used, or unused and fully drained. */
+/* A free index: never used, or unused and fully drained. An index only
+ * becomes free in backends_tick, which lowers the hint. */
 static int free_backend(struct backends *bs)
 {
-	for (int i = 0; i < H2LB_MAX_BACKENDS; i++)
-		if (i >= bs->nr || backend_unused(bs, i))
+	int max = (int)kern_limits(bs->k)->backends;
+
+	for (int i = bs->hint; i < max && i < H2LB_MAX_BACKENDS; i++)
+		if (i >= bs->nr || backend_unused(bs, i)) {
+			bs->hint = i + 1;
 			return i;
+		}
+	bs->hint = max;
 	return -1;
 }
 
@@ -60,50 +76,102 @@ static void backend_mark(struct backends *bs, int b)
 					       : H2LB_BE_EJECTED);
 }
 
-void backends_set(struct backends *bs, int svc, const struct sockaddr_in *want,
-		  const bool *drain, int n)
+/* Backend @b (found, or -1) joins Service @svc's set as @a: a new index
+ * if it has none. -1 if no index is free. */
+static int backend_take(struct backends *bs, int svc, int b,
+			const struct sockaddr_in *a)
 {
-	bool keep[H2LB_MAX_BACKENDS] = { 0 };
-	char buf[32];
+	if (b < 0) {
+		b = free_backend(bs);
+		if (b < 0)
+			return -1;
+		memset(&bs->be[b], 0, sizeof(bs->be[b]));
+		bs->be[b].addr = *a;
+		bs->be[b].service = svc;
+		kern_backend_define(bs->k, b, a, svc);
+		if (b >= bs->nr)
+			bs->nr = b + 1;
+	} else
+		bs->removed[svc]--; /* back before it drained */
+	if (!bs->be[b].configured) {
+		bs->be[b].retry_at_ms = 0;
+		bs->be[b].configured = true;
+		bs->be[b].drain = true; /* backends_set sets it */
+		kern_svc_add(bs->k, svc, b);
+	}
+	return b;
+}
 
+/*
+ * The Service's set is @want, but at most --max-backends-per-service of
+ * them: the backends it has keep their places (a new endpoint never
+ * pushes one out that serves), the new ones take what is left, in
+ * order. What does not fit is counted in @left; the other Services keep
+ * their own.
+ */
+void backends_set(struct backends *bs, int svc, const struct sockaddr_in *want,
+		  const bool *drain, int n, struct backends_left *left)
+{
+	static int found[H2LB_MAX_BACKENDS];
+	static uint32_t keep[H2LB_MAX_BACKENDS], gen;
+	uint32_t cap = kern_limits(bs->k)->svc_backends, have = 0;
+	char buf[32];
+	int b;
+
+	*left = (struct backends_left){ 0 };
+	if (n > H2LB_MAX_BACKENDS)
+		n = H2LB_MAX_BACKENDS;
+	gen++;
 	for (int i = 0; i < n; i++) {
-		int b = find_backend(bs, svc, &want[i]);
+		found[i] = find_backend(bs, svc, &want[i]);
+		if (found[i] >= 0 && bs->be[found[i]].configured &&
+		    keep[found[i]] != gen) {
+			keep[found[i]] = gen;
+			have++;
+		}
+	}
+	for (int i = 0; i < n; i++) {
 		bool dr = drain && drain[i];
 		struct ubackend *be;
 
-		if (b < 0) {
-			b = free_backend(bs);
-			if (b < 0) {
-				pr_err("no free backend slot for %s",
-				       addr_str(&want[i], buf, sizeof(buf)));
+		b = found[i];
+		if (b < 0) /* maybe taken by the same address, just now */
+			b = find_backend(bs, svc, &want[i]);
+		if (b < 0 || !bs->be[b].configured) {
+			if (have >= cap) {
+				left->over_cap++;
 				continue;
 			}
-			memset(&bs->be[b], 0, sizeof(bs->be[b]));
-			bs->be[b].addr = want[i];
-			bs->be[b].service = svc;
-			kern_backend_define(bs->k, b, &want[i], svc);
-			if (b >= bs->nr)
-				bs->nr = b + 1;
+			b = backend_take(bs, svc, b, &want[i]);
+			if (b < 0) {
+				left->no_slot++;
+				continue;
+			}
+			keep[b] = gen;
+			have++;
 		}
 		be = &bs->be[b];
-		keep[b] = true;
-		if (be->configured && be->drain == dr)
+		if (be->drain == dr &&
+		    kern_backend_state(bs->k, b) != H2LB_BE_UNUSED)
 			continue;
-		if (!be->configured)
-			be->retry_at_ms = 0;
-		be->configured = true;
 		be->drain = dr;
 		backend_mark(bs, b);
 		pr_info("backend %d: %s%s", b,
 			addr_str(&be->addr, buf, sizeof(buf)),
 			dr ? " (draining: no new streams)" : "");
 	}
-	for (int b = 0; b < bs->nr; b++) {
-		struct ubackend *be = &bs->be[b];
+	/* Backwards: a removal moves the list's last entry into its place,
+	 * one already looked at. */
+	for (uint32_t j = kern_svc_nr(bs->k, svc); j-- > 0;) {
+		struct ubackend *be;
 
-		if (keep[b] || !be->configured || be->service != svc)
+		b = kern_svc_at(bs->k, svc, j);
+		be = &bs->be[b];
+		if (keep[b] == gen)
 			continue;
 		be->configured = false;
+		bs->removed[svc]++;
+		kern_svc_remove(bs->k, svc, b);
 		kern_backend_set_state(bs->k, b, H2LB_BE_DRAINING);
 		pr_info("backend %d: %s removed, draining", b,
 			addr_str(&be->addr, buf, sizeof(buf)));
@@ -119,8 +187,13 @@ void backends_tick(struct backends *bs)
 		if (!be->configured &&
 		    kern_backend_state(bs->k, b) == H2LB_BE_DRAINING &&
 		    !kern_backend_open_streams(bs->k, b) && !be->pooled &&
-		    !be->pending)
+		    !be->pending) {
 			kern_backend_set_state(bs->k, b, H2LB_BE_UNUSED);
+			bs->removed[be->service]--;
+			bs->freed++;
+			if (b < bs->hint)
+				bs->hint = b;
+		}
 	}
 }
 

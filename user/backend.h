@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "h2lb.h"
+#include "kern.h"
 #include "lifecycle.h"
 
 struct kern;
@@ -55,7 +56,18 @@ struct ubackend {
 struct backends {
 	struct kern *k;
 	struct ubackend be[H2LB_MAX_BACKENDS];
-	int nr; /* indexes [0, nr) have been used */
+	int nr;		     /* indexes [0, nr) have been used */
+	int hint;	     /* no index below it is free (free_backend) */
+	unsigned long freed; /* indexes freed by backends_tick, in all */
+	/* Each Service's removed backends still draining (not configured,
+	 * not yet unused): the ones its set may want back. */
+	int removed[H2LB_MAX_SERVICES];
+};
+
+/* What backends_set left out of a Service's set: over its cap
+ * (--max-backends-per-service), or with no index free (--max-backends). */
+struct backends_left {
+	int over_cap, no_slot;
 };
 
 /*
@@ -66,7 +78,14 @@ struct backends {
  * index is free again once their streams have ended (backends_tick).
  */
 void backends_set(struct backends *bs, int svc, const struct sockaddr_in *want,
-		  const bool *drain, int n);
+		  const bool *drain, int n, struct backends_left *left);
+
+/* Each configured backend @b of Service @svc, from its list in the
+ * kernel (the one a pick scans): what the Service has, not every index
+ * the node uses. */
+#define for_each_svc_backend(bs, svc, j, b)                                    \
+	for (uint32_t j = 0, n_##j = kern_svc_nr((bs)->k, (svc));              \
+	     j < n_##j && ((b) = kern_svc_at((bs)->k, (svc), j), 1); j++)
 /* Free the indexes of removed backends whose streams have ended. */
 void backends_tick(struct backends *bs);
 /* How many legs to open to backend @b now, for a pool of @pool_size: an

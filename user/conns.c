@@ -43,8 +43,9 @@
 #define IDLE_LOOK_MS 1000
 /* Room kept for the backend legs of the clients already served: new
  * clients are refused when the table (the kernel's conns map and
- * sockhash hold H2LB_MAX_CONNS) or the fds come this close to full. */
-#define CONN_RESERVE	   (H2LB_MAX_CONNS / 8)
+ * sockhash hold --max-conns) or the fds come this close to full. */
+#define CONN_RESERVE(max)  ((max) / 8)
+#define LEG_RESERVE(max)   ((max) / 16 < 1024 ? (max) / 16 : 1024)
 #define FD_RESERVE(nofile) ((nofile) / 8 > 64 ? (nofile) / 8 : 64)
 
 /* ---- streams ------------------------------------------------------------ */
@@ -149,10 +150,10 @@ static bool leg_has_streams(struct lb *lb, struct uconn *leg)
 static uint32_t client_stream_window(struct lb *lb, int svc)
 {
 	uint32_t w = lb->opts->stream_window;
+	int b;
 
-	for (int b = 0; b < lb->bs.nr; b++)
-		if (lb->bs.be[b].configured && lb->bs.be[b].service == svc &&
-		    kern_backend_state(lb->k, b) == H2LB_BE_READY &&
+	for_each_svc_backend(&lb->bs, svc, j, b)
+		if (kern_backend_state(lb->k, b) == H2LB_BE_READY &&
 		    kern_backend_window(lb->k, b) < w)
 			w = kern_backend_window(lb->k, b);
 	return w;
@@ -915,7 +916,8 @@ static bool admit(struct lb *lb, int fd, const struct sockaddr_in *a)
 {
 	uint32_t max = lb->opts->max_conns_per_client;
 
-	if (lb->conns.nr >= H2LB_MAX_CONNS - CONN_RESERVE ||
+	if (lb->conns.nr >= (int)(lb->opts->max_conns -
+				  CONN_RESERVE(lb->opts->max_conns)) ||
 	    (lb->nofile && fd >= lb->nofile - FD_RESERVE(lb->nofile))) {
 		refuse(lb, fd, &lb->stats.refused_full,
 		       "connection table or file descriptors full");
@@ -997,10 +999,11 @@ struct uconn *conns_open_leg(struct lb *lb, int b, struct uconn *owner)
 	struct uconn *c;
 	int fd;
 
-	/* The conns map also holds the clients in the listen backlog (1024):
-	 * a leg it has no room for would never be known to the kernel, and
-	 * would count as its backend's failure. */
-	if (lb->conns.nr >= H2LB_MAX_CONNS - 1024)
+	/* The conns map also holds the clients in the listen backlog (up to
+	 * 1024; LEG_RESERVE): a leg it has no room for would never be known
+	 * to the kernel, and would count as its backend's failure. */
+	if (lb->conns.nr >=
+	    (int)(lb->opts->max_conns - LEG_RESERVE(lb->opts->max_conns)))
 		return NULL;
 	for (int any_port = 0;; any_port++) {
 		fd = leg_socket(owner, any_port);

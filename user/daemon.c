@@ -139,8 +139,7 @@ static void on_k8s(struct daemon *d)
 
 	if (!s)
 		return;
-	services_k8s(&d->lb, &d->sv, s);
-	k8s_snapshot_free(s);
+	services_k8s(&d->lb, &d->sv, s); /* which keeps it */
 }
 
 static void publish_stats(struct daemon *d)
@@ -240,6 +239,10 @@ static int setup(struct daemon *d)
 	};
 	struct kern_opts ko = {
 		.pin_dir = d->opts.pin_dir,
+		.limits = { d->opts.max_services + 1, d->opts.max_backends,
+			    d->opts.svc_backends, d->opts.max_conns,
+			    d->opts.streams_total },
+		.pool_size = d->opts.pool_size,
 		.settings = { .policy = d->opts.policy,
 			      .max_streams = d->opts.max_streams,
 			      .calm_burst = d->opts.frame_budget,
@@ -389,7 +392,7 @@ int daemon_run(const struct run_opts *opts)
 	d.lb.opts = &d.opts;
 	d.lb.inj.tx_fd = d.lb.inj.rx_fd = -1;
 	d.lb.spare_fd = -1;
-	services_init(&d.sv);
+	services_init(&d.sv, d.opts.max_services + 1);
 	d.epfd = d.sig_fd = d.timer_fd = d.inotify_fd = -1;
 	d.owner.fd = -1;
 	d.lb.stats.pid = getpid();

@@ -36,12 +36,14 @@ enum kmap {
 	KM_COUNTERS,
 	KM_DAEMON_STATS,
 	KM_LB_CONFIG,
+	KM_SVC_NR,
+	KM_SVC_BACKENDS,
 	KM_MAX,
 };
 
 static const char *const kmap_names[KM_MAX] = {
-	"conns",    "streams",	    "backends",	 "services",
-	"counters", "daemon_stats", "lb_config",
+	"conns",	"streams",   "backends", "services",	 "counters",
+	"daemon_stats", "lb_config", "svc_nr",	 "svc_backends",
 };
 
 struct kern {
@@ -53,6 +55,9 @@ struct kern {
 	struct h2lb_close_event *close_out;
 	struct h2lb_backend *be_mem; /* mmap of the backends map */
 	uint64_t *pool_mem;	     /* mmap of the pool map */
+	uint64_t *svc_nr_mem;	     /* mmap of svc_nr */
+	uint32_t *svc_list_mem;	     /* mmap of svc_backends: pairs */
+	struct kern_limits lim;
 	struct h2lb_cgroup cg;
 	struct bpf_link *cg_links[4]; /* connect4/6, getpeername4/6 */
 	int fd[KM_MAX];
@@ -157,6 +162,67 @@ static struct kern *kern_new(void)
 	return k;
 }
 
+/* The smallest power of 2 that is at least @n (and at least a page). */
+static uint32_t pow2_at_least(uint64_t n)
+{
+	uint64_t v = 4096;
+
+	while (v < n && v < (1ull << 31))
+		v <<= 1;
+	return (uint32_t)v;
+}
+
+/*
+ * Every map's size from the flags, before the skeleton loads (a map's
+ * size is fixed once it exists). The programs take the sizes that bound
+ * their loops from .rodata (settings.max_backends, svc_backends).
+ */
+static int size_maps(struct kern *k, const struct kern_opts *o)
+{
+	const struct kern_limits *l = &o->limits;
+	struct h2lb_bpf *s = k->skel;
+	uint64_t legs = (uint64_t)l->backends * o->pool_size;
+	const struct {
+		struct bpf_map *map;
+		uint64_t n;
+	} sizes[] = {
+		{ s->maps.sock_hash, l->conns },
+		{ s->maps.conns, l->conns },
+		{ s->maps.legs, l->conns },
+		{ s->maps.addr_streams, l->conns },
+		{ s->maps.leg_addrs, l->conns },
+		{ s->maps.streams, l->streams },
+		{ s->maps.closed, l->streams },
+		{ s->maps.backends, l->backends },
+		{ s->maps.pool, (uint64_t)l->backends * H2LB_POOL_SLOTS },
+		{ s->maps.new_legs, legs < l->conns ? legs : l->conns },
+		{ s->maps.services, l->services },
+		{ s->maps.vips, l->services },
+		{ s->maps.frontends, l->services },
+		{ s->maps.endpoints, 2ull * l->services + 16 },
+		{ s->maps.svc_nr, l->services },
+		{ s->maps.svc_backends,
+		  ((uint64_t)l->services * l->svc_backends + 1) / 2 },
+		/* Two closes of every connection, 24 bytes each with the
+		 * ring's header (include/h2lb.h). */
+		{ s->maps.closes, pow2_at_least(48ull * l->conns) },
+	};
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		if (!sizes[i].n || sizes[i].n > UINT32_MAX ||
+		    bpf_map__set_max_entries(sizes[i].map, sizes[i].n)) {
+			pr_err("sizing map %s to %llu entries failed",
+			       bpf_map__name(sizes[i].map),
+			       (unsigned long long)sizes[i].n);
+			return -1;
+		}
+	}
+	k->skel->rodata->settings.max_backends = l->backends;
+	k->skel->rodata->settings.svc_backends = l->svc_backends;
+	k->lim = *l;
+	return 0;
+}
+
 static int attach(struct kern *k)
 {
 	struct h2lb_bpf *s = k->skel;
@@ -205,6 +271,8 @@ struct kern *kern_load(const struct kern_opts *o)
 	/* A cgroup v2 id is its directory's inode number. */
 	if (!stat(k->cg.path, &st))
 		k->skel->rodata->settings.daemon_cgroup = st.st_ino;
+	if (size_maps(k, o))
+		goto fail;
 	/* For tests alone: a closes ring too small to hold every close (a
 	 * power of 2, from 4096 bytes), so that the closes it loses must be
 	 * found by the reconciliation (test_h2lb_lost_events). */
@@ -218,8 +286,11 @@ struct kern *kern_load(const struct kern_opts *o)
 	}
 	k->be_mem = map_mmap(k->skel->maps.backends);
 	k->pool_mem = map_mmap(k->skel->maps.pool);
-	if (!k->be_mem || !k->pool_mem) {
-		pr_err("mmap of the backends or pool map: %s", strerror(errno));
+	k->svc_nr_mem = map_mmap(k->skel->maps.svc_nr);
+	k->svc_list_mem = map_mmap(k->skel->maps.svc_backends);
+	if (!k->be_mem || !k->pool_mem || !k->svc_nr_mem || !k->svc_list_mem) {
+		pr_err("mmap of the backends, pool or Service list maps: %s",
+		       strerror(errno));
 		goto fail;
 	}
 	k->fd[KM_CONNS] = bpf_map__fd(k->skel->maps.conns);
@@ -229,6 +300,8 @@ struct kern *kern_load(const struct kern_opts *o)
 	k->fd[KM_COUNTERS] = bpf_map__fd(k->skel->maps.counters);
 	k->fd[KM_DAEMON_STATS] = bpf_map__fd(k->skel->maps.daemon_stats);
 	k->fd[KM_LB_CONFIG] = bpf_map__fd(k->skel->maps.lb_config);
+	k->fd[KM_SVC_NR] = bpf_map__fd(k->skel->maps.svc_nr);
+	k->fd[KM_SVC_BACKENDS] = bpf_map__fd(k->skel->maps.svc_backends);
 	if (bpf_map_update_elem(k->fd[KM_LB_CONFIG], &zero, &cfg, 0)) {
 		pr_err("writing the config map: %s", strerror(errno));
 		goto fail;
@@ -592,6 +665,53 @@ bool kern_pool_remove(struct kern *k, int b, uint64_t cookie)
 	return false;
 }
 
+/* ---- each Service's list of backends (mmapped) ---------------------- */
+
+static uint32_t *svc_slot(struct kern *k, int svc, uint32_t j)
+{
+	return &k->svc_list_mem[(size_t)svc * k->lim.svc_backends + j];
+}
+
+uint32_t kern_svc_nr(struct kern *k, int svc)
+{
+	return (uint32_t)__atomic_load_n(&k->svc_nr_mem[svc], __ATOMIC_ACQUIRE);
+}
+
+int kern_svc_at(struct kern *k, int svc, uint32_t j)
+{
+	return (int)__atomic_load_n(svc_slot(k, svc, j), __ATOMIC_ACQUIRE);
+}
+
+/* The index before the count: a pick that sees the new count sees it. */
+void kern_svc_add(struct kern *k, int svc, int b)
+{
+	uint32_t n = kern_svc_nr(k, svc);
+
+	if (n >= k->lim.svc_backends)
+		return;
+	__atomic_store_n(svc_slot(k, svc, n), (uint32_t)b, __ATOMIC_RELEASE);
+	__atomic_store_n(&k->svc_nr_mem[svc], (uint64_t)n + 1,
+			 __ATOMIC_RELEASE);
+}
+
+/* The last index takes @b's place, then the count shrinks: a pick in
+ * between sees the last one twice, never a hole. */
+void kern_svc_remove(struct kern *k, int svc, int b)
+{
+	uint32_t n = kern_svc_nr(k, svc);
+
+	for (uint32_t j = 0; j < n; j++) {
+		if (kern_svc_at(k, svc, j) != b)
+			continue;
+		__atomic_store_n(svc_slot(k, svc, j),
+				 (uint32_t)kern_svc_at(k, svc, n - 1),
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&k->svc_nr_mem[svc], (uint64_t)n - 1,
+				 __ATOMIC_RELEASE);
+		return;
+	}
+}
+
 /* ---- Services and their VIPs ---------------------------------------- */
 
 void kern_service_publish(struct kern *k, int i, const struct h2lb_service *s)
@@ -682,6 +802,22 @@ void kern_daemon_stats_publish(struct kern *k,
 
 /* ---- readers ----------------------------------------------------------- */
 
+/* A map's max_entries, or 0 (no map). */
+static uint32_t map_entries(int fd)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.max_entries;
+}
+
+const struct kern_limits *kern_limits(const struct kern *k)
+{
+	return &k->lim;
+}
+
 struct kern *kern_pinned(const char *dir)
 {
 	struct kern *k = kern_new();
@@ -703,6 +839,13 @@ struct kern *kern_pinned(const char *dir)
 			return NULL;
 		}
 	}
+	k->lim.conns = map_entries(k->fd[KM_CONNS]);
+	k->lim.streams = map_entries(k->fd[KM_STREAMS]);
+	k->lim.backends = map_entries(k->fd[KM_BACKENDS]);
+	k->lim.services = map_entries(k->fd[KM_SERVICES]);
+	if (k->lim.services) /* two indexes an entry */
+		k->lim.svc_backends = 2 * map_entries(k->fd[KM_SVC_BACKENDS]) /
+				      k->lim.services;
 	return k;
 }
 
@@ -727,7 +870,9 @@ int kern_read_backends(struct kern *k, struct h2lb_backend *out, int *n)
 	*n = 0;
 	if (bpf_map_lookup_elem(k->fd[KM_LB_CONFIG], &zero, &cfg))
 		return -1;
-	for (__u32 i = 0; i < cfg.nr_backends && i < H2LB_MAX_BACKENDS; i++)
+	for (__u32 i = 0; i < cfg.nr_backends && i < k->lim.backends &&
+			  i < H2LB_MAX_BACKENDS;
+	     i++)
 		if (!bpf_map_lookup_elem(k->fd[KM_BACKENDS], &i, &out[*n]))
 			(*n)++;
 	return 0;
@@ -736,8 +881,22 @@ int kern_read_backends(struct kern *k, struct h2lb_backend *out, int *n)
 int kern_read_services(struct kern *k, struct h2lb_service *out)
 {
 	memset(out, 0, sizeof(*out) * H2LB_MAX_SERVICES);
-	for (__u32 i = 0; i < H2LB_MAX_SERVICES; i++)
+	for (__u32 i = 0; i < k->lim.services && i < H2LB_MAX_SERVICES; i++)
 		bpf_map_lookup_elem(k->fd[KM_SERVICES], &i, &out[i]);
+	return 0;
+}
+
+int kern_read_svc_nr(struct kern *k, uint32_t *out)
+{
+	memset(out, 0, sizeof(*out) * H2LB_MAX_SERVICES);
+	if (k->fd[KM_SVC_NR] < 0)
+		return -1;
+	for (__u32 i = 0; i < k->lim.services && i < H2LB_MAX_SERVICES; i++) {
+		__u64 v = 0;
+
+		bpf_map_lookup_elem(k->fd[KM_SVC_NR], &i, &v);
+		out[i] = (uint32_t)v;
+	}
 	return 0;
 }
 
@@ -784,9 +943,10 @@ int kern_each_conn(struct kern *k,
 	uint64_t key = 0, next;
 	struct h2lb_conn c;
 	void *prev;
-	int guard, ret;
+	uint32_t guard;
+	int ret;
 
-	EACH_KEY(k->fd[KM_CONNS], key, next, prev, H2LB_MAX_CONNS, guard)
+	EACH_KEY(k->fd[KM_CONNS], key, next, prev, k->lim.conns, guard)
 	{
 		if (bpf_map_lookup_elem(k->fd[KM_CONNS], &next, &c))
 			continue;
@@ -805,9 +965,10 @@ int kern_each_stream(struct kern *k,
 	struct h2lb_stream_key key = { 0 }, next;
 	struct h2lb_stream st;
 	void *prev;
-	int guard, ret;
+	uint32_t guard;
+	int ret;
 
-	EACH_KEY(k->fd[KM_STREAMS], key, next, prev, H2LB_MAX_STREAMS, guard)
+	EACH_KEY(k->fd[KM_STREAMS], key, next, prev, k->lim.streams, guard)
 	{
 		if (bpf_map_lookup_elem(k->fd[KM_STREAMS], &next, &st))
 			continue;

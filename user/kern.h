@@ -20,8 +20,20 @@
 
 struct kern;
 
+/* Table sizes: what the maps hold (kern_load sizes them, and readers
+ * find them in the pinned maps' info). */
+struct kern_limits {
+	uint32_t services;     /* --max-services: Service indexes */
+	uint32_t backends;     /* --max-backends: backend indexes */
+	uint32_t svc_backends; /* --max-backends-per-service */
+	uint32_t conns;	       /* --max-conns: sockets in the sockhash */
+	uint32_t streams;      /* --max-streams-total: open streams */
+};
+
 struct kern_opts {
 	const char *pin_dir;
+	struct kern_limits limits;
+	int pool_size; /* --pool-size: legs per backend opening at once */
 	struct h2lb_settings settings; /* .rodata; daemon_cgroup set here */
 	/* Called for every event the programs send (kern_events_poll). */
 	void (*on_event)(void *ctx, const struct h2lb_event *ev, size_t len);
@@ -123,6 +135,14 @@ uint32_t kern_backend_window(struct kern *k, int b);
 uint32_t kern_backend_state(struct kern *k, int b);
 uint32_t kern_backend_open_streams(struct kern *k, int b);
 void kern_backends_in_use(struct kern *k, int nr);
+/* Service @svc's list of backend indexes, from which its streams pick:
+ * how many, the one at @j, and changes (the caller keeps within
+ * limits.svc_backends). A pick running meanwhile sees the list as it
+ * was before or after the change. */
+uint32_t kern_svc_nr(struct kern *k, int svc);
+int kern_svc_at(struct kern *k, int svc, uint32_t j);
+void kern_svc_add(struct kern *k, int svc, int b);
+void kern_svc_remove(struct kern *k, int svc, int b);
 /* Pool slot @i of backend @b: the pooled leg's cookie, or 0. */
 uint64_t kern_pool_slot(struct kern *k, int b, int i);
 /* Put @cookie in a free slot of @b's pool; false if the pool is full. */
@@ -160,10 +180,15 @@ void kern_daemon_stats_publish(struct kern *k,
 struct kern *kern_pinned(const char *dir);
 /* A sentence for why kern_pinned(@dir) failed with @err. */
 void kern_pinned_error(const char *dir, int err, char *buf, size_t len);
+/* The table sizes the maps were made with. */
+const struct kern_limits *kern_limits(const struct kern *k);
 /* Backends in use: @out must hold H2LB_MAX_BACKENDS. */
 int kern_read_backends(struct kern *k, struct h2lb_backend *out, int *n);
-/* @out holds H2LB_MAX_SERVICES. */
+/* @out holds H2LB_MAX_SERVICES; those past limits.services are zero. */
 int kern_read_services(struct kern *k, struct h2lb_service *out);
+/* How many backends each Service's list holds: @out holds
+ * H2LB_MAX_SERVICES (zero past limits.services). */
+int kern_read_svc_nr(struct kern *k, uint32_t *out);
 /* @out holds H2LB_CNT_MAX, summed over CPUs. */
 int kern_read_counters(struct kern *k, uint64_t *out);
 int kern_read_daemon_stats(struct kern *k, struct h2lb_daemon_stats *st);

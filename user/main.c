@@ -272,6 +272,34 @@ static const struct cli_opt run_options[] = {
 			"HTTP/2 preface) for MS milliseconds is not HTTP/2:\n"
 			"its connection goes whole to one backend\n"
 			"(default 1000)"),
+	CLI_OPTION("max-services", CLI_UINT, struct run_cli, o.max_services,
+		   .arg = "N", .min = 1, .max = H2LB_MAX_SERVICES - 1,
+		   .help = "--kubernetes without --service: balanced Service\n"
+			   "ports; more are left out, said in the log and\n"
+			   "counted (default 1024)"),
+	CLI_OPTION("max-backends", CLI_UINT, struct run_cli, o.max_backends,
+		   .arg = "N", .min = 1, .max = H2LB_MAX_BACKENDS,
+		   .help = "backends (endpoints) of all Services together\n"
+			   "(default 16384)"),
+	CLI_OPTION(
+		"max-backends-per-service", CLI_UINT, struct run_cli,
+		o.svc_backends, .arg = "N", .min = 1, .max = H2LB_MAX_BACKENDS,
+		.help = "backends of one Service; its endpoints past N are\n"
+			"left out, so that it cannot take the others' slots\n"
+			"(default 1024 with --kubernetes and no --service,\n"
+			"else --max-backends)"),
+	CLI_OPTION(
+		"max-conns", CLI_UINT, struct run_cli, o.max_conns, .arg = "N",
+		.min = 256, .max = H2LB_MAX_CONNS,
+		.help = "connections in all, clients and backend\n"
+			"connections; clients past 7/8 of it are refused at\n"
+			"accept (the rest is for their backend connections)\n"
+			"(default 65536)"),
+	CLI_OPTION("max-streams-total", CLI_UINT, struct run_cli,
+		   o.streams_total, .arg = "N", .min = 1024,
+		   .max = H2LB_MAX_STREAMS,
+		   .help = "open streams of all clients together; more are\n"
+			   "refused (REFUSED_STREAM) (default 131072)"),
 	CLI_FUNC_OPTION("verbose", set_verbose, .short_opt = 'v',
 			.help = "debug logging"),
 	CLI_END,
@@ -335,6 +363,38 @@ static int check_modes(struct run_opts *o, bool have_listen)
 	return 0;
 }
 
+/* The most "svc_backends" may hold: a list of every Service's backends,
+ * 4 bytes each (64 MiB). */
+#define MAX_SVC_LIST_ENTRIES (1u << 24)
+
+/* Table sizes that fit each other. */
+static int check_limits(struct run_opts *o)
+{
+	bool all = o->kubernetes && !o->k8s_name;
+
+	/* Static backends and --service balance one Service, index 0: no
+	 * other needs a place in the tables. */
+	if (!all)
+		o->max_services = 0;
+	/* Unset: a cap only where Services share the slots (every balanced
+	 * Service port); one Service alone may have them all. */
+	if (!o->svc_backends)
+		o->svc_backends = all ? H2LB_DEF_SVC_BACKENDS : o->max_backends;
+	/* A Service can have no more than all of them. */
+	if (o->svc_backends > o->max_backends)
+		o->svc_backends = o->max_backends;
+	if ((uint64_t)(o->max_services + 1) * o->svc_backends >
+	    MAX_SVC_LIST_ENTRIES) {
+		cli_err("--max-services %u with --max-backends-per-service %u: the lists of each Service's backends would hold %llu entries, more than %u",
+			o->max_services, o->svc_backends,
+			(unsigned long long)(o->max_services + 1) *
+				o->svc_backends,
+			MAX_SVC_LIST_ENTRIES);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_cli c = {
@@ -358,6 +418,10 @@ static int cmd_run(int argc, char **argv)
 			.idle_timeout_ms = 300 * 1000,
 			.handshake_timeout_ms = 10 * 1000,
 			.first_bytes_timeout_ms = 1000,
+			.max_services = H2LB_DEF_SERVICES,
+			.max_backends = H2LB_DEF_BACKENDS,
+			.max_conns = H2LB_DEF_CONNS,
+			.streams_total = H2LB_DEF_STREAMS,
 		},
 	};
 	struct run_opts *o = &c.o;
@@ -376,10 +440,12 @@ static int cmd_run(int argc, char **argv)
 		cli_err("give either --backends or --backends-file (or --kubernetes)");
 		return 2;
 	}
+	if (check_limits(o))
+		return 2;
 	if (o->backends) {
-		struct sockaddr_in tmp[H2LB_MAX_BACKENDS];
+		static struct sockaddr_in tmp[H2LB_MAX_BACKENDS];
 
-		if (addr_parse_list(o->backends, tmp, H2LB_MAX_BACKENDS, err,
+		if (addr_parse_list(o->backends, tmp, o->max_backends, err,
 				    sizeof(err)) < 0) {
 			cli_err("--backends: %s", err);
 			return 2;

@@ -53,17 +53,21 @@
 #define METRICS_REUSE_MS    20	/* a snapshot this young is served again */
 #define METRICS_PAUSE_MS    100 /* no accept after EMFILE and the like */
 
-/* The loop's state that /metrics shows, as of its last metrics_publish. */
+struct pool_snap {
+	char service[160];
+	char addr[32];
+	int pooled;
+};
+
+/* The loop's state that /metrics shows, as of its last metrics_publish.
+ * @pool holds --max-backends entries, of which @nr_pools are set (and
+ * copied). */
 struct metrics_snap {
 	int clients, pooled, bound;
 	struct h2lb_daemon_stats stats;
 	uint64_t injected_bytes;
 	int nr_pools;
-	struct {
-		char service[160];
-		char addr[32];
-		int pooled;
-	} pool[H2LB_MAX_BACKENDS];
+	struct pool_snap *pool;
 };
 
 struct mconn {
@@ -113,12 +117,23 @@ static void backend_metrics(FILE *f, struct kern *k)
 	static struct h2lb_backend be[H2LB_MAX_BACKENDS];
 	static char addr[H2LB_MAX_BACKENDS][160];
 	static struct h2lb_service svc[H2LB_MAX_SERVICES];
+	static uint32_t svc_nr[H2LB_MAX_SERVICES];
 	struct in_addr ia;
 	int n;
 
 	if (kern_read_backends(k, be, &n))
 		return;
 	kern_read_services(k, svc);
+	if (!kern_read_svc_nr(k, svc_nr)) {
+		metric_head(f, "service_backends", "gauge",
+			    "backends in the Service's list, which its new "
+			    "streams pick from");
+		for (int i = 0; i < H2LB_MAX_SERVICES; i++)
+			if (svc[i].state == H2LB_SVC_OPEN)
+				fprintf(f,
+					"h2lb_service_backends{service=\"%s\"} %u\n",
+					svc[i].name, svc_nr[i]);
+	}
 	/* The labels of each backend: its Service and its address. */
 	for (int i = 0; i < n; i++) {
 		ia.s_addr = be[i].addr;
@@ -202,6 +217,11 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		{ "max-conns-per-client", o->max_conns_per_client },
 		{ "idle-timeout", o->idle_timeout_ms / 1000 },
 		{ "handshake-timeout", o->handshake_timeout_ms / 1000 },
+		{ "max-services", o->max_services },
+		{ "max-backends", o->max_backends },
+		{ "max-backends-per-service", o->svc_backends },
+		{ "max-conns", o->max_conns },
+		{ "max-streams-total", o->streams_total },
 	};
 	uint64_t cnt[H2LB_CNT_MAX];
 
@@ -243,6 +263,17 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		(unsigned long long)s->stats.refused_per_client);
 	fprintf(f, "h2lb_refused_connections_total{reason=\"full\"} %llu\n",
 		(unsigned long long)s->stats.refused_full);
+	metric_head(f, "left_out", "gauge",
+		    "what a full table leaves out now: Service ports over "
+		    "--max-services, endpoints over their Service's "
+		    "--max-backends-per-service or with no slot left "
+		    "(--max-backends)");
+	fprintf(f, "h2lb_left_out{what=\"services\"} %llu\n",
+		(unsigned long long)s->stats.services_left_out);
+	fprintf(f, "h2lb_left_out{what=\"endpoints_over_service_cap\"} %llu\n",
+		(unsigned long long)s->stats.endpoints_over_cap);
+	fprintf(f, "h2lb_left_out{what=\"endpoints_no_slot\"} %llu\n",
+		(unsigned long long)s->stats.endpoints_no_slot);
 	metric_one(f, "idle_timeouts_total", "counter",
 		   "clients sent GOAWAY after --idle-timeout with no stream",
 		   s->stats.idle_timeouts);
@@ -316,7 +347,8 @@ void metrics_publish(struct metrics *m, const struct lb *lb,
 	for (int b = 0; b < lb->bs.nr; b++) {
 		const struct ubackend *be = &lb->bs.be[b];
 
-		if (!be->configured)
+		if (!be->configured ||
+		    s->nr_pools >= (int)lb->opts->max_backends)
 			continue;
 		snprintf(s->pool[s->nr_pools].service,
 			 sizeof(s->pool[0].service), "%s",
@@ -365,7 +397,15 @@ static void take_snapshot(struct metrics *m)
 		       pthread_cond_timedwait(&m->published, &m->lock,
 					      &until) != ETIMEDOUT)
 			;
-	m->view = m->snap;
+	/* The header, and the pools in use: not --max-backends of them. */
+	{
+		struct pool_snap *pool = m->view.pool;
+
+		m->view = m->snap;
+		m->view.pool = pool;
+		memcpy(pool, m->snap.pool,
+		       (size_t)m->snap.nr_pools * sizeof(*pool));
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -542,6 +582,14 @@ struct metrics *metrics_start(const struct sockaddr_in *at, struct kern *k,
 
 	if (!m)
 		return NULL;
+	m->snap.pool = calloc(opts->max_backends, sizeof(*m->snap.pool));
+	m->view.pool = calloc(opts->max_backends, sizeof(*m->view.pool));
+	if (!m->snap.pool || !m->view.pool) {
+		free(m->snap.pool);
+		free(m->view.pool);
+		free(m);
+		return NULL;
+	}
 	m->k = k;
 	m->opts = opts;
 	m->stop_fd = m->want_fd = -1;
@@ -597,5 +645,7 @@ void metrics_stop(struct metrics *m)
 		close(m->want_fd);
 	pthread_cond_destroy(&m->published);
 	pthread_mutex_destroy(&m->lock);
+	free(m->snap.pool);
+	free(m->view.pool);
 	free(m);
 }

@@ -61,6 +61,12 @@ struct run_opts {
 	/* A client silent for so long (or that stops inside the preface)
 	 * is not HTTP/2 (admission.h) */
 	uint64_t first_bytes_timeout_ms;
+	/* Table sizes (include/h2lb.h): the maps are made this big. */
+	uint32_t max_services;	/* balanced Service ports */
+	uint32_t max_backends;	/* endpoints of all Services */
+	uint32_t svc_backends;	/* endpoints of one Service */
+	uint32_t max_conns;	/* sockets: clients and backend legs */
+	uint32_t streams_total; /* open streams of all clients */
 };
 
 #endif

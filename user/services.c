@@ -136,13 +136,37 @@ static int service_open(struct lb *lb, struct services *sv, int i,
 	return 0;
 }
 
-/* The backends of Service @svc are now @want: pooled legs of the
- * backends that go are closed at once. */
-static void set_backends(struct lb *lb, int svc, const struct sockaddr_in *want,
-			 const bool *drain, int n)
+/*
+ * The backends of Service @svc are now @want: pooled legs of the
+ * backends that go are closed at once. Endpoints that do not fit are
+ * left out, said in the log when their count changes (rate-limited: a
+ * cluster can change every Service at once), and counted for `h2lb
+ * status` and /metrics.
+ */
+static void set_backends(struct lb *lb, struct services *sv, int svc,
+			 const struct sockaddr_in *want, const bool *drain,
+			 int n)
 {
-	backends_set(&lb->bs, svc, want, drain, n);
+	struct backends_left *was = &sv->svc[svc].left, now;
+
+	backends_set(&lb->bs, svc, want, drain, n, &now);
 	conns_prune(lb);
+	lb->stats.endpoints_over_cap += now.over_cap - was->over_cap;
+	lb->stats.endpoints_no_slot += now.no_slot - was->no_slot;
+	if (now.over_cap > was->over_cap)
+		pr_warn_ratelimited(
+			"service %d %s: %d of %d endpoint(s) left out: over --max-backends-per-service %u",
+			svc, sv->svc[svc].name, now.over_cap, n,
+			kern_limits(lb->k)->svc_backends);
+	if (now.no_slot > was->no_slot)
+		pr_warn_ratelimited(
+			"service %d %s: %d endpoint(s) left out: all %u backend slots (--max-backends) are taken",
+			svc, sv->svc[svc].name, now.no_slot,
+			kern_limits(lb->k)->backends);
+	if (!now.over_cap && !now.no_slot && (was->over_cap || was->no_slot))
+		pr_info("service %d %s: all %d endpoint(s) balanced again", svc,
+			sv->svc[svc].name, n);
+	*was = now;
 }
 
 /* Stop taking connections for Service @i; its backends drain. The
@@ -158,7 +182,7 @@ static void service_close(struct lb *lb, struct services *sv, int i)
 	kern_endpoint_set(lb->k, &v->listen, H2LB_ROLE_CLIENT, i, false);
 	close(v->listen_fd);
 	v->listen_fd = -1;
-	set_backends(lb, i, NULL, NULL, 0);
+	set_backends(lb, sv, i, NULL, NULL, 0);
 	publish(lb, sv, i, H2LB_SVC_CLOSED);
 }
 
@@ -179,13 +203,14 @@ static bool service_free(struct lb *lb, struct services *sv, int i)
 			return false;
 	}
 	sv->svc[i].used = false;
+	sv->freed++;
 	publish(lb, sv, i, H2LB_SVC_UNUSED);
 	return true;
 }
 
 static int service_find(struct services *sv, const char *name)
 {
-	for (int i = 1; i < H2LB_MAX_SERVICES; i++)
+	for (int i = 1; i < sv->max; i++)
 		if (sv->svc[i].used && sv->svc[i].listen_fd >= 0 &&
 		    !strcmp(sv->svc[i].name, name))
 			return i;
@@ -217,27 +242,47 @@ static int service_of(struct lb *lb, struct services *sv,
 		vip_move(lb, sv, i, vip);
 		return i;
 	}
-	for (i = 1; i < H2LB_MAX_SERVICES && !service_free(lb, sv, i); i++)
+	for (i = 1; i < sv->max && !service_free(lb, sv, i); i++)
 		;
-	if (i == H2LB_MAX_SERVICES) {
-		pr_err("kubernetes: more than %d balanced Service ports, %s left out",
-		       H2LB_MAX_SERVICES - 1, name);
+	if (i >= sv->max) {
+		/* Counted, and said when the count changes (services_k8s). */
+		if (!sv->left_out++)
+			snprintf(sv->first_left_out, sizeof(sv->first_left_out),
+				 "%s", name);
+		pr_debug("kubernetes: %s left out: no Service index free",
+			 name);
 		return -1;
 	}
 	at.sin_port = 0;
 	return service_open(lb, sv, i, name, &at, vip) ? -1 : i;
 }
 
+/* Service ports left out for a full table: in the log when their number
+ * changes, and for `h2lb status` and /metrics. */
+static void services_report_left_out(struct lb *lb, struct services *sv)
+{
+	lb->stats.services_left_out = sv->left_out;
+	if (sv->left_out == sv->left_out_reported)
+		return;
+	if (sv->left_out)
+		pr_warn_ratelimited(
+			"kubernetes: %d balanced Service port(s) left out (%s first): all %d (--max-services) are taken",
+			sv->left_out, sv->first_left_out, sv->max - 1);
+	else
+		pr_info("kubernetes: every balanced Service port has an index again");
+	sv->left_out_reported = sv->left_out;
+}
+
 /* A new view of the cluster: follow every balanced Service port, or
  * the one --service names. */
-void services_k8s(struct lb *lb, struct services *sv,
-		  const struct k8s_snapshot *s)
+void services_k8s(struct lb *lb, struct services *sv, struct k8s_snapshot *s)
 {
 	const struct run_opts *o = lb->opts;
+	static struct sockaddr_in addrs[H2LB_MAX_BACKENDS];
+	static bool drain[H2LB_MAX_BACKENDS];
 	bool seen[H2LB_MAX_SERVICES] = { 0 };
-	struct sockaddr_in addrs[H2LB_MAX_BACKENDS];
-	bool drain[H2LB_MAX_BACKENDS];
 
+	sv->left_out = 0;
 	for (int k = 0; k < s->nr_services; k++) {
 		const struct k8s_service *v = &s->svc[k];
 		struct sockaddr_in vip = { .sin_family = AF_INET,
@@ -262,17 +307,40 @@ void services_k8s(struct lb *lb, struct services *sv,
 		n = k8s_service_addrs(v, addrs, drain, H2LB_MAX_BACKENDS);
 		k8s_name(v, name, sizeof(name));
 		pr_info("kubernetes: %s has %d endpoint(s)", name, n);
-		set_backends(lb, i, addrs, drain, n);
+		set_backends(lb, sv, i, addrs, drain, n);
 		seen[i] = true;
 	}
 	if (o->k8s_name && !seen[0]) {
 		pr_info("kubernetes: %s/%s:%s is no balanced Service port (yet)",
 			o->k8s_ns, o->k8s_name, o->k8s_port);
-		set_backends(lb, 0, NULL, NULL, 0);
+		set_backends(lb, sv, 0, NULL, NULL, 0);
 	}
-	for (int i = 1; i < H2LB_MAX_SERVICES; i++)
+	for (int i = 1; i < sv->max; i++)
 		if (sv->svc[i].used && !seen[i])
 			service_close(lb, sv, i);
+	services_report_left_out(lb, sv);
+	/* Kept: what a full table left out is taken again from it once
+	 * room is made (services_tick). */
+	if (sv->last != s)
+		k8s_snapshot_free(sv->last);
+	sv->last = s;
+	sv->freed_seen = lb->bs.freed + sv->freed;
+}
+
+/* What a full table left out gets the room that removed Services and
+ * backends leave once they have drained: the set is applied again. */
+static void services_retry(struct lb *lb, struct services *sv)
+{
+	if (!lb->stats.endpoints_no_slot && !lb->stats.services_left_out)
+		return;
+	if (lb->bs.freed + sv->freed == sv->freed_seen)
+		return;
+	pr_info("room was made: applying the backend sets again");
+	if (sv->last)
+		services_k8s(lb, sv, sv->last);
+	else if (!lb->opts->kubernetes)
+		services_load_static(lb, sv);
+	sv->freed_seen = lb->bs.freed + sv->freed;
 }
 
 /* Forget removed Services once they are drained (status shows them as
@@ -284,9 +352,10 @@ void services_tick(struct lb *lb, struct services *sv)
 	if (now_ms() < next)
 		return;
 	next = now_ms() + 1000;
-	for (int i = 1; i < H2LB_MAX_SERVICES; i++)
+	for (int i = 1; i < sv->max; i++)
 		if (sv->svc[i].used && sv->svc[i].listen_fd < 0)
 			service_free(lb, sv, i);
+	services_retry(lb, sv);
 }
 
 bool service_own_legs(const struct lb *lb, const struct services *sv, int i)
@@ -297,7 +366,7 @@ bool service_own_legs(const struct lb *lb, const struct services *sv, int i)
 
 void services_stop(struct lb *lb, struct services *sv)
 {
-	for (int i = 0; i < H2LB_MAX_SERVICES; i++) {
+	for (int i = 0; i < sv->max; i++) {
 		struct uservice *v = &sv->svc[i];
 
 		if (!v->used || v->listen_fd < 0)
@@ -314,7 +383,9 @@ void services_stop(struct lb *lb, struct services *sv)
 
 void services_close(struct lb *lb, struct services *sv)
 {
-	for (int i = 0; i < H2LB_MAX_SERVICES; i++)
+	k8s_snapshot_free(sv->last);
+	sv->last = NULL;
+	for (int i = 0; i < sv->max; i++)
 		if (sv->svc[i].used && sv->svc[i].listen_fd >= 0) {
 			vip_set(lb, &sv->svc[i], i, false);
 			close(sv->svc[i].listen_fd);
@@ -322,8 +393,9 @@ void services_close(struct lb *lb, struct services *sv)
 		}
 }
 
-void services_init(struct services *sv)
+void services_init(struct services *sv, int max)
 {
+	sv->max = max < H2LB_MAX_SERVICES ? max : H2LB_MAX_SERVICES;
 	for (int i = 0; i < H2LB_MAX_SERVICES; i++)
 		sv->svc[i].listen_fd = -1;
 }
@@ -351,21 +423,22 @@ int services_open_listen(struct lb *lb, struct services *sv)
 
 int services_load_static(struct lb *lb, struct services *sv)
 {
-	struct sockaddr_in want[H2LB_MAX_BACKENDS];
+	static struct sockaddr_in want[H2LB_MAX_BACKENDS];
 	const struct run_opts *o = lb->opts;
 	char err[256];
 	int n;
 
 	if (o->backends_file)
-		n = addr_parse_file(o->backends_file, want, H2LB_MAX_BACKENDS,
+		n = addr_parse_file(o->backends_file, want, o->max_backends,
 				    err, sizeof(err));
 	else
-		n = addr_parse_list(o->backends, want, H2LB_MAX_BACKENDS, err,
+		n = addr_parse_list(o->backends, want, o->max_backends, err,
 				    sizeof(err));
 	if (n < 0) {
 		pr_err("backends: %s", err);
 		return -1;
 	}
-	set_backends(lb, 0, want, NULL, n);
+	set_backends(lb, sv, 0, want, NULL, n);
+	sv->freed_seen = lb->bs.freed + sv->freed;
 	return 0;
 }

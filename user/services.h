@@ -11,14 +11,14 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 
-#include "core.h"
+#include "core.h" /* struct lb, and backend.h's backends_left */
 
 /* The epoll tag of Service @i's listener (the daemon's own tags and the
  * connecting legs' cookies never have these values). */
-#define SERVICE_TAG(i)	  ((1ull << 63) | 0x100 | (uint64_t)(i))
-#define SERVICE_OF_TAG(t) ((int)((t)&0xff))
+#define SERVICE_TAG(i)	  ((1ull << 63) | (1ull << 62) | (uint64_t)(i))
+#define SERVICE_OF_TAG(t) ((int)((t)&0xffffff))
 #define IS_SERVICE_TAG(t)                                                      \
-	(((t) & ~0xffull) == ((1ull << 63) | 0x100) &&                         \
+	(((t) & ~0xffffffull) == ((1ull << 63) | (1ull << 62)) &&              \
 	 SERVICE_OF_TAG(t) < H2LB_MAX_SERVICES)
 
 struct uservice {
@@ -27,15 +27,29 @@ struct uservice {
 	struct sockaddr_in vip;	   /* sin_port 0: none (not intercepted) */
 	struct sockaddr_in listen; /* where its listener is bound */
 	int listen_fd;
+	struct backends_left left; /* of its endpoints, at the last change */
 };
 
 struct services {
 	struct uservice svc[H2LB_MAX_SERVICES];
+	/* Indexes [0, max): --max-services + 1, as index 0 is --listen's
+	 * (static backends, --service) and every other Service's starts at 1 */
+	int max;
+	int left_out;	       /* Service ports with no index, now */
+	int left_out_reported; /* ... as the log last said */
+	char first_left_out[160];
+	/* The last Kubernetes snapshot applied (ours to free), and indexes
+	 * freed (Services here, backends in struct backends) as of the last
+	 * time the sets were applied: more since, and something was left
+	 * out, and they are applied again. */
+	struct k8s_snapshot *last;
+	unsigned long freed, freed_seen;
 };
 
 struct k8s_snapshot;
 
-void services_init(struct services *sv);
+/* @max Service indexes (--max-services). */
+void services_init(struct services *sv, int max);
 /* Whether the clients of Service @i get legs from their own addresses:
  * it is intercepted (its clients are pods of this node) and
  * --leg-source is client. */
@@ -45,9 +59,9 @@ int services_open_listen(struct lb *lb, struct services *sv);
 /* Static backends (--backends, --backends-file) for Service 0. */
 int services_load_static(struct lb *lb, struct services *sv);
 /* A new view of the cluster: follow every balanced Service port, or the
- * one --service names. */
-void services_k8s(struct lb *lb, struct services *sv,
-		  const struct k8s_snapshot *s);
+ * one --service names. @s is services' from now on (freed with the next
+ * one, or by services_close). */
+void services_k8s(struct lb *lb, struct services *sv, struct k8s_snapshot *s);
 /* Once a second: forget removed Services once they are drained. */
 void services_tick(struct lb *lb, struct services *sv);
 /* Graceful stop: new connections take the kernel's path; the listeners

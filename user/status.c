@@ -136,6 +136,47 @@ static void backends_print(const struct h2lb_backend *be, int n,
 		jw_arr_end(w);
 }
 
+/* The table sizes, what is in use of those the CLI can count cheaply,
+ * and what full tables leave out now. */
+static void limits_print(struct kern *k, const struct h2lb_service *svc,
+			 const struct h2lb_backend *be, int n,
+			 const struct h2lb_daemon_stats *st,
+			 struct json_writer *w)
+{
+	const struct kern_limits *l = kern_limits(k);
+	/* Index 0 is --listen's, unused when every balanced Service port
+	 * has an index of its own (there are more than one then). */
+	unsigned int max_svc = l->services > 1 ? l->services - 1 : l->services;
+	unsigned int services = 0, backends = 0;
+
+	for (int i = 0; i < H2LB_MAX_SERVICES; i++)
+		services += svc[i].state == H2LB_SVC_OPEN;
+	for (int i = 0; i < n; i++)
+		backends += be[i].state != H2LB_BE_UNUSED;
+	if (!w) {
+		printf("tables: %u of %u service ports, %u of %u backends (%u per service), %u connections, %u streams; left out: %llu service ports, %llu endpoints over their service's cap, %llu with no backend slot\n",
+		       services, max_svc, backends, l->backends,
+		       l->svc_backends, l->conns, l->streams,
+		       (unsigned long long)st->services_left_out,
+		       (unsigned long long)st->endpoints_over_cap,
+		       (unsigned long long)st->endpoints_no_slot);
+		return;
+	}
+	jw_key(w, "tables");
+	jw_obj_start(w);
+	jw_kv_u64(w, "services", services);
+	jw_kv_u64(w, "max_services", max_svc);
+	jw_kv_u64(w, "backends", backends);
+	jw_kv_u64(w, "max_backends", l->backends);
+	jw_kv_u64(w, "max_backends_per_service", l->svc_backends);
+	jw_kv_u64(w, "max_conns", l->conns);
+	jw_kv_u64(w, "max_streams_total", l->streams);
+	jw_kv_u64(w, "services_left_out", st->services_left_out);
+	jw_kv_u64(w, "endpoints_over_service_cap", st->endpoints_over_cap);
+	jw_kv_u64(w, "endpoints_no_slot", st->endpoints_no_slot);
+	jw_obj_end(w);
+}
+
 static int cmd_backends(struct kern *k, struct json_writer *w)
 {
 	static struct h2lb_service svc[H2LB_MAX_SERVICES];
@@ -185,6 +226,7 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 		       (unsigned long long)st.reconciles,
 		       (unsigned long long)st.reconciled,
 		       (unsigned long long)st.stale_conns);
+		limits_print(k, svc, be, n, &st, NULL);
 		printf("daemon: not HTTP/2: %llu reset for want of a backend, %llu for a peer over its buffer\n",
 		       (unsigned long long)st.raw_failed,
 		       (unsigned long long)st.raw_full);
@@ -227,6 +269,7 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "source_leg_failures", st.source_leg_failures);
 	jw_kv_u64(w, "refused_no_leg", st.refused_no_leg);
 	jw_obj_end(w);
+	limits_print(k, svc, be, n, &st, w);
 	jw_key(w, "counters");
 	jw_obj_start(w);
 	for (int i = 0; i < H2LB_CNT_MAX; i++)

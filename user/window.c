@@ -87,10 +87,9 @@ static struct flow_side side_of(struct uconn *c, const struct h2lb_conn *k)
 static int64_t pool_window(struct lb *lb, int svc)
 {
 	int64_t min = H2_MAX_WINDOW;
+	int b;
 
-	for (int b = 0; b < lb->bs.nr; b++) {
-		if (lb->bs.be[b].service != svc)
-			continue;
+	for_each_svc_backend(&lb->bs, svc, j, b) {
 		for (int i = 0; i < H2LB_POOL_SLOTS; i++) {
 			uint64_t cookie = kern_pool_slot(lb->k, b, i);
 			struct uconn *c =

@@ -10,7 +10,8 @@
 #                             array) set, through "${H2LB_WRAP[@]}" h2lb ...
 #   h2lb_stop                 SIGTERM, bounded wait; fails if it did not exit 0
 #                             or left pins or its cgroup behind
-#   h2lb_map NAME             bpftool -j dump of a pinned map
+#   h2lb_map NAME             bpftool -j dump of a pinned map (backends: the
+#                             indexes in use only)
 #   h2lb_daemon_stats         the daemon's own counters, as JSON
 #   h2lb_counter NAME         a kernel counter (include/h2lb.h), all CPUs
 #   h2lb_metric ADDR NAME     the value of h2lb_NAME (NAME may carry
@@ -107,9 +108,39 @@ h2lb_stop() {
 # A pinned map as a JSON list of {"key": ..., "value": ...}, with the named
 # fields bpftool prints from BTF.
 h2lb_map() {
+    if [[ $1 == backends ]]; then
+        _h2lb_backends_in_use
+        return
+    fi
     bpftool -j map dump pinned "$H2LB_PIN/$1" | "$TB_PYTHON" -c '
 import json, sys
 print(json.dumps([e.get("formatted", e) for e in json.load(sys.stdin)]))'
+}
+
+# The backends array holds --max-backends entries (16,384 by default), and
+# bpftool takes 1.7 s of CPU to dump them all, which a test that samples
+# states would take from the very traffic it watches: the indexes in use
+# only (lb_config's nr_backends), in one bpftool batch.
+_h2lb_backends_in_use() {
+    local nr i batch
+    nr=$(bpftool -j map lookup pinned "$H2LB_PIN/lb_config" key 0 0 0 0 |
+        "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["formatted"]["value"]["nr_backends"])') ||
+        return 1
+    if ((nr == 0)); then
+        echo '[]'
+        return 0
+    fi
+    batch=$(mktemp)
+    for ((i = 0; i < nr; i++)); do
+        echo "map lookup pinned $H2LB_PIN/backends key $((i & 255)) $((i >> 8 & 255)) $((i >> 16 & 255)) 0"
+    done >"$batch"
+    if ! bpftool -j batch file "$batch" | "$TB_PYTHON" -c '
+import json, sys
+print(json.dumps([r["output"]["formatted"] for r in json.load(sys.stdin)]))'; then
+        rm -f "$batch"
+        return 1
+    fi
+    rm -f "$batch"
 }
 
 h2lb_daemon_stats() {
