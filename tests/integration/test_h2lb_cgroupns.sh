@@ -35,27 +35,9 @@ OTHER=$CG2/h2lb-test-$$-other
 # /sys/fs/cgroup.
 POD_IN=/sys/fs/cgroup/${POD#"$CG2"/}
 
-# Cleanup hook (runs after h2lb's): every cgroup in ours, deepest first;
-# a process still in one (only ours go there) is killed first.
-cgroups_cleanup() {
-    local top c p i
-    for top in "$POD" "$OTHER"; do
-        [[ -d $top ]] || continue
-        while read -r c; do
-            while read -r p; do
-                [[ -n $p ]] && { kill -KILL "$p" 2>/dev/null || true; }
-            done <"$c/cgroup.procs"
-            for ((i = 0; i < 50; i++)); do
-                rmdir "$c" 2>/dev/null && break
-                sleep 0.1
-            done
-            [[ ! -d $c ]] || tb_err "could not remove cgroup $c"
-        done < <(find "$top" -depth -type d)
-    done
-    return 0
-}
-tb_on_cleanup cgroups_cleanup
-mkdir "$POD" "$OTHER" || fail "mkdir $POD $OTHER"
+# Removed after h2lb's cleanup (hooks run last first), with any process
+# still in them.
+tb_cgroups "$POD" "$OTHER" || fail "mkdir $POD $OTHER"
 pod_before=$(cat "$POD/cgroup.subtree_control" "$POD/cgroup.type")
 
 tb_up 4

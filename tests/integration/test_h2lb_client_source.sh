@@ -76,22 +76,7 @@ else
 fi
 
 CG=
-if [[ $MODE == cgroup ]]; then
-    root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-    [[ -n $root ]] || tb_skip "no cgroup v2 hierarchy mounted"
-    CG=$root/h2lb-test-$TB_PREFIX-clients
-    mkdir "$CG" || fail "mkdir $CG"
-    rm_cgroup() {
-        local i
-        for ((i = 0; i < 50; i++)); do
-            rmdir "$CG" 2>/dev/null && return 0
-            [[ -d $CG ]] || return 0
-            sleep 0.1
-        done
-        tb_err "could not remove $CG"
-    }
-    tb_on_cleanup rm_cgroup
-fi
+[[ $MODE == cgroup ]] && tb_clients_cgroup
 
 # call NS TARGET CALLS [ARGS...]: one grpcio channel from namespace NS
 # (cli or cli2; in cgroup mode from the clients' cgroup); prints its JSON.

@@ -219,28 +219,9 @@ echo "   memory limit $((POD_MEM >> 20)) MiB, grace ${POD_GRACE} s, startup prob
 
 # ------------------------------------------------------------------ node
 
-# The pods' cgroups, removed (deepest first, their processes killed) on
-# exit.
-cgroups_cleanup() {
-    local top c p i
-    for top in "$POD_CG" "$POD2_CG"; do
-        [[ -d $top ]] || continue
-        while read -r c; do
-            while read -r p; do
-                [[ -n $p ]] && { kill -KILL "$p" 2>/dev/null || true; }
-            done <"$c/cgroup.procs"
-            for ((i = 0; i < 50; i++)); do
-                rmdir "$c" 2>/dev/null && break
-                sleep 0.1
-            done
-            [[ ! -d $c ]] || tb_err "could not remove cgroup $c"
-        done < <(find "$top" -depth -type d)
-    done
-    return 0
-}
-tb_on_cleanup cgroups_cleanup
+# The pods' cgroups, removed (their processes killed) on exit.
 for c in "$POD_CG" "$POD2_CG"; do
-    mkdir "$c" || fail "mkdir $c"
+    tb_cgroups "$c" || fail "mkdir $c"
     if [[ -e $c/memory.max ]]; then
         echo "$POD_MEM" >"$c/memory.max" || fail "memory.max"
     fi

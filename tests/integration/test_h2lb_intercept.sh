@@ -191,25 +191,6 @@ start_h2lb() {
     fail "h2lb did not start intercepting $VIP1:$VPORT"
 }
 
-make_cgroup() {
-    local root
-    root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-    [[ -n $root ]] || tb_skip "no cgroup v2 hierarchy mounted"
-    CG=$root/h2lb-test-$TB_PREFIX-clients
-    mkdir "$CG" || fail "mkdir $CG"
-    tb_on_cleanup rm_cgroup
-}
-
-rm_cgroup() {
-    local i
-    for ((i = 0; i < 50; i++)); do
-        rmdir "$CG" 2>/dev/null && return 0
-        [[ -d $CG ]] || return 0
-        sleep 0.1 # its last client is still exiting
-    done
-    tb_err "could not remove $CG"
-}
-
 # services_json [NAME...]: the Services and EndpointSlices (all, or NAMEs)
 # as a JSON list for the fake API server's /apply.
 services_json() {
@@ -289,7 +270,7 @@ tb_start_greeters
 kube_proxy "$VIP1" || fail "DNAT for $VIP1"
 kube_proxy "$VIP2" || fail "DNAT for $VIP2"
 kube_proxy "$VIP3" 3 || fail "DNAT for $VIP3"
-[[ $MODE == cgroup ]] && make_cgroup
+[[ $MODE == cgroup ]] && tb_clients_cgroup
 start_kube_api
 
 echo "== before h2lb: kube-proxy's DNAT, one channel goes to one backend"

@@ -52,25 +52,6 @@ cli() {
     fi
 }
 
-make_cgroup() {
-    local root
-    root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-    [[ -n $root ]] || tb_skip "no cgroup v2 hierarchy mounted"
-    CG=$root/h2lb-test-$TB_PREFIX-clients
-    mkdir "$CG" || fail "mkdir $CG"
-    tb_on_cleanup rm_cgroup
-}
-
-rm_cgroup() {
-    local i
-    for ((i = 0; i < 50; i++)); do
-        rmdir "$CG" 2>/dev/null && return 0
-        [[ -d $CG ]] || return 0
-        sleep 0.1
-    done
-    tb_err "could not remove $CG"
-}
-
 # start PORT [RUN ARGS]: h2lb balancing the three backends' PORT behind
 # VIP:PORT; ready once it intercepts (the backends never handshake HTTP/2).
 start() {
@@ -116,7 +97,7 @@ PY
 }
 
 tb_up 3
-[[ $MODE == cgroup ]] && make_cgroup
+[[ $MODE == cgroup ]] && tb_clients_cgroup
 
 echo "== 1. TLS gRPC behind $VIP:$TLS_PORT"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=greeter.test \

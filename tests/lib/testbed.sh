@@ -60,6 +60,8 @@
 #   tb_l4_on PORT [BACKEND_PORT]   kube-proxy-like random DNAT of VIP:PORT
 #                             (VIP: $TB_L4_VIP, by default $TB_VIP)
 #   tb_l4_off [PORT]          remove it (all ports if none given)
+#   tb_cgroups DIR...         make cgroups, removed (processes killed) on exit
+#   tb_clients_cgroup         CG: a cgroup for the test's clients
 #   tb_client ARGS...         greeter_client.py in the client ns (tb_run)
 #   tb_backend_stats [--reset]  one Stats JSON line per backend, b1..bN
 #   tb_backend_counts [METHOD]  "backend-I COUNT" lines (COUNT = calls of
@@ -380,6 +382,43 @@ tb_down() {
 tb_on_cleanup() {
     # shellcheck disable=SC2031
     _TB_HOOKS+=("$*")
+}
+
+# tb_cgroups DIR...: make the cgroup directories DIR (parents first); on
+# cleanup, every cgroup in them is removed, deepest first, a process still
+# in one (only the test's go there) killed first.
+tb_cgroups() {
+    local d
+    for d in "$@"; do
+        mkdir "$d" || { tb_err "mkdir $d"; return 1; }
+        tb_on_cleanup "_tb_cgroup_rm $(printf '%q' "$d")"
+    done
+}
+
+_tb_cgroup_rm() {
+    local c p i
+    [[ -d $1 ]] || return 0
+    while read -r c; do
+        while read -r p; do
+            [[ -n $p ]] && { kill -KILL "$p" 2>/dev/null || true; }
+        done <"$c/cgroup.procs"
+        for ((i = 0; i < 50; i++)); do
+            rmdir "$c" 2>/dev/null && break
+            sleep 0.1 # its last process is still exiting
+        done
+        [[ ! -d $c ]] || tb_err "could not remove cgroup $c"
+    done < <(find "$1" -depth -type d)
+    return 0
+}
+
+# tb_clients_cgroup: CG, a cgroup of the test's own for its clients, made
+# at the top of the cgroup v2 hierarchy (skips without one).
+tb_clients_cgroup() {
+    local root
+    root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+    [[ -n $root ]] || tb_skip "no cgroup v2 hierarchy mounted"
+    CG=$root/h2lb-test-$TB_PREFIX-clients
+    tb_cgroups "$CG"
 }
 
 _tb_run_hooks() {
