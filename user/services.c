@@ -360,7 +360,9 @@ void services_tick(struct lb *lb, struct services *sv)
 
 bool service_own_legs(const struct lb *lb, const struct services *sv, int i)
 {
-	return sv->svc[i].vip.sin_port &&
+	/* (--service gives Service 0 its ClusterIP without interception:
+	 * its clients reach the listen address, from anywhere.) */
+	return sv->svc[i].vip.sin_port && lb->opts->intercept &&
 	       lb->opts->leg_source == LEG_SOURCE_CLIENT;
 }
 

@@ -11,7 +11,8 @@
 # marks one serving-and-terminating (it gets no new calls) and drops
 # another (gone). Calls running during the scale-down all succeed. With
 # --service and --intercept tc, the Service's ClusterIP from the API
-# server is intercepted too.
+# server is intercepted too; without --intercept, the backends see the
+# node's address, not the clients' (their legs come from the pool).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd openssl
@@ -107,5 +108,21 @@ echo "   backend-1 terminating, backend-4 removed: $got"
 wait "$inflight" || fail "calls in flight during the scale-down failed: $(tail -1 "$TB_STATE/inflight")"
 echo "   calls in flight meanwhile: $(tail -1 "$TB_STATE/inflight")"
 
+h2lb_stop || fail "h2lb did not stop cleanly"
+
+# Without interception, --service's listener takes clients from anywhere:
+# their legs come from the node's address (--leg-source is for
+# intercepted clients), which is what the backends see.
+H2LB_EXPECT_READY=2 h2lb_start --kubernetes --kubeconfig "$KDIR/kubeconfig" \
+    --service default/greeter:grpc
+tb_reset_counts
+got=$(served_by)
+peers=$(tb_backend_stats | "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(sorted({p.removeprefix("ipv4:").rsplit(":", 1)[0]
+                       for l in sys.stdin for p in json.loads(l)["peer_calls"]})))')
+echo "   without interception: $got, from $peers"
+[[ $got == "backend-2 backend-3" ]] || fail "want backend-2 and backend-3"
+[[ $peers == "$TB_BR_IP" ]] || fail "the backends saw $peers, not the node ($TB_BR_IP)"
 h2lb_stop || fail "h2lb did not stop cleanly"
 echo "PASS: the backend set followed the Service's EndpointSlices"
