@@ -85,14 +85,11 @@ int h2lb_raw_pick(struct h2lb_raw_args *a)
 	__u64 client = a->client;
 	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &client);
 	struct pick_ctx p = { .tried = { -1, -1, -1, -1 } };
-	__u32 zero = 0;
-	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
 	int b;
 
-	if (!c || !cfg)
+	if (!c)
 		return 1;
 	p.service = c->service;
-	p.nr = cfg->nr_backends;
 	p.rr = settings.policy == H2LB_POLICY_ROUND_ROBIN;
 	p.raw = 1;
 	b = pick_backend(&p);

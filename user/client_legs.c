@@ -30,32 +30,26 @@ static int nr_legs(const struct uconn *c)
 	return n;
 }
 
-static bool backend_takes(struct lb *lb, int b, int svc)
-{
-	const struct ubackend *be = &lb->bs.be[b];
-
-	return be->configured && !be->drain && be->service == svc &&
-	       kern_backend_state(lb->k, b) == H2LB_BE_READY;
-}
-
 /* Where to start turns from one client to the next, so that with more
  * backends than --client-legs each backend is in about as many clients'
- * sets. */
+ * sets. The Service's own list (the one its picks scan) holds its
+ * backends; a draining one is not ready. */
 int client_legs_choose(struct lb *lb, const struct uconn *c, int *out, int max)
 {
 	static unsigned int turn;
+	uint32_t nr = kern_svc_nr(lb->k, c->service);
 	int want = lb->opts->client_legs - nr_legs(c), n = 0;
-	int nr = lb->bs.nr;
 
 	if (want > max)
 		want = max;
 	if (want <= 0 || !nr)
 		return 0;
 	turn++;
-	for (int i = 0; i < nr && n < want; i++) {
-		int b = (turn + i) % nr;
+	for (uint32_t i = 0; i < nr && n < want; i++) {
+		int b = kern_svc_at(lb->k, c->service, (turn + i) % nr);
 
-		if (backend_takes(lb, b, c->service) && !has_leg(c, b))
+		if (kern_backend_state(lb->k, b) == H2LB_BE_READY &&
+		    !has_leg(c, b))
 			out[n++] = b;
 	}
 	return n;

@@ -358,7 +358,7 @@ static void own_leg_ready(struct lb *lb, struct uconn *leg);
 static void own_leg_failed(struct lb *lb, struct uconn *leg, const char *why);
 static void own_leg_gone(struct uconn *leg);
 static void own_legs_open(struct lb *lb, struct uconn *c);
-static int own_legs_more(struct lb *lb, struct uconn *c);
+static void own_legs_more(struct lb *lb, struct uconn *c);
 static bool own_legs_ready(const struct uconn *c);
 static void own_legs_link(struct lb *lb, struct uconn *c);
 static void own_legs_top_up(struct lb *lb, struct uconn *c, uint64_t now);
@@ -1055,22 +1055,17 @@ struct uconn *conns_open_leg(struct lb *lb, int b, struct uconn *owner)
 #define OWN_LEGS_LOOK_MS 1000 /* an open client's legs topped up */
 
 /* Open legs from @c's address to the backends client_legs_choose()
- * names; how many were opened. */
-static int own_legs_more(struct lb *lb, struct uconn *c)
+ * names. */
+static void own_legs_more(struct lb *lb, struct uconn *c)
 {
-	int b[64], n;
-	int opened = 0;
+	int b[H2LB_MAX_CLIENT_LEGS], n;
 
 	if (lb->stopping)
-		return 0;
-	n = client_legs_choose(lb, c, b, sizeof(b) / sizeof(b[0]));
-	for (int i = 0; i < n; i++) {
-		if (!conns_open_leg(lb, b[i], c))
-			continue;
-		lb->stats.source_legs++;
-		opened++;
-	}
-	return opened;
+		return;
+	n = client_legs_choose(lb, c, b, H2LB_MAX_CLIENT_LEGS);
+	for (int i = 0; i < n; i++)
+		if (conns_open_leg(lb, b[i], c))
+			lb->stats.source_legs++;
 }
 
 /* At accept: @c's legs will come from its address, once it has shown it

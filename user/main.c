@@ -192,10 +192,10 @@ static const struct cli_opt run_options[] = {
 			"backends and their NetworkPolicy see the client) or\n"
 			"from the node's (node: pooled, no connect at accept)"),
 	CLI_OPTION("client-legs", CLI_UINT, struct run_cli, o.client_legs,
-		   .arg = "N", .min = 1, .max = 1024,
+		   .arg = "N", .min = 1, .max = H2LB_MAX_CLIENT_LEGS,
 		   .help = "--leg-source client: backends each client gets a\n"
 			   "connection to at accept, its streams' choice\n"
-			   "(default 8)"),
+			   "(default 8, at most 64)"),
 	CLI_OPTION("vip", CLI_ADDR, struct run_cli, o.vip, .arg = "ADDR:PORT",
 		   .help = "static backends: the VIP to intercept for them"),
 	CLI_OPTION(

@@ -41,6 +41,7 @@ struct run_opts {
 	const char *intercept_cgroup;
 	int leg_source;		/* enum leg_source, for intercepted clients */
 	int client_legs;	/* LEG_SOURCE_CLIENT: legs opened per client */
+#define H2LB_MAX_CLIENT_LEGS 64 /* --client-legs at most */
 	int policy;		/* enum h2lb_policy */
 	int pool_size;		/* idle connections kept per backend */
 	uint32_t max_streams;	/* per client connection */

@@ -117,10 +117,7 @@ H2LB_EXPECT_READY=2 h2lb_start --kubernetes --kubeconfig "$KDIR/kubeconfig" \
     --service default/greeter:grpc
 tb_reset_counts
 got=$(served_by)
-peers=$(tb_backend_stats | "$TB_PYTHON" -c '
-import json, sys
-print(" ".join(sorted({p.removeprefix("ipv4:").rsplit(":", 1)[0]
-                       for l in sys.stdin for p in json.loads(l)["peer_calls"]})))')
+peers=$(tb_backend_stats | tb_peer_addrs)
 echo "   without interception: $got, from $peers"
 [[ $got == "backend-2 backend-3" ]] || fail "want backend-2 and backend-3"
 [[ $peers == "$TB_BR_IP" ]] || fail "the backends saw $peers, not the node ($TB_BR_IP)"

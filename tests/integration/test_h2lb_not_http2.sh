@@ -137,10 +137,7 @@ peers=$(for ((i = 1; i <= TB_N; i++)); do
     tb_exec "b$i" "$TB_PYTHON" "$TB_PEERS/greeter_client.py" \
         --target "127.0.0.1:$TLS_PORT" --tls-ca "$TB_STATE/cert.pem" \
         --tls-name greeter.test --mode stats --timeout 20
-done | "$TB_PYTHON" -c '
-import json, sys
-print(" ".join(sorted({p.removeprefix("ipv4:").rsplit(":", 1)[0]
-                       for l in sys.stdin for p in json.loads(l)["peer_calls"]})))')
+done | tb_peer_addrs)
 echo "   the TLS greeters' peers: $peers"
 [[ $peers == "$TB_CLI_IP" ]] || fail "the backends saw $peers, not the client $TB_CLI_IP"
 h2lb_stop || fail "h2lb did not stop cleanly"

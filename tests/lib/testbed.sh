@@ -64,6 +64,7 @@
 #   tb_clients_cgroup         CG: a cgroup for the test's clients
 #   tb_client ARGS...         greeter_client.py in the client ns (tb_run)
 #   tb_backend_stats [--reset]  one Stats JSON line per backend, b1..bN
+#   tb_peer_addrs             stats lines in, the callers' addresses out
 #   tb_backend_counts [METHOD]  "backend-I COUNT" lines (COUNT = calls of
 #                             METHOD, or all calls but Stats if none given;
 #                             -1 and status 1 if a backend does not answer)
@@ -702,6 +703,15 @@ for line in sys.stdin:
     print(s["name"], n)
 ' "${1:-}" <<<"$stats" || return 1
     return "$rc"
+}
+
+# tb_peer_addrs: from greeter Stats JSON lines on stdin (tb_backend_stats),
+# the distinct addresses the greeters saw calls from, sorted, on one line.
+tb_peer_addrs() {
+    "$TB_PYTHON" -c '
+import json, sys
+print(" ".join(sorted({p.removeprefix("ipv4:").rsplit(":", 1)[0]
+                       for l in sys.stdin for p in json.loads(l)["peer_calls"]})))'
 }
 
 tb_reset_counts() {
