@@ -32,7 +32,8 @@
 
 struct tc_link {
 	int ifindex;
-	int fd; /* bpf_link; -1: attaching failed, not tried again */
+	int fd;	    /* bpf_link; -1: attaching failed, not tried again */
+	int bridge; /* the bridge it is a port of, as "bridge_ports" has it */
 	char name[IF_NAMESIZE];
 };
 
@@ -89,6 +90,7 @@ static void tc_attach(struct intercept *ic, int ifindex, const char *name)
 	l = &ic->tc[ic->nr_tc++];
 	l->ifindex = ifindex;
 	l->fd = fd;
+	l->bridge = 0;
 	snprintf(l->name, sizeof(l->name), "%s", name);
 }
 
@@ -132,6 +134,7 @@ static void tc_rescan(struct intercept *ic)
 	}
 	for (int i = 0; i < n; i++) {
 		const struct link *br;
+		struct tc_link *l;
 
 		if (!dev_wanted(ic, links[i].name))
 			continue;
@@ -142,9 +145,14 @@ static void tc_rescan(struct intercept *ic)
 		if (br && !tc_find(ic, br->ifindex))
 			tc_attach(ic, br->ifindex, br->name);
 		/* Replies to legs from a client's address that come in on
-		 * the port take the bridge's address (intercept.bpf.c). */
-		if (br)
-			kern_bridge_port_set(ic->k, links[i].ifindex, br->mac);
+		 * a port take the bridge's address (intercept.bpf.c): told
+		 * to the kernel when a device joins or leaves a bridge. */
+		l = tc_find(ic, links[i].ifindex);
+		if (l && l->bridge != (br ? br->ifindex : 0)) {
+			kern_bridge_port_set(ic->k, l->ifindex,
+					     br ? br->mac : NULL);
+			l->bridge = br ? br->ifindex : 0;
+		}
 	}
 }
 
