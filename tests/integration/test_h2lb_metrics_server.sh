@@ -129,7 +129,11 @@ echo "   /metrics answered in $ms ms"
 ms=$(curl_ms healthz) || fail "/healthz did not answer with 100 idle connections open"
 echo "   /healthz answered in $ms ms"
 idle_off
-tb_exec node curl -sf --max-time 5 "http://$METRICS/metrics" | grep -q '^h2lb_backend_streams_total{' ||
+# Not `curl | grep -q` under pipefail: grep leaves at the first match and
+# curl, still writing, fails with SIGPIPE.
+body=$(tb_exec node curl -sf --max-time 5 "http://$METRICS/metrics") ||
+    fail "/metrics did not answer after the idle connections"
+[[ $body == *$'\n'h2lb_backend_streams_total\{* ]] ||
     fail "/metrics lacks the backends' stream counts"
 
 h2lb_stop || fail "h2lb did not stop cleanly"
