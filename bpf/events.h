@@ -5,13 +5,18 @@
 
 #include "maps.h"
 
-static __always_inline void count(enum h2lb_counter which)
+static __always_inline void count_add(enum h2lb_counter which, __u64 n)
 {
 	__u32 zero = 0;
 	__u64 *v = bpf_map_lookup_elem(&counters, &zero);
 
 	if (v && which < H2LB_CNT_MAX)
-		v[which] += 1;
+		v[which] += n;
+}
+
+static __always_inline void count(enum h2lb_counter which)
+{
+	count_add(which, 1);
 }
 
 /*

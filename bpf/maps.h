@@ -226,6 +226,27 @@ struct {
 	__type(value, __u32);
 } addr_streams SEC(".maps") __weak;
 
+/*
+ * The fast path (docs/fast-path.md, bpf/fast.bpf.c): clients' own sockets
+ * on this node, by cookie, with the sk_msg program; and each one's state
+ * by its address and port, found by the sockops of the socket h2lb
+ * accepts for it (its anchor). LRU: a pair whose anchor never came
+ * (the client's connect was taken by no listener) makes room.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, H2LB_DEF_CONNS);
+	__type(key, __u64);
+	__type(value, __u64);
+} fast_hash SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, H2LB_DEF_CONNS);
+	__type(key, struct h2lb_fast_key);
+	__type(value, struct h2lb_fast_pair);
+} fast_pairs SEC(".maps") __weak;
+
 /* Bytes redirected to peers that their TCP has not acknowledged, as last
  * seen for each (struct h2lb_conn.queued), and what streams not answered
  * yet hold (H2LB_ST_RESERVED): the node's queue (bpf/budget.h). */

@@ -64,6 +64,36 @@ static __always_inline int conn_role(struct bpf_sock_ops *skops, __u64 cookie,
 	return 0;
 }
 
+/* A client whose own socket is on this node and joined the fast path
+ * (fast.bpf.c, on the clients' cgroup, ran before this: the client's ACK
+ * that establishes this socket follows it). */
+static __always_inline void fast_pair(struct bpf_sock_ops *skops, __u64 cookie,
+				      struct h2lb_conn *c)
+{
+	struct h2lb_fast_key k = { .addr = skops->remote_ip4,
+				   .port = bpf_ntohl(skops->remote_port) };
+	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
+
+	if (!p || p->anchor)
+		return;
+	p->anchor = cookie;
+	c->fast = p->client;
+	count(H2LB_CNT_FAST_PAIRED);
+}
+
+/* The client finished or is gone: its pair goes (the client's socket
+ * leaves fast_hash by itself as it closes). */
+static __always_inline void fast_unpair(struct bpf_sock_ops *skops,
+					__u64 cookie)
+{
+	struct h2lb_fast_key k = { .addr = skops->remote_ip4,
+				   .port = bpf_ntohl(skops->remote_port) };
+	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
+
+	if (p && p->anchor == cookie)
+		bpf_map_delete_elem(&fast_pairs, &k);
+}
+
 /* A close goes on the ring of its own (maps.h, "closes"). Should even it
  * be full, the loss is counted as any event's: the daemon then compares
  * its connections with the sockets (user/reconcile.c). */
@@ -91,6 +121,7 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 	struct h2lb_conn c = { .rx_grant = 65535,
 			       .stream_window = 65535,
 			       .max_streams = 0xffffffff };
+	struct h2lb_conn *cp;
 	__u64 cookie;
 
 	if (skops->family != 2 /* AF_INET */)
@@ -104,6 +135,8 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 		 * a backend sends its SETTINGS without waiting for ours. */
 		if (conn_role(skops, cookie, &c))
 			return 1;
+		if (c.role == H2LB_ROLE_CLIENT)
+			fast_pair(skops, cookie, &c);
 		if (bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY))
 			return 1;
 		/* A client enters the sockhash from the daemon, once its
@@ -125,8 +158,12 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 		    skops->args[1] != BPF_TCP_CLOSE_WAIT)
 			break;
 		cookie = bpf_get_socket_cookie(skops);
-		if (bpf_map_lookup_elem(&conns, &cookie))
-			close_event(cookie, skops->args[1]);
+		cp = bpf_map_lookup_elem(&conns, &cookie);
+		if (!cp)
+			break;
+		if (cp->fast)
+			fast_unpair(skops, cookie);
+		close_event(cookie, skops->args[1]);
 		break;
 	}
 	return 1;

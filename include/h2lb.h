@@ -122,6 +122,10 @@ struct h2lb_endpoint {
 	__u32 service; /* service index for H2LB_ROLE_CLIENT */
 };
 
+#define H2LB_FAST_HDR	 9   /* an HTTP/2 frame header */
+#define H2LB_FAST_FRAMES 0x1 /* the preface passed: frames follow */
+#define H2LB_FAST_RAW	 0x2 /* not HTTP/2: passed as it comes */
+
 /* One per socket in the sockhash, keyed by socket cookie. */
 struct h2lb_conn {
 	__u64 peer;	    /* backend: owning client (0 = pooled);
@@ -186,6 +190,30 @@ struct h2lb_conn {
 	__u64 window_pending;
 	__u32 window_event;
 	__u32 addr; /* client: its address (the per-address stream limit) */
+	/* client: its own socket, when the client is on this node and on
+	 * the fast path's sockhash (its cookie; docs/fast-path.md) */
+	__u64 fast;
+};
+
+/*
+ * The same-node fast path (docs/fast-path.md). A client's own socket, in
+ * the clients' cgroup, is keyed by its address and port: what the socket
+ * h2lb accepts for it sees as its peer ("fast_pairs" map).
+ */
+struct h2lb_fast_key {
+	__u32 addr;
+	__u16 port; /* host order */
+	__u16 pad;
+};
+
+struct h2lb_fast_pair {
+	__u64 client; /* the client's own socket (cookie) */
+	__u64 anchor; /* the socket h2lb accepted for it; 0 until then */
+	__u64 passed; /* bytes its sk_msg program passed to TCP */
+	__u32 flags;  /* H2LB_FAST_* */
+	__u32 have;   /* preface bytes seen; then those of hdr[] */
+	__u8 hdr[H2LB_FAST_HDR]; /* the frame header being passed */
+	__u8 pad[7];
 };
 
 /* A client's connection to one backend. */
@@ -366,7 +394,14 @@ struct h2lb_frontend {
 	X(RAW_MESSAGES, raw_messages,                                            \
 	  "messages of connections that are not HTTP/2 forwarded")               \
 	X(RAW_FULL, raw_queue_full,                                              \
-	  "connections that are not HTTP/2 reset: their peer left too much untaken")
+	  "connections that are not HTTP/2 reset: "                              \
+	  "their peer left too much untaken")                                    \
+	X(FAST_CLIENTS, fast_path_clients,                                       \
+	  "client sockets on the node that joined the fast path's sockhash")     \
+	X(FAST_PAIRED, fast_path_paired,                                         \
+	  "accepted connections paired with their client's own socket")          \
+	X(FAST_PASSED, fast_path_passed_bytes,                                   \
+	  "bytes the fast path's program framed and passed to TCP")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,

@@ -231,6 +231,25 @@ static int take_over(struct daemon *d)
 	return 0;
 }
 
+/* The fast path's programs on the clients' cgroup (docs/fast-path.md):
+ * the link holds the cgroup, not the descriptor. */
+static int fast_start(struct daemon *d)
+{
+	const char *path = d->opts.intercept_cgroup;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		pr_err("fast path: cgroup %s: %s", path, strerror(errno));
+		return -1;
+	}
+	ret = kern_fast_attach(d->lb.k, fd, path);
+	close(fd);
+	if (!ret)
+		pr_info("fast path: client sockets of cgroup %s framed on their own socket",
+			path);
+	return ret;
+}
+
 static int setup(struct daemon *d)
 {
 	struct itimerspec its = {
@@ -294,6 +313,8 @@ static int setup(struct daemon *d)
 		return -1;
 	d->ic = intercept_start(d->lb.k, &d->opts);
 	if (d->opts.intercept && !d->ic)
+		return -1;
+	if (d->opts.fast_path && fast_start(d))
 		return -1;
 	if (d->opts.metrics.sin_port) {
 		d->metrics = metrics_start(&d->opts.metrics, d->lb.k, &d->opts);

@@ -60,6 +60,8 @@ struct kern {
 	struct kern_limits lim;
 	struct h2lb_cgroup cg;
 	struct bpf_link *cg_links[4]; /* connect4/6, getpeername4/6 */
+	struct bpf_link *fast_link; /* client sockops on the clients' cgroup */
+	bool fast_msg;		    /* sk_msg attached to fast_hash */
 	int fd[KM_MAX];
 	char pin_dir[256];
 	bool pinned;
@@ -191,6 +193,8 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		{ s->maps.legs, l->conns },
 		{ s->maps.addr_streams, l->conns },
 		{ s->maps.leg_addrs, l->conns },
+		{ s->maps.fast_hash, l->conns },
+		{ s->maps.fast_pairs, l->conns },
 		{ s->maps.streams, l->streams },
 		{ s->maps.closed, l->streams },
 		{ s->maps.backends, l->backends },
@@ -337,7 +341,13 @@ void kern_close(struct kern *k)
 		ring_buffer__free(k->crb);
 	for (int i = 0; i < 4; i++)
 		bpf_link__destroy(k->cg_links[i]);
+	bpf_link__destroy(k->fast_link);
 	if (s) {
+		if (k->fast_msg)
+			bpf_prog_detach2(
+				bpf_program__fd(s->progs.h2lb_client_msg),
+				bpf_map__fd(s->maps.fast_hash),
+				BPF_SK_MSG_VERDICT);
 		if (k->cg.fd >= 0)
 			bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_sockops),
 					 k->cg.fd, BPF_CGROUP_SOCK_OPS);
@@ -786,6 +796,30 @@ int kern_cgroup_intercept_attach(struct kern *k, int cg_fd, const char *path)
 			       strerror(errno));
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* ---- the fast path (docs/fast-path.md) ------------------------------ */
+
+int kern_fast_attach(struct kern *k, int cg_fd, const char *path)
+{
+	struct h2lb_bpf *s = k->skel;
+
+	if (bpf_prog_attach(bpf_program__fd(s->progs.h2lb_client_msg),
+			    bpf_map__fd(s->maps.fast_hash), BPF_SK_MSG_VERDICT,
+			    0)) {
+		pr_err("fast path: attaching the sk_msg program: %s",
+		       strerror(errno));
+		return -1;
+	}
+	k->fast_msg = true;
+	k->fast_link =
+		bpf_program__attach_cgroup(s->progs.h2lb_client_sockops, cg_fd);
+	if (!k->fast_link) {
+		pr_err("fast path: attaching sockops to cgroup %s: %s", path,
+		       strerror(errno));
+		return -1;
 	}
 	return 0;
 }

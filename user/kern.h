@@ -57,6 +57,11 @@ int kern_events_poll(struct kern *k, int max);
 int kern_closes_fd(struct kern *k);
 int kern_closes_take(struct kern *k, struct h2lb_close_event *out, int max);
 
+/* The fast path (docs/fast-path.md): the clients' sockets in cgroup
+ * @cg_fd (@path, for messages) that connect to a balanced Service join
+ * fast_hash, whose sk_msg program frames what they send. */
+int kern_fast_attach(struct kern *k, int cg_fd, const char *path);
+
 /* ---- sockets ------------------------------------------------------- */
 
 /* Sockets accepted on @a (a client of @service, role CLIENT) or

@@ -124,6 +124,12 @@ static const struct cli_word intercept_modes[] = {
 	{ NULL },
 };
 
+static const struct cli_word on_off[] = {
+	{ "on", 1 },
+	{ "off", 0 },
+	{ NULL },
+};
+
 static const struct cli_word leg_sources[] = {
 	{ "client", LEG_SOURCE_CLIENT },
 	{ "node", LEG_SOURCE_NODE },
@@ -183,7 +189,13 @@ static const struct cli_opt run_options[] = {
 			   "separated names or patterns (\"veth*\")"),
 	CLI_OPTION("intercept-cgroup", CLI_STR, struct run_cli,
 		   o.intercept_cgroup, .arg = "DIR",
-		   .help = "cgroup: the cgroup v2 directory of the clients"),
+		   .help = "cgroup, and --fast-path: the cgroup v2 directory\n"
+			   "of the clients"),
+	CLI_OPTION("fast-path", CLI_ENUM, struct run_cli, o.fast_path,
+		   .arg = "on|off", .words = on_off,
+		   .help = "clients in --intercept-cgroup: their own sockets\n"
+			   "frame what they send (docs/fast-path.md; in\n"
+			   "progress, default off)"),
 	CLI_OPTION(
 		"leg-source", CLI_ENUM, struct run_cli, o.leg_source,
 		.arg = "FROM", .words = leg_sources,
@@ -356,8 +368,13 @@ static int check_modes(struct run_opts *o, bool have_listen)
 		cli_err("--intercept-dev is for --intercept tc");
 		return -1;
 	}
-	if (o->intercept != INTERCEPT_CGROUP && o->intercept_cgroup) {
-		cli_err("--intercept-cgroup is for --intercept cgroup");
+	if (o->intercept != INTERCEPT_CGROUP && !o->fast_path &&
+	    o->intercept_cgroup) {
+		cli_err("--intercept-cgroup is for --intercept cgroup or --fast-path on");
+		return -1;
+	}
+	if (o->fast_path && !o->intercept_cgroup) {
+		cli_err("--fast-path on needs --intercept-cgroup DIR (the clients' cgroup)");
 		return -1;
 	}
 	return 0;

@@ -5,8 +5,10 @@ response with END_STREAM or an RST_STREAM, prints one JSON line
 {"responses", "resets"} and then keeps the connection open for --hold
 seconds, so that the test can look at the balancer's books while the
 connection still lives (its close would end any stream left over).
+With --trickle, everything it sends goes one byte per send() (frame
+headers in pieces: test_h2lb_fast_path).
 
-    burst_client.py --target HOST:PORT [--streams 20] [--hold 3]
+    burst_client.py --target HOST:PORT [--streams 20] [--hold 3] [--trickle]
 """
 import argparse
 import json
@@ -23,16 +25,24 @@ def main():
     ap.add_argument("--target", required=True)
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--hold", type=float, default=3.0)
+    ap.add_argument("--trickle", action="store_true")
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
     conn = socket.create_connection((host, int(port)), timeout=10)
-    conn.sendall(PREFACE + frame(SETTINGS, 0, 0))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # GET / : the static HPACK indices of :method GET, :scheme http,
     # :path /, and :authority as a literal without indexing.
     block = b"\x82\x86\x84\x01" + bytes([len(host)]) + host.encode()
     ids = [2 * i + 1 for i in range(args.streams)]
-    conn.sendall(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, s, block)
-                          for s in ids))
+    out = [PREFACE + frame(SETTINGS, 0, 0),
+           b"".join(frame(HEADERS, END_HEADERS | END_STREAM, s, block)
+                    for s in ids)]
+    for chunk in out:
+        if args.trickle:
+            for i in range(len(chunk)):
+                conn.sendall(chunk[i:i + 1])
+        else:
+            conn.sendall(chunk)
     done, responses, resets = set(), 0, 0
     deadline = time.time() + 10
     while len(done) < len(ids) and time.time() < deadline:

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# timeout: 150
+# params: tc cgroup
+#
+# test_h2lb_fast_path[MODE] - the fast path's first part (docs/fast-path.md):
+# with --fast-path on, a client socket in the clients' cgroup that connects
+# to a balanced VIP (intercepted by MODE, tc or cgroup) joins the fast
+# path's sockhash before connect() returns, the socket h2lb accepts for it
+# is paired with it, and its sk_msg program frames what it sends (one
+# bpf_msg_apply_bytes per frame) and passes it to TCP, byte for byte.
+#
+#   1. A client that sends its preface, SETTINGS and 20 requests in two
+#      writes right after connect: all 20 answered; while it holds the
+#      connection open, its pair is in fast_pairs, and the bytes its program
+#      passed are exactly the bytes h2lb's verdict parsed on the accepted
+#      socket.
+#   2. The same, one byte per send() (frame headers in pieces): the same.
+#   3. h2load (4 connections, 2,000 requests, 10 at a time) in the cgroup:
+#      all succeed, 4 more clients paired.
+#   4. A client outside the cgroup, to the listener: served, not paired.
+#   5. Once the clients are gone, so are their pairs; after the daemon
+#      stops, the clients' cgroup has no program left.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
+tb_require_cmd h2load bpftool
+
+MODE=${1:-${H2LB_TEST_PARAM:-}}
+[[ $MODE == tc || $MODE == cgroup ]] ||
+    fail "MODE is tc or cgroup (the argument, or H2LB_TEST_PARAM), not '$MODE'"
+VIP=198.18.100.1
+PORT=$TB_HTTP_PORT
+
+# In the client namespace and the clients' cgroup.
+cli() {
+    tb_run cli sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+}
+
+start() {
+    local i list='' args
+    for ((i = 1; i <= TB_N; i++)); do
+        list+=$(tb_backend_ip "$i"):$PORT,
+    done
+    args=(--backends "${list%,}" --vip "$VIP:$PORT" --listen "$TB_NODE_IP:$PORT"
+        --intercept "$MODE" --intercept-cgroup "$CG" --fast-path on)
+    [[ $MODE == tc ]] && args+=(--intercept-dev vcli)
+    : >"$(h2lb_log)"
+    tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" --stop-timeout 2 \
+        "${args[@]}" || return 1
+    tb_on_cleanup _h2lb_cleanup
+    for ((i = 0; i < 100; i++)); do
+        grep -q "intercepting $VIP:$PORT" "$(h2lb_log)" && return 0
+        kill -0 "$TB_LAST_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$(h2lb_log)" >&2
+    fail "h2lb did not start intercepting $VIP:$PORT"
+}
+
+# pairs: "PAIRED MATCHING" over fast_pairs: pairs with an accepted socket,
+# and of those, how many passed as many bytes as that socket's verdict
+# parsed (its record's rx_bytes), at least the preface.
+pairs() {
+    "$TB_PYTHON" - <(h2lb_map fast_pairs) <(h2lb_map conns) <<'PY'
+import json, sys
+pairs = [e["value"] for e in json.load(open(sys.argv[1]))]
+conns = {e["key"]: e["value"] for e in json.load(open(sys.argv[2]))}
+paired = [p for p in pairs if p["anchor"]]
+same = [p for p in paired
+        if p["anchor"] in conns and p["passed"] >= 24 and
+        p["passed"] == conns[p["anchor"]]["rx_bytes"]]
+for p in paired:
+    c = conns.get(p["anchor"], {})
+    print("   pair: passed %d, parsed %s" % (p["passed"], c.get("rx_bytes")), file=sys.stderr)
+print(len(paired), len(same))
+PY
+}
+
+# burst ARGS: test step 1 or 2; the client holds its connection 2 s.
+burst() {
+    local out paired same p0
+    p0=$(h2lb_counter fast_path_paired)
+    cli "$TB_PYTHON" "$TB_PEERS/burst_client.py" --target "$VIP:$PORT" \
+        --streams 20 --hold 2 "$@" >"$TB_STATE/burst.out" &
+    local client=$!
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $TB_STATE/burst.out ]] && break
+        sleep 0.1
+    done
+    sleep 0.2 # the last frames' verdicts
+    read -r paired same <<<"$(pairs)"
+    wait "$client" || fail "the client's streams did not all end: $(cat "$TB_STATE/burst.out")"
+    out=$(head -1 "$TB_STATE/burst.out")
+    echo "   client: $out; pairs open: $paired, bytes passed = bytes parsed: $same"
+    [[ $out == '{"responses": 20, "resets": 0}' ]] || fail "want 20 responses"
+    ((paired == 1 && same == 1)) || fail "want the client's one pair, its bytes all passed and parsed"
+    (($(h2lb_counter fast_path_paired) == p0 + 1)) || fail "the connection was not paired"
+}
+
+tb_up 4
+tb_clients_cgroup
+tb_start_nghttpd || fail "nghttpd did not start"
+start
+
+echo "== 1. 20 requests right after connect"
+burst
+echo "== 2. the same, one byte per send()"
+burst --trickle
+
+echo "== 3. h2load in the clients' cgroup"
+p0=$(h2lb_counter fast_path_paired) b0=$(h2lb_counter fast_path_passed_bytes)
+out=$(cli h2load -c 4 -m 10 -n 2000 "http://$VIP:$PORT/index.txt" 2>&1) ||
+    fail "h2load failed: $out"
+grep -q "^requests: 2000 total, 2000 started, 2000 done, 2000 succeeded" <<<"$out" ||
+    fail "h2load: $(grep '^requests:' <<<"$out")"
+paired=$(($(h2lb_counter fast_path_paired) - p0))
+passed=$(($(h2lb_counter fast_path_passed_bytes) - b0))
+echo "   2000 requests succeeded; $paired connections paired, $passed bytes passed"
+((paired == 4)) || fail "want 4 connections paired, got $paired"
+((passed > 2000 * 9)) || fail "the program passed only $passed bytes"
+
+echo "== 4. a client outside the clients' cgroup"
+p0=$(h2lb_counter fast_path_paired)
+out=$(tb_run cli h2load -c 1 -n 100 "http://$TB_NODE_IP:$PORT/index.txt" 2>&1) ||
+    fail "h2load outside the cgroup failed: $out"
+grep -q "100 succeeded" <<<"$out" || fail "h2load outside: $(grep '^requests:' <<<"$out")"
+(($(h2lb_counter fast_path_paired) == p0)) || fail "a client outside the cgroup was paired"
+echo "   100 requests succeeded, not paired"
+
+echo "== 5. cleanup"
+for ((i = 0; i < 50; i++)); do
+    n=$(h2lb_map fast_pairs | "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))')
+    ((n == 0)) && break
+    sleep 0.1
+done
+((n == 0)) || fail "$n pairs left after their clients closed"
+h2lb_stop || fail "h2lb did not stop cleanly"
+# (bpftool prints nothing at all for a cgroup without programs)
+progs=$(bpftool -j cgroup show "$CG" | "$TB_PYTHON" -c 'import json, sys; s = sys.stdin.read().strip(); print(len(json.loads(s)) if s else 0)')
+((progs == 0)) || fail "$progs programs left on the clients' cgroup"
+echo "   no pair left; the clients' cgroup has no program"
+echo "PASS: clients on the node frame what they send on their own sockets, byte for byte, and are paired with what h2lb accepted"
