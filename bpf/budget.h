@@ -8,6 +8,7 @@
 #define H2LB_BPF_BUDGET_H
 
 #include "events.h"
+#include "frame.h"
 #include "maps.h"
 
 #define NSEC_PER_SEC 1000000000ull
@@ -87,35 +88,33 @@ static __always_inline int sock_sent(struct bpf_sock *sk, struct sent *s)
 }
 
 /*
- * The message in @skb (@len bytes) goes to @target; @self is the socket
- * it came from. @ctl: a control frame (not DATA with payload, not a new
- * request: those the stream limits bound). Count it in @target's record,
- * and update what waits for @target's peer, for it and for the node.
- * Returns 1 if it must not go: settings.ctl_queue control frames wait
- * already, and @target's TCP took nothing since the first of them.
+ * A message of @len bytes goes to @target. @ctl: a control frame (not
+ * DATA with payload, not a new request: those the stream limits bound).
+ * Count it in @target's record, and update what waits for @target's peer,
+ * for it and for the node. Returns 1 if it must not go:
+ * settings.ctl_queue control frames wait already, and @target's TCP took
+ * nothing since the first of them. @self_acked and @self_handed: where
+ * the sending socket stands (sock_sent), when @target is that socket
+ * (a PING answered); -1 otherwise.
  *
  * A global function: verified once, not at every redirect site.
  */
-__attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
-						  __u64 self, __u64 target,
-						  __u32 len, int ctl)
+__attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
+						  int ctl, __s64 self_acked,
+						  __s64 self_handed)
 {
 	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &target);
-	struct sent s = { -1, -1 };
+	struct sent s = { self_acked, self_handed };
 	struct bpf_sock *sk;
 	__s64 queued;
 	__u64 tx, old;
-	int known = 0;
+	int known = self_handed >= 0;
 
 	if (!t)
 		return 0;
-	/* The socket that sent the message is this program's own; any
-	 * other comes from the sockhash, with a reference to drop. */
-	if (target == self) {
-		sk = skb->sk;
-		if (sk)
-			known = !sock_sent(sk, &s);
-	} else {
+	/* Any socket but the sender comes from the sockhash, with a
+	 * reference to drop. */
+	if (!known) {
 		sk = bpf_map_lookup_elem(&sock_hash, &target);
 		if (sk) {
 			known = !sock_sent(sk, &s);
@@ -154,23 +153,36 @@ __attribute__((noinline)) __weak int peer_account(struct __sk_buff *skb,
 	return 0;
 }
 
+/* peer_account() for a message from the socket @in came from (@self),
+ * which looks at that socket itself when it is the target. */
+static __always_inline int account(const struct h2_in *in, __u64 self,
+				   __u64 target, __u32 len, int ctl)
+{
+	struct sent s = { -1, -1 };
+	struct bpf_sock *sk;
+
+	if (target == self && (sk = in_sock(in)) && sock_sent(sk, &s))
+		s.acked = s.handed = -1;
+	return peer_account(target, len, ctl, s.acked, s.handed);
+}
+
 /* How long a peer with bytes waiting for it may leave them untaken before
  * it lags (a peer that reads has its TCP take more all the time). */
 #define LAG_NS (H2LB_LAG_MS * 1000000ull)
 
 /*
- * Whether @c's own peer (@skb came from @c) has shown that it reads: its
+ * Whether @c's own peer (@in came from @c) has shown that it reads: its
  * TCP acknowledged at least @proof bytes, and either took all but @lag of
  * what was sent to it, or took more in the last LAG_NS. Over the node's
  * limit only such clients get new streams: one that just came cannot
  * tell, and 10,000 of them asking for one response each and reading none
  * is the attack.
  */
-static __always_inline int self_keeps_up(struct __sk_buff *skb,
+static __always_inline int self_keeps_up(const struct h2_in *in,
 					 const struct h2lb_conn *c, __s64 proof,
 					 __s64 lag)
 {
-	struct bpf_sock *sk = skb->sk;
+	struct bpf_sock *sk = in_sock(in);
 	struct sent s;
 
 	if (!sk || sock_sent(sk, &s) || s.acked < proof)

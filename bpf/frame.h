@@ -25,6 +25,64 @@ struct h2_frame {
 extern __u32 msg_offset(struct __sk_buff *skb);
 extern __u32 msg_length(struct __sk_buff *skb);
 
+/*
+ * The message a program looks at: its bytes from @off (where it starts)
+ * to @end (the parser: all the bytes there are; the verdict: the
+ * message's end). Every read of it goes through here, so that the parser's
+ * walks and the frame rules can serve a second kind of message, what a
+ * client sends on its own socket (docs/fast-path.md).
+ */
+struct h2_in {
+	void *ctx; /* struct __sk_buff */
+	__u32 off;
+	__u32 end;
+};
+
+/* The parser's view of @skb. */
+static __always_inline struct h2_in in_parser(struct __sk_buff *skb)
+{
+	struct h2_in in = { .ctx = skb,
+			    .off = msg_offset(skb),
+			    .end = skb->len };
+
+	return in;
+}
+
+/* The verdict's: the message the parser cut. */
+static __always_inline struct h2_in in_verdict(struct __sk_buff *skb)
+{
+	__u32 off = msg_offset(skb);
+	struct h2_in in = { .ctx = skb,
+			    .off = off,
+			    .end = off + msg_length(skb) };
+
+	return in;
+}
+
+static __always_inline int in_load(const struct h2_in *in, __u32 off, void *buf,
+				   __u32 n)
+{
+	return bpf_skb_load_bytes(in->ctx, off, buf, n);
+}
+
+static __always_inline int in_store(const struct h2_in *in, __u32 off,
+				    const void *buf, __u32 n)
+{
+	return bpf_skb_store_bytes(in->ctx, off, buf, n, 0);
+}
+
+/* The message's length. */
+static __always_inline __u32 in_len(const struct h2_in *in)
+{
+	return in->end - in->off;
+}
+
+/* The socket it came from. */
+static __always_inline struct bpf_sock *in_sock(const struct h2_in *in)
+{
+	return ((struct __sk_buff *)in->ctx)->sk;
+}
+
 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": its first 9 bytes read as a frame
  * header give a length far beyond any frame size we allow, so matching
  * "PRI *" is unambiguous. */
@@ -36,13 +94,13 @@ static __always_inline int is_preface(const __u8 *h)
 
 /* Read the frame header at @off. Returns 1 for the client preface, 0 for
  * a frame, -1 if fewer than 9 bytes are there. */
-static __always_inline int frame_read_at(struct __sk_buff *skb, __u32 off,
+static __always_inline int frame_read_at(const struct h2_in *in, __u32 off,
 					 struct h2_frame *f)
 {
 	__u8 h[H2_HDR_LEN];
 
 	f->off = off;
-	if (bpf_skb_load_bytes(skb, f->off, h, sizeof(h)))
+	if (in_load(in, f->off, h, sizeof(h)))
 		return -1;
 	f->len = (__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2];
 	f->type = h[3];
@@ -53,18 +111,19 @@ static __always_inline int frame_read_at(struct __sk_buff *skb, __u32 off,
 	return is_preface(h) ? 1 : 0;
 }
 
-static __always_inline int frame_read(struct __sk_buff *skb, struct h2_frame *f)
+static __always_inline int frame_read(const struct h2_in *in,
+				      struct h2_frame *f)
 {
-	return frame_read_at(skb, msg_offset(skb), f);
+	return frame_read_at(in, in->off, f);
 }
 
 /* Big-endian u32 in a frame payload at @at. */
-static __always_inline __u32 frame_u32(struct __sk_buff *skb,
+static __always_inline __u32 frame_u32(const struct h2_in *in,
 				       const struct h2_frame *f, __u32 at)
 {
 	__u32 v = 0;
 
-	bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN + at, &v, sizeof(v));
+	in_load(in, f->off + H2_HDR_LEN + at, &v, sizeof(v));
 	return bpf_ntohl(v);
 }
 

@@ -23,7 +23,7 @@
  * (net/strparser/strparser.c, __strp_recv); the frame that broke the
  * block starts where the earlier call ran out of bytes, or later.
  */
-static __always_inline int header_block_len(struct __sk_buff *skb,
+static __always_inline int header_block_len(const struct h2_in *in,
 					    const struct h2_frame *first,
 					    int *broken)
 {
@@ -32,7 +32,7 @@ static __always_inline int header_block_len(struct __sk_buff *skb,
 
 	*broken = 0;
 	for (int i = 0; i < H2LB_MAX_CONTINUATIONS; i++) {
-		if (frame_read_at(skb, pos, &f))
+		if (frame_read_at(in, pos, &f))
 			return 0;
 		if (f.type != H2_CONTINUATION || f.stream != first->stream ||
 		    f.len > H2LB_MAX_FRAME ||
@@ -61,17 +61,17 @@ struct run {
  * DATA and END_STREAM from what this leaves in struct h2lb_conn.
  */
 static __always_inline void
-stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
+stream_run(const struct h2_in *in, const struct h2_frame *first, struct run *r)
 {
 	__u32 pos = first->off + r->len;
 
 	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
 		struct h2_frame f;
 
-		if (r->end || frame_read_at(skb, pos, &f))
+		if (r->end || frame_read_at(in, pos, &f))
 			break;
 		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
-		    pos + H2_HDR_LEN + f.len > skb->len ||
+		    pos + H2_HDR_LEN + f.len > in->end ||
 		    pos + H2_HDR_LEN + f.len - first->off >
 			    H2LB_MAX_HEADER_BLOCK)
 			break;
@@ -93,7 +93,7 @@ stream_run(struct __sk_buff *skb, const struct h2_frame *first, struct run *r)
  * here join the message too (docs/kernel-facts.md K13: the cost is per message).
  * The verdict applies each frame's END_STREAM (leg_frames).
  */
-static __always_inline void leg_run(struct __sk_buff *skb,
+static __always_inline void leg_run(const struct h2_in *in,
 				    const struct h2lb_conn *c, __u64 cookie,
 				    const struct h2_frame *first, struct run *r)
 {
@@ -104,9 +104,9 @@ static __always_inline void leg_run(struct __sk_buff *skb,
 		struct h2lb_stream *st;
 		struct h2_frame f;
 
-		if (frame_read_at(skb, pos, &f) || !f.stream ||
+		if (frame_read_at(in, pos, &f) || !f.stream ||
 		    f.len > H2LB_MAX_FRAME ||
-		    pos + H2_HDR_LEN + f.len > skb->len ||
+		    pos + H2_HDR_LEN + f.len > in->end ||
 		    pos + H2_HDR_LEN + f.len - first->off >
 			    H2LB_MAX_HEADER_BLOCK)
 			break;
@@ -148,15 +148,13 @@ static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
  * H2LB_MAX_HEADER_BLOCK, so that the result stays well under SO_RCVBUF
  * (K3). What is left makes the next message at once.
  */
-static __always_inline int raw_len(struct __sk_buff *skb)
+static __always_inline int raw_len(const struct h2_in *in)
 {
-	__u32 off = msg_offset(skb);
-
-	if (skb->len <= off)
+	if (in->end <= in->off)
 		return 0;
-	if (skb->len - off > H2LB_MAX_HEADER_BLOCK)
+	if (in_len(in) > H2LB_MAX_HEADER_BLOCK)
 		return H2LB_MAX_HEADER_BLOCK;
-	return skb->len - off;
+	return in_len(in);
 }
 
 SEC("sk_skb/stream_parser")
@@ -164,12 +162,13 @@ int h2lb_parser(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct h2_in in = in_parser(skb);
 	struct h2_frame f;
 	int r;
 
 	if (c && (c->flags & H2LB_CONN_RAW))
-		return raw_len(skb);
-	r = frame_read(skb, &f);
+		return raw_len(&in);
+	r = frame_read(&in, &f);
 	if (r < 0)
 		return 0; /* fewer than 9 bytes: wait for more */
 	if (c) {	  /* set below, for HEADERS and DATA only */
@@ -179,7 +178,7 @@ int h2lb_parser(struct __sk_buff *skb)
 		c->run_broken = 0;
 	}
 	if (c && (c->flags & H2LB_CONN_DEAD))
-		return skb->len - f.off; /* swallow until the daemon closes */
+		return in.end - f.off; /* swallow until the daemon closes */
 	if (r == 1)
 		return H2_PREFACE_LEN;
 	/* An oversized frame is cut to its header: the verdict then fails
@@ -200,15 +199,15 @@ int h2lb_parser(struct __sk_buff *skb)
 	if (f.type == H2_HEADERS && !(f.flags & H2_F_END_HEADERS)) {
 		int broken;
 
-		run.len = header_block_len(skb, &f, &broken);
+		run.len = header_block_len(&in, &f, &broken);
 		if (broken)
 			c->run_broken = 1;
 		if (!run.len || broken)
 			return run.len;
 	}
-	stream_run(skb, &f, &run);
+	stream_run(&in, &f, &run);
 	if (leg_can_run(c, cookie, &f))
-		leg_run(skb, c, cookie, &f, &run);
+		leg_run(&in, c, cookie, &f, &run);
 	c->run_data = run.data;
 	c->run_end = run.end;
 	c->run_multi = run.multi;

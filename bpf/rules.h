@@ -17,21 +17,21 @@
 #define ERROR_CODE(r)	   ((r)&0xff)
 
 /* The byte at @at of @f's payload. */
-static __always_inline __u8 frame_u8(struct __sk_buff *skb,
+static __always_inline __u8 frame_u8(const struct h2_in *in,
 				     const struct h2_frame *f, __u32 at)
 {
 	__u8 v = 0;
 
-	bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN + at, &v, 1);
+	in_load(in, f->off + H2_HDR_LEN + at, &v, 1);
 	return v;
 }
 
 /* A stream dependency on itself (RFC 9113 5.3.1): the 31-bit stream id at
  * @at of the payload. */
-static __always_inline int depends_on_itself(struct __sk_buff *skb,
+static __always_inline int depends_on_itself(const struct h2_in *in,
 					     const struct h2_frame *f, __u32 at)
 {
-	return (frame_u32(skb, f, at) & H2_MAX_STREAM) == f->stream;
+	return (frame_u32(in, f, at) & H2_MAX_STREAM) == f->stream;
 }
 
 /*
@@ -39,19 +39,19 @@ static __always_inline int depends_on_itself(struct __sk_buff *skb,
  * must fit in the payload (6.1, 6.2): padding as long as what is left for
  * data or field block, or longer, is a PROTOCOL_ERROR.
  */
-static __always_inline int padded_rules(struct __sk_buff *skb,
+static __always_inline int padded_rules(const struct h2_in *in,
 					const struct h2_frame *f)
 {
 	__u32 fixed = 0, pad = 0;
 
 	if (f->flags & H2_F_PADDED) {
-		pad = f->len ? frame_u8(skb, f, 0) : 0;
+		pad = f->len ? frame_u8(in, f, 0) : 0;
 		fixed = 1;
 	}
 	if (f->type == H2_HEADERS && (f->flags & H2_F_PRIORITY)) {
 		if (f->len < fixed + 5)
 			return CONN_ERROR(H2_FRAME_SIZE_ERROR);
-		if (depends_on_itself(skb, f, fixed))
+		if (depends_on_itself(in, f, fixed))
 			return STREAM_ERROR(H2_PROTOCOL_ERROR);
 		fixed += 5;
 	}
@@ -68,7 +68,7 @@ static __always_inline int padded_rules(struct __sk_buff *skb,
  * block is forwarded undecoded, and the backend's own table limit is not
  * h2lb's, so this one check is made here: COMPRESSION_ERROR.
  */
-static __always_inline int hpack_rules(struct __sk_buff *skb,
+static __always_inline int hpack_rules(const struct h2_in *in,
 				       const struct h2_frame *f, int acked)
 {
 	__u32 at = 0, size, shift = 0, limit = acked ? 0 : 4096;
@@ -80,7 +80,7 @@ static __always_inline int hpack_rules(struct __sk_buff *skb,
 		at += 5;
 	if (at >= f->len)
 		return 0;
-	b = frame_u8(skb, f, at);
+	b = frame_u8(in, f, at);
 	if ((b & 0xe0) != 0x20)
 		return 0; /* no size update first */
 	size = b & 0x1f;
@@ -88,7 +88,7 @@ static __always_inline int hpack_rules(struct __sk_buff *skb,
 	for (int i = 0; i < 4 && size >= 0x1f; i++) {
 		if (++at >= f->len)
 			return CONN_ERROR(H2_COMPRESSION_ERROR);
-		b = frame_u8(skb, f, at);
+		b = frame_u8(in, f, at);
 		size += (__u32)(b & 0x7f) << shift;
 		shift += 7;
 		if (!(b & 0x80))
@@ -99,7 +99,7 @@ static __always_inline int hpack_rules(struct __sk_buff *skb,
 
 /* A parameter of a SETTINGS frame, in order (bpf_loop callback). */
 struct settings_scan {
-	struct __sk_buff *skb;
+	struct h2_in in;
 	__u32 off; /* of the payload */
 	__u32 n;   /* parameters */
 	__u32 err;
@@ -112,7 +112,7 @@ static long settings_param(__u32 i, void *arg)
 	__u8 p[6];
 	__u32 id, value;
 
-	if (i >= s->n || bpf_skb_load_bytes(s->skb, s->off + i * 6, p, 6))
+	if (i >= s->n || in_load(&s->in, s->off + i * 6, p, 6))
 		return 1;
 	id = (__u32)p[0] << 8 | p[1];
 	value = (__u32)p[2] << 24 | (__u32)p[3] << 16 | (__u32)p[4] << 8 | p[5];
@@ -143,11 +143,11 @@ static long settings_param(__u32 i, void *arg)
  * Every parameter of a SETTINGS frame, in order, however many (6.5):
  * 0 and what it set in @out, or the error.
  */
-static __always_inline int settings_rules(struct __sk_buff *skb,
+static __always_inline int settings_rules(const struct h2_in *in,
 					  const struct h2_frame *f,
 					  struct h2lb_settings_frame *out)
 {
-	struct settings_scan s = { .skb = skb,
+	struct settings_scan s = { .in = *in,
 				   .off = f->off + H2_HDR_LEN,
 				   .n = f->len / 6 };
 
@@ -164,24 +164,24 @@ static __always_inline int settings_rules(struct __sk_buff *skb,
  * CONTINUATIONs travel inside their HEADERS' message (the parser), so one
  * on its own follows no open header block (6.10).
  */
-static __always_inline int frame_rules(struct __sk_buff *skb,
+static __always_inline int frame_rules(const struct h2_in *in,
 				       const struct h2_frame *f)
 {
 	switch (f->type) {
 	case H2_DATA:
 		if (!f->stream)
 			return CONN_ERROR(H2_PROTOCOL_ERROR);
-		return padded_rules(skb, f);
+		return padded_rules(in, f);
 	case H2_HEADERS:
 		if (!f->stream)
 			return CONN_ERROR(H2_PROTOCOL_ERROR);
-		return padded_rules(skb, f);
+		return padded_rules(in, f);
 	case H2_PRIORITY:
 		if (!f->stream)
 			return CONN_ERROR(H2_PROTOCOL_ERROR);
 		if (f->len != 5)
 			return STREAM_ERROR(H2_FRAME_SIZE_ERROR);
-		if (depends_on_itself(skb, f, 0))
+		if (depends_on_itself(in, f, 0))
 			return STREAM_ERROR(H2_PROTOCOL_ERROR);
 		return 0;
 	case H2_RST_STREAM:
@@ -213,7 +213,7 @@ static __always_inline int frame_rules(struct __sk_buff *skb,
 	case H2_WINDOW_UPDATE:
 		if (f->len != 4)
 			return CONN_ERROR(H2_FRAME_SIZE_ERROR);
-		if (!(frame_u32(skb, f, 0) & H2_MAX_WINDOW))
+		if (!(frame_u32(in, f, 0) & H2_MAX_WINDOW))
 			return f->stream ? STREAM_ERROR(H2_PROTOCOL_ERROR)
 					 : CONN_ERROR(H2_PROTOCOL_ERROR);
 		return 0;

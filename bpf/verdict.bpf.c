@@ -36,16 +36,16 @@
  * message (@ctl: not DATA with payload) to a peer that leaves too many
  * unread is not sent (*@full set): budget.h.
  */
-static __always_inline int redirect_full(struct __sk_buff *skb, __u64 self,
+static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 					 __u64 target, int ctl, int *full)
 {
 	*full = 0;
 	if (!target ||
-	    bpf_sk_redirect_hash(skb, &sock_hash, &target, 0) != SK_PASS) {
+	    bpf_sk_redirect_hash(in->ctx, &sock_hash, &target, 0) != SK_PASS) {
 		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
-	if (peer_account(skb, self, target, msg_length(skb), ctl)) {
+	if (account(in, self, target, in_len(in), ctl)) {
 		count(H2LB_CNT_PEER_FULL);
 		*full = 1;
 		return SK_DROP;
@@ -54,12 +54,12 @@ static __always_inline int redirect_full(struct __sk_buff *skb, __u64 self,
 	return SK_PASS;
 }
 
-static __always_inline int redirect(struct __sk_buff *skb, __u64 self,
+static __always_inline int redirect(const struct h2_in *in, __u64 self,
 				    __u64 target, int ctl)
 {
 	int full;
 
-	return redirect_full(skb, self, target, ctl, &full);
+	return redirect_full(in, self, target, ctl, &full);
 }
 
 static __always_inline int drop(void)
@@ -69,7 +69,7 @@ static __always_inline int drop(void)
 }
 
 /* Hand a frame to the daemon, with up to H2LB_EVENT_DATA payload bytes. */
-static __always_inline void emit_frame(struct __sk_buff *skb,
+static __always_inline void emit_frame(const struct h2_in *in,
 				       const struct h2_frame *f, __u32 type,
 				       __u64 cookie, __u64 peer, __u32 arg)
 {
@@ -80,14 +80,14 @@ static __always_inline void emit_frame(struct __sk_buff *skb,
 		return;
 	if (n > H2LB_EVENT_DATA)
 		n = H2LB_EVENT_DATA;
-	if (n && !bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN, ev->data, n))
+	if (n && !in_load(in, f->off + H2_HDR_LEN, ev->data, n))
 		ev->len = n;
 	event_send(ev);
 }
 
 /* A peer's SETTINGS, checked parameter by parameter, in order; the daemon
  * gets what it set (struct h2lb_settings_frame) and sends the ACK. */
-static __always_inline int peer_settings(struct __sk_buff *skb,
+static __always_inline int peer_settings(const struct h2_in *in,
 					 const struct h2_frame *f,
 					 struct h2lb_conn *c, __u64 cookie);
 
@@ -163,7 +163,7 @@ static __always_inline int stream_frame_over(const struct h2_frame *f,
 /* PING: rewrite into its ACK in place and send it back where it came
  * from; no daemon round trip. An ACK answers the watchdog's PING, whose
  * only purpose was to draw a segment: it has arrived. */
-static __always_inline int answer_ping(struct __sk_buff *skb,
+static __always_inline int answer_ping(const struct h2_in *in,
 				       const struct h2_frame *f,
 				       struct h2lb_conn *c, __u64 cookie)
 {
@@ -174,13 +174,13 @@ static __always_inline int answer_ping(struct __sk_buff *skb,
 		return SK_DROP;
 	if (f->off > PING_INLINE_MAX) {
 		count(H2LB_CNT_PING_EVENTS);
-		emit_frame(skb, f, H2LB_EV_PING, cookie, 0, 0);
+		emit_frame(in, f, H2LB_EV_PING, cookie, 0, 0);
 		return SK_DROP;
 	}
-	if (bpf_skb_store_bytes(skb, f->off + 4, &ack, 1, 0))
+	if (in_store(in, f->off + 4, &ack, 1))
 		return drop();
 	count(H2LB_CNT_PINGS);
-	r = redirect_full(skb, cookie, cookie, 1, &full);
+	r = redirect_full(in, cookie, cookie, 1, &full);
 	return full ? calm_error(c, cookie) : r;
 }
 
@@ -204,38 +204,38 @@ static __always_inline void window_update(struct h2lb_conn *c, __u64 cookie,
 }
 
 /* Frames on stream 0 that every role treats alike. */
-static __always_inline int connection_frame(struct __sk_buff *skb,
+static __always_inline int connection_frame(const struct h2_in *in,
 					    const struct h2_frame *f,
 					    struct h2lb_conn *c, __u64 cookie)
 {
 	switch (f->type) {
 	case H2_PING:
-		return answer_ping(skb, f, c, cookie);
+		return answer_ping(in, f, c, cookie);
 	case H2_SETTINGS:
 		if (f->flags & H2_F_ACK) {
 			if (c->role == H2LB_ROLE_CLIENT)
 				c->flags |= H2LB_CONN_SETTINGS_ACK;
 			return SK_DROP;
 		}
-		return peer_settings(skb, f, c, cookie);
+		return peer_settings(in, f, c, cookie);
 	case H2_GOAWAY:
-		emit_frame(skb, f, H2LB_EV_GOAWAY, cookie, c->peer,
-			   frame_u32(skb, f, 4));
+		emit_frame(in, f, H2LB_EV_GOAWAY, cookie, c->peer,
+			   frame_u32(in, f, 4));
 		return SK_DROP;
 	case H2_WINDOW_UPDATE:
-		window_update(c, cookie, frame_u32(skb, f, 0) & H2_MAX_WINDOW);
+		window_update(c, cookie, frame_u32(in, f, 0) & H2_MAX_WINDOW);
 		return SK_DROP;
 	}
 	return drop();
 }
 
-static __always_inline int peer_settings(struct __sk_buff *skb,
+static __always_inline int peer_settings(const struct h2_in *in,
 					 const struct h2_frame *f,
 					 struct h2lb_conn *c, __u64 cookie)
 {
 	struct h2lb_settings_frame v;
 	struct h2lb_event *ev;
-	int err = settings_rules(skb, f, &v);
+	int err = settings_rules(in, f, &v);
 
 	if (err)
 		return conn_error(c, cookie, 0, ERROR_CODE(err));
@@ -372,7 +372,7 @@ static __always_inline int leg_lags(__u64 leg)
 	       bpf_ktime_get_ns() - l->progress_ns >= LAG_NS;
 }
 
-static __always_inline int client_new_stream(struct __sk_buff *skb,
+static __always_inline int client_new_stream(const struct h2_in *in,
 					     const struct h2_frame *f,
 					     struct h2lb_conn *c, __u64 cookie,
 					     struct h2lb_stream_key *sk)
@@ -397,7 +397,7 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 		int full = node_full();
 
 		if (full &&
-		    !self_keeps_up(skb, c, NODE_FULL_PROOF, NODE_FULL_LAG))
+		    !self_keeps_up(in, c, NODE_FULL_PROOF, NODE_FULL_LAG))
 			count(H2LB_CNT_NODE_FULL);
 		else if (addr_streams_full(c->addr))
 			count(H2LB_CNT_ADDR_FULL);
@@ -427,7 +427,7 @@ static __always_inline int client_new_stream(struct __sk_buff *skb,
 	addr_streams_add(c->addr, 1);
 	stream_reserve(st);
 	/* Not a control frame: max_streams bounds the requests that wait. */
-	r = redirect(skb, cookie, leg, 0);
+	r = redirect(in, cookie, leg, 0);
 	if (c->run_data)
 		count_data(c, cookie, leg, backend, c->run_data, 1);
 	window_sync(c, cookie, sk, st);
@@ -468,7 +468,7 @@ static __always_inline int client_closed_stream(const struct h2_frame *f,
 /* A frame from a client: route it to the backend leg of its stream,
  * after the rules of its stream's state (5.1). @rule: what frame_rules
  * found (a stream error, or nothing). */
-static __always_inline int client_frame(struct __sk_buff *skb,
+static __always_inline int client_frame(const struct h2_in *in,
 					const struct h2_frame *f,
 					struct h2lb_conn *c, __u64 cookie,
 					int rule)
@@ -482,10 +482,9 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	if (over_window(c))
 		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
 	if (f->stream == 0)
-		return connection_frame(skb, f, c, cookie);
+		return connection_frame(in, f, c, cookie);
 	if (f->type == H2_HEADERS) {
-		int err =
-			hpack_rules(skb, f, c->flags & H2LB_CONN_SETTINGS_ACK);
+		int err = hpack_rules(in, f, c->flags & H2LB_CONN_SETTINGS_ACK);
 
 		if (err)
 			return conn_error(c, cookie, f->stream,
@@ -507,7 +506,7 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 	switch (f->type) {
 	case H2_HEADERS:
 		if (idle)
-			return client_new_stream(skb, f, c, cookie, &sk);
+			return client_new_stream(in, f, c, cookie, &sk);
 		if (!st)
 			return client_closed_stream(f, c, cookie, &sk);
 		/* Trailers: after the request's, no more (half-closed), and
@@ -535,7 +534,7 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 		{
 			__u64 leg = st->leg;
 
-			int r = redirect(skb, cookie, leg, !c->run_data);
+			int r = redirect(in, cookie, leg, !c->run_data);
 
 			if (r != SK_PASS) /* its DATA still used window */
 				__sync_fetch_and_add(&c->rx_data, c->run_data);
@@ -556,14 +555,14 @@ static __always_inline int client_frame(struct __sk_buff *skb,
 				    : drop();
 		leg = st->leg;
 		stream_close(&sk, st, H2LB_CLOSED_BY_CLIENT);
-		return redirect(skb, cookie, leg, 1);
+		return redirect(in, cookie, leg, 1);
 	}
 	case H2_WINDOW_UPDATE:
 		if (!st)
 			return idle ? conn_error(c, cookie, f->stream,
 						 H2_PROTOCOL_ERROR)
 				    : drop();
-		return redirect(skb, cookie, st->leg, 1);
+		return redirect(in, cookie, st->leg, 1);
 	}
 	return drop(); /* PRIORITY (any state), unknown types */
 }
@@ -591,10 +590,10 @@ __attribute__((noinline)) int leg_frame(__u64 client, __u64 leg, __u32 stream,
 
 /* Send a leg's message to its client. One that does not read what it gets
  * fails, with ENHANCE_YOUR_CALM; its DATA still used the leg's window. */
-static __always_inline int leg_send(struct __sk_buff *skb, struct h2lb_conn *c,
+static __always_inline int leg_send(const struct h2_in *in, struct h2lb_conn *c,
 				    __u64 cookie, __u64 client, __u32 backend)
 {
-	int full, r = redirect_full(skb, cookie, client, !c->run_data, &full);
+	int full, r = redirect_full(in, cookie, client, !c->run_data, &full);
 
 	if (r != SK_PASS) {
 		__sync_fetch_and_add(&c->rx_data, c->run_data);
@@ -609,11 +608,11 @@ static __always_inline int leg_send(struct __sk_buff *skb, struct h2lb_conn *c,
 
 /* A leg message with frames of several streams (leg_run): all of it goes
  * to the client, whatever happened to its streams since it was cut. */
-static __always_inline int leg_frames(struct __sk_buff *skb,
+static __always_inline int leg_frames(const struct h2_in *in,
 				      const struct h2_frame *first,
 				      struct h2lb_conn *c, __u64 cookie)
 {
-	__u32 pos = first->off, end = first->off + msg_length(skb);
+	__u32 pos = first->off, end = first->off + in_len(in);
 	__u64 client = c->peer;
 
 	/* The first frame, up to H2LB_MAX_RUN_FRAMES of its stream
@@ -621,17 +620,17 @@ static __always_inline int leg_frames(struct __sk_buff *skb,
 	for (int i = 0; i < 1 + 2 * H2LB_MAX_RUN_FRAMES; i++) {
 		struct h2_frame f;
 
-		if (pos >= end || frame_read_at(skb, pos, &f))
+		if (pos >= end || frame_read_at(in, pos, &f))
 			break;
 		leg_frame(client, cookie, f.stream, f.type, f.flags);
 		pos += H2_HDR_LEN + f.len;
 	}
 	count(H2LB_CNT_MULTI);
-	return leg_send(skb, c, cookie, client, c->backend);
+	return leg_send(in, c, cookie, client, c->backend);
 }
 
 /* A frame from a backend leg: route it to the leg's client. */
-static __always_inline int backend_frame(struct __sk_buff *skb,
+static __always_inline int backend_frame(const struct h2_in *in,
 					 const struct h2_frame *f,
 					 struct h2lb_conn *c, __u64 cookie,
 					 int rule)
@@ -645,7 +644,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 	if (over_window(c))
 		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
 	if (f->stream == 0)
-		return connection_frame(skb, f, c, cookie);
+		return connection_frame(in, f, c, cookie);
 	if (!client)
 		return drop_data(c);
 	st = bpf_map_lookup_elem(&streams, &sk);
@@ -659,7 +658,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 		return stream_error(c, cookie, &sk, st, ERROR_CODE(rule));
 	}
 	if (c->run_multi && (f->type == H2_HEADERS || f->type == H2_DATA))
-		return leg_frames(skb, f, c, cookie);
+		return leg_frames(in, f, c, cookie);
 
 	if (!st) {
 		/* A stream the client reset: its late frames go nowhere. */
@@ -677,13 +676,13 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 
 		if (c->run_end)
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
-		return leg_send(skb, c, cookie, client, backend);
+		return leg_send(in, c, cookie, client, backend);
 	}
 	case H2_RST_STREAM: {
 		/* A backend refusing a client's streams (or calming it) does
 		 * so because of that client: the client pays (rapid reset,
 		 * CVE-2023-44487). */
-		__u32 code = frame_u32(skb, f, 0);
+		__u32 code = frame_u32(in, f, 0);
 
 		if (code == H2_REFUSED_STREAM || code == H2_ENHANCE_YOUR_CALM) {
 			struct h2lb_conn *cl =
@@ -693,10 +692,10 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 				calm_earn(cl, -1);
 		}
 		stream_close(&sk, st, H2LB_CLOSED_RESET);
-		return leg_send(skb, c, cookie, client, 0);
+		return leg_send(in, c, cookie, client, 0);
 	}
 	case H2_WINDOW_UPDATE:
-		return leg_send(skb, c, cookie, client, 0);
+		return leg_send(in, c, cookie, client, 0);
 	}
 	return drop();
 }
@@ -704,7 +703,7 @@ static __always_inline int backend_frame(struct __sk_buff *skb,
 /* Frames the daemon writes: a TARGET pseudo frame selects the socket
  * the next frames go to (docs/kernel-facts.md K6: never write() directly to a
  * socket that is also a redirect target). */
-static __always_inline int injector_frame(struct __sk_buff *skb,
+static __always_inline int injector_frame(const struct h2_in *in,
 					  const struct h2_frame *f,
 					  struct h2lb_conn *c)
 {
@@ -713,12 +712,11 @@ static __always_inline int injector_frame(struct __sk_buff *skb,
 	int r, full;
 
 	if (f->type == H2LB_FT_TARGET && f->len == 8) {
-		bpf_skb_load_bytes(skb, f->off + H2_HDR_LEN, &target,
-				   sizeof(target));
+		in_load(in, f->off + H2_HDR_LEN, &target, sizeof(target));
 		c->peer = target;
 		return SK_DROP;
 	}
-	r = redirect_full(skb, 0, target, 1, &full);
+	r = redirect_full(in, 0, target, 1, &full);
 	if (full)
 		peer_calm(target);
 	/* The daemon answered one of its SETTINGS. */
@@ -730,13 +728,13 @@ static __always_inline int injector_frame(struct __sk_buff *skb,
 
 /* The parser knows the preface by its first 5 bytes; all 24 must be
  * right (RFC 9113 3.4). */
-static __always_inline int preface_whole(struct __sk_buff *skb,
+static __always_inline int preface_whole(const struct h2_in *in,
 					 const struct h2_frame *f)
 {
 	static const char want[H2_PREFACE_LEN] = H2_PREFACE;
 	char got[H2_PREFACE_LEN];
 
-	if (bpf_skb_load_bytes(skb, f->off, got, sizeof(got)))
+	if (in_load(in, f->off, got, sizeof(got)))
 		return 0;
 	for (int i = 0; i < H2_PREFACE_LEN; i++)
 		if (got[i] != want[i])
@@ -754,7 +752,7 @@ static __always_inline int preface_whole(struct __sk_buff *skb,
  * the node is over --node-buffer, both are reset (the daemon closes
  * them). The daemon's tick looks too, for a sender that stopped.
  */
-static __always_inline int raw_forward(struct __sk_buff *skb,
+static __always_inline int raw_forward(const struct h2_in *in,
 				       struct h2lb_conn *c, __u64 cookie)
 {
 	__u64 peer = c->peer; /* keys must be on the stack */
@@ -762,11 +760,11 @@ static __always_inline int raw_forward(struct __sk_buff *skb,
 	int r;
 
 	c->frames++;
-	c->rx_bytes += msg_length(skb);
+	c->rx_bytes += in_len(in);
 	if (c->flags & H2LB_CONN_DEAD)
 		return SK_DROP;
 	count(H2LB_CNT_RAW_MESSAGES);
-	r = redirect(skb, cookie, peer, 0);
+	r = redirect(in, cookie, peer, 0);
 	t = bpf_map_lookup_elem(&conns, &peer);
 	if (r != SK_PASS || !t || !settings.raw_queue ||
 	    t->backlog <= settings.raw_queue ||
@@ -786,26 +784,28 @@ int h2lb_verdict(struct __sk_buff *skb)
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
 	struct h2_frame f;
+	struct h2_in in;
 	int r, rule;
 
 	if (!c)
 		return SK_DROP;
+	in = in_verdict(skb);
 	if (c->flags & H2LB_CONN_RAW)
-		return raw_forward(skb, c, cookie);
-	r = frame_read(skb, &f);
+		return raw_forward(&in, c, cookie);
+	r = frame_read(&in, &f);
 	if (r < 0 || (c->flags & H2LB_CONN_DEAD))
 		return SK_DROP;
 	count(H2LB_CNT_FRAMES);
 	/* One verdict at a time per socket: plain adds are enough. */
 	c->frames++;
-	c->rx_bytes += msg_length(skb);
+	c->rx_bytes += in_len(&in);
 	/* The injector carries our own preface to backends too. */
 	if (c->role == H2LB_ROLE_INJECTOR)
-		return r == 1 ? redirect(skb, 0, c->peer, 1)
-			      : injector_frame(skb, &f, c);
+		return r == 1 ? redirect(&in, 0, c->peer, 1)
+			      : injector_frame(&in, &f, c);
 	if (r == 1) {
 		if (c->role != H2LB_ROLE_CLIENT ||
-		    (c->flags & H2LB_CONN_PREFACE) || !preface_whole(skb, &f))
+		    (c->flags & H2LB_CONN_PREFACE) || !preface_whole(&in, &f))
 			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 		c->flags |= H2LB_CONN_PREFACE;
 		c->addr = skb->remote_ip4; /* per-address limits */
@@ -816,22 +816,22 @@ int h2lb_verdict(struct __sk_buff *skb)
 		return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
 	if (f.len > H2LB_MAX_FRAME)
 		return conn_error(c, cookie, f.stream, H2_FRAME_SIZE_ERROR);
-	rule = frame_rules(skb, &f);
+	rule = frame_rules(&in, &f);
 	if (IS_CONN_ERROR(rule))
 		return conn_error(c, cookie, f.stream, ERROR_CODE(rule));
 	/* A peer that had bytes waiting, heard from: look again at what
 	 * waits (it may have read all), for its share of the node's queue. */
 	if (c->queued)
-		peer_account(skb, cookie, cookie, 0, 0);
+		account(&in, cookie, cookie, 0, 0);
 	/* Stream frames pay in client_frame and backend_frame. */
 	if (!f.stream && frame_cost(&f, c) && calm_take(c, 1))
 		return calm_error(c, cookie);
 
 	switch (c->role) {
 	case H2LB_ROLE_CLIENT:
-		return client_frame(skb, &f, c, cookie, rule);
+		return client_frame(&in, &f, c, cookie, rule);
 	case H2LB_ROLE_BACKEND:
-		return backend_frame(skb, &f, c, cookie, rule);
+		return backend_frame(&in, &f, c, cookie, rule);
 	}
 	return SK_DROP;
 }
