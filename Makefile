@@ -41,7 +41,7 @@ GO_PEER_SRCS := $(wildcard tests/peers/go/*/*.go) tests/peers/go/build.sh \
 
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: all clean test unit format vmlinux deps demo bench peers
+.PHONY: all clean test test-fast-path unit format vmlinux deps demo bench peers
 all: $(BUILD)/h2lb $(UNIT_BINS)
 
 peers: $(GO_PEERS)
@@ -75,6 +75,11 @@ unit: $(UNIT_BINS)
 # Tests need root (namespaces, BPF); tests/run.sh prints "N passed, N failed".
 test: all peers
 	bash tests/run.sh
+
+# The same suite with --fast-path on for clients in a cgroup of the test's
+# own (docs/fast-path.md): a parameter, not copies.
+test-fast-path: all peers
+	H2LB_TEST_FAST_PATH=1 bash tests/run.sh
 
 demo: all
 	bash scripts/demo.sh

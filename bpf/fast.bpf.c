@@ -35,6 +35,17 @@ static __always_inline int to_service(struct bpf_sock_ops *skops)
 	return ep && ep->role == H2LB_ROLE_CLIENT;
 }
 
+/* IPv4, or IPv6 with an IPv4-mapped peer (grpc-core's sockets are AF_INET6
+ * with IPV6_V6ONLY off): the socket then has its IPv4 addresses too. */
+static __always_inline int is_ipv4(struct bpf_sock_ops *skops)
+{
+	if (skops->family == 2 /* AF_INET */)
+		return 1;
+	return skops->family == 10 /* AF_INET6 */ && !skops->remote_ip6[0] &&
+	       !skops->remote_ip6[1] &&
+	       skops->remote_ip6[2] == bpf_htonl(0xffff);
+}
+
 /* Attached to the clients' cgroup. ACTIVE_ESTABLISHED runs before the
  * client's connect() returns, so the socket is in fast_hash before it
  * can send a byte, and before h2lb's end is established (the client's
@@ -45,9 +56,8 @@ int h2lb_client_sockops(struct bpf_sock_ops *skops)
 	struct h2lb_fast_key k = {};
 	struct h2lb_fast_pair p = {};
 
-	if (skops->family != 2 /* AF_INET */ ||
-	    skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
-	    !to_service(skops))
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
+	    !is_ipv4(skops) || !to_service(skops))
 		return 1;
 	k.addr = skops->local_ip4;
 	k.port = skops->local_port;
@@ -62,16 +72,19 @@ int h2lb_client_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* Copy the first @n bytes of @msg (at most H2_PREFACE_LEN) to @buf:
+/* Copy up to @n bytes (at most H2_PREFACE_LEN) of @msg from @off to @buf:
  * how many there were. */
-static __always_inline __u32 msg_head(struct sk_msg_md *msg, __u8 *buf, __u32 n)
+static __always_inline __u32 msg_read(struct sk_msg_md *msg, __u32 off,
+				      __u8 *buf, __u32 n)
 {
 	__u8 *data, *end;
 	__u32 i;
 
-	if (n > msg->size)
-		n = msg->size;
-	if (!n || bpf_msg_pull_data(msg, 0, n, 0))
+	if (off >= msg->size)
+		return 0;
+	if (n > msg->size - off)
+		n = msg->size - off;
+	if (bpf_msg_pull_data(msg, off, off + n, 0))
 		return 0;
 	data = msg->data;
 	end = msg->data_end;
@@ -96,7 +109,7 @@ static __always_inline __u32 preface_part(struct sk_msg_md *msg,
 
 	if (have >= H2_PREFACE_LEN)
 		return 0;
-	n = msg_head(msg, b, H2_PREFACE_LEN - have);
+	n = msg_read(msg, 0, b, H2_PREFACE_LEN - have);
 	for (__u32 i = 0; i < H2_PREFACE_LEN; i++) {
 		if (i >= n)
 			break;
@@ -115,18 +128,22 @@ static __always_inline __u32 preface_part(struct sk_msg_md *msg,
 	return n;
 }
 
-/* A frame header, as it comes (a client may write it in pieces): how
- * many bytes of @msg the verdict covers, its payload included once the
- * header is whole. */
-static __always_inline __u32 frame_part(struct sk_msg_md *msg,
-					struct h2lb_fast_pair *p)
+/* Bytes of @msg from @off that go on with the frame header in p->hdr (a
+ * client may write one in pieces): how many were taken, 0 if none could
+ * be read. p->have is 0 again once the header is whole. A global
+ * function: verified once, not at each of its two call sites. */
+__attribute__((noinline)) int header_part(struct sk_msg_md *msg, __u32 off,
+					  struct h2lb_fast_pair *p)
 {
 	__u8 b[H2_PREFACE_LEN];
-	__u32 have = p->have, n;
+	__u32 have, n;
 
+	if (!msg || !p)
+		return 0;
+	have = p->have;
 	if (have >= H2LB_FAST_HDR)
 		return 0;
-	n = msg_head(msg, b, H2LB_FAST_HDR - have);
+	n = msg_read(msg, off, b, H2LB_FAST_HDR - have);
 	for (__u32 i = 0; i < H2LB_FAST_HDR; i++) {
 		__u32 at = have + i;
 
@@ -134,13 +151,60 @@ static __always_inline __u32 frame_part(struct sk_msg_md *msg,
 			break;
 		p->hdr[at & 15] = b[i]; /* the mask: for the verifier */
 	}
-	if (!n)
-		return 0;
 	p->have = have + n;
-	if (p->have < H2LB_FAST_HDR)
-		return n;
-	p->have = 0;
-	return n + ((__u32)p->hdr[0] << 16 | (__u32)p->hdr[1] << 8 | p->hdr[2]);
+	if (p->have == H2LB_FAST_HDR)
+		p->have = 0;
+	return n;
+}
+
+/* The payload length in the header p->hdr holds. */
+static __always_inline __u32 header_len(const struct h2lb_fast_pair *p)
+{
+	return (__u32)p->hdr[0] << 16 | (__u32)p->hdr[1] << 8 | p->hdr[2];
+}
+
+/* Frames one run of the program covers at most; what follows them is a
+ * new run. */
+#define PASS_RUN_FRAMES 64
+
+/*
+ * Where frames start in @msg: the bytes the verdict covers, from the
+ * frame (or frame header) it starts in to the end of the last frame
+ * whose header is here (beyond the message if that frame goes on in the
+ * client's next writes). All of them at once: one push into TCP for the
+ * whole message. A push per frame made the accepted socket's stream
+ * parser leave the end of a 1,993-byte write unparsed until the client
+ * sent again (docs/fast-path.md, F6). 0: the bytes could not be read.
+ */
+static __always_inline __u32 frames_part(struct sk_msg_md *msg,
+					 struct h2lb_fast_pair *p)
+{
+	__u32 size = msg->size, pos = 0;
+	__u8 *h, *end;
+
+	if (p->have) { /* a header the client began in an earlier write */
+		pos = header_part(msg, 0, p);
+		if (!pos)
+			return 0;
+		if (p->have)
+			return pos;
+		pos += header_len(p);
+	}
+	for (int i = 0; i < PASS_RUN_FRAMES; i++) {
+		if (pos >= size || size - pos < H2LB_FAST_HDR)
+			break;
+		if (bpf_msg_pull_data(msg, pos, pos + H2LB_FAST_HDR, 0))
+			return 0;
+		h = msg->data;
+		end = msg->data_end;
+		if (h + H2LB_FAST_HDR > end)
+			return 0;
+		pos += H2LB_FAST_HDR +
+		       ((__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2]);
+	}
+	if (pos < size && size - pos < H2LB_FAST_HDR) /* goes on later */
+		pos += header_part(msg, pos, p);
+	return pos;
 }
 
 /*
@@ -165,7 +229,7 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		count_add(H2LB_CNT_FAST_PASSED, msg->size);
 		return SK_PASS;
 	}
-	n = (p->flags & H2LB_FAST_FRAMES) ? frame_part(msg, p)
+	n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
 					  : preface_part(msg, p);
 	if (!n) {
 		/* Not HTTP/2, or the bytes could not be read: where frames

@@ -326,6 +326,19 @@ static int setup(struct daemon *d)
 	return 0;
 }
 
+/* What the fast path saw, for the log: tests on the fast path look. */
+static void fast_report(struct daemon *d)
+{
+	uint64_t c[H2LB_CNT_MAX];
+
+	if (kern_read_counters(d->lb.k, c))
+		return;
+	pr_info("fast path: %llu client sockets joined, %llu paired, %llu bytes passed",
+		(unsigned long long)c[H2LB_CNT_FAST_CLIENTS],
+		(unsigned long long)c[H2LB_CNT_FAST_PAIRED],
+		(unsigned long long)c[H2LB_CNT_FAST_PASSED]);
+}
+
 static void teardown(struct daemon *d)
 {
 	if (d->k8s)
@@ -343,6 +356,8 @@ static void teardown(struct daemon *d)
 		services_close(&d->lb, &d->sv);
 	if (d->lb.k)
 		publish_stats(d);
+	if (d->lb.k && d->opts.fast_path)
+		fast_report(d);
 	kern_close(d->lb.k);
 	d->lb.k = d->lb.bs.k = NULL;
 	reconcile_free(&d->rc);

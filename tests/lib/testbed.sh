@@ -416,6 +416,7 @@ _tb_cgroup_rm() {
 # at the top of the cgroup v2 hierarchy (skips without one).
 tb_clients_cgroup() {
     local root
+    [[ -n ${CG:-} && -d $CG ]] && return 0 # made already
     root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
     [[ -n $root ]] || tb_skip "no cgroup v2 hierarchy mounted"
     CG=$root/h2lb-test-$TB_PREFIX-clients
@@ -471,10 +472,21 @@ tb_exec() {
 tb_run() {
     local path pid
     path=$(tb_netns_path "${1:-}") || return 2
+    _TB_CG_WRAP=()
+    if [[ ${1:-} == cli ]]; then _tb_in_clients_cgroup; fi
     shift
-    nsenter --net="$path" -- "$@" </dev/null &
+    nsenter --net="$path" -- ${_TB_CG_WRAP[@]+"${_TB_CG_WRAP[@]}"} "$@" </dev/null &
     pid=$!
     wait "$pid"
+}
+
+# With H2LB_TEST_FAST_PATH=1 and the clients' cgroup made (h2lb_start),
+# commands in the client namespace run in it: _TB_CG_WRAP is the prefix.
+_TB_CG_WRAP=()
+_tb_in_clients_cgroup() {
+    _TB_CG_WRAP=()
+    [[ ${H2LB_TEST_FAST_PATH:-} == 1 && -n ${CG:-} && -d $CG ]] || return 0
+    _TB_CG_WRAP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG")
 }
 
 # tb_spawn ROLE NAME CMD...: tracked background process.
@@ -487,7 +499,9 @@ tb_spawn() {
     fi
     path=$(tb_netns_path "$role") || return 2
     mkdir -p "$TB_STATE/logs" || return 1
-    nsenter --net="$path" -- "$@" </dev/null >>"$TB_STATE/logs/$name.log" 2>&1 &
+    _TB_CG_WRAP=()
+    if [[ $role == cli ]]; then _tb_in_clients_cgroup; fi
+    nsenter --net="$path" -- ${_TB_CG_WRAP[@]+"${_TB_CG_WRAP[@]}"} "$@" </dev/null >>"$TB_STATE/logs/$name.log" 2>&1 &
     TB_LAST_PID=$!
     printf '%s %s %s\n' "$name" "$TB_LAST_PID" "$(_tb_role "$role")" >>"$TB_STATE/procs"
 }

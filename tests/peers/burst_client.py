@@ -6,9 +6,11 @@ response with END_STREAM or an RST_STREAM, prints one JSON line
 seconds, so that the test can look at the balancer's books while the
 connection still lives (its close would end any stream left over).
 With --trickle, everything it sends goes one byte per send() (frame
-headers in pieces: test_h2lb_fast_path).
+headers in pieces: test_h2lb_fast_path); with --one-write, all of it in
+one send().
 
-    burst_client.py --target HOST:PORT [--streams 20] [--hold 3] [--trickle]
+    burst_client.py --target HOST:PORT [--streams 20] [--hold 3]
+                    [--trickle | --one-write]
 """
 import argparse
 import json
@@ -26,6 +28,7 @@ def main():
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--hold", type=float, default=3.0)
     ap.add_argument("--trickle", action="store_true")
+    ap.add_argument("--one-write", action="store_true")
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
     conn = socket.create_connection((host, int(port)), timeout=10)
@@ -37,6 +40,8 @@ def main():
     out = [PREFACE + frame(SETTINGS, 0, 0),
            b"".join(frame(HEADERS, END_HEADERS | END_STREAM, s, block)
                     for s in ids)]
+    if args.one_write:
+        out = [b"".join(out)]
     for chunk in out:
         if args.trickle:
             for i in range(len(chunk)):
