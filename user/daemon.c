@@ -262,6 +262,7 @@ static int setup(struct daemon *d)
 			    d->opts.svc_backends, d->opts.max_conns,
 			    d->opts.streams_total },
 		.pool_size = d->opts.pool_size,
+		.fast_path = d->opts.fast_path,
 		.settings = { .policy = d->opts.policy,
 			      .max_streams = d->opts.max_streams,
 			      .calm_burst = d->opts.frame_budget,

@@ -193,8 +193,10 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		{ s->maps.legs, l->conns },
 		{ s->maps.addr_streams, l->conns },
 		{ s->maps.leg_addrs, l->conns },
-		{ s->maps.fast_hash, l->conns },
-		{ s->maps.fast_pairs, l->conns },
+		/* One entry when the fast path is off: the LRU hash is
+		 * allocated whole (7.5 MiB for 65,536, the sockhash 1 MiB) */
+		{ s->maps.fast_hash, o->fast_path ? l->conns : 1 },
+		{ s->maps.fast_pairs, o->fast_path ? l->conns : 1 },
 		{ s->maps.streams, l->streams },
 		{ s->maps.closed, l->streams },
 		{ s->maps.backends, l->backends },

@@ -33,7 +33,8 @@ struct kern_limits {
 struct kern_opts {
 	const char *pin_dir;
 	struct kern_limits limits;
-	int pool_size; /* --pool-size: legs per backend opening at once */
+	int pool_size;	/* --pool-size: legs per backend opening at once */
+	bool fast_path; /* --fast-path on: its maps get their size */
 	struct h2lb_settings settings; /* .rodata; daemon_cgroup set here */
 	/* Called for every event the programs send (kern_events_poll). */
 	void (*on_event)(void *ctx, const struct h2lb_event *ev, size_t len);

@@ -50,7 +50,12 @@ start() {
         "${args[@]}" || return 1
     tb_on_cleanup _h2lb_cleanup
     for ((i = 0; i < 100; i++)); do
-        grep -q "intercepting $VIP:$PORT" "$(h2lb_log)" && return 0
+        # The listener, then the hooks (static Services are set up
+        # before interception starts: the first alone is too early).
+        grep -q "intercepting $VIP:$PORT" "$(h2lb_log)" &&
+            grep -Eq "intercept: (tc ingress on|connect and getpeername)" "$(h2lb_log)" &&
+            grep -q "fast path: client sockets of cgroup" "$(h2lb_log)" &&
+            return 0
         kill -0 "$TB_LAST_PID" 2>/dev/null || break
         sleep 0.1
     done

@@ -173,6 +173,8 @@ start_h2lb() {
         args+=(--intercept-cgroup "$CG" --listen "$TB_NODE_IP")
     fi
     : >"$(h2lb_log)"
+    h2lb_fast_path_args "${args[@]}" || return 1
+    args+=(${H2LB_FAST_ARGS[@]+"${H2LB_FAST_ARGS[@]}"})
     tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" "${args[@]}" ||
         return 1
     tb_on_cleanup _h2lb_cleanup

@@ -67,12 +67,18 @@ start() {
     else
         args+=(--intercept-cgroup "$CG")
     fi
+    h2lb_fast_path_args "${args[@]}" || return 1
+    args+=(${H2LB_FAST_ARGS[@]+"${H2LB_FAST_ARGS[@]}"})
     : >"$(h2lb_log)"
     tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" --stop-timeout 2 \
         "${args[@]}" || return 1
     tb_on_cleanup _h2lb_cleanup
     for ((i = 0; i < 100; i++)); do
-        grep -q "intercepting $VIP:$port" "$(h2lb_log)" && return 0
+        # The listener, then the hooks (static Services are set up
+        # before interception starts: the first alone is too early).
+        grep -q "intercepting $VIP:$port" "$(h2lb_log)" &&
+            grep -Eq "intercept: (tc ingress on|connect and getpeername)" "$(h2lb_log)" &&
+            return 0
         kill -0 "$TB_LAST_PID" 2>/dev/null || break
         sleep 0.1
     done

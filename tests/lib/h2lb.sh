@@ -51,10 +51,9 @@ h2lb_start() {
     fi
     # (A daemon wrapped in namespaces of its own, H2LB_WRAP, may not see
     # the clients' cgroup: today's path.)
-    if [[ ${H2LB_TEST_FAST_PATH:-} == 1 && -z ${H2LB_WRAP+x} &&
-        " ${args[*]} " != *" --intercept-cgroup "* ]]; then
-        tb_clients_cgroup || return 1
-        args+=(--fast-path on --intercept-cgroup "$CG")
+    if [[ -z ${H2LB_WRAP+x} ]]; then
+        h2lb_fast_path_args "${args[@]}" || return 1
+        args+=(${H2LB_FAST_ARGS[@]+"${H2LB_FAST_ARGS[@]}"})
     fi
     # A test that stops h2lb with streams still open must not wait the
     # default 20 s graceful stop (RUN ARGS can set another).
@@ -70,6 +69,20 @@ h2lb_start() {
     done
     tb_err "h2lb: only $ready backends ready after 10s"
     return 1
+}
+
+# h2lb_fast_path_args RUN ARGS...: H2LB_FAST_ARGS, what puts a daemon
+# started with RUN ARGS on the fast path when H2LB_TEST_FAST_PATH=1
+# (nothing otherwise): --fast-path on, and the clients' cgroup CG (made
+# here) unless RUN ARGS name one. For tests that start h2lb by hand.
+h2lb_fast_path_args() {
+    H2LB_FAST_ARGS=()
+    [[ ${H2LB_TEST_FAST_PATH:-} == 1 ]] || return 0
+    H2LB_FAST_ARGS=(--fast-path on)
+    if [[ " $* " != *" --intercept-cgroup "* ]]; then
+        tb_clients_cgroup || return 1
+        H2LB_FAST_ARGS+=(--intercept-cgroup "$CG")
+    fi
 }
 
 # Cleanup hook: stop the daemon if a test left it running, remove pins.
