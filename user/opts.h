@@ -38,9 +38,9 @@ struct run_opts {
 	const char *node_zone;
 	int intercept;		    /* enum intercept_mode */
 	const char *intercept_devs; /* --intercept-dev: names or patterns */
-	const char
-		*intercept_cgroup; /* the clients' (cgroup mode, fast path) */
-	int fast_path;		   /* --fast-path on: docs/fast-path.md */
+	/* The clients' cgroup (cgroup interception, and the fast path). */
+	const char *intercept_cgroup;
+	int fast_path; /* --fast-path on: docs/fast-path.md */
 	int leg_source;		/* enum leg_source, for intercepted clients */
 	int client_legs;	/* LEG_SOURCE_CLIENT: legs opened per client */
 #define H2LB_MAX_CLIENT_LEGS 64 /* --client-legs at most */
