@@ -7,7 +7,8 @@
 # to a balanced VIP (intercepted by MODE, tc or cgroup) joins the fast
 # path's sockhash before connect() returns, the socket h2lb accepts for it
 # is paired with it, and its sk_msg program frames what it sends (one
-# bpf_msg_apply_bytes per frame) and passes it to TCP, byte for byte.
+# bpf_msg_apply_bytes per write, ending where a frame ends) and passes it
+# to TCP, byte for byte.
 #
 #   1. A client that sends its preface, SETTINGS and 20 requests in two
 #      writes right after connect: all 20 answered; while it holds the
@@ -112,7 +113,7 @@ start
 
 echo "== 1. 20 requests right after connect"
 burst
-echo "== 2. the same, one byte per send(); 60 requests in one write"
+echo "== 2. the same, one byte per send(); 40 open streams in one write"
 burst 20 --trickle
 cli "$TB_PYTHON" "$TB_PEERS/open_streams.py" --target "$VIP:$PORT" --conns 1 \
     --streams 40 --wait 2 >"$TB_STATE/open.out" &
