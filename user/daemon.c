@@ -303,6 +303,14 @@ static int setup(struct daemon *d)
 		return -1;
 	if (injector_open(&d->lb.inj, d->lb.k))
 		return -1;
+	/* The hooks before any Service: once a Service's log line says it
+	 * is intercepted, it is (its VIP entry is what the hooks look up;
+	 * until then they leave connections to the kernel's path). */
+	d->ic = intercept_start(d->lb.k, &d->opts);
+	if (d->opts.intercept && !d->ic)
+		return -1;
+	if (d->opts.fast_path && fast_start(d))
+		return -1;
 	if (d->opts.kubernetes) {
 		if (start_k8s(d))
 			return -1;
@@ -311,11 +319,6 @@ static int setup(struct daemon *d)
 		return -1;
 	}
 	if (services_open_listen(&d->lb, &d->sv))
-		return -1;
-	d->ic = intercept_start(d->lb.k, &d->opts);
-	if (d->opts.intercept && !d->ic)
-		return -1;
-	if (d->opts.fast_path && fast_start(d))
 		return -1;
 	if (d->opts.metrics.sin_port) {
 		d->metrics = metrics_start(&d->opts.metrics, d->lb.k, &d->opts);

@@ -39,29 +39,8 @@ cli() {
 }
 
 start() {
-    local i list='' args
-    for ((i = 1; i <= TB_N; i++)); do
-        list+=$(tb_backend_ip "$i"):$PORT,
-    done
-    args=(--backends "${list%,}" --vip "$VIP:$PORT" --listen "$TB_NODE_IP:$PORT"
-        --intercept "$MODE" --intercept-cgroup "$CG" --fast-path on)
-    [[ $MODE == tc ]] && args+=(--intercept-dev vcli)
-    : >"$(h2lb_log)"
-    tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" --stop-timeout 2 \
-        "${args[@]}" || return 1
-    tb_on_cleanup _h2lb_cleanup
-    for ((i = 0; i < 100; i++)); do
-        # The listener, then the hooks (static Services are set up
-        # before interception starts: the first alone is too early).
-        grep -q "intercepting $VIP:$PORT" "$(h2lb_log)" &&
-            grep -Eq "intercept: (tc ingress on|connect and getpeername)" "$(h2lb_log)" &&
-            grep -q "fast path: client sockets of cgroup" "$(h2lb_log)" &&
-            return 0
-        kill -0 "$TB_LAST_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    tail -n 20 "$(h2lb_log)" >&2
-    fail "h2lb did not start intercepting $VIP:$PORT"
+    h2lb_start_vip "$MODE" "$VIP:$PORT" --intercept-cgroup "$CG" \
+        --fast-path on || fail "h2lb did not start intercepting $VIP:$PORT"
 }
 
 # pairs: "PAIRED MATCHING" over fast_pairs: pairs with an accepted socket,

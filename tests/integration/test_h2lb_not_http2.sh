@@ -53,37 +53,13 @@ cli() {
 }
 
 # start PORT [RUN ARGS]: h2lb balancing the three backends' PORT behind
-# VIP:PORT; ready once it intercepts (the backends never handshake HTTP/2).
+# VIP:PORT (round-robin); ready once it intercepts (the backends never
+# handshake HTTP/2).
 start() {
-    local port=$1 i list='' args
+    local port=$1
     shift
-    for ((i = 1; i <= TB_N; i++)); do
-        list+=$(tb_backend_ip "$i"):$port,
-    done
-    args=(--backends "${list%,}" --vip "$VIP:$port" --listen "$TB_NODE_IP:$port"
-        --policy round-robin --intercept "$MODE" "$@")
-    if [[ $MODE == tc ]]; then
-        args+=(--intercept-dev vcli)
-    else
-        args+=(--intercept-cgroup "$CG")
-    fi
-    h2lb_fast_path_args "${args[@]}" || return 1
-    args+=(${H2LB_FAST_ARGS[@]+"${H2LB_FAST_ARGS[@]}"})
-    : >"$(h2lb_log)"
-    tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" --stop-timeout 2 \
-        "${args[@]}" || return 1
-    tb_on_cleanup _h2lb_cleanup
-    for ((i = 0; i < 100; i++)); do
-        # The listener, then the hooks (static Services are set up
-        # before interception starts: the first alone is too early).
-        grep -q "intercepting $VIP:$port" "$(h2lb_log)" &&
-            grep -Eq "intercept: (tc ingress on|connect and getpeername)" "$(h2lb_log)" &&
-            return 0
-        kill -0 "$TB_LAST_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    tail -n 20 "$(h2lb_log)" >&2
-    fail "h2lb did not start intercepting $VIP:$port"
+    h2lb_start_vip "$MODE" "$VIP:$port" --policy round-robin "$@" ||
+        fail "h2lb did not start intercepting $VIP:$port"
 }
 
 stat_of() { h2lb_daemon_stats | "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }

@@ -12,6 +12,9 @@
 #                             fast path: `make test-fast-path`), also
 #                             --fast-path on for the clients' cgroup CG,
 #                             which tb_run and tb_spawn put clients in
+#   h2lb_start_vip MODE VIP:PORT [RUN ARGS...]
+#                             the same behind a VIP intercepted by MODE (tc
+#                             or cgroup), for static backends at PORT
 #   h2lb_stop                 SIGTERM, bounded wait; fails if it did not exit 0
 #                             or left pins or its cgroup behind
 #   h2lb_map NAME             bpftool -j dump of a pinned map (backends: the
@@ -35,9 +38,9 @@ H2LB_ADDR=$TB_NODE_IP:$H2LB_PORT
 H2LB_PIN=/sys/fs/bpf/h2lb-test-$TB_PREFIX
 
 h2lb_backends() {
-    local i list=
+    local i list= port=${1:-$TB_GREETER_PORT}
     for ((i = 1; i <= TB_N; i++)); do
-        list+=$(tb_backend_ip "$i"):$TB_GREETER_PORT,
+        list+=$(tb_backend_ip "$i"):$port,
     done
     printf '%s\n' "${list%,}"
 }
@@ -77,12 +80,49 @@ h2lb_start() {
 # here) unless RUN ARGS name one. For tests that start h2lb by hand.
 h2lb_fast_path_args() {
     H2LB_FAST_ARGS=()
-    [[ ${H2LB_TEST_FAST_PATH:-} == 1 ]] || return 0
+    [[ ${H2LB_TEST_FAST_PATH:-} == 1 && " $* " != *" --fast-path "* ]] ||
+        return 0
     H2LB_FAST_ARGS=(--fast-path on)
     if [[ " $* " != *" --intercept-cgroup "* ]]; then
         tb_clients_cgroup || return 1
         H2LB_FAST_ARGS+=(--intercept-cgroup "$CG")
     fi
+}
+
+# h2lb_start_vip MODE VIP:PORT [RUN ARGS...]: h2lb balancing the testbed's
+# backends at PORT behind VIP:PORT, intercepted by MODE (tc on vcli, or
+# cgroup on the clients' cgroup CG), listening on the node's address at
+# PORT; ready once it logs that it intercepts VIP:PORT (the daemon attaches
+# its hooks before it sets up any Service). On the suite's fast path too.
+h2lb_start_vip() {
+    local mode=$1 vip=$2 port=${2##*:} i args hook svc
+    shift 2 || return 2
+    args=(--backends "$(h2lb_backends "$port")" --vip "$vip"
+        --listen "$TB_NODE_IP:$port" --intercept "$mode" "$@")
+    if [[ $mode == tc ]]; then
+        args+=(--intercept-dev vcli)
+    elif [[ " ${args[*]} " != *" --intercept-cgroup "* ]]; then
+        args+=(--intercept-cgroup "$CG")
+    fi
+    h2lb_fast_path_args "${args[@]}" || return 1
+    args+=(${H2LB_FAST_ARGS[@]+"${H2LB_FAST_ARGS[@]}"})
+    : >"$(h2lb_log)"
+    tb_spawn node h2lb "$H2LB_BIN" run --pin-dir "$H2LB_PIN" --stop-timeout 2 \
+        "${args[@]}" || return 1
+    tb_on_cleanup _h2lb_cleanup
+    for ((i = 0; i < 100; i++)); do
+        grep -q "intercepting $vip" "$(h2lb_log)" && break
+        kill -0 "$TB_LAST_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    # The hooks' line must come first: a client that connects as soon as
+    # the Service's line is there must be intercepted.
+    hook=$(grep -nE "intercept: (tc ingress on|connect and getpeername)" "$(h2lb_log)" | head -1)
+    svc=$(grep -n "intercepting $vip" "$(h2lb_log)" | head -1)
+    [[ -n $svc && -n $hook && ${hook%%:*} -lt ${svc%%:*} ]] && return 0
+    tail -n 20 "$(h2lb_log)" >&2
+    tb_err "h2lb did not start intercepting $vip (with its hooks first)"
+    return 1
 }
 
 # Cleanup hook: stop the daemon if a test left it running, remove pins.
