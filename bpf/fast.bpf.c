@@ -173,9 +173,9 @@ static __always_inline __u32 header_len(const struct h2lb_fast_pair *p)
  * frame (or frame header) it starts in to the end of the last frame
  * whose header is here (beyond the message if that frame goes on in the
  * client's next writes). All of them at once: one push into TCP for the
- * whole message. A push per frame made the accepted socket's stream
- * parser leave the end of a 1,993-byte write unparsed until the client
- * sent again (docs/fast-path.md, F6). 0: the bytes could not be read.
+ * whole message: with a push per frame, the accepted socket's stream
+ * parser left the end of a write unparsed until the client sent again
+ * (docs/kernel-facts.md K18). 0: the bytes could not be read.
  */
 static __always_inline __u32 frames_part(struct sk_msg_md *msg,
 					 struct h2lb_fast_pair *p)
@@ -225,22 +225,19 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 
 	if (!p)
 		return SK_PASS;
-	if (p->flags & H2LB_FAST_RAW) {
-		p->passed += msg->size;
-		count_add(H2LB_CNT_FAST_PASSED, msg->size);
-		return SK_PASS;
+	n = 0;
+	if (!(p->flags & H2LB_FAST_RAW)) {
+		n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
+						  : preface_part(msg, p);
+		/* 0: not HTTP/2, or the bytes could not be read: where
+		 * frames start is not known from here on. */
+		if (!n)
+			p->flags |= H2LB_FAST_RAW;
 	}
-	n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
-					  : preface_part(msg, p);
-	if (!n) {
-		/* Not HTTP/2, or the bytes could not be read: where frames
-		 * start is not known from here on. */
-		p->flags |= H2LB_FAST_RAW;
-		p->passed += msg->size;
-		count_add(H2LB_CNT_FAST_PASSED, msg->size);
-		return SK_PASS;
-	}
-	bpf_msg_apply_bytes(msg, n);
+	if (n)
+		bpf_msg_apply_bytes(msg, n);
+	else
+		n = msg->size; /* the verdict covers the whole message */
 	p->passed += n;
 	count_add(H2LB_CNT_FAST_PASSED, n);
 	return SK_PASS;
