@@ -124,7 +124,8 @@ static __always_inline __u32 preface_part(struct sk_msg_md *msg,
 	p->have = have + n;
 	if (p->have == H2_PREFACE_LEN) {
 		p->have = 0;
-		p->flags |= H2LB_FAST_FRAMES;
+		/* atomic: the accepted socket's verdict sets flags too */
+		__sync_fetch_and_or(&p->flags, H2LB_FAST_FRAMES);
 	}
 	return n;
 }
@@ -209,6 +210,46 @@ static __always_inline __u32 frames_part(struct sk_msg_md *msg,
 }
 
 /*
+ * Whether the connection could switch now, at a frame boundary (docs/
+ * fast-path.md, "The ordering rule at start-up"): the accepted socket
+ * took the preface, its verdict finished every byte this program passed
+ * (fast_note in verdict.bpf.c counts them once a message is over), and
+ * every leg that verdict wrote to handed all of it to its TCP: nothing is
+ * left in the leg's psock queue, which the worker sends in pieces (F1).
+ * The verdict cannot run meanwhile: it runs only on what this program
+ * passes, under this socket's lock. A global function: verified once.
+ */
+__attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
+{
+	struct h2lb_conn *a, *l;
+	__u64 anchor, leg;
+
+	if (!p)
+		return 0;
+	anchor = p->anchor;
+	a = bpf_map_lookup_elem(&conns, &anchor);
+	if (!a || !(a->flags & H2LB_CONN_PREFACE))
+		return 0;
+	if (*(volatile __u64 *)&p->done != p->passed) {
+		count(H2LB_CNT_FAST_BEHIND);
+		return 0;
+	}
+	/* An sk_msg program cannot look at another socket (it has no
+	 * bpf_sk_release): the leg's own verdict and every redirect to it
+	 * note how much its TCP took (handed, budget.h). Every byte a leg
+	 * gets comes through a redirect, counted in tx_bytes. */
+	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
+		leg = p->legs[i];
+		if (!leg)
+			break;
+		l = bpf_map_lookup_elem(&conns, &leg);
+		if (!l || *(volatile __u64 *)&l->handed < l->tx_bytes)
+			return 0;
+	}
+	return 1;
+}
+
+/*
  * Runs in the client's sendmsg, under its socket's lock, at the start of
  * every message and again where each bpf_msg_apply_bytes() ends: so at
  * the start of the preface, of each frame, or inside a frame header the
@@ -226,13 +267,17 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 	if (!p)
 		return SK_PASS;
 	n = 0;
+	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
+		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);
+		count(H2LB_CNT_FAST_READY);
+	}
 	if (!(p->flags & H2LB_FAST_RAW)) {
 		n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
 						  : preface_part(msg, p);
 		/* 0: not HTTP/2, or the bytes could not be read: where
 		 * frames start is not known from here on. */
 		if (!n)
-			p->flags |= H2LB_FAST_RAW;
+			__sync_fetch_and_or(&p->flags, H2LB_FAST_RAW);
 	}
 	if (n)
 		bpf_msg_apply_bytes(msg, n);

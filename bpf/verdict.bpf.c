@@ -62,6 +62,51 @@ static __always_inline int redirect(const struct h2_in *in, __u64 self,
 	return redirect_full(in, self, target, ctl, &full);
 }
 
+/*
+ * The same-node fast path (docs/fast-path.md): what the verdict of a
+ * paired client's message tells that client's own program, which decides
+ * when the connection may switch. @leg: a leg the message goes to; else
+ * the message is over, and @len more bytes are finished. Keyed as the
+ * client's socket knows itself: its address and port are this socket's
+ * peer. A global function: verified once, not at every call site.
+ */
+__attribute__((noinline)) int fast_note(__u32 addr, __u32 port, __u64 leg,
+					__u32 len)
+{
+	struct h2lb_fast_key k = { .addr = addr, .port = port };
+	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
+
+	if (!p)
+		return 0;
+	if (!leg) {
+		/* A full barrier: what the verdict changed is seen by the
+		 * program that sees this count. */
+		__sync_fetch_and_add(&p->done, len);
+		return 0;
+	}
+	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
+		if (p->legs[i] == leg)
+			return 0;
+		if (!p->legs[i]) {
+			p->legs[i] = leg;
+			return 0;
+		}
+	}
+	__sync_fetch_and_or(&p->flags, H2LB_FAST_MANY);
+	return 0;
+}
+
+/* A client's message to one of its legs. */
+static __always_inline int to_leg(const struct h2_in *in, struct h2lb_conn *c,
+				  __u64 cookie, __u64 leg, int ctl)
+{
+	struct __sk_buff *skb = in->ctx;
+
+	if (c->fast)
+		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), leg, 0);
+	return redirect(in, cookie, leg, ctl);
+}
+
 static __always_inline int drop(void)
 {
 	count(H2LB_CNT_DROPPED);
@@ -427,7 +472,7 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 	addr_streams_add(c->addr, 1);
 	stream_reserve(st);
 	/* Not a control frame: max_streams bounds the requests that wait. */
-	r = redirect(in, cookie, leg, 0);
+	r = to_leg(in, c, cookie, leg, 0);
 	if (c->run_data)
 		count_data(c, cookie, leg, backend, c->run_data, 1);
 	window_sync(c, cookie, sk, st);
@@ -534,7 +579,7 @@ static __always_inline int client_frame(const struct h2_in *in,
 		{
 			__u64 leg = st->leg;
 
-			int r = redirect(in, cookie, leg, !c->run_data);
+			int r = to_leg(in, c, cookie, leg, !c->run_data);
 
 			if (r != SK_PASS) /* its DATA still used window */
 				__sync_fetch_and_add(&c->rx_data, c->run_data);
@@ -555,14 +600,14 @@ static __always_inline int client_frame(const struct h2_in *in,
 				    : drop();
 		leg = st->leg;
 		stream_close(&sk, st, H2LB_CLOSED_BY_CLIENT);
-		return redirect(in, cookie, leg, 1);
+		return to_leg(in, c, cookie, leg, 1);
 	}
 	case H2_WINDOW_UPDATE:
 		if (!st)
 			return idle ? conn_error(c, cookie, f->stream,
 						 H2_PROTOCOL_ERROR)
 				    : drop();
-		return redirect(in, cookie, st->leg, 1);
+		return to_leg(in, c, cookie, st->leg, 1);
 	}
 	return drop(); /* PRIORITY (any state), unknown types */
 }
@@ -778,18 +823,24 @@ static __always_inline int raw_forward(const struct h2_in *in,
 	return r;
 }
 
-SEC("sk_skb/stream_verdict")
-int h2lb_verdict(struct __sk_buff *skb)
+/* How much @sk's TCP took, noted in its record @c (budget.h). */
+static __always_inline void leg_seen(struct bpf_sock *sk, struct h2lb_conn *c)
 {
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct sent s;
+
+	if (sk && !sock_sent(sk, &s) && s.handed > (__s64)c->handed) {
+		c->handed = s.handed;
+		c->progress_ns = bpf_ktime_get_ns();
+	}
+}
+
+static __always_inline int verdict(struct __sk_buff *skb, struct h2lb_conn *c,
+				   __u64 cookie)
+{
+	struct h2_in in = in_verdict(skb);
 	struct h2_frame f;
-	struct h2_in in;
 	int r, rule;
 
-	if (!c)
-		return SK_DROP;
-	in = in_verdict(skb);
 	if (c->flags & H2LB_CONN_RAW)
 		return raw_forward(&in, c, cookie);
 	r = frame_read(&in, &f);
@@ -834,4 +885,26 @@ int h2lb_verdict(struct __sk_buff *skb)
 		return backend_frame(&in, &f, c, cookie, rule);
 	}
 	return SK_DROP;
+}
+
+SEC("sk_skb/stream_verdict")
+int h2lb_verdict(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	int r;
+
+	if (!c)
+		return SK_DROP;
+	r = verdict(skb, c, cookie);
+	/* After all the message changed (fast_note). */
+	if (c->fast)
+		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), 0,
+			  msg_length(skb));
+	/* A leg heard from looks at how much its TCP took: the client's
+	 * own program, which cannot look at another socket, reads it to
+	 * know that nothing waits in the leg's psock queue (fast.bpf.c). */
+	if (settings.fast_path && c->role == H2LB_ROLE_BACKEND)
+		leg_seen(skb->sk, c);
+	return r;
 }

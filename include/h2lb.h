@@ -125,6 +125,13 @@ struct h2lb_endpoint {
 #define H2LB_FAST_HDR	 9   /* an HTTP/2 frame header */
 #define H2LB_FAST_FRAMES 0x1 /* the preface passed: frames follow */
 #define H2LB_FAST_RAW	 0x2 /* not HTTP/2: passed as it comes */
+/* The switch conditions held at a frame boundary (docs/fast-path.md,
+ * "The ordering rule at start-up"). */
+#define H2LB_FAST_READY 0x4
+/* The accepted socket's verdict wrote to more legs than a pair keeps:
+ * the connection stays on today's path. */
+#define H2LB_FAST_MANY 0x8
+#define H2LB_FAST_LEGS 8
 
 /* One per socket in the sockhash, keyed by socket cookie. */
 struct h2lb_conn {
@@ -210,8 +217,13 @@ struct h2lb_fast_pair {
 	__u64 client; /* the client's own socket (cookie) */
 	__u64 anchor; /* the socket h2lb accepted for it; 0 until then */
 	__u64 passed; /* bytes its sk_msg program passed to TCP */
-	__u32 flags;  /* H2LB_FAST_* */
-	__u32 have;   /* preface bytes seen; then those of hdr[] */
+	/* Bytes of them the accepted socket's verdict has finished: added
+	 * when the verdict of a message is over, after all it changed. */
+	__u64 done;
+	/* The legs that verdict redirected the client's frames to. */
+	__u64 legs[H2LB_FAST_LEGS];
+	__u32 flags;		 /* H2LB_FAST_* */
+	__u32 have;		 /* preface bytes seen; then those of hdr[] */
 	__u8 hdr[H2LB_FAST_HDR]; /* the frame header being passed */
 	__u8 pad[7];
 };
@@ -290,6 +302,11 @@ struct h2lb_settings {
 	 * backend indexes (maps "svc_nr" and "svc_backends"). */
 	__u32 max_backends;
 	__u32 svc_backends;
+	/* --fast-path on: legs note how far their TCP took what was
+	 * redirected to them (docs/fast-path.md); a constant, so the
+	 * verifier drops that code when it is off. */
+	__u32 fast_path;
+	__u32 pad;
 };
 
 /*
@@ -401,7 +418,12 @@ struct h2lb_frontend {
 	X(FAST_PAIRED, fast_path_paired,                                         \
 	  "accepted connections paired with their client's own socket")          \
 	X(FAST_PASSED, fast_path_passed_bytes,                                   \
-	  "bytes the fast path's program framed and passed to TCP")
+	  "bytes the fast path's program framed and passed to TCP")              \
+	X(FAST_READY, fast_path_ready,                                           \
+	  "client connections that met the fast path's switch conditions")       \
+	X(FAST_BEHIND, fast_path_behind,                                         \
+	  "writes at a frame boundary while the accepted socket's verdict "      \
+	  "had not finished what the client sent before")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,

@@ -194,7 +194,7 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		{ s->maps.addr_streams, l->conns },
 		{ s->maps.leg_addrs, l->conns },
 		/* One entry when the fast path is off: the LRU hash is
-		 * allocated whole (7.5 MiB for 65,536, the sockhash 1 MiB) */
+		 * allocated whole (12 MiB for 65,536, the sockhash 1 MiB) */
 		{ s->maps.fast_hash, o->fast_path ? l->conns : 1 },
 		{ s->maps.fast_pairs, o->fast_path ? l->conns : 1 },
 		{ s->maps.streams, l->streams },
@@ -225,6 +225,7 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 	}
 	k->skel->rodata->settings.max_backends = l->backends;
 	k->skel->rodata->settings.svc_backends = l->svc_backends;
+	k->skel->rodata->settings.fast_path = o->fast_path;
 	k->lim = *l;
 	return 0;
 }

@@ -20,7 +20,11 @@
 #      (more than a segment: with a push per frame, the accepted socket
 #      parsed only the first segment, docs/fast-path.md F6).
 #   3. h2load (4 connections, 2,000 requests, 10 at a time) in the cgroup:
-#      all succeed, 4 more clients paired.
+#      all succeed, 4 more clients paired, and each met the switch
+#      conditions (docs/fast-path.md, "The ordering rule at start-up") once:
+#      at a frame boundary, the accepted socket's verdict had finished all
+#      the client passed before, and its legs' TCP had taken all of it.
+#      So does a sequential client (h2load -c1 -m1).
 #   4. A client outside the cgroup, to the listener: served, not paired.
 #   5. Once the clients are gone, so are their pairs; after the daemon
 #      stops, the clients' cgroup has no program left.
@@ -104,16 +108,28 @@ echo "   40 open streams in one write: pairs open: $paired, bytes passed = bytes
 ((paired == 1 && same == 1)) || fail "the accepted socket did not parse all the client wrote"
 
 echo "== 3. h2load in the clients' cgroup"
-p0=$(h2lb_counter fast_path_paired) b0=$(h2lb_counter fast_path_passed_bytes)
-out=$(cli h2load -c 4 -m 10 -n 2000 "http://$VIP:$PORT/index.txt" 2>&1) ||
-    fail "h2load failed: $out"
-grep -q "^requests: 2000 total, 2000 started, 2000 done, 2000 succeeded" <<<"$out" ||
-    fail "h2load: $(grep '^requests:' <<<"$out")"
-paired=$(($(h2lb_counter fast_path_paired) - p0))
-passed=$(($(h2lb_counter fast_path_passed_bytes) - b0))
-echo "   2000 requests succeeded; $paired connections paired, $passed bytes passed"
+# h2load_run C M N: paired, ready and passed (bytes) it added
+h2load_run() {
+    local p0 r0 b0 out
+    p0=$(h2lb_counter fast_path_paired) r0=$(h2lb_counter fast_path_ready)
+    b0=$(h2lb_counter fast_path_passed_bytes)
+    out=$(cli h2load -c "$1" -m "$2" -n "$3" "http://$VIP:$PORT/index.txt" 2>&1) ||
+        fail "h2load failed: $out"
+    grep -q "^requests: $3 total, $3 started, $3 done, $3 succeeded" <<<"$out" ||
+        fail "h2load: $(grep '^requests:' <<<"$out")"
+    echo "$(($(h2lb_counter fast_path_paired) - p0))" \
+        "$(($(h2lb_counter fast_path_ready) - r0))" \
+        "$(($(h2lb_counter fast_path_passed_bytes) - b0))"
+}
+read -r paired ready passed <<<"$(h2load_run 4 10 2000)"
+echo "   2000 requests succeeded; $paired connections paired, $ready met the switch conditions, $passed bytes passed"
 ((paired == 4)) || fail "want 4 connections paired, got $paired"
+((ready == 4)) || fail "want all 4 connections to meet the switch conditions, got $ready"
 ((passed > 2000 * 9)) || fail "the program passed only $passed bytes"
+read -r paired ready passed <<<"$(h2load_run 1 1 200)"
+echo "   h2load -c1 -m1: 200 requests succeeded; $paired paired, $ready met the switch conditions"
+((paired == 1 && ready == 1)) || fail "want the sequential client paired and meeting the switch conditions"
+echo "   writes that found the accepted socket's verdict behind: $(h2lb_counter fast_path_behind)"
 
 echo "== 4. a client outside the clients' cgroup"
 p0=$(h2lb_counter fast_path_paired)
