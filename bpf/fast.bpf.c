@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "events.h"
+#include "frame.h"
 #include "h2_wire.h"
 #include "maps.h"
 
@@ -181,8 +182,9 @@ static __always_inline __u32 header_len(const struct h2lb_fast_pair *p)
 static __always_inline __u32 frames_part(struct sk_msg_md *msg,
 					 struct h2lb_fast_pair *p)
 {
+	struct h2_in in = in_msg(msg);
 	__u32 size = msg->size, pos = 0;
-	__u8 *h, *end;
+	struct h2_frame f;
 
 	if (p->have) { /* a header the client began in an earlier write */
 		pos = header_part(msg, 0, p);
@@ -195,14 +197,9 @@ static __always_inline __u32 frames_part(struct sk_msg_md *msg,
 	for (int i = 0; i < PASS_RUN_FRAMES; i++) {
 		if (pos >= size || size - pos < H2LB_FAST_HDR)
 			break;
-		if (bpf_msg_pull_data(msg, pos, pos + H2LB_FAST_HDR, 0))
+		if (frame_read_at(&in, pos, &f) < 0)
 			return 0;
-		h = msg->data;
-		end = msg->data_end;
-		if (h + H2LB_FAST_HDR > end)
-			return 0;
-		pos += H2LB_FAST_HDR +
-		       ((__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2]);
+		pos += H2LB_FAST_HDR + f.len;
 	}
 	if (pos < size && size - pos < H2LB_FAST_HDR) /* goes on later */
 		pos += header_part(msg, pos, p);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* HTTP/2 frame header access for sk_skb programs (RFC 9113 section 4.1). */
+/* HTTP/2 frame header access for sk_skb and sk_msg programs (RFC 9113
+ * section 4.1). */
 #ifndef H2LB_BPF_FRAME_H
 #define H2LB_BPF_FRAME_H
 
@@ -29,13 +30,22 @@ extern __u32 msg_length(struct __sk_buff *skb);
  * The message a program looks at: its bytes from @off (where it starts)
  * to @end (the parser: all the bytes there are; the verdict: the
  * message's end). Every read of it goes through here, so that the parser's
- * walks and the frame rules can serve a second kind of message, what a
- * client sends on its own socket (docs/fast-path.md).
+ * walks and the frame rules serve two kinds of message: what a socket's
+ * TCP received (an skb) and what a client sends on its own socket (an
+ * sk_msg, docs/fast-path.md). Each entry point makes its kind a constant;
+ * the functions below are inlined, so a program keeps only its own
+ * branch and never calls a helper its type does not have.
  */
+enum h2_in_kind {
+	H2_IN_SKB, /* struct __sk_buff */
+	H2_IN_MSG, /* struct sk_msg_md */
+};
+
 struct h2_in {
-	void *ctx; /* struct __sk_buff */
+	void *ctx;
 	__u32 off;
 	__u32 end;
+	enum h2_in_kind kind;
 };
 
 /* The parser's view of @skb. */
@@ -43,7 +53,8 @@ static __always_inline struct h2_in in_parser(struct __sk_buff *skb)
 {
 	struct h2_in in = { .ctx = skb,
 			    .off = msg_offset(skb),
-			    .end = skb->len };
+			    .end = skb->len,
+			    .kind = H2_IN_SKB };
 
 	return in;
 }
@@ -54,21 +65,64 @@ static __always_inline struct h2_in in_verdict(struct __sk_buff *skb)
 	__u32 off = msg_offset(skb);
 	struct h2_in in = { .ctx = skb,
 			    .off = off,
-			    .end = off + msg_length(skb) };
+			    .end = off + msg_length(skb),
+			    .kind = H2_IN_SKB };
 
 	return in;
+}
+
+/* A client's write, as its sk_msg program sees it: all of it. */
+static __always_inline struct h2_in in_msg(struct sk_msg_md *msg)
+{
+	struct h2_in in = {
+		.ctx = msg, .off = 0, .end = msg->size, .kind = H2_IN_MSG
+	};
+
+	return in;
+}
+
+/* @n bytes of @msg at @off, reachable through msg->data afterwards, or
+ * NULL. @n is a constant at every call site: the copies that follow are
+ * fixed-size, with no loop for the verifier to walk. */
+static __always_inline __u8 *msg_at(struct sk_msg_md *msg, __u32 off, __u32 n)
+{
+	__u8 *data;
+
+	if (off >= msg->size || n > msg->size - off ||
+	    bpf_msg_pull_data(msg, off, off + n, 0))
+		return NULL;
+	data = msg->data;
+	if (data + n > (__u8 *)msg->data_end)
+		return NULL;
+	return data;
 }
 
 static __always_inline int in_load(const struct h2_in *in, __u32 off, void *buf,
 				   __u32 n)
 {
-	return bpf_skb_load_bytes(in->ctx, off, buf, n);
+	__u8 *data;
+
+	if (in->kind == H2_IN_SKB)
+		return bpf_skb_load_bytes(in->ctx, off, buf, n);
+	data = msg_at(in->ctx, off, n);
+	if (!data)
+		return -1;
+	__builtin_memcpy(buf, data, n);
+	return 0;
 }
 
 static __always_inline int in_store(const struct h2_in *in, __u32 off,
 				    const void *buf, __u32 n)
 {
-	return bpf_skb_store_bytes(in->ctx, off, buf, n, 0);
+	__u8 *data;
+
+	if (in->kind == H2_IN_SKB)
+		return bpf_skb_store_bytes(in->ctx, off, buf, n, 0);
+	data = msg_at(in->ctx, off, n);
+	if (!data)
+		return -1;
+	__builtin_memcpy(data, buf, n);
+	return 0;
 }
 
 /* The message's length. */
@@ -80,7 +134,9 @@ static __always_inline __u32 in_len(const struct h2_in *in)
 /* The socket it came from. */
 static __always_inline struct bpf_sock *in_sock(const struct h2_in *in)
 {
-	return ((struct __sk_buff *)in->ctx)->sk;
+	if (in->kind == H2_IN_SKB)
+		return ((struct __sk_buff *)in->ctx)->sk;
+	return ((struct sk_msg_md *)in->ctx)->sk;
 }
 
 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": its first 9 bytes read as a frame

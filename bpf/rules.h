@@ -106,13 +106,15 @@ struct settings_scan {
 	struct h2lb_settings_frame v;
 };
 
-static long settings_param(__u32 i, void *arg)
+static __always_inline long settings_param(__u32 i, struct settings_scan *s,
+					   enum h2_in_kind kind)
 {
-	struct settings_scan *s = arg;
+	struct h2_in in = s->in;
 	__u8 p[6];
 	__u32 id, value;
 
-	if (i >= s->n || in_load(&s->in, s->off + i * 6, p, 6))
+	in.kind = kind; /* a constant: one branch of in_load() stays */
+	if (i >= s->n || in_load(&in, s->off + i * 6, p, 6))
 		return 1;
 	id = (__u32)p[0] << 8 | p[1];
 	value = (__u32)p[2] << 24 | (__u32)p[3] << 16 | (__u32)p[4] << 8 | p[5];
@@ -139,6 +141,18 @@ static long settings_param(__u32 i, void *arg)
 	return 0; /* unknown parameters are ignored (6.5.2) */
 }
 
+/* One callback per kind of message: each program references only its
+ * own. */
+static long settings_param_skb(__u32 i, void *arg)
+{
+	return settings_param(i, arg, H2_IN_SKB);
+}
+
+static long settings_param_msg(__u32 i, void *arg)
+{
+	return settings_param(i, arg, H2_IN_MSG);
+}
+
 /*
  * Every parameter of a SETTINGS frame, in order, however many (6.5):
  * 0 and what it set in @out, or the error.
@@ -151,7 +165,10 @@ static __always_inline int settings_rules(const struct h2_in *in,
 				   .off = f->off + H2_HDR_LEN,
 				   .n = f->len / 6 };
 
-	bpf_loop(H2LB_MAX_FRAME / 6, settings_param, &s, 0);
+	bpf_loop(H2LB_MAX_FRAME / 6,
+		 in->kind == H2_IN_SKB ? settings_param_skb
+				       : settings_param_msg,
+		 &s, 0);
 	*out = s.v;
 	return s.err;
 }
