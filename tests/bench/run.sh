@@ -10,6 +10,11 @@
 #   h2lb-vip  the same h2lb, reached at a Service VIP (198.18.100.1) that
 #             tc ingress intercepts (--intercept tc --vip): what
 #             interception adds
+#   h2lb-fast the same VIP and h2lb, from a client in the clients' cgroup
+#             with the same-node fast path on (--fast-path on
+#             --intercept-cgroup; docs/fast-path.md): what the fast path
+#             does to a client on the node (today it frames and passes
+#             every byte; no frame switches yet)
 #   haproxy   HAProxy, h2c frontend "proto h2", h2c servers "proto h2",
 #             balance roundrobin (per request)   198.18.1.1:50052 / :50062
 #   nghttpx   nghttpx, h2c frontend ("no-tls"), h2 backends ("proto=h2"),
@@ -37,7 +42,7 @@
 #                           turn; the table shows each target's best round
 #                           (least disturbed by whatever else runs on the
 #                           machine), the JSON has all of them
-#   BENCH_TARGETS ["direct l4 h2lb h2lb-vip haproxy nghttpx"]
+#   BENCH_TARGETS ["direct l4 h2lb h2lb-vip h2lb-fast haproxy nghttpx"]
 #   BENCH_WORKLOADS ["grpc seq tput big"]
 #   BENCH_TPUT_C [4] BENCH_TPUT_M [100]    clients/streams of "tput"
 #   BENCH_BIG_C [1]  BENCH_BIG_M [4]       clients/streams of "big"
@@ -58,7 +63,7 @@ T_START=$(date +%s)
 BENCH_TIME=${BENCH_TIME:-5}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_REPS=${BENCH_REPS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-"direct l4 h2lb h2lb-vip haproxy nghttpx"}
+BENCH_TARGETS=${BENCH_TARGETS:-"direct l4 h2lb h2lb-vip h2lb-fast haproxy nghttpx"}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-"grpc seq tput big"}
 BENCH_TPUT_C=${BENCH_TPUT_C:-4}
 BENCH_TPUT_M=${BENCH_TPUT_M:-100}
@@ -105,7 +110,7 @@ done
 ((BENCH_REPS >= 1 && BENCH_REPS <= 10)) || die "BENCH_REPS must be 1..10"
 ((BENCH_BACKENDS >= 1 && BENCH_BACKENDS <= 16)) || die "BENCH_BACKENDS must be 1..16"
 for t in $BENCH_TARGETS; do
-    [[ $t =~ ^(direct|l4|h2lb|h2lb-vip|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
+    [[ $t =~ ^(direct|l4|h2lb|h2lb-vip|h2lb-fast|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
 done
 for w in $BENCH_WORKLOADS; do
     [[ $w =~ ^(grpc|seq|tput|big)$ ]] || die "unknown workload '$w'"
@@ -114,7 +119,7 @@ done
 tb_require_root
 tb_require_cmd ip nsenter ss timeout bpftool h2load nghttpd "$PY"
 want() { [[ " $BENCH_TARGETS " == *" $1 "* ]]; }
-want_h2lb() { want h2lb || want h2lb-vip; }
+want_h2lb() { want h2lb || want h2lb-vip || want h2lb-fast; }
 want haproxy && tb_require_cmd haproxy
 want nghttpx && tb_require_cmd nghttpx
 if want_h2lb && [[ ! -x $H2LB_BIN ]]; then
@@ -200,17 +205,33 @@ start_nghttpx() {
 }
 
 # start_h2lb BACKEND_PORT: (re)start h2lb balancing the backends' port, on
-# its listen address and, for h2lb-vip, at the VIP with that port.
+# its listen address and, for h2lb-vip and h2lb-fast, at the VIP with that
+# port; for h2lb-fast, with the fast path on for the clients' cgroup
+# (h2lb_start adds the flags when H2LB_TEST_FAST_PATH=1).
 start_h2lb() {
-    local vip=()
-    want h2lb-vip && vip=(--intercept tc --intercept-dev vcli --vip "$TB_VIP:$1")
+    local vip=() fast=0
+    if want h2lb-vip || want h2lb-fast; then
+        vip=(--intercept tc --intercept-dev vcli --vip "$TB_VIP:$1")
+    fi
+    want h2lb-fast && fast=1
     : >"$(h2lb_log)" 2>/dev/null || true   # h2lb_start counts "ready" lines
     # shellcheck disable=SC2086 # BENCH_H2LB_ARGS: words on purpose
-    if ! h2lb_start --backends "$(backend_list "$1")" "${vip[@]}" $BENCH_H2LB_ARGS; then
+    if ! H2LB_TEST_FAST_PATH=$fast h2lb_start --backends "$(backend_list "$1")" \
+        "${vip[@]}" $BENCH_H2LB_ARGS; then
         DOWN[h2lb]="h2lb did not start"
         DOWN[h2lb-vip]=${DOWN[h2lb]}
+        DOWN[h2lb-fast]=${DOWN[h2lb]}
         log "WARNING: ${DOWN[h2lb]}"
     fi
+}
+
+# client TARGET CMD...: CMD in the client namespace; for h2lb-fast, in the
+# clients' cgroup.
+client() {
+    local fast=0
+    [[ $1 == h2lb-fast ]] && fast=1
+    shift
+    H2LB_TEST_FAST_PATH=$fast tb_run cli "$@"
 }
 
 # h2lb_snap FILE: h2lb's kernel counters and per-backend stats (or null).
@@ -241,7 +262,7 @@ stop_h2lb() {
 pids_of() {
     case $1 in
         direct | l4) ;;
-        h2lb | h2lb-vip) tb_pid h2lb ;;
+        h2lb | h2lb-vip | h2lb-fast) tb_pid h2lb ;;
         haproxy) tb_pid haproxy ;;
         nghttpx) tb_pid "nghttpx-$2" ;;
     esac
@@ -258,6 +279,8 @@ addr_of() {
         h2lb:*) echo "$H2LB_ADDR" ;;
         h2lb-vip:grpc) echo "$TB_VIP:$TB_GREETER_PORT" ;;
         h2lb-vip:http) echo "$TB_VIP:$TB_HTTP_PORT" ;;
+        h2lb-fast:grpc) echo "$TB_VIP:$TB_GREETER_PORT" ;;
+        h2lb-fast:http) echo "$TB_VIP:$TB_HTTP_PORT" ;;
         haproxy:grpc) echo "$TB_NODE_IP:$HAPROXY_GRPC_PORT" ;;
         haproxy:http) echo "$TB_NODE_IP:$HAPROXY_HTTP_PORT" ;;
         nghttpx:grpc) echo "$TB_NODE_IP:$NGHTTPX_GRPC_PORT" ;;
@@ -305,7 +328,7 @@ run_grpc() {
     pids=$(pids_of "$target" grpc | paste -sd, -)
     log "[$rep/$BENCH_REPS] grpc via $target ($(addr_of "$target" grpc))"
     before_run "$target"
-    tb_run cli timeout -k 5 "$CLIENT_LIMIT" "$PY" "$HERE/grpc_bench.py" \
+    client "$target" timeout -k 5 "$CLIENT_LIMIT" "$PY" "$HERE/grpc_bench.py" \
         --target "$(addr_of "$target" grpc)" --duration "$BENCH_TIME" \
         --warmup "$BENCH_WARMUP" --cpu-pids "$pids" \
         >"$res" 2>"$WORK/grpc-$target-$rep.err" || rc=$?
@@ -337,7 +360,7 @@ run_h2load() {
     log "[$rep/$BENCH_REPS] $w via $target ($url)"
     before_run "$target"
     "$PY" "$LIB" snap "${pids[@]}" >"$base.snap0"
-    tb_run cli timeout -k 5 "$CLIENT_LIMIT" h2load -c "$c" -m "$m" \
+    client "$target" timeout -k 5 "$CLIENT_LIMIT" h2load -c "$c" -m "$m" \
         -t "$BENCH_H2LOAD_THREADS" -D "$BENCH_TIME" \
         --warm-up-time "$BENCH_WARMUP" --log-file "$base.tsv" "$url" \
         >"$base.out" 2>&1 || rc=$?
@@ -416,7 +439,7 @@ if want_w grpc; then
     if want_h2lb && [[ -z ${DOWN[h2lb]:-} ]]; then
         stop_h2lb grpc
     fi
-    unset 'DOWN[h2lb]' 'DOWN[h2lb-vip]'
+    unset 'DOWN[h2lb]' 'DOWN[h2lb-vip]' 'DOWN[h2lb-fast]'
 fi
 
 if ((http_phase)); then
