@@ -53,7 +53,7 @@
 #                           round-robin"; h2lb's default is least-streams)
 #   BENCH_RESULTS [build/bench/results.json]
 #   BENCH_KEEP [0]          1: keep the work dir (configs, raw outputs)
-# With the defaults the whole run takes about 3.5 minutes (2 CPUs).
+# With the defaults the whole run takes about 6 minutes (2 CPUs).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
