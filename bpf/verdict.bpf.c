@@ -88,6 +88,11 @@ __attribute__((noinline)) int fast_note(__u32 addr, __u32 port, __u64 leg,
 		if (p->legs[i] == leg)
 			return 0;
 		if (!p->legs[i]) {
+			struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+
+			if (l)
+				__sync_fetch_and_or(&l->flags,
+						    H2LB_CONN_FAST_LEG);
 			p->legs[i] = leg;
 			return 0;
 		}
@@ -96,7 +101,8 @@ __attribute__((noinline)) int fast_note(__u32 addr, __u32 port, __u64 leg,
 	return 0;
 }
 
-/* A client's message to one of its legs. */
+/* A client's message to one of its legs (the accepted socket's verdict:
+ * @in is an skb). */
 static __always_inline int to_leg(const struct h2_in *in, struct h2lb_conn *c,
 				  __u64 cookie, __u64 leg, int ctl)
 {
@@ -901,10 +907,11 @@ int h2lb_verdict(struct __sk_buff *skb)
 	if (c->fast)
 		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), 0,
 			  msg_length(skb));
-	/* A leg heard from looks at how much its TCP took: the client's
-	 * own program, which cannot look at another socket, reads it to
-	 * know that nothing waits in the leg's psock queue (fast.bpf.c). */
-	if (settings.fast_path && c->role == H2LB_ROLE_BACKEND)
+	/* A fast-path client's leg, heard from, looks at how much its TCP
+	 * took: the client's own program, which cannot look at another
+	 * socket, reads it to know that nothing waits in the leg's psock
+	 * queue (fast.bpf.c). */
+	if (settings.fast_path && (c->flags & H2LB_CONN_FAST_LEG))
 		leg_seen(skb->sk, c);
 	return r;
 }
