@@ -232,9 +232,11 @@ __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
 		return 0;
 	}
 	/* An sk_msg program cannot look at another socket (it has no
-	 * bpf_sk_release): the leg's own verdict and every redirect to it
-	 * note how much its TCP took (handed, budget.h). Every byte a leg
-	 * gets comes through a redirect, counted in tx_bytes. */
+	 * bpf_sk_release; docs/kernel-facts.md K19): the leg's record says
+	 * how much its TCP took when last looked at (handed, budget.h).
+	 * Every byte a leg gets comes through a redirect, counted in
+	 * tx_bytes, and every redirect to it looks; so does its own verdict
+	 * while it has bytes out (queued), so a stale look only delays. */
 	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
 		leg = p->legs[i];
 		if (!leg)

@@ -88,11 +88,6 @@ __attribute__((noinline)) int fast_note(__u32 addr, __u32 port, __u64 leg,
 		if (p->legs[i] == leg)
 			return 0;
 		if (!p->legs[i]) {
-			struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
-
-			if (l)
-				__sync_fetch_and_or(&l->flags,
-						    H2LB_CONN_FAST_LEG);
 			p->legs[i] = leg;
 			return 0;
 		}
@@ -829,17 +824,6 @@ static __always_inline int raw_forward(const struct h2_in *in,
 	return r;
 }
 
-/* How much @sk's TCP took, noted in its record @c (budget.h). */
-static __always_inline void leg_seen(struct bpf_sock *sk, struct h2lb_conn *c)
-{
-	struct sent s;
-
-	if (sk && !sock_sent(sk, &s) && s.handed > (__s64)c->handed) {
-		c->handed = s.handed;
-		c->progress_ns = bpf_ktime_get_ns();
-	}
-}
-
 static __always_inline int verdict(struct __sk_buff *skb, struct h2lb_conn *c,
 				   __u64 cookie)
 {
@@ -907,11 +891,5 @@ int h2lb_verdict(struct __sk_buff *skb)
 	if (c->fast)
 		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), 0,
 			  msg_length(skb));
-	/* A fast-path client's leg, heard from, looks at how much its TCP
-	 * took: the client's own program, which cannot look at another
-	 * socket, reads it to know that nothing waits in the leg's psock
-	 * queue (fast.bpf.c). */
-	if (settings.fast_path && (c->flags & H2LB_CONN_FAST_LEG))
-		leg_seen(skb->sk, c);
 	return r;
 }

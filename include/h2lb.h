@@ -81,9 +81,6 @@ enum h2lb_backend_state {
 /* Not HTTP/2 (a client whose first bytes were not the preface, and its
  * raw leg): every byte goes to @peer as it comes, nothing is parsed. */
 #define H2LB_CONN_RAW 0x10
-/* A leg a fast-path client wrote to: its verdict notes how much its TCP
- * took (docs/fast-path.md, condition 3). */
-#define H2LB_CONN_FAST_LEG 0x40
 
 /* In "new_legs": the leg is raw (H2LB_CONN_RAW). sockops makes its record
  * but leaves it out of the sockhash: the daemon puts it there with its
@@ -305,11 +302,6 @@ struct h2lb_settings {
 	 * backend indexes (maps "svc_nr" and "svc_backends"). */
 	__u32 max_backends;
 	__u32 svc_backends;
-	/* --fast-path on: the legs of fast-path clients note how far their
-	 * TCP took what was redirected to them (docs/fast-path.md); a
-	 * constant, so the verifier drops that code when it is off. */
-	__u32 fast_path;
-	__u32 pad;
 };
 
 /*

@@ -225,7 +225,6 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 	}
 	k->skel->rodata->settings.max_backends = l->backends;
 	k->skel->rodata->settings.svc_backends = l->svc_backends;
-	k->skel->rodata->settings.fast_path = o->fast_path;
 	k->lim = *l;
 	return 0;
 }
