@@ -9,6 +9,7 @@
  * and verdict) carries all of it. The switch to redirecting frames from
  * here builds on these frame starts.
  */
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 #include "events.h"
@@ -248,6 +249,33 @@ __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
 	return 1;
 }
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/*
+ * Bytes in @sk's psock that its application has not read yet: with
+ * h2lb_client_recv below, all it received and did not read
+ * (msg_tot_len of the ingress queue). Read through the psock itself
+ * (sk_user_data, its flag bits masked): what stands for the client's
+ * TCP acknowledgements once its bytes come by ingress, which moves no
+ * TCP counter (docs/fast-path.md F5; kernel-facts K20, K21).
+ */
+static __always_inline __u32 psock_unread(struct bpf_sock *sk)
+{
+	struct sk_psock *psock;
+	struct tcp_sock *tp;
+	unsigned long ud;
+
+	tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+	if (!tp)
+		return 0;
+	ud = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data & ~7ul;
+	if (!ud)
+		return 0;
+	psock = bpf_rdonly_cast((void *)ud,
+				bpf_core_type_id_kernel(struct sk_psock));
+	return psock->msg_tot_len;
+}
+
 /*
  * Runs in the client's sendmsg, under its socket's lock, at the start of
  * every message and again where each bpf_msg_apply_bytes() ends: so at
@@ -265,6 +293,9 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 
 	if (!p)
 		return SK_PASS;
+	n = psock_unread(msg->sk);
+	if (n > p->unread_max)
+		p->unread_max = n;
 	n = 0;
 	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);
@@ -284,5 +315,18 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		n = msg->size; /* the verdict covers the whole message */
 	p->passed += n;
 	count_add(H2LB_CNT_FAST_PASSED, n);
+	return SK_PASS;
+}
+
+/*
+ * The client's receive side (docs/fast-path.md, rule R): everything its
+ * TCP receives goes on to its application, unchanged, through its
+ * psock's ingress queue (sk_psock_verdict_apply, SK_PASS), in arrival
+ * order: the queue that frames redirected into the socket with
+ * BPF_F_INGRESS are to join, after these.
+ */
+SEC("sk_skb")
+int h2lb_client_recv(struct __sk_buff *skb)
+{
 	return SK_PASS;
 }

@@ -222,6 +222,10 @@ struct h2lb_fast_pair {
 	__u64 done;
 	/* The legs that verdict redirected the client's frames to. */
 	__u64 legs[H2LB_FAST_LEGS];
+	/* The most bytes the client's application had left unread in its
+	 * socket's psock when it wrote (fast.bpf.c, psock_unread). */
+	__u32 unread_max;
+	__u32 pad2;
 	__u32 flags;		 /* H2LB_FAST_* */
 	__u32 have;		 /* preface bytes seen; then those of hdr[] */
 	__u8 hdr[H2LB_FAST_HDR]; /* the frame header being passed */

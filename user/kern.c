@@ -62,6 +62,7 @@ struct kern {
 	struct bpf_link *cg_links[4]; /* connect4/6, getpeername4/6 */
 	struct bpf_link *fast_link; /* client sockops on the clients' cgroup */
 	bool fast_msg;		    /* sk_msg attached to fast_hash */
+	bool fast_recv;		    /* and the receive verdict */
 	int fd[KM_MAX];
 	char pin_dir[256];
 	bool pinned;
@@ -194,7 +195,7 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		{ s->maps.addr_streams, l->conns },
 		{ s->maps.leg_addrs, l->conns },
 		/* One entry when the fast path is off: the LRU hash is
-		 * allocated whole (12 MiB for 65,536, the sockhash 1 MiB) */
+		 * allocated whole (12.5 MiB for 65,536, the sockhash 1 MiB) */
 		{ s->maps.fast_hash, o->fast_path ? l->conns : 1 },
 		{ s->maps.fast_pairs, o->fast_path ? l->conns : 1 },
 		{ s->maps.streams, l->streams },
@@ -350,6 +351,11 @@ void kern_close(struct kern *k)
 				bpf_program__fd(s->progs.h2lb_client_msg),
 				bpf_map__fd(s->maps.fast_hash),
 				BPF_SK_MSG_VERDICT);
+		if (k->fast_recv)
+			bpf_prog_detach2(
+				bpf_program__fd(s->progs.h2lb_client_recv),
+				bpf_map__fd(s->maps.fast_hash),
+				BPF_SK_SKB_STREAM_VERDICT);
 		if (k->cg.fd >= 0)
 			bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_sockops),
 					 k->cg.fd, BPF_CGROUP_SOCK_OPS);
@@ -816,6 +822,15 @@ int kern_fast_attach(struct kern *k, int cg_fd, const char *path)
 		return -1;
 	}
 	k->fast_msg = true;
+	/* A stream verdict with no parser: each skb as it comes. */
+	if (bpf_prog_attach(bpf_program__fd(s->progs.h2lb_client_recv),
+			    bpf_map__fd(s->maps.fast_hash),
+			    BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		pr_err("fast path: attaching the receive verdict: %s",
+		       strerror(errno));
+		return -1;
+	}
+	k->fast_recv = true;
 	k->fast_link =
 		bpf_program__attach_cgroup(s->progs.h2lb_client_sockops, cg_fd);
 	if (!k->fast_link) {

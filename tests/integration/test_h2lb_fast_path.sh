@@ -14,7 +14,11 @@
 #      writes right after connect: all 20 answered; while it holds the
 #      connection open, its pair is in fast_pairs, and the bytes its program
 #      passed are exactly the bytes h2lb's verdict parsed on the accepted
-#      socket.
+#      socket. The client's receive verdict passes what it gets to its
+#      psock's ingress queue (the responses parse, in order). The same
+#      client once more, reading nothing for 2 s before a PING: at that
+#      write its program found exactly the bytes the client then read
+#      waiting unread in its psock.
 #   2. The same, one byte per send() (frame headers in pieces): the same;
 #      and 40 requests that stay open, written at once with the preface
 #      (more than a segment: with a push per frame, the accepted socket
@@ -47,9 +51,10 @@ start() {
         --fast-path on || fail "h2lb did not start intercepting $VIP:$PORT"
 }
 
-# pairs: "PAIRED MATCHING" over fast_pairs: pairs with an accepted socket,
-# and of those, how many passed as many bytes as that socket's verdict
-# parsed (its record's rx_bytes), at least the preface.
+# pairs: "PAIRED MATCHING UNREAD" over fast_pairs: pairs with an accepted
+# socket, and of those, how many passed as many bytes as that socket's
+# verdict parsed (its record's rx_bytes), at least the preface; and the
+# most bytes their clients left unread in their psocks when they wrote.
 pairs() {
     "$TB_PYTHON" - <(h2lb_map fast_pairs) <(h2lb_map conns) <<'PY'
 import json, sys
@@ -61,17 +66,19 @@ same = [p for p in paired
         p["passed"] == conns[p["anchor"]]["rx_bytes"]]
 for p in paired:
     c = conns.get(p["anchor"], {})
-    print("   pair: passed %d, parsed %s" % (p["passed"], c.get("rx_bytes")), file=sys.stderr)
-print(len(paired), len(same))
+    print("   pair: passed %d, parsed %s, most left unread %d" % (p["passed"], c.get("rx_bytes"), p["unread_max"]), file=sys.stderr)
+print(len(paired), len(same), sum(p["unread_max"] for p in paired))
 PY
 }
 
 # burst [STREAMS [ARGS]]: test step 1 or 2; the client holds its
 # connection 2 s.
 burst() {
-    local out paired same p0 n=${1:-20}
+    local out paired same unread read p0 n=${1:-20}
     shift || true
     p0=$(h2lb_counter fast_path_paired)
+    # (emptied here: the shell that starts the client truncates it later)
+    : >"$TB_STATE/burst.out"
     cli "$TB_PYTHON" "$TB_PEERS/burst_client.py" --target "$VIP:$PORT" \
         --streams "$n" --hold 2 "$@" >"$TB_STATE/burst.out" &
     local client=$!
@@ -80,12 +87,17 @@ burst() {
         sleep 0.1
     done
     sleep 0.2 # the last frames' verdicts
-    read -r paired same <<<"$(pairs)"
+    read -r paired same unread <<<"$(pairs)"
     wait "$client" || fail "the client's streams did not all end: $(cat "$TB_STATE/burst.out")"
     out=$(head -1 "$TB_STATE/burst.out")
-    echo "   client: $out; pairs open: $paired, bytes passed = bytes parsed: $same"
+    read=$(sed -n '2s/{"read": \([0-9]*\)}/\1/p' "$TB_STATE/burst.out")
+    echo "   client: $out, read $read bytes; pairs open: $paired, bytes passed = bytes parsed: $same; most left unread at a write: $unread"
     [[ $out == "{\"responses\": $n, \"resets\": 0}" ]] || fail "want $n responses"
     ((paired == 1 && same == 1)) || fail "want the client's one pair, its bytes all passed and parsed"
+    if [[ " $* " == *" --ping-after "* ]]; then
+        [[ -n $read ]] && ((unread == read)) ||
+            fail "its program found $unread bytes unread at its PING; the client then read $read"
+    fi
     (($(h2lb_counter fast_path_paired) == p0 + 1)) || fail "the connection was not paired"
 }
 
@@ -96,13 +108,15 @@ start
 
 echo "== 1. 20 requests right after connect"
 burst
+echo "   the same, reading nothing for 2 s, then a PING"
+burst 20 --ping-after 2
 echo "== 2. the same, one byte per send(); 40 open streams in one write"
 burst 20 --trickle
 cli "$TB_PYTHON" "$TB_PEERS/open_streams.py" --target "$VIP:$PORT" --conns 1 \
     --streams 40 --wait 2 >"$TB_STATE/open.out" &
 client=$!
 sleep 1
-read -r paired same <<<"$(pairs)"
+read -r paired same unread <<<"$(pairs)"
 wait "$client" || fail "open_streams failed"
 echo "   40 open streams in one write: pairs open: $paired, bytes passed = bytes parsed: $same"
 ((paired == 1 && same == 1)) || fail "the accepted socket did not parse all the client wrote"

@@ -2,15 +2,17 @@
 """A raw HTTP/2 client for test_h2lb_leg_burst: opens --streams GET
 streams at once on one connection, reads until every stream has either a
 response with END_STREAM or an RST_STREAM, prints one JSON line
-{"responses", "resets"} and then keeps the connection open for --hold
+{"responses", "resets"} and one {"read": bytes it read from its socket},
+and then keeps the connection open for --hold
 seconds, so that the test can look at the balancer's books while the
 connection still lives (its close would end any stream left over).
 With --trickle, everything it sends goes one byte per send() (frame
 headers in pieces: test_h2lb_fast_path); with --one-write, all of it in
-one send().
+one send(); with --ping-after S, it reads nothing for S seconds after its
+requests, then sends a PING before it reads.
 
     burst_client.py --target HOST:PORT [--streams 20] [--hold 3]
-                    [--trickle | --one-write]
+                    [--trickle | --one-write] [--ping-after S]
 """
 import argparse
 import json
@@ -29,6 +31,7 @@ def main():
     ap.add_argument("--hold", type=float, default=3.0)
     ap.add_argument("--trickle", action="store_true")
     ap.add_argument("--one-write", action="store_true")
+    ap.add_argument("--ping-after", type=float, default=0)
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
     conn = socket.create_connection((host, int(port)), timeout=10)
@@ -48,13 +51,17 @@ def main():
                 conn.sendall(chunk[i:i + 1])
         else:
             conn.sendall(chunk)
-    done, responses, resets = set(), 0, 0
+    if args.ping_after:
+        time.sleep(args.ping_after)
+        conn.sendall(frame(PING, 0, 0, b"unread!!"))
+    done, responses, resets, read = set(), 0, 0, 0
     deadline = time.time() + 10
     while len(done) < len(ids) and time.time() < deadline:
         f = read_frame(conn)
         if f is None:
             break
         ftype, flags, stream, payload = f
+        read += 9 + len(payload)
         if ftype == SETTINGS and not flags & ACK:
             conn.sendall(frame(SETTINGS, ACK, 0))
         elif ftype == PING and not flags & ACK:
@@ -68,7 +75,8 @@ def main():
         elif ftype == RST_STREAM and stream not in done:
             done.add(stream)
             resets += 1
-    print(json.dumps({"responses": responses, "resets": resets}), flush=True)
+    print(json.dumps({"responses": responses, "resets": resets}))
+    print(json.dumps({"read": read}), flush=True)
     time.sleep(args.hold)
     conn.close()
     return 0 if len(done) == len(ids) else 1
