@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The same-node fast path, its first part (docs/fast-path.md): a client's
- * own socket joins fast_hash as it connects to a balanced Service, and the
- * sockops of the socket h2lb accepts for it pairs the two (sockops.bpf.c).
- * The client's sk_msg program keeps track of where its frames start (one
- * bpf_msg_apply_bytes() per write, up to the end of its last frame) and
- * passes every byte to TCP: today's path (the accepted socket's parser
- * and verdict) carries all of it. The switch to redirecting frames from
- * here builds on these frame starts.
+ * The same-node fast path, its first parts (docs/fast-path.md): a
+ * client's own socket joins fast_hash as it connects to a balanced
+ * Service, and the sockops of the socket h2lb accepts for it pairs the two
+ * (sockops.bpf.c). The client's sk_msg program keeps track of where its
+ * frames start (one bpf_msg_apply_bytes() per write, up to the end of its
+ * last frame), checks at each frame boundary whether the connection could
+ * switch (fast_ready), and passes every byte to TCP: today's path (the
+ * accepted socket's parser and verdict) carries all of it. What the
+ * client receives goes through its psock (h2lb_client_recv), whose unread
+ * bytes the program reads (psock_unread). The switch to redirecting
+ * frames from here builds on these.
  */
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
