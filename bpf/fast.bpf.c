@@ -83,19 +83,16 @@ int h2lb_client_sockops(struct bpf_sock_ops *skops)
 static __always_inline __u32 msg_read(struct sk_msg_md *msg, __u32 off,
 				      __u8 *buf, __u32 n)
 {
-	__u8 *data, *end;
+	__u8 *data;
 	__u32 i;
 
-	if (off >= msg->size)
-		return 0;
-	if (n > msg->size - off)
+	if (off < msg->size && n > msg->size - off)
 		n = msg->size - off;
-	if (bpf_msg_pull_data(msg, off, off + n, 0))
+	data = msg_at(msg, off, n);
+	if (!data)
 		return 0;
-	data = msg->data;
-	end = msg->data_end;
 	for (i = 0; i < H2_PREFACE_LEN; i++) {
-		if (i >= n || data + i + 1 > end)
+		if (i >= n || data + i + 1 > (__u8 *)msg->data_end)
 			break;
 		buf[i] = data[i];
 	}
@@ -292,13 +289,13 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 	struct h2lb_fast_key k = { .addr = msg->local_ip4,
 				   .port = msg->local_port };
 	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
-	__u32 n;
+	__u32 n, unread;
 
 	if (!p)
 		return SK_PASS;
-	n = psock_unread(msg->sk);
-	if (n > p->unread_max)
-		p->unread_max = n;
+	unread = psock_unread(msg->sk);
+	if (unread > p->unread_max)
+		p->unread_max = unread;
 	n = 0;
 	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);

@@ -824,10 +824,9 @@ static __always_inline int raw_forward(const struct h2_in *in,
 	return r;
 }
 
-static __always_inline int verdict(struct __sk_buff *skb, struct h2lb_conn *c,
-				   __u64 cookie)
+static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
+				   struct h2lb_conn *c, __u64 cookie)
 {
-	struct h2_in in = in_verdict(skb);
 	struct h2_frame f;
 	int r, rule;
 
@@ -882,14 +881,16 @@ int h2lb_verdict(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct h2_in in;
 	int r;
 
 	if (!c)
 		return SK_DROP;
-	r = verdict(skb, c, cookie);
+	in = in_verdict(skb);
+	r = verdict(skb, in, c, cookie);
 	/* After all the message changed (fast_note). */
 	if (c->fast)
 		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), 0,
-			  msg_length(skb));
+			  in_len(&in));
 	return r;
 }

@@ -14,7 +14,9 @@
 #             with the same-node fast path on (--fast-path on
 #             --intercept-cgroup; docs/fast-path.md): what the fast path
 #             does to a client on the node (today it frames and passes
-#             every byte; no frame switches yet)
+#             every byte; no frame switches yet). When it is a target,
+#             h2lb and h2lb-vip share that daemon: their clients, not in
+#             the cgroup, take today's path as with the fast path off.
 #   haproxy   HAProxy, h2c frontend "proto h2", h2c servers "proto h2",
 #             balance roundrobin (per request)   198.18.1.1:50052 / :50062
 #   nghttpx   nghttpx, h2c frontend ("no-tls"), h2 backends ("proto=h2"),
