@@ -10,6 +10,7 @@
 #include "events.h"
 #include "frame.h"
 #include "maps.h"
+#include "psock.h"
 
 #define NSEC_PER_SEC 1000000000ull
 
@@ -68,14 +69,6 @@ static __always_inline void calm_earn(struct h2lb_conn *t, int n)
  * the node's queue (docs/hardening.md). */
 #define CTL_OVERHEAD 512
 
-/* Where a socket's sending stands: what its peer acknowledged, and what
- * was handed to its TCP (acknowledged, in flight or waiting in its send
- * buffer); the rest of what was redirected to it waits in the psock's
- * queue, uncharged (docs/kernel-facts.md K5). */
-struct sent {
-	__s64 acked, handed;
-};
-
 static __always_inline int sock_sent(struct bpf_sock *sk, struct sent *s)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
@@ -87,62 +80,34 @@ static __always_inline int sock_sent(struct bpf_sock *sk, struct sent *s)
 	return 0;
 }
 
-/*
- * A message of @len bytes goes to @target. @ctl: a control frame (not
- * DATA with payload, not a new request: those the stream limits bound).
- * Count it in @target's record, and update what waits for @target's peer,
- * for it and for the node. Returns 1 if it must not go:
- * settings.ctl_queue control frames wait already, and @target's TCP took
- * nothing since the first of them. @self_acked and @self_handed: where
- * the sending socket stands (sock_sent), when @target is that socket
- * (a PING answered); -1 otherwise.
- *
- * A global function: verified once, not at every redirect site.
- */
-__attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
-						  int ctl, __s64 self_acked,
-						  __s64 self_handed)
+/* Control frames since its peer last took something: one that reads gets
+ * them handed as fast as they come. */
+static __always_inline void ctl_reset(struct h2lb_conn *t, const struct sent *s)
 {
-	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &target);
-	struct sent s = { self_acked, self_handed };
-	struct bpf_sock *sk;
-	__s64 queued;
-	__u64 tx, old;
-	int known = self_handed >= 0;
-
-	if (!t)
-		return 0;
-	/* Any socket but the sender comes from the sockhash, with a
-	 * reference to drop. */
-	if (!known) {
-		sk = bpf_map_lookup_elem(&sock_hash, &target);
-		if (sk) {
-			known = !sock_sent(sk, &s);
-			bpf_sk_release(sk);
-		}
-	}
-	/* Control frames since its TCP last took something: a peer that
-	 * reads gets them handed to TCP as fast as they come. The daemon's
-	 * SETTINGS, written before the socket joined (conns.c), counts in
-	 * handed, not in tx_bytes: a few bytes early, no more. */
-	if (known && s.handed >= (__s64)t->ctl_mark) {
+	if (s->handed >= (__s64)t->ctl_mark) {
 		t->ctl_out = 0;
 		t->ctl_mark = t->tx_bytes;
 	}
-	if (ctl && settings.ctl_queue) {
-		if (t->ctl_out >= settings.ctl_queue)
-			return 1;
-		__sync_fetch_and_add(&t->ctl_out, 1);
-	}
-	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
-	if (!known)
-		return 0;
-	t->backlog = (__s64)tx > s.handed ? (__s64)tx - s.handed : 0;
-	if (s.handed > (__s64)t->handed) {
-		t->handed = s.handed;
+}
+
+/*
+ * What a measurement of @t's sending (@s; @tx: its tx_bytes, the message
+ * being sent included) tells: its share of the node's queue, its backlog,
+ * whether its peer made progress.
+ */
+static __always_inline void sent_update(struct h2lb_conn *t, __u64 tx,
+					const struct sent *s)
+{
+	__s64 queued;
+	__u64 old;
+
+	t->acked = s->acked;
+	t->backlog = (__s64)tx > s->handed ? (__s64)tx - s->handed : 0;
+	if (s->handed > (__s64)t->handed) {
+		t->handed = s->handed;
 		t->progress_ns = bpf_ktime_get_ns();
 	}
-	queued = (__s64)tx - s.acked;
+	queued = (__s64)tx - s->acked;
 	if (queued < 0)
 		queued = 0;
 	queued += (__s64)t->ctl_out * CTL_OVERHEAD;
@@ -150,20 +115,87 @@ __attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
 	 * whichever CPU updates which share. */
 	old = __sync_lock_test_and_set(&t->queued, queued);
 	__sync_fetch_and_add(&node_queued, queued - old);
+}
+
+/*
+ * A message of @len bytes goes to @target. @ctl: a control frame (not
+ * DATA with payload, not a new request: those the stream limits bound).
+ * Count it in @target's record, and update what waits for @target's peer,
+ * for it and for the node. Returns 1 if it must not go:
+ * settings.ctl_queue control frames wait already, and @target's TCP took
+ * nothing since the first of them. *@self: where the sending socket
+ * stands (sock_sent), when @target is that socket (a PING answered); -1
+ * otherwise. *@ingress: 0, or the cookie of the client's own socket
+ * (fast_hash) the message must enter instead, with BPF_F_INGRESS
+ * (docs/fast-path.md, rule R).
+ *
+ * A global function: verified once, not at every redirect site.
+ */
+__attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
+						  int ctl,
+						  const struct sent *self,
+						  __u64 *ingress)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &target);
+	int known, fast_rx;
+	struct bpf_sock *sk;
+	struct sent s;
+	__u64 tx;
+
+	if (!ingress || !self)
+		return 0;
+	*ingress = 0;
+	s = *self;
+	known = s.handed >= 0;
+	if (!t)
+		return 0;
+	/* Once switched, never back: its TCP sends nothing more, and its
+	 * client's socket tells what was taken. */
+	fast_rx = t->fast && (t->flags & H2LB_CONN_FAST_RX);
+	if (fast_rx)
+		known = !client_psock_sent(t->fast, t->tx_bytes, &s);
+	/* Any socket but the sender comes from the sockhash, with a
+	 * reference to drop. */
+	else if (!known) {
+		sk = bpf_map_lookup_elem(&sock_hash, &target);
+		if (sk) {
+			known = !sock_sent(sk, &s);
+			bpf_sk_release(sk);
+		}
+	}
+	if (known)
+		ctl_reset(t, &s);
+	if (ctl && settings.ctl_queue) {
+		if (t->ctl_out >= settings.ctl_queue)
+			return 1;
+		__sync_fetch_and_add(&t->ctl_out, 1);
+	}
+	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
+	/* A client on the fast path's sockhash: counted first, then the
+	 * flag read, both full barriers; fast_rx_try (verdict.bpf.c) does
+	 * the same the other way round, so a message either is in the
+	 * tx_bytes it checks, or breaks its attempt, or goes by ingress. */
+	if (t->fast &&
+	    (__sync_fetch_and_or(&t->flags, H2LB_CONN_FAST_RX_BROKE) &
+	     H2LB_CONN_FAST_RX))
+		*ingress = t->fast;
+	if (known)
+		sent_update(t, tx, &s);
 	return 0;
 }
 
 /* peer_account() for a message from the socket @in came from (@self),
  * which looks at that socket itself when it is the target. */
 static __always_inline int account(const struct h2_in *in, __u64 self,
-				   __u64 target, __u32 len, int ctl)
+				   __u64 target, __u32 len, int ctl,
+				   __u64 *ingress)
 {
 	struct sent s = { -1, -1 };
 	struct bpf_sock *sk;
 
 	if (target == self && (sk = in_sock(in)) && sock_sent(sk, &s))
 		s.acked = s.handed = -1;
-	return peer_account(target, len, ctl, s.acked, s.handed);
+	return peer_account(target, len, ctl, &s, ingress);
 }
 
 /* How long a peer with bytes waiting for it may leave them untaken before
@@ -172,8 +204,9 @@ static __always_inline int account(const struct h2_in *in, __u64 self,
 
 /*
  * Whether @c's own peer (@in came from @c) has shown that it reads: its
- * TCP acknowledged at least @proof bytes, and either took all but @lag of
- * what was sent to it, or took more in the last LAG_NS. Over the node's
+ * TCP (on the fast path, its own socket's application) acknowledged at
+ * least @proof bytes, and either took all but @lag of what was sent to
+ * it, or took more in the last LAG_NS. Over the node's
  * limit only such clients get new streams: one that just came cannot
  * tell, and 10,000 of them asking for one response each and reading none
  * is the attack.
@@ -183,9 +216,13 @@ static __always_inline int self_keeps_up(const struct h2_in *in,
 					 __s64 lag)
 {
 	struct bpf_sock *sk = in_sock(in);
-	struct sent s;
+	struct sent s = { c->acked, c->handed };
 
-	if (!sk || sock_sent(sk, &s) || s.acked < proof)
+	/* On the fast path's response direction, its TCP sends nothing
+	 * more: the last look at its client's socket tells. */
+	if (!(c->flags & H2LB_CONN_FAST_RX) && (!sk || sock_sent(sk, &s)))
+		return 0;
+	if (s.acked < proof)
 		return 0;
 	return (__s64)c->tx_bytes - s.handed <= lag ||
 	       bpf_ktime_get_ns() - c->progress_ns < LAG_NS;

@@ -143,6 +143,10 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 		WRITE_ONCE(c->max_streams, a->max_streams);
 	if (a->set & H2LB_SET_OWN_LEGS)
 		__sync_fetch_and_or(&c->flags, H2LB_CONN_OWN_LEGS);
+	/* Counted with what is redirected to it: once its TCP acknowledged
+	 * tx_bytes, nothing sent to it is on its way (fast_rx_try). */
+	if (a->set & H2LB_SET_TX_DIRECT)
+		__sync_fetch_and_add(&c->tx_bytes, a->value);
 	/* Its share of the node's queued bytes: what the daemon measured
 	 * (a peer that read everything and sends nothing more is seen by
 	 * no verdict), or nothing once it closes. */

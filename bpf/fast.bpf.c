@@ -9,16 +9,18 @@
  * switch (fast_ready), and passes every byte to TCP: today's path (the
  * accepted socket's parser and verdict) carries all of it. What the
  * client receives goes through its psock (h2lb_client_recv), whose unread
- * bytes the program reads (psock_unread). The switch to redirecting
+ * bytes the program reads (msg_psock_unread). The switch to redirecting
  * frames from here builds on these.
  */
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
+#include "budget.h"
 #include "events.h"
 #include "frame.h"
 #include "h2_wire.h"
 #include "maps.h"
+#include "psock.h"
 
 /* The client connects to a balanced Service: one of its VIPs (tc
  * interception takes the connection on its way) or a listener (cgroup
@@ -52,16 +54,67 @@ static __always_inline int is_ipv4(struct bpf_sock_ops *skops)
 	       skops->remote_ip6[2] == bpf_htonl(0xffff);
 }
 
-/* Attached to the clients' cgroup. ACTIVE_ESTABLISHED runs before the
- * client's connect() returns, so the socket is in fast_hash before it
- * can send a byte, and before h2lb's end is established (the client's
- * ACK follows this callback). */
+/*
+ * What enters the socket by BPF_F_INGRESS is charged to its receive
+ * buffer at its skb's truesize, and over sk_rcvbuf the psock's worker
+ * retries only a jiffy later (docs/kernel-facts.md K22): several times
+ * the bytes for a message cut from a large received skb, and TCP's
+ * autotuning never grows the buffer for it. 1 MiB downloads crawled at
+ * 18 MB/s with the default 128 KiB. So once the connection's answers
+ * come by ingress, the buffer holds what flow control lets be in flight
+ * to the client (--peer-buffer; the kernel caps it at net.core.rmem_max
+ * and doubles it). Not before: what the client's TCP buffers counts as
+ * taken by the client, and a client that stops reading would hold that
+ * much of the node's memory unseen (test_h2lb_node_buffer); after the
+ * switch, what waits there counts against it (bpf/psock.bpf.c).
+ */
+static __always_inline void rcvbuf_for_ingress(struct bpf_sock_ops *skops)
+{
+	int buf = settings.peer_buffer < (1u << 30) ? settings.peer_buffer
+						    : 1 << 30;
+
+	if (buf)
+		bpf_setsockopt(skops, 1 /* SOL_SOCKET */, 8 /* SO_RCVBUF */,
+			       &buf, sizeof(buf));
+}
+
+/*
+ * An RTT sample: the client's TCP took an acknowledgement of new data.
+ * Asked for at connect (there is no callback for a switch made in another
+ * socket's verdict): the first one after its answers switched to ingress
+ * sets its receive buffer, and asks for no more; so does one after its
+ * connection turned out not HTTP/2 or failed, or lost its pair.
+ */
+static __always_inline void client_rtt(struct bpf_sock_ops *skops)
+{
+	struct h2lb_fast_key k = { .addr = skops->local_ip4,
+				   .port = skops->local_port };
+	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
+	struct h2lb_conn *a = NULL;
+	__u64 anchor;
+
+	if (p) {
+		anchor = p->anchor;
+		a = bpf_map_lookup_elem(&conns, &anchor);
+		if (!a || !(a->flags & (H2LB_CONN_FAST_RX | H2LB_CONN_RAW |
+					H2LB_CONN_DEAD)))
+			return; /* not yet */
+	}
+	if (a && (a->flags & H2LB_CONN_FAST_RX))
+		rcvbuf_for_ingress(skops);
+	bpf_sock_ops_cb_flags_set(skops, 0);
+}
+
 SEC("sockops")
 int h2lb_client_sockops(struct bpf_sock_ops *skops)
 {
 	struct h2lb_fast_key k = {};
 	struct h2lb_fast_pair p = {};
 
+	if (skops->op == BPF_SOCK_OPS_RTT_CB) {
+		client_rtt(skops);
+		return 1;
+	}
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
 	    !is_ipv4(skops) || !to_service(skops))
 		return 1;
@@ -74,6 +127,7 @@ int h2lb_client_sockops(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&fast_pairs, &k);
 		return 1;
 	}
+	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTT_CB_FLAG);
 	count(H2LB_CNT_FAST_CLIENTS);
 	return 1;
 }
@@ -249,31 +303,29 @@ __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
 	return 1;
 }
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 /*
- * Bytes in @sk's psock that its application has not read yet: with
- * h2lb_client_recv below, all it received and did not read
- * (msg_tot_len of the ingress queue). Read through the psock itself
- * (sk_user_data, its flag bits masked): what stands for the client's
- * TCP acknowledgements once its bytes come by ingress, which moves no
- * TCP counter (docs/fast-path.md F5; kernel-facts K20, K21).
+ * The response direction of a switched connection (docs/fast-path.md,
+ * rule R): the accepted socket's TCP sends nothing more, so nothing there
+ * tells what the client read. The client's writes do (one that reads
+ * answers with WINDOW_UPDATEs): each looks at its own socket's queue for
+ * the accepted socket's record, as each redirect into it does
+ * (budget.h, peer_account).
  */
-static __always_inline __u32 psock_unread(struct bpf_sock *sk)
+static __always_inline void fast_rx_look(struct sk_msg_md *msg,
+					 const struct h2lb_fast_pair *p)
 {
-	struct sk_psock *psock;
-	struct tcp_sock *tp;
-	unsigned long ud;
+	__u64 anchor = p->anchor;
+	struct h2lb_conn *a = bpf_map_lookup_elem(&conns, &anchor);
+	struct sent s;
+	__u64 tx;
 
-	tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
-	if (!tp)
-		return 0;
-	ud = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data & ~7ul;
-	if (!ud)
-		return 0;
-	psock = bpf_rdonly_cast((void *)ud,
-				bpf_core_type_id_kernel(struct sk_psock));
-	return psock->msg_tot_len;
+	if (!a || !(a->flags & H2LB_CONN_FAST_RX))
+		return;
+	tx = a->tx_bytes;
+	if (msg_psock_sent(msg, tx, &s))
+		return;
+	ctl_reset(a, &s);
+	sent_update(a, tx, &s);
 }
 
 /*
@@ -293,9 +345,10 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 
 	if (!p)
 		return SK_PASS;
-	unread = psock_unread(msg->sk);
+	unread = msg_psock_unread(msg);
 	if (unread > p->unread_max)
 		p->unread_max = unread;
+	fast_rx_look(msg, p);
 	n = 0;
 	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);

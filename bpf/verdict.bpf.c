@@ -31,23 +31,40 @@
 
 /*
  * Send the message to @target, from @self. Everything that goes to a
- * socket goes through here: its bytes are counted (flow control compares
- * them with what the peer's TCP acknowledged, user/flow.c), and a control
+ * socket goes through here: its bytes are counted before it goes (flow
+ * control compares them with what the peer's TCP acknowledged,
+ * user/flow.c; the fast path's switch, with what was sent), and a control
  * message (@ctl: not DATA with payload) to a peer that leaves too many
  * unread is not sent (*@full set): budget.h.
  */
 static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 					 __u64 target, int ctl, int *full)
 {
+	__u64 ingress;
+	long r;
+
 	*full = 0;
-	if (!target ||
-	    bpf_sk_redirect_hash(in->ctx, &sock_hash, &target, 0) != SK_PASS) {
+	if (!target) {
 		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
-	if (account(in, self, target, in_len(in), ctl)) {
+	if (account(in, self, target, in_len(in), ctl, &ingress)) {
 		count(H2LB_CNT_PEER_FULL);
 		*full = 1;
+		return SK_DROP;
+	}
+	/* The fast path's response direction: into the client's own
+	 * socket's receive queue (docs/fast-path.md, rule R). */
+	if (ingress) {
+		r = bpf_sk_redirect_hash(in->ctx, &fast_hash, &ingress,
+					 BPF_F_INGRESS);
+		if (r == SK_PASS)
+			count_add(H2LB_CNT_FAST_INGRESS, in_len(in));
+	} else {
+		r = bpf_sk_redirect_hash(in->ctx, &sock_hash, &target, 0);
+	}
+	if (r != SK_PASS) {
+		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
 	count(H2LB_CNT_REDIRECTS);
@@ -762,6 +779,12 @@ static __always_inline int injector_frame(const struct h2_in *in,
 		c->peer = target;
 		return SK_DROP;
 	}
+	if (f->type == H2LB_FT_MEASURE) {
+		__u64 ingress;
+
+		account(in, 0, target, 0, 0, &ingress);
+		return SK_DROP;
+	}
 	r = redirect_full(in, 0, target, 1, &full);
 	if (full)
 		peer_calm(target);
@@ -793,7 +816,7 @@ static __always_inline int preface_whole(const struct h2_in *in,
  * unparsed. Redirects have no backpressure (docs/kernel-facts.md K5), no
  * window bounds a raw connection, and nothing holds its sender back
  * (docs/datapath.md, "Connections that are not HTTP/2"): when its peer
- * leaves more than settings.raw_queue untaken by its TCP (the psock's
+ * leaves more than settings.peer_buffer untaken by its TCP (the psock's
  * queue: budget.h, peer_account) and either took nothing for LAG_NS or
  * the node is over --node-buffer, both are reset (the daemon closes
  * them). The daemon's tick looks too, for a sender that stopped.
@@ -812,8 +835,8 @@ static __always_inline int raw_forward(const struct h2_in *in,
 	count(H2LB_CNT_RAW_MESSAGES);
 	r = redirect(in, cookie, peer, 0);
 	t = bpf_map_lookup_elem(&conns, &peer);
-	if (r != SK_PASS || !t || !settings.raw_queue ||
-	    t->backlog <= settings.raw_queue ||
+	if (r != SK_PASS || !t || !settings.peer_buffer ||
+	    t->backlog <= settings.peer_buffer ||
 	    (bpf_ktime_get_ns() - t->progress_ns < LAG_NS && !node_full()))
 		return r;
 	if (!(__sync_fetch_and_or(&c->flags, H2LB_CONN_DEAD) &
@@ -861,8 +884,11 @@ static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
 		return conn_error(c, cookie, f.stream, ERROR_CODE(rule));
 	/* A peer that had bytes waiting, heard from: look again at what
 	 * waits (it may have read all), for its share of the node's queue. */
-	if (c->queued)
-		account(&in, cookie, cookie, 0, 0);
+	if (c->queued) {
+		__u64 ingress;
+
+		account(&in, cookie, cookie, 0, 0, &ingress);
+	}
 	/* Stream frames pay in client_frame and backend_frame. */
 	if (!f.stream && frame_cost(&f, c) && calm_take(c, 1))
 		return calm_error(c, cookie);
@@ -874,6 +900,41 @@ static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
 		return backend_frame(&in, &f, c, cookie, rule);
 	}
 	return SK_DROP;
+}
+
+/*
+ * The fast path's response direction (docs/fast-path.md, rule R): what
+ * is sent to a paired client may enter its own socket's receive queue
+ * once all that went through this socket's TCP is there already. Its
+ * TCP acknowledged all of tx_bytes (every redirect to it counts there
+ * first, and so does the daemon's SETTINGS, H2LB_SET_TX_DIRECT), and the
+ * client's socket handed all its TCP received on to its psock
+ * (client_rx_quiet). A redirect decided meanwhile either counted its
+ * bytes before the count read here, or marks the attempt broken after
+ * the mark was cleared here (peer_account): then the next message of
+ * the client tries again. @c is this socket's record, so nothing else
+ * changes its flags without an atomic while this runs.
+ */
+static __always_inline void fast_rx_try(struct __sk_buff *skb,
+					struct h2lb_conn *c)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct sent s;
+	__u32 flags;
+	__u64 tx;
+
+	if ((c->flags & (H2LB_CONN_FAST_RX | H2LB_CONN_RAW | H2LB_CONN_DEAD)) ||
+	    !(c->flags & H2LB_CONN_PREFACE))
+		return;
+	__sync_fetch_and_and(&c->flags, ~H2LB_CONN_FAST_RX_BROKE);
+	tx = __sync_fetch_and_add(&c->tx_bytes, 0);
+	if (!sk || sock_sent(sk, &s) || s.acked < (__s64)tx ||
+	    s.handed != s.acked || !client_rx_quiet(c->fast))
+		return;
+	flags = c->flags & ~H2LB_CONN_FAST_RX_BROKE;
+	if (__sync_val_compare_and_swap(&c->flags, flags,
+					flags | H2LB_CONN_FAST_RX) == flags)
+		count(H2LB_CNT_FAST_RX);
 }
 
 SEC("sk_skb/stream_verdict")
@@ -889,8 +950,10 @@ int h2lb_verdict(struct __sk_buff *skb)
 	in = in_verdict(skb);
 	r = verdict(skb, in, c, cookie);
 	/* After all the message changed (fast_note). */
-	if (c->fast)
+	if (c->fast) {
 		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), 0,
 			  in_len(&in));
+		fast_rx_try(skb, c);
+	}
 	return r;
 }

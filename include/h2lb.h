@@ -49,6 +49,11 @@
  * 8-byte payload is the cookie of the socket that the following frames
  * go to. The verdict consumes it; no peer ever sees it. */
 #define H2LB_FT_TARGET 0xfe
+/* Pseudo frame, no payload: the verdict looks at where the target's
+ * sending stands (bpf/budget.h, peer_account), as a redirect to it would,
+ * and consumes it. For a client on the fast path's response direction,
+ * whose TCP tells nothing more (user/window.c). */
+#define H2LB_FT_MEASURE 0xfd
 
 enum h2lb_role {
 	H2LB_ROLE_NONE = 0,
@@ -81,6 +86,14 @@ enum h2lb_backend_state {
 /* Not HTTP/2 (a client whose first bytes were not the preface, and its
  * raw leg): every byte goes to @peer as it comes, nothing is parsed. */
 #define H2LB_CONN_RAW 0x10
+/* The same-node fast path's response direction (docs/fast-path.md, rule
+ * R): what is sent to this client enters its own socket's receive queue
+ * (BPF_F_INGRESS), not this socket's TCP. Set once, never cleared. */
+#define H2LB_CONN_FAST_RX 0x40
+/* A redirect to this client went to its TCP since the last attempt to
+ * set H2LB_CONN_FAST_RX began: that attempt fails (bpf/verdict.bpf.c,
+ * fast_rx_try). */
+#define H2LB_CONN_FAST_RX_BROKE 0x80
 
 /* In "new_legs": the leg is raw (H2LB_CONN_RAW). sockops makes its record
  * but leaves it out of the sockhash: the daemon puts it there with its
@@ -200,6 +213,9 @@ struct h2lb_conn {
 	/* client: its own socket, when the client is on this node and on
 	 * the fast path's sockhash (its cookie; docs/fast-path.md) */
 	__u64 fast;
+	/* What its peer took (acknowledged; on the fast path's response
+	 * direction, read from its socket's queue), when last looked at. */
+	__u64 acked;
 };
 
 /*
@@ -298,9 +314,10 @@ struct h2lb_settings {
 	__u32 ctl_queue;  /* control frames queued toward a peer not reading */
 	__u32 addr_streams; /* open streams of all clients of one address */
 	__u64 node_queue;   /* bytes queued toward all peers together */
-	/* Bytes a raw connection's peer may leave untaken by its TCP before
-	 * both are reset (--peer-buffer). */
-	__u64 raw_queue;
+	/* --peer-buffer: bytes a raw connection's peer may leave untaken by
+	 * its TCP before both are reset; on the fast path, the receive
+	 * buffer of a client's own socket (bpf/fast.bpf.c). */
+	__u64 peer_buffer;
 	/* Table sizes (--max-backends, --max-backends-per-service): the
 	 * backends map's entries, and the length of each Service's list of
 	 * backend indexes (maps "svc_nr" and "svc_backends"). */
@@ -422,7 +439,11 @@ struct h2lb_frontend {
 	  "client connections that met the fast path's switch conditions")       \
 	X(FAST_BEHIND, fast_path_behind,                                         \
 	  "writes at a frame boundary while the accepted socket's verdict "      \
-	  "had not finished what the client sent before")
+	  "had not finished what the client sent before")                        \
+	X(FAST_RX, fast_path_rx,                                                 \
+	  "client connections whose answers enter the client's own socket")      \
+	X(FAST_INGRESS, fast_path_ingress_bytes,                                 \
+	  "bytes redirected into client sockets' receive queues")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
@@ -516,6 +537,9 @@ struct h2lb_bind_args {
 #define H2LB_TAKE_WINDOW       0x10 /* value = window_pending, now 0 */
 #define H2LB_FORGET	       0x20 /* its share of the node's queue goes */
 #define H2LB_SET_OWN_LEGS      0x40 /* flags |= H2LB_CONN_OWN_LEGS */
+/* tx_bytes += value: what the daemon wrote to the socket itself, before
+ * it joined the sockhash (its SETTINGS) */
+#define H2LB_SET_TX_DIRECT 0x80
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;

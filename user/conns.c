@@ -28,6 +28,7 @@
 
 #define HANDSHAKE_MS	  3000 /* a backend leg's connect and SETTINGS */
 #define CLOSE_DELAY_MS	  200  /* a GOAWAY leaves before the FIN */
+#define FAST_DRAIN_MS	  1000 /* fast_rx_queued */
 #define ACCEPT_BATCH	  64
 #define MAX_STREAMS_ENDED 4096
 /* A client whose legs get error GOAWAYs twice within this is cut off. */
@@ -172,6 +173,7 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 	};
 	uint8_t f[H2_FRAME_MAX];
 	int one = 1;
+	size_t n;
 
 	/* Our SETTINGS must be the first frame the client gets: a response
 	 * that overtakes it fails the connection (nghttp: "SETTINGS
@@ -180,11 +182,14 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 	 * the client's bytes nor redirects anything to it. What the client
 	 * queued before waits for a new segment (docs/kernel-facts.md K8);
 	 * setting SO_RCVLOWAT runs the parser over it at once
-	 * (tcp_set_rcvlowat calls tcp_data_ready). */
+	 * (tcp_set_rcvlowat calls tcp_data_ready). It counts in tx_bytes
+	 * with what the kernel sends it (H2LB_SET_TX_DIRECT). */
 	c->stream_window = client_stream_window(lb, c->service);
 	s[2].value = a.stream_window = c->stream_window;
-	if (inject_direct(&lb->inj, c->fd, f, h2_settings(f, s, 3)) ||
-	    kern_conn_set(lb->k, &a) ||
+	n = h2_settings(f, s, 3);
+	a.set |= H2LB_SET_TX_DIRECT;
+	a.value = n;
+	if (inject_direct(&lb->inj, c->fd, f, n) || kern_conn_set(lb->k, &a) ||
 	    kern_client_attach(lb->k, c->cookie, c->fd) ||
 	    setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one))) {
 		pr_warn_ratelimited("client %llx: cannot set up: %s",
@@ -1284,6 +1289,28 @@ static void window_tick(struct lb *lb, struct uconn *c,
  * is told GOAWAY(NO_ERROR), and closed once GOAWAY_GRACE_MS have passed
  * with still no stream open. IN_MAX: none is due.
  */
+/*
+ * A client on the fast path's response direction with bytes still in its
+ * socket's psock queue (the worker moves them to its receive queue): our
+ * FIN, which comes by TCP, would end its reads before them (tcp_bpf
+ * returns 0 at RCV_SHUTDOWN once the receive queue is empty). Its close
+ * waits for them, FAST_DRAIN_MS at most past its deadline.
+ */
+static bool fast_rx_queued(struct lb *lb, struct uconn *c,
+			   const struct h2lb_conn *k, uint64_t now)
+{
+	uint8_t f[H2_HDR_LEN];
+	struct h2lb_conn fresh;
+
+	if (!(k->flags & H2LB_CONN_FAST_RX) ||
+	    now >= c->deadline_ms + FAST_DRAIN_MS)
+		return false;
+	if (inject(&lb->inj, c->cookie, f, h2_measure(f)) ||
+	    kern_conn(lb->k, c->cookie, &fresh))
+		return false;
+	return fresh.backlog > 0;
+}
+
 static enum conn_input client_due(struct lb *lb, struct uconn *c,
 				  const struct h2lb_conn *k, uint64_t now)
 {
@@ -1293,8 +1320,10 @@ static enum conn_input client_due(struct lb *lb, struct uconn *c,
 		c->active_ms = now;
 	c->last_stream = k->last_stream;
 	if (c->state == CS_GOING_AWAY)
-		return !k->open_streams && now >= c->deadline_ms ? IN_IDLE
-								 : IN_MAX;
+		return !k->open_streams && now >= c->deadline_ms &&
+				       !fast_rx_queued(lb, c, k, now)
+			       ? IN_IDLE
+			       : IN_MAX;
 	if (c->state != CS_OPEN)
 		return IN_MAX;
 	if (!c->settings_seen && o->handshake_timeout_ms &&

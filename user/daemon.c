@@ -270,7 +270,7 @@ static int setup(struct daemon *d)
 			      .ctl_queue = d->opts.control_queue,
 			      .addr_streams = d->opts.addr_streams,
 			      .node_queue = d->opts.node_buffer,
-			      .raw_queue = d->opts.peer_buffer },
+			      .peer_buffer = d->opts.peer_buffer },
 		.on_event = events_handle,
 		.ctx = &d->lb,
 	};

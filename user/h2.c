@@ -88,6 +88,12 @@ size_t h2_target(uint8_t *buf, uint64_t cookie)
 	return H2_HDR_LEN + 8;
 }
 
+size_t h2_measure(uint8_t *buf)
+{
+	h2_frame_header(buf, 0, H2LB_FT_MEASURE, 0, 0);
+	return H2_HDR_LEN;
+}
+
 /* HPACK integer with an N-bit prefix (RFC 7541 5.1). */
 static uint8_t *hpack_int(uint8_t *p, uint8_t first, int bits, uint32_t v)
 {

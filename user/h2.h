@@ -32,6 +32,7 @@ size_t h2_ping(uint8_t *buf, uint64_t opaque);
 size_t h2_ping_ack(uint8_t *buf, const uint8_t *payload);
 /* The injector's pseudo frame that selects the target socket. */
 size_t h2_target(uint8_t *buf, uint64_t cookie);
+size_t h2_measure(uint8_t *buf);
 /*
  * gRPC UNAVAILABLE (status 14) ending @stream: trailers after response
  * headers, or a trailers-only response (with :status 200) when the

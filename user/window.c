@@ -33,6 +33,30 @@ static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
 }
 
 /*
+ * peer_lags() for a client on the fast path's response direction: its
+ * TCP sends nothing more, and what its own socket's application took
+ * (acked) is known to the kernel as of the last redirect to it or the
+ * last write of the client. When that says it lags, have the kernel look
+ * again: the injector's verdict does as it consumes a MEASURE pseudo
+ * frame. Loopback delivers a write in the writer's own softirq, so that
+ * has usually run when the write returns; if not, the next look sees it.
+ */
+static bool fast_rx_lags(struct lb *lb, struct uconn *c,
+			 const struct h2lb_conn *k)
+{
+	int64_t limit = lb->opts->peer_buffer;
+	uint8_t f[H2_HDR_LEN];
+	struct h2lb_conn now;
+
+	if (!flow_lags(k->tx_bytes, k->acked, limit))
+		return false;
+	if (inject(&lb->inj, c->cookie, f, h2_measure(f)) ||
+	    kern_conn(lb->k, c->cookie, &now))
+		return true;
+	return flow_lags(now.tx_bytes, now.acked, limit);
+}
+
+/*
  * More than --peer-buffer bytes redirected to @c (@k: its kernel record)
  * that its peer's TCP has not acknowledged: they sit in our socket's
  * queues, or in the psock's backlog once the socket's send buffer is
@@ -49,6 +73,8 @@ static bool peer_lags(struct lb *lb, struct uconn *c, const struct h2lb_conn *k)
 	/* Fewer bytes sent than the limit leave no more unacknowledged. */
 	if ((int64_t)k->tx_bytes <= lb->opts->peer_buffer)
 		return false;
+	if (k->flags & H2LB_CONN_FAST_RX)
+		return fast_rx_lags(lb, c, k);
 	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
 	    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
 			    sizeof(ti.tcpi_bytes_acked))
@@ -185,7 +211,10 @@ void window_queued_refresh(struct lb *lb)
 		uint64_t q, handed;
 		struct h2lb_conn k;
 
+		/* (On the fast path's response direction, only the kernel
+		 * can look: at the client's writes and redirects to it.) */
 		if (kern_conn(lb->k, c->cookie, &k) || !k.queued ||
+		    (k.flags & H2LB_CONN_FAST_RX) ||
 		    getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
 		    len < offsetof(struct tcp_info, tcpi_notsent_bytes) +
 				    sizeof(ti.tcpi_notsent_bytes))

@@ -29,11 +29,20 @@
 #      at a frame boundary, the accepted socket's verdict had finished all
 #      the client passed before, and its legs' TCP had taken all of it.
 #      So does a sequential client (h2load -c1 -m1).
-#   4. A client outside the cgroup, to the listener: served, not paired.
-#   5. Once the clients are gone, so are their pairs; after the daemon
+#      Each of them also switches its answers to the fast path
+#      (docs/fast-path.md, rule R): from then on, what its legs and the
+#      daemon send it enters its own socket by ingress.
+#   4. Answers by ingress, byte for byte: 8 downloads of 1 MiB of random
+#      bytes (nghttp, a connection each) arrive whole; every connection
+#      switched, most in the middle of its download, and at least 1 MiB
+#      of them came by ingress. Once a client's answers switched, its
+#      socket has a receive buffer larger than TCP's default (ingress is
+#      charged to it, F7); not before (test_h2lb_node_buffer).
+#   5. A client outside the cgroup, to the listener: served, not paired.
+#   6. Once the clients are gone, so are their pairs; after the daemon
 #      stops, the clients' cgroup has no program left.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
-tb_require_cmd h2load bpftool
+tb_require_cmd h2load nghttp bpftool ss
 
 MODE=${1:-${H2LB_TEST_PARAM:-}}
 [[ $MODE == tc || $MODE == cgroup ]] ||
@@ -126,26 +135,61 @@ echo "== 3. h2load in the clients' cgroup"
 h2load_run() {
     local p0 r0 b0 out
     p0=$(h2lb_counter fast_path_paired) r0=$(h2lb_counter fast_path_ready)
-    b0=$(h2lb_counter fast_path_passed_bytes)
+    b0=$(h2lb_counter fast_path_passed_bytes) x0=$(h2lb_counter fast_path_rx)
     out=$(cli h2load -c "$1" -m "$2" -n "$3" "http://$VIP:$PORT/index.txt" 2>&1) ||
         fail "h2load failed: $out"
     grep -q "^requests: $3 total, $3 started, $3 done, $3 succeeded" <<<"$out" ||
         fail "h2load: $(grep '^requests:' <<<"$out")"
     echo "$(($(h2lb_counter fast_path_paired) - p0))" \
         "$(($(h2lb_counter fast_path_ready) - r0))" \
-        "$(($(h2lb_counter fast_path_passed_bytes) - b0))"
+        "$(($(h2lb_counter fast_path_passed_bytes) - b0))" \
+        "$(($(h2lb_counter fast_path_rx) - x0))"
 }
-read -r paired ready passed <<<"$(h2load_run 4 10 2000)"
-echo "   2000 requests succeeded; $paired connections paired, $ready met the switch conditions, $passed bytes passed"
+read -r paired ready passed rx <<<"$(h2load_run 4 10 2000)"
+echo "   2000 requests succeeded; $paired connections paired, $ready met the switch conditions, $passed bytes passed; $rx switched their answers to ingress"
 ((paired == 4)) || fail "want 4 connections paired, got $paired"
 ((ready == 4)) || fail "want all 4 connections to meet the switch conditions, got $ready"
 ((passed > 2000 * 9)) || fail "the program passed only $passed bytes"
-read -r paired ready passed <<<"$(h2load_run 1 1 200)"
-echo "   h2load -c1 -m1: 200 requests succeeded; $paired paired, $ready met the switch conditions"
-((paired == 1 && ready == 1)) || fail "want the sequential client paired and meeting the switch conditions"
+((rx == 4)) || fail "want all 4 connections' answers switched, got $rx"
+read -r paired ready passed rx <<<"$(h2load_run 1 1 200)"
+echo "   h2load -c1 -m1: 200 requests succeeded; $paired paired, $ready met the switch conditions, $rx switched its answers"
+((paired == 1 && ready == 1 && rx == 1)) || fail "want the sequential client paired, meeting the switch conditions and switched"
 echo "   writes that found the accepted socket's verdict behind: $(h2lb_counter fast_path_behind)"
 
-echo "== 4. a client outside the clients' cgroup"
+echo "== 4. answers by ingress, byte for byte"
+head -c 1048576 /dev/urandom >"$TB_STATE/rand.bin" || fail "no random file"
+for ((b = 1; b <= TB_N; b++)); do
+    cp "$TB_STATE/rand.bin" "$TB_STATE/www/b$b/rand.bin" || fail "cannot copy"
+done
+want=$(sha256sum <"$TB_STATE/rand.bin" | cut -d' ' -f1)
+x0=$(h2lb_counter fast_path_rx) in0=$(h2lb_counter fast_path_ingress_bytes)
+for ((i = 1; i <= 8; i++)); do
+    # 1 MiB windows: with nghttp's 64 KiB connection window the download
+    # stalls through h2lb on either path (docs/flow-control.md, "Not
+    # handled")
+    cli nghttp -w 20 -W 20 "http://$VIP:$PORT/rand.bin" >"$TB_STATE/got.bin" ||
+        fail "nghttp download $i failed"
+    got=$(sha256sum <"$TB_STATE/got.bin" | cut -d' ' -f1)
+    [[ $got == "$want" ]] || fail "download $i differs from what the backend served"
+done
+rx=$(($(h2lb_counter fast_path_rx) - x0))
+ingress=$(($(h2lb_counter fast_path_ingress_bytes) - in0))
+echo "   8 downloads of 1 MiB, a connection each, arrived whole; $rx switched; $ingress bytes came by ingress"
+((rx == 8)) || fail "want every connection's answers switched, got $rx"
+((ingress >= 1048576)) || fail "only $ingress bytes came by ingress"
+# the receive buffer, seen while a client holds its connection
+cli "$TB_PYTHON" "$TB_PEERS/burst_client.py" --target "$VIP:$PORT" \
+    --streams 1 --final-ping --hold 2 >/dev/null &
+client=$!
+sleep 1
+rb=$(tb_run cli ss -tmnH state established "( dport = :$PORT )" |
+    sed -n 's/.*skmem:([^)]*,rb\([0-9]*\),.*/\1/p' | head -1)
+wait "$client" || fail "the client holding its connection failed"
+default=$(cut -f2 /proc/sys/net/ipv4/tcp_rmem)
+echo "   the client's receive buffer: $rb bytes (TCP's default: $default)"
+[[ -n $rb ]] && ((rb > default)) || fail "the client's receive buffer is $rb, not above TCP's default $default"
+
+echo "== 5. a client outside the clients' cgroup"
 p0=$(h2lb_counter fast_path_paired)
 # (not in the clients' cgroup also when the suite runs on the fast path)
 out=$(H2LB_TEST_FAST_PATH=0 tb_run cli h2load -c 1 -n 100 "http://$TB_NODE_IP:$PORT/index.txt" 2>&1) ||
@@ -154,7 +198,7 @@ grep -q "100 succeeded" <<<"$out" || fail "h2load outside: $(grep '^requests:' <
 (($(h2lb_counter fast_path_paired) == p0)) || fail "a client outside the cgroup was paired"
 echo "   100 requests succeeded, not paired"
 
-echo "== 5. cleanup"
+echo "== 6. cleanup"
 for ((i = 0; i < 50; i++)); do
     n=$(h2lb_map fast_pairs | "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))')
     ((n == 0)) && break
@@ -166,4 +210,4 @@ h2lb_stop || fail "h2lb did not stop cleanly"
 progs=$(bpftool -j cgroup show "$CG" | "$TB_PYTHON" -c 'import json, sys; s = sys.stdin.read().strip(); print(len(json.loads(s)) if s else 0)')
 ((progs == 0)) || fail "$progs programs left on the clients' cgroup"
 echo "   no pair left; the clients' cgroup has no program"
-echo "PASS: clients on the node frame what they send on their own sockets, byte for byte, and are paired with what h2lb accepted"
+echo "PASS: clients on the node frame what they send on their own sockets, byte for byte, are paired with what h2lb accepted, and get their answers in their own sockets"

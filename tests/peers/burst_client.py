@@ -9,10 +9,13 @@ connection still lives (its close would end any stream left over).
 With --trickle, everything it sends goes one byte per send() (frame
 headers in pieces: test_h2lb_fast_path); with --one-write, all of it in
 one send(); with --ping-after S, it reads nothing for S seconds after its
-requests, then sends a PING before it reads.
+requests, then sends a PING before it reads, and reads up to its ACK (the
+ACK is not in the bytes it says it read); with --final-ping, it sends a
+PING once it has read every answer, and reads its ACK.
 
     burst_client.py --target HOST:PORT [--streams 20] [--hold 3]
                     [--trickle | --one-write] [--ping-after S]
+                    [--final-ping]
 """
 import argparse
 import json
@@ -32,6 +35,7 @@ def main():
     ap.add_argument("--trickle", action="store_true")
     ap.add_argument("--one-write", action="store_true")
     ap.add_argument("--ping-after", type=float, default=0)
+    ap.add_argument("--final-ping", action="store_true")
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
     conn = socket.create_connection((host, int(port)), timeout=10)
@@ -55,8 +59,12 @@ def main():
         time.sleep(args.ping_after)
         conn.sendall(frame(PING, 0, 0, b"unread!!"))
     done, responses, resets, read = set(), 0, 0, 0
+    # With --ping-after, also until the PING's ACK: it comes after all
+    # that was sent to the client before it.
+    ping_acked = not args.ping_after
     deadline = time.time() + 10
-    while len(done) < len(ids) and time.time() < deadline:
+    while (len(done) < len(ids) or not ping_acked) and \
+            time.time() < deadline:
         f = read_frame(conn)
         if f is None:
             break
@@ -66,6 +74,9 @@ def main():
             conn.sendall(frame(SETTINGS, ACK, 0))
         elif ftype == PING and not flags & ACK:
             conn.sendall(frame(PING, ACK, 0, payload))
+        elif ftype == PING and payload == b"unread!!":
+            ping_acked = True
+            read -= 9 + len(payload)  # not sent before the PING
         elif ftype == GOAWAY:
             break
         elif ftype in (DATA, HEADERS) and flags & END_STREAM and \
@@ -75,6 +86,21 @@ def main():
         elif ftype == RST_STREAM and stream not in done:
             done.add(stream)
             resets += 1
+    # With --final-ping, one more round trip once every answer was read:
+    # the fast path switches a connection's answers to ingress at a write
+    # of a client that has read everything (docs/fast-path.md, rule R).
+    if args.final_ping:
+        conn.sendall(frame(PING, 0, 0, b"finalpng"))
+        while time.time() < deadline:
+            f = read_frame(conn)
+            if f is None:
+                break
+            ftype, flags, stream, payload = f
+            read += 9 + len(payload)
+            if ftype == PING and flags & ACK and payload == b"finalpng":
+                break
+            if ftype == PING and not flags & ACK:
+                conn.sendall(frame(PING, ACK, 0, payload))
     print(json.dumps({"responses": responses, "resets": resets}))
     print(json.dumps({"read": read}), flush=True)
     time.sleep(args.hold)
