@@ -9,10 +9,13 @@
  * switch (fast_ready), and passes every byte to TCP: today's path (the
  * accepted socket's parser and verdict) carries all of it. What the
  * client receives goes through its psock (h2lb_client_recv), whose unread
- * bytes the program reads (msg_psock_unread). The switch to redirecting
- * frames from here builds on these.
+ * bytes the program reads (msg_psock_unread). Once the accepted socket's
+ * verdict switched the connection's answers to ingress (rule R,
+ * verdict.bpf.c), the client's writes look at its psock for flow
+ * control (fast_rx_look), and its first RTT sample after that sets its
+ * receive buffer (client_rtt). The switch to redirecting request frames
+ * from here builds on these.
  */
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 #include "budget.h"

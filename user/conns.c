@@ -1283,13 +1283,6 @@ static void window_tick(struct lb *lb, struct uconn *c,
 #define IN_TOP_UP (IN_MAX + 1)
 
 /*
- * A client's own timeouts, from a look at its kernel record @k: one that
- * has not sent its preface and SETTINGS in time fails
- * (GOAWAY(PROTOCOL_ERROR)); one with no stream open for --idle-timeout
- * is told GOAWAY(NO_ERROR), and closed once GOAWAY_GRACE_MS have passed
- * with still no stream open. IN_MAX: none is due.
- */
-/*
  * A client on the fast path's response direction with bytes still in its
  * socket's psock queue (the worker moves them to its receive queue): our
  * FIN, which comes by TCP, would end its reads before them (tcp_bpf
@@ -1299,18 +1292,21 @@ static void window_tick(struct lb *lb, struct uconn *c,
 static bool fast_rx_queued(struct lb *lb, struct uconn *c,
 			   const struct h2lb_conn *k, uint64_t now)
 {
-	uint8_t f[H2_HDR_LEN];
 	struct h2lb_conn fresh;
 
 	if (!(k->flags & H2LB_CONN_FAST_RX) ||
 	    now >= c->deadline_ms + FAST_DRAIN_MS)
 		return false;
-	if (inject(&lb->inj, c->cookie, f, h2_measure(f)) ||
-	    kern_conn(lb->k, c->cookie, &fresh))
-		return false;
-	return fresh.backlog > 0;
+	return !window_measure(lb, c, &fresh) && fresh.backlog > 0;
 }
 
+/*
+ * A client's own timeouts, from a look at its kernel record @k: one that
+ * has not sent its preface and SETTINGS in time fails
+ * (GOAWAY(PROTOCOL_ERROR)); one with no stream open for --idle-timeout
+ * is told GOAWAY(NO_ERROR), and closed once GOAWAY_GRACE_MS have passed
+ * with still no stream open. IN_MAX: none is due.
+ */
 static enum conn_input client_due(struct lb *lb, struct uconn *c,
 				  const struct h2lb_conn *k, uint64_t now)
 {

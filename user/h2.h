@@ -32,6 +32,8 @@ size_t h2_ping(uint8_t *buf, uint64_t opaque);
 size_t h2_ping_ack(uint8_t *buf, const uint8_t *payload);
 /* The injector's pseudo frame that selects the target socket. */
 size_t h2_target(uint8_t *buf, uint64_t cookie);
+/* The injector's pseudo frame that has the kernel look at where the
+ * target's sending stands (H2LB_FT_MEASURE). */
 size_t h2_measure(uint8_t *buf);
 /*
  * gRPC UNAVAILABLE (status 14) ending @stream: trailers after response

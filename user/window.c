@@ -33,25 +33,36 @@ static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
 }
 
 /*
+ * The injector's verdict looks at where @c's sending stands as it
+ * consumes a MEASURE pseudo frame (for a client on the fast path's
+ * response direction, what its own socket's application took). Loopback
+ * delivers a write in the writer's own softirq, so that has usually run
+ * when the write returns; if not, the next look sees it.
+ */
+int window_measure(struct lb *lb, struct uconn *c, struct h2lb_conn *fresh)
+{
+	uint8_t f[H2_HDR_LEN];
+
+	if (inject(&lb->inj, c->cookie, f, h2_measure(f)))
+		return -1;
+	return kern_conn(lb->k, c->cookie, fresh);
+}
+
+/*
  * peer_lags() for a client on the fast path's response direction: its
  * TCP sends nothing more, and what its own socket's application took
  * (acked) is known to the kernel as of the last redirect to it or the
- * last write of the client. When that says it lags, have the kernel look
- * again: the injector's verdict does as it consumes a MEASURE pseudo
- * frame. Loopback delivers a write in the writer's own softirq, so that
- * has usually run when the write returns; if not, the next look sees it.
+ * last write of the client. When that says it lags, look again.
  */
 static bool fast_rx_lags(struct lb *lb, struct uconn *c,
 			 const struct h2lb_conn *k)
 {
 	int64_t limit = lb->opts->peer_buffer;
-	uint8_t f[H2_HDR_LEN];
 	struct h2lb_conn now;
 
 	if (!flow_lags(k->tx_bytes, k->acked, limit))
 		return false;
-	if (inject(&lb->inj, c->cookie, f, h2_measure(f)) ||
-	    kern_conn(lb->k, c->cookie, &now))
+	if (window_measure(lb, c, &now))
 		return true;
 	return flow_lags(now.tx_bytes, now.acked, limit);
 }

@@ -25,5 +25,8 @@ void window_relay(struct lb *lb, struct uconn *c);
 void window_queued_refresh(struct lb *lb);
 /* Tell @leg alone, if the client's value is known yet. */
 void window_relay_leg(struct lb *lb, struct uconn *leg);
+/* Have the kernel look at where @c's sending stands now (a client on the
+ * fast path's response direction), then read its record into @fresh. */
+int window_measure(struct lb *lb, struct uconn *c, struct h2lb_conn *fresh);
 
 #endif

@@ -178,14 +178,20 @@ echo "   8 downloads of 1 MiB, a connection each, arrived whole; $rx switched; $
 ((rx == 8)) || fail "want every connection's answers switched, got $rx"
 ((ingress >= 1048576)) || fail "only $ingress bytes came by ingress"
 # the receive buffer, seen while a client holds its connection
-cli "$TB_PYTHON" "$TB_PEERS/burst_client.py" --target "$VIP:$PORT" \
-    --streams 1 --final-ping --hold 2 >/dev/null &
-client=$!
-sleep 1
-rb=$(tb_run cli ss -tmnH state established "( dport = :$PORT )" |
-    sed -n 's/.*skmem:([^)]*,rb\([0-9]*\),.*/\1/p' | head -1)
-wait "$client" || fail "the client holding its connection failed"
 default=$(cut -f2 /proc/sys/net/ipv4/tcp_rmem)
+x0=$(h2lb_counter fast_path_rx)
+cli "$TB_PYTHON" "$TB_PEERS/burst_client.py" --target "$VIP:$PORT" \
+    --streams 1 --final-request --hold 3 >/dev/null &
+client=$!
+# (set at the client's first RTT sample after its switch: our delayed ACK)
+for ((i = 0; i < 25; i++)); do
+    sleep 0.1
+    rb=$(tb_run cli ss -tmnH state established "( dport = :$PORT )" |
+        sed -n 's/.*skmem:([^)]*,rb\([0-9]*\),.*/\1/p' | head -1)
+    [[ -n $rb ]] && ((rb > default)) && break
+done
+wait "$client" || fail "the client holding its connection failed"
+(($(h2lb_counter fast_path_rx) == x0 + 1)) || fail "the client with two more requests after its answers did not switch"
 echo "   the client's receive buffer: $rb bytes (TCP's default: $default)"
 [[ -n $rb ]] && ((rb > default)) || fail "the client's receive buffer is $rb, not above TCP's default $default"
 
