@@ -34,7 +34,7 @@
 #      daemon send it enters its own socket by ingress.
 #   4. Answers by ingress, byte for byte: 8 downloads of 1 MiB of random
 #      bytes (nghttp, a connection each) arrive whole; every connection
-#      switched, most in the middle of its download, and at least 1 MiB
+#      switched (some in the middle of the download), and at least 1 MiB
 #      of them came by ingress. Once a client's answers switched, its
 #      socket has a receive buffer larger than TCP's default (ingress is
 #      charged to it, F7); not before (test_h2lb_node_buffer).
