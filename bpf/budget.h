@@ -171,13 +171,15 @@ __attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
 		__sync_fetch_and_add(&t->ctl_out, 1);
 	}
 	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
-	/* A client on the fast path's sockhash: counted first, then the
-	 * flag read, both full barriers; fast_rx_try (verdict.bpf.c) does
-	 * the same the other way round, so a message either is in the
-	 * tx_bytes it checks, or breaks its attempt, or goes by ingress. */
-	if (t->fast &&
-	    (__sync_fetch_and_or(&t->flags, H2LB_CONN_FAST_RX_BROKE) &
-	     H2LB_CONN_FAST_RX))
+	/* A client on the fast path's sockhash, not switched yet: counted
+	 * first, then the flag read, both full barriers; fast_rx_try
+	 * (verdict.bpf.c) does the same the other way round, so a message
+	 * either is in the tx_bytes it checks, or breaks its attempt, or goes
+	 * by ingress. Once switched, it never switches back: no atomic. */
+	if (fast_rx ||
+	    (t->fast &&
+	     (__sync_fetch_and_or(&t->flags, H2LB_CONN_FAST_RX_BROKE) &
+	      H2LB_CONN_FAST_RX)))
 		*ingress = t->fast;
 	if (known)
 		sent_update(t, tx, &s);
