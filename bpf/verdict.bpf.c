@@ -154,13 +154,32 @@ static __always_inline int peer_settings(const struct h2_in *in,
 					 const struct h2_frame *f,
 					 struct h2lb_conn *c, __u64 cookie);
 
+/* Tell the daemon of a connection error: GOAWAY(@code), with the rule
+ * (@why, enum h2lb_why) that frame @f (or none) broke. */
+static __always_inline void emit_conn_error(__u64 cookie, __u64 peer,
+					    const struct h2_frame *f,
+					    __u32 code, __u8 why)
+{
+	struct h2lb_event *ev = event_new(H2LB_EV_CONN_ERROR, cookie, peer,
+					  f ? f->stream : 0, code);
+	struct h2lb_conn_error e = { .why = why,
+				     .type = f ? f->type : H2LB_NO_FRAME };
+
+	if (!ev)
+		return;
+	__builtin_memcpy(ev->data, &e, sizeof(e));
+	ev->len = sizeof(e);
+	event_send(ev);
+}
+
 /* Fail the connection: the daemon sends GOAWAY(@code) and closes it. */
 static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
-				      __u32 stream, __u32 code)
+				      const struct h2_frame *f, __u32 code,
+				      __u8 why)
 {
 	c->flags |= H2LB_CONN_DEAD;
 	count(H2LB_CNT_PROTOCOL_ERRORS);
-	emit(H2LB_EV_CONN_ERROR, cookie, 0, stream, code);
+	emit_conn_error(cookie, 0, f, code, why);
 	return SK_DROP;
 }
 
@@ -168,7 +187,7 @@ static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
 static __always_inline int calm_error(struct h2lb_conn *c, __u64 cookie)
 {
 	count(H2LB_CNT_CALM);
-	return conn_error(c, cookie, 0, H2_ENHANCE_YOUR_CALM);
+	return conn_error(c, cookie, NULL, H2_ENHANCE_YOUR_CALM, H2LB_WHY_CALM);
 }
 
 /* A client that leaves the frames sent to it unread, seen from another
@@ -181,7 +200,7 @@ static __always_inline void peer_calm(__u64 client)
 	    (__sync_fetch_and_or(&t->flags, H2LB_CONN_DEAD) & H2LB_CONN_DEAD))
 		return;
 	count(H2LB_CNT_CALM);
-	emit(H2LB_EV_CONN_ERROR, client, 0, 0, H2_ENHANCE_YOUR_CALM);
+	emit_conn_error(client, 0, NULL, H2_ENHANCE_YOUR_CALM, H2LB_WHY_CALM);
 }
 
 /* What a frame costs of its sender's budget: 1 for frames that make work
@@ -301,7 +320,8 @@ static __always_inline int peer_settings(const struct h2_in *in,
 	int err = settings_rules(in, f, &v);
 
 	if (err)
-		return conn_error(c, cookie, 0, ERROR_CODE(err));
+		return conn_error(c, cookie, f, ERROR_CODE(err),
+				  H2LB_WHY_SETTINGS);
 	/* Each SETTINGS is one event and one ACK from the daemon: a peer
 	 * that sends more before they are answered floods it. */
 	if (__sync_fetch_and_add(&c->settings_unacked, 1) >= SETTINGS_IN_FLIGHT)
@@ -447,7 +467,8 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 
 	/* Client streams are odd and increasing (RFC 9113 5.1.1). */
 	if (!(f->stream & 1) || f->stream <= c->last_stream)
-		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+		return conn_error(c, cookie, f, H2_PROTOCOL_ERROR,
+				  H2LB_WHY_STREAM_ID);
 	/* Store the id, then look at the flags; h2lb_goaway_client sets the
 	 * flag, then reads the id. Both are full barriers (xchg, lock or):
 	 * a stream is either inside the GOAWAY's last stream id or refused
@@ -524,8 +545,10 @@ static __always_inline int client_closed_stream(const struct h2_frame *f,
 	if (how && *how == H2LB_CLOSED_BY_CLIENT)
 		return stream_error(c, cookie, sk, NULL, H2_STREAM_CLOSED);
 	if (how || f->type == H2_DATA)
-		return conn_error(c, cookie, f->stream, H2_STREAM_CLOSED);
-	return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+		return conn_error(c, cookie, f, H2_STREAM_CLOSED,
+				  H2LB_WHY_CLOSED_STREAM);
+	return conn_error(c, cookie, f, H2_PROTOCOL_ERROR,
+			  H2LB_WHY_IDLE_STREAM);
 }
 
 /* A frame from a client: route it to the backend leg of its stream,
@@ -541,17 +564,19 @@ static __always_inline int client_frame(const struct h2_in *in,
 	int idle;
 
 	if (f->type == H2_HEADERS && block_incomplete(c, f))
-		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+		return conn_error(c, cookie, f, H2_PROTOCOL_ERROR,
+				  H2LB_WHY_HEADER_BLOCK);
 	if (over_window(c))
-		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
+		return conn_error(c, cookie, f, H2_FLOW_CONTROL_ERROR,
+				  H2LB_WHY_WINDOW);
 	if (f->stream == 0)
 		return connection_frame(in, f, c, cookie);
 	if (f->type == H2_HEADERS) {
 		int err = hpack_rules(in, f, c->flags & H2LB_CONN_SETTINGS_ACK);
 
 		if (err)
-			return conn_error(c, cookie, f->stream,
-					  ERROR_CODE(err));
+			return conn_error(c, cookie, f, ERROR_CODE(err),
+					  H2LB_WHY_HPACK);
 	}
 
 	st = bpf_map_lookup_elem(&streams, &sk);
@@ -584,8 +609,8 @@ static __always_inline int client_frame(const struct h2_in *in,
 	case H2_DATA:
 		if (idle) {
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
-			return conn_error(c, cookie, f->stream,
-					  H2_PROTOCOL_ERROR);
+			return conn_error(c, cookie, f, H2_PROTOCOL_ERROR,
+					  H2LB_WHY_IDLE_STREAM);
 		}
 		if (!st)
 			return client_closed_stream(f, c, cookie, &sk);
@@ -613,8 +638,9 @@ static __always_inline int client_frame(const struct h2_in *in,
 		__u64 leg;
 
 		if (!st)
-			return idle ? conn_error(c, cookie, f->stream,
-						 H2_PROTOCOL_ERROR)
+			return idle ? conn_error(c, cookie, f,
+						 H2_PROTOCOL_ERROR,
+						 H2LB_WHY_IDLE_STREAM)
 				    : drop();
 		leg = st->leg;
 		stream_close(&sk, st, H2LB_CLOSED_BY_CLIENT);
@@ -622,8 +648,9 @@ static __always_inline int client_frame(const struct h2_in *in,
 	}
 	case H2_WINDOW_UPDATE:
 		if (!st)
-			return idle ? conn_error(c, cookie, f->stream,
-						 H2_PROTOCOL_ERROR)
+			return idle ? conn_error(c, cookie, f,
+						 H2_PROTOCOL_ERROR,
+						 H2LB_WHY_IDLE_STREAM)
 				    : drop();
 		return to_leg(in, c, cookie, st->leg, 1);
 	}
@@ -703,9 +730,11 @@ static __always_inline int backend_frame(const struct h2_in *in,
 	__u64 client = c->peer;
 
 	if (f->type == H2_HEADERS && block_incomplete(c, f))
-		return conn_error(c, cookie, f->stream, H2_PROTOCOL_ERROR);
+		return conn_error(c, cookie, f, H2_PROTOCOL_ERROR,
+				  H2LB_WHY_HEADER_BLOCK);
 	if (over_window(c))
-		return conn_error(c, cookie, f->stream, H2_FLOW_CONTROL_ERROR);
+		return conn_error(c, cookie, f, H2_FLOW_CONTROL_ERROR,
+				  H2LB_WHY_WINDOW);
 	if (f->stream == 0)
 		return connection_frame(in, f, c, cookie);
 	if (!client)
@@ -869,19 +898,23 @@ static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
 	if (r == 1) {
 		if (c->role != H2LB_ROLE_CLIENT ||
 		    (c->flags & H2LB_CONN_PREFACE) || !preface_whole(&in, &f))
-			return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
+			return conn_error(c, cookie, NULL, H2_PROTOCOL_ERROR,
+					  H2LB_WHY_PREFACE);
 		c->flags |= H2LB_CONN_PREFACE;
 		c->addr = skb->remote_ip4; /* per-address limits */
 		return SK_DROP;
 	}
 	/* Anything but the preface first is not HTTP/2 (RFC 9113 3.4). */
 	if (c->role == H2LB_ROLE_CLIENT && !(c->flags & H2LB_CONN_PREFACE))
-		return conn_error(c, cookie, 0, H2_PROTOCOL_ERROR);
+		return conn_error(c, cookie, NULL, H2_PROTOCOL_ERROR,
+				  H2LB_WHY_PREFACE);
 	if (f.len > H2LB_MAX_FRAME)
-		return conn_error(c, cookie, f.stream, H2_FRAME_SIZE_ERROR);
+		return conn_error(c, cookie, &f, H2_FRAME_SIZE_ERROR,
+				  H2LB_WHY_FRAME_SIZE);
 	rule = frame_rules(&in, &f);
 	if (IS_CONN_ERROR(rule))
-		return conn_error(c, cookie, f.stream, ERROR_CODE(rule));
+		return conn_error(c, cookie, &f, ERROR_CODE(rule),
+				  H2LB_WHY_FRAME);
 	/* A peer that had bytes waiting, heard from: look again at what
 	 * waits (it may have read all), for its share of the node's queue. */
 	if (c->queued) {

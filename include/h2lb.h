@@ -466,13 +466,39 @@ enum h2lb_event_type {
 	H2LB_EV_GOAWAY,	       /* stream = last id, arg = error */
 	H2LB_EV_LEG_BOUND,     /* peer = leg taken from the pool */
 	H2LB_EV_REFUSED,       /* stream no backend could take */
-	H2LB_EV_CONN_ERROR,    /* connection error: arg = code */
+	H2LB_EV_CONN_ERROR,    /* connection error: arg = code, data =
+				* struct h2lb_conn_error (from the rules) */
 	H2LB_EV_STREAM_ERROR,  /* stream error: arg = code, peer = the
 				* other side of the stream, or 0 */
 	H2LB_EV_STREAM_WINDOW, /* the client's stream is bound to a leg with
 				* a larger stream window: arg = how much */
 	H2LB_EV_DATA_PROGRESS, /* another 2^H2LB_PROGRESS_SHIFT DATA bytes in */
 	H2LB_EV_PING,	       /* a PING the daemon answers (payload in data) */
+};
+
+/* Which rule a peer broke, for the daemon's log and the GOAWAY's debug
+ * data: an operator (or a client's developer) learns what was wrong, not
+ * only the code. */
+enum h2lb_why {
+	H2LB_WHY_NONE = 0,
+	H2LB_WHY_PREFACE,	/* not the connection preface first */
+	H2LB_WHY_FRAME_SIZE,	/* over the SETTINGS_MAX_FRAME_SIZE we sent */
+	H2LB_WHY_FRAME,		/* the frame's own rules: length, flags, ids */
+	H2LB_WHY_HEADER_BLOCK,	/* a header block broken by another frame */
+	H2LB_WHY_WINDOW,	/* DATA beyond the connection window */
+	H2LB_WHY_SETTINGS,	/* a SETTINGS value out of range */
+	H2LB_WHY_CALM,		/* over its frame budget, or not reading */
+	H2LB_WHY_STREAM_ID,	/* a new stream's id even or not increasing */
+	H2LB_WHY_HPACK,		/* the header block's HPACK rules */
+	H2LB_WHY_IDLE_STREAM,	/* a frame on a stream never opened */
+	H2LB_WHY_CLOSED_STREAM, /* a frame on a stream both sides ended */
+	H2LB_WHY_MAX
+};
+
+#define H2LB_NO_FRAME 0xff /* h2lb_conn_error.type: not about one frame */
+struct h2lb_conn_error {
+	__u8 why;  /* enum h2lb_why */
+	__u8 type; /* the frame's type, or H2LB_NO_FRAME */
 };
 
 /* The verdict tells the daemon each time a connection has received this

@@ -507,12 +507,13 @@ static void goaway_stop(struct lb *lb, struct uconn *c)
 
 	if (last < 0)
 		return;
-	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, H2_NO_ERROR));
+	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, H2_NO_ERROR, NULL));
 	pr_debug("client %llx: GOAWAY, last stream %d",
 		 (unsigned long long)c->cookie, last);
 }
 
-static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code)
+static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code,
+			 const char *why)
 {
 	uint8_t f[H2_FRAME_MAX];
 	uint32_t last = 0;
@@ -524,11 +525,12 @@ static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code)
 
 		last = l < 0 ? 0 : l;
 	}
-	pr_warn_ratelimited("%s %llx: connection error %u, sending GOAWAY",
+	pr_warn_ratelimited("%s %llx: connection error %u, sending GOAWAY%s%s",
 			    c->role == H2LB_ROLE_CLIENT ? "client"
 							: "backend leg",
-			    (unsigned long long)c->cookie, code);
-	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, code));
+			    (unsigned long long)c->cookie, code,
+			    why ? ": " : "", why ? why : "");
+	inject(&lb->inj, c->cookie, f, h2_goaway(f, last, code, why));
 }
 
 /* Close @c and forget it; it was in state @from. */
@@ -841,7 +843,7 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		c->deadline_ms = now_ms() + GOAWAY_GRACE_MS;
 	}
 	if (act & A_GOAWAY_ERROR)
-		goaway_error(lb, c, a->value);
+		goaway_error(lb, c, a->value, a->why);
 	if (act & A_CLOSE_SOON)
 		c->deadline_ms = now_ms() + CLOSE_DELAY_MS;
 	if (act & A_RESET_STREAM)

@@ -25,6 +25,8 @@ struct input_arg {
 	struct uconn *client; /* BOUND: the client the leg now serves */
 	uint64_t other;	      /* STREAM_ERROR: the stream's other side */
 	const uint8_t *ping;  /* PING: its 8-byte payload */
+	const char *why;      /* ERROR: the rule broken, for the log and the
+			       * GOAWAY's debug data (or NULL) */
 };
 
 void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,

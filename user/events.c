@@ -2,6 +2,7 @@
 /* What the BPF programs tell the daemon, through the ring buffers: each
  * event type is one input to the connection it is about. */
 #include <linux/bpf.h> /* BPF_TCP_CLOSE */
+#include <stdio.h>
 
 #include "conns.h"
 #include "events.h"
@@ -16,6 +17,38 @@
  * what is left is taken at the next turn.
  */
 #define EVENTS_BATCH 4096
+
+/* What rule @e names, and on which frame: "RST_STREAM on a stream never
+ * opened (stream 3)". In a static buffer. */
+static const char *why_text(const struct h2lb_conn_error *e, uint32_t stream)
+{
+	static const char *const rules[H2LB_WHY_MAX] = {
+		[H2LB_WHY_PREFACE] = "not the HTTP/2 connection preface",
+		[H2LB_WHY_FRAME_SIZE] = "over SETTINGS_MAX_FRAME_SIZE",
+		[H2LB_WHY_FRAME] = "malformed (length, flags or stream id)",
+		[H2LB_WHY_HEADER_BLOCK] =
+			"inside another stream's header block",
+		[H2LB_WHY_WINDOW] = "beyond the connection window",
+		[H2LB_WHY_SETTINGS] = "with a value out of range",
+		[H2LB_WHY_CALM] = "over its frame budget, or not reading",
+		[H2LB_WHY_STREAM_ID] =
+			"opening a stream with an even or lower id",
+		[H2LB_WHY_HPACK] = "breaking the header block's rules",
+		[H2LB_WHY_IDLE_STREAM] = "on a stream never opened",
+		[H2LB_WHY_CLOSED_STREAM] = "on a stream already closed",
+	};
+	static char text[128];
+	const char *rule = e->why < H2LB_WHY_MAX ? rules[e->why] : NULL;
+
+	if (!rule)
+		return NULL;
+	if (e->type == H2LB_NO_FRAME)
+		snprintf(text, sizeof(text), "h2lb: %s", rule);
+	else
+		snprintf(text, sizeof(text), "h2lb: %s %s (stream %u)",
+			 h2_frame_name(e->type), rule, stream);
+	return text;
+}
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -79,6 +112,8 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		conn_input(lb, c, IN_REFUSED, &a);
 		break;
 	case H2LB_EV_CONN_ERROR:
+		if (ev->len >= sizeof(struct h2lb_conn_error))
+			a.why = why_text((const void *)ev->data, ev->stream);
 		conn_input(lb, c, IN_ERROR, &a);
 		break;
 	case H2LB_EV_STREAM_ERROR: /* @a.other: the stream's other side */

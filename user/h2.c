@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* HTTP/2 frames the daemon writes (RFC 9113) and a tiny HPACK subset. */
+#include <stdio.h>
 #include <string.h>
 
 #include "h2.h"
@@ -58,12 +59,34 @@ size_t h2_rst_stream(uint8_t *buf, uint32_t stream, uint32_t code)
 	return H2_HDR_LEN + 4;
 }
 
-size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code)
+size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code,
+		 const char *debug)
 {
-	h2_frame_header(buf, 8, H2_GOAWAY, 0, 0);
+	size_t n = debug ? strlen(debug) : 0;
+
+	if (n > H2_FRAME_MAX - H2_HDR_LEN - 8)
+		n = H2_FRAME_MAX - H2_HDR_LEN - 8;
+	h2_frame_header(buf, 8 + n, H2_GOAWAY, 0, 0);
 	put32(buf + H2_HDR_LEN, last_stream & 0x7fffffff);
 	put32(buf + H2_HDR_LEN + 4, code);
-	return H2_HDR_LEN + 8;
+	if (n)
+		memcpy(buf + H2_HDR_LEN + 8, debug, n);
+	return H2_HDR_LEN + 8 + n;
+}
+
+const char *h2_frame_name(uint8_t type)
+{
+	static const char *const names[] = {
+		"DATA",		 "HEADERS",	 "PRIORITY", "RST_STREAM",
+		"SETTINGS",	 "PUSH_PROMISE", "PING",     "GOAWAY",
+		"WINDOW_UPDATE", "CONTINUATION",
+	};
+	static char other[16];
+
+	if (type < sizeof(names) / sizeof(names[0]))
+		return names[type];
+	snprintf(other, sizeof(other), "frame 0x%02x", type);
+	return other;
 }
 
 size_t h2_ping(uint8_t *buf, uint64_t opaque)

@@ -26,7 +26,12 @@ size_t h2_settings(uint8_t *buf, const struct h2_setting_pair *s, size_t n);
 size_t h2_settings_ack(uint8_t *buf);
 size_t h2_window_update(uint8_t *buf, uint32_t stream, uint32_t increment);
 size_t h2_rst_stream(uint8_t *buf, uint32_t stream, uint32_t code);
-size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code);
+/* @debug (may be NULL): a line for the peer's developer, cut to fit. */
+size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code,
+		 const char *debug);
+/* The name of frame type @type ("DATA", ...; "frame 0xNN" for others, in
+ * a static buffer). */
+const char *h2_frame_name(uint8_t type);
 size_t h2_ping(uint8_t *buf, uint64_t opaque);
 /* The ACK of a PING whose 8-byte payload is @payload. */
 size_t h2_ping_ack(uint8_t *buf, const uint8_t *payload);

@@ -138,6 +138,15 @@ print("   direct: %d of %d as the RFC says; h2lb: %d of %d" % (
     sum(r["ok"] for r in direct.values()), len(direct),
     sum(r["ok"] for r in h2lb.values()), len(h2lb)))
 
+# h2lb's GOAWAY says which rule the frame broke (its debug data).
+why = {"data_on_idle_stream": "h2lb: DATA on a stream never opened (stream 1)",
+       "rst_stream_on_idle_stream":
+           "h2lb: RST_STREAM on a stream never opened (stream 1)"}
+wrong_why = ["%s: %r" % (n, h2lb[n].get("debug")) for n, w in why.items()
+             if n in h2lb and h2lb[n].get("debug") != w]
+print("   GOAWAY debug data, e.g.: %s" % h2lb.get(
+    "rst_stream_on_idle_stream", {}).get("debug"))
+
 lines = [l.strip() for l in open(sys.argv[3]) if l.strip()]
 answers = [l for l in lines if l != "done"]
 wrong = [l for l in answers if l not in ("curl 2 200", "nghttp ok")]
@@ -158,6 +167,10 @@ if bad:
     if regress:
         print("FAIL: of these, nghttpd passes directly: %s"
               % ", ".join(regress), file=sys.stderr)
+    failed = True
+if wrong_why:
+    print("FAIL: GOAWAY debug data does not name the rule: %s"
+          % "; ".join(wrong_why), file=sys.stderr)
     failed = True
 if wrong or not answers:
     print("FAIL: the good client saw errors (or made no request)",

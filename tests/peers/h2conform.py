@@ -223,6 +223,7 @@ class Conn:
         self.conn_window = 65535          # what the server granted us to send
         self.our_initial_window = 65535
         self.goaways = []                 # error codes, in order
+        self.goaway_debug = []            # their debug data, in order
         self.resets = {}                  # stream -> first RST_STREAM code
         self.ended = set()                # streams the server ended
         self.status = {}                  # stream -> :status of its response
@@ -296,6 +297,8 @@ class Conn:
         ftype, flags, stream, payload = f
         if ftype == GOAWAY and len(payload) >= 8:
             self.goaways.append(struct.unpack(">I", payload[4:8])[0])
+            self.goaway_debug.append(
+                bytes(payload[8:]).decode("utf-8", "replace"))
         elif ftype == RST_STREAM and len(payload) == 4:
             self.resets.setdefault(stream, struct.unpack(">I", payload)[0])
         elif ftype == SETTINGS:
@@ -1071,6 +1074,9 @@ def run_case(target, name, timeout, grace):
            "seconds": round(time.monotonic() - t0, 3)}
     if name in NOTES:
         res["note"] = NOTES[name]
+    debug = [d for d in (conn.goaway_debug if conn else []) if d]
+    if debug:
+        res["debug"] = debug[0]
     return res
 
 

@@ -64,9 +64,13 @@ static void test_control_frames(void **state)
 	assert_int_equal(be32(f + 5), 7);
 	assert_int_equal(be32(f + 9), H2_REFUSED_STREAM);
 
-	assert_int_equal(h2_goaway(f, 0x80000005, H2_PROTOCOL_ERROR), 17);
+	assert_int_equal(h2_goaway(f, 0x80000005, H2_PROTOCOL_ERROR, NULL), 17);
 	assert_int_equal(be32(f + 9), 5);
 	assert_int_equal(be32(f + 13), H2_PROTOCOL_ERROR);
+	/* debug data after the code, the length counting it */
+	assert_int_equal(h2_goaway(f, 3, H2_STREAM_CLOSED, "why"), 20);
+	assert_int_equal(be24(f), 11);
+	assert_memory_equal(f + 17, "why", 3);
 
 	assert_int_equal(h2_ping(f, 42), 17);
 	assert_int_equal(f[3], H2_PING);
