@@ -637,6 +637,22 @@ static __always_inline int client_frame(const struct h2_in *in,
 	case H2_RST_STREAM: {
 		__u64 leg;
 
+		if (!st && idle && (f->stream & 1)) {
+			/*
+			 * Not the RFC (5.1: a connection error): grpc's C
+			 * core (Python, C++, Ruby clients) cancels a call
+			 * whose stream id it took before its HEADERS went
+			 * out, and sends this reset alone (measured,
+			 * docs/conformance.md). The servers it was built
+			 * for ignore it, so a proxy that fails the
+			 * connection fails every call on it. Its id is used
+			 * (5.1.1: a later HEADERS must be above it); the
+			 * frame paid the connection's budget above.
+			 */
+			__sync_lock_test_and_set(&c->last_stream, f->stream);
+			count(H2LB_CNT_IDLE_RESETS);
+			return drop();
+		}
 		if (!st)
 			return idle ? conn_error(c, cookie, f,
 						 H2_PROTOCOL_ERROR,

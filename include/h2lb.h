@@ -443,7 +443,9 @@ struct h2lb_frontend {
 	X(FAST_RX, fast_path_rx,                                                 \
 	  "client connections whose answers enter the client's own socket")      \
 	X(FAST_INGRESS, fast_path_ingress_bytes,                                 \
-	  "bytes redirected into client sockets' receive queues")
+	  "bytes redirected into client sockets' receive queues")                \
+	X(IDLE_RESETS, idle_stream_resets,                                       \
+	  "client RST_STREAMs of stream ids it never opened, taken as used")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,

@@ -626,9 +626,33 @@ def _(c):
 
 
 @case("rst_stream_on_idle_stream", "9113 5.1 idle, 6.4",
+      "GOAWAY PROTOCOL_ERROR or ignored",
+      note="h2lb ignores it on purpose (grpc's C core sends it; "
+           "docs/conformance.md)")
+def _(c):
+    c.send(frame(RST_STREAM, 0, c.stream(), u32(CANCEL_CODE)))
+    return ignored(c)
+
+
+@case("rst_stream_on_idle_even_stream", "9113 5.1 idle, 6.4",
       "GOAWAY PROTOCOL_ERROR")
 def _(c):
-    return violate(c, frame(RST_STREAM, 0, 1, u32(CANCEL_CODE)))
+    return violate(c, frame(RST_STREAM, 0, 2, u32(CANCEL_CODE)))
+
+
+@case("headers_below_idle_reset", "9113 5.1.1", "GOAWAY PROTOCOL_ERROR or "
+      "ignored, then GOAWAY PROTOCOL_ERROR")
+def _(c):
+    # An id a reset made used (h2lb: ignored, the id used) cannot open a
+    # stream afterwards; a server that failed the connection at the reset
+    # already answered.
+    c.next_stream = 7
+    c.send(frame(RST_STREAM, 0, 5, u32(CANCEL_CODE)))
+    first = c.answer()
+    if first[0] != "no answer":
+        return describe(c, first)
+    c.send(headers(3, get_block()))
+    return "ignored, then " + describe(c, c.answer())
 
 
 @case("window_update_on_idle_stream", "9113 5.1 idle",
