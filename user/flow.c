@@ -41,6 +41,26 @@ int64_t flow_client_refill(const struct flow_side *client,
 }
 
 /*
+ * What leg @l holds of the client's window: all it may still send, but
+ * for an idle leg only what it holds beyond the 65535 bytes every
+ * connection starts with. It can send the client nothing until a stream
+ * is bound to it (DATA on any other stream goes nowhere), and then it is
+ * no different from a leg bound at that moment, whose first 65535 bytes
+ * cannot be withheld either. Counting those bytes held starved the busy
+ * leg of a client that keeps its window at 65535 (nghttp's and h2load's
+ * "-W 16"): a download over 64 KiB stopped for good
+ * (test_h2lb_small_window).
+ */
+static int64_t leg_holds(const struct flow_side *l)
+{
+	int64_t w = flow_recv_window(l);
+
+	if (!l->idle)
+		return w;
+	return w > H2_DEFAULT_WINDOW ? w - H2_DEFAULT_WINDOW : 0;
+}
+
+/*
  * Windows cannot be taken back once granted, and a leg that goes idle
  * keeps what it holds, where it could starve a leg bound later. So a leg
  * is refilled to the 65535 bytes every connection starts with from all of
@@ -59,7 +79,7 @@ bool flow_legs_refill(const struct flow_side *client,
 
 	for (int i = 0; i < n; i++) {
 		give[i] = 0;
-		held += flow_recv_window(&legs[i]);
+		held += leg_holds(&legs[i]);
 	}
 	if (!n || client->lags)
 		return !client->lags;

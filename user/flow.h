@@ -29,6 +29,8 @@ struct flow_side {
 	int64_t rx;	    /* DATA bytes received from the peer */
 	int64_t tx;	    /* DATA bytes sent to the peer */
 	bool lags; /* its TCP has more than --peer-buffer unacknowledged */
+	bool idle; /* a leg with no stream bound: nothing it may send can
+		    * reach the client until one is */
 };
 
 /* What the peer may still send us, and what we may still send it. */

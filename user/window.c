@@ -180,7 +180,8 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	for (l = c->legs; l && n < MAX_LEGS; l = l->next_leg) {
 		kl = (struct h2lb_conn){ 0 };
 		kern_conn(lb->k, l->cookie, &kl); /* sources */
-		legs[n++] = side_of(l, &kl);
+		legs[n] = side_of(l, &kl);
+		legs[n++].idle = !kl.open_streams;
 	}
 	if (!n)
 		return;

@@ -58,6 +58,33 @@ static void test_parked_window_on_idle_leg(void **state)
 }
 
 /*
+ * A client that keeps its connection window at 65535 (nghttp, h2load -W
+ * 16) with a second leg bound and idle: that leg's first 65535 bytes
+ * cannot reach the client until a stream is bound to it, and then are no
+ * different from a new leg's, so the busy leg is refilled. A leg with a
+ * stream bound holds all its window against the client's.
+ */
+static void test_small_client_window_idle_leg(void **state)
+{
+	struct flow_side client = { .peer_grant = W, .our_grant = W };
+	struct flow_side legs[2] = {
+		recv_side(W, 0), /* no stream bound */
+		recv_side(W, W), /* the download: used all of its 65535 */
+	};
+	int64_t give[2];
+
+	legs[0].idle = true;
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_int_equal(give[0], 0);
+	assert_true(give[1] >= FLOW_STEP);
+	assert_true(give[1] <= flow_send_window(&client));
+
+	legs[0].idle = false; /* a stream bound: its 65535 may all come */
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_int_equal(give[1], 0);
+}
+
+/*
  * gRPC clients grant megabytes once and then send no WINDOW_UPDATE for a
  * long time: refills must follow the bytes the kernel counted, not wait
  * for a WINDOW_UPDATE.
@@ -229,6 +256,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parked_window_on_idle_leg),
+		cmocka_unit_test(test_small_client_window_idle_leg),
 		cmocka_unit_test(test_refill_without_window_update),
 		cmocka_unit_test(test_counter_read_order),
 		cmocka_unit_test(test_leg_bound_late),
