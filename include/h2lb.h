@@ -632,6 +632,10 @@ struct h2lb_daemon_stats {
 	__u64 services_left_out;
 	__u64 endpoints_over_cap;
 	__u64 endpoints_no_slot;
+	/* The tick's looks at busy connections (streams open) that found
+	 * nothing of them moved: each costs a few syscalls, and they are
+	 * spaced out while that lasts (conns.c, busy_look). */
+	__u64 quiet_looks;
 };
 
 /*

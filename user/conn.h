@@ -59,8 +59,14 @@ struct uconn {
 	 * time comes: at every tick while it is busy, now and then when it
 	 * is idle (conns.c, conns_tick). */
 	uint64_t next_look_ms;
-	uint64_t opened_ms;   /* client: accepted */
-	uint64_t active_ms;   /* client: last seen with a stream open */
+	/* Busy at the last look: its bytes in and out then, and how long
+	 * the tick waits between looks while they stay so (conns.c,
+	 * busy_look). */
+	uint64_t quiet_mark;
+	uint32_t quiet_wait_ms;
+	bool unparsed;	    /* the watchdog's last look found bytes unparsed */
+	uint64_t opened_ms; /* client: accepted */
+	uint64_t active_ms; /* client: last seen with a stream open */
 	uint32_t last_stream; /* client: the highest stream id, last look */
 	uint32_t peer_addr;   /* client: its address (conn_set_peer) */
 	uint16_t peer_port;   /* client: its port, network byte order */

@@ -31,6 +31,8 @@ struct input_arg {
 
 void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		const struct input_arg *arg);
+/* Close the kernel's streams of the clients closed since the last call. */
+void conns_sweep(struct lb *lb);
 
 /* New clients on listener @fd of Service @svc (a bounded batch); with
  * @own_legs, their legs connect from their own addresses (client_legs.h). */

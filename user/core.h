@@ -18,6 +18,8 @@
 
 struct kern;
 
+#define LB_GONE_MAX 4096
+
 struct lb {
 	const struct run_opts *opts;
 	struct kern *k;
@@ -34,6 +36,10 @@ struct lb {
 	/* Streams refused since the last line that said so (conns_tick). */
 	uint64_t refused_unlogged;
 	uint64_t refused_log_ms;
+	/* Clients closed with streams left in the kernel, which one walk
+	 * of the streams map closes for all of them (conns_sweep). */
+	uint64_t gone[LB_GONE_MAX];
+	int n_gone;
 };
 
 #endif

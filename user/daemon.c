@@ -351,8 +351,10 @@ static void teardown(struct daemon *d)
 	/* Before kern_close: the thread reads the maps. */
 	metrics_stop(d->metrics);
 	d->metrics = NULL;
-	if (d->lb.k)
+	if (d->lb.k) {
 		conns_close_all(&d->lb);
+		conns_sweep(&d->lb);
+	}
 	injector_close(&d->lb.inj);
 	intercept_stop(d->ic);
 	d->ic = NULL;
@@ -456,6 +458,7 @@ int daemon_run(const struct run_opts *opts)
 			d.more_closes = events_poll_closes(&d.lb);
 		if (more && d.more_events)
 			d.more_events = events_poll(&d.lb);
+		conns_sweep(&d.lb);
 	}
 	teardown(&d);
 	return ret;

@@ -292,6 +292,10 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		   "clients closed at accept: no backend connection from "
 		   "their address could be made",
 		   s->stats.refused_no_leg);
+	metric_one(
+		f, "quiet_looks_total", "counter",
+		"the tick's looks at busy connections where nothing had moved",
+		s->stats.quiet_looks);
 	metric_one(f, "raw_failed_total", "counter",
 		   "connections that are not HTTP/2 reset: no backend could "
 		   "be connected",
