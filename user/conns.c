@@ -144,13 +144,6 @@ static bool leg_has_streams(struct lb *lb, struct uconn *leg)
 	       k.open_streams;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* conns_sweep's walk: the streams of the clients in @lb->gone (sorted). */
 struct sweep {
 	const struct lb *lb;
@@ -196,6 +189,10 @@ void conns_sweep(struct lb *lb)
 		if (s.n < s.max)
 			break;
 	}
+	/* Kept until now: closing a stream gives its client's address its
+	 * share back through the client's record (stream.h). */
+	for (int i = 0; i < lb->n_gone; i++)
+		kern_conn_forget(lb->k, lb->gone[i]);
 	lb->n_gone = 0;
 }
 
@@ -597,6 +594,7 @@ static void goaway_error(struct lb *lb, struct uconn *c, uint32_t code,
 static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 {
 	struct uconn *other = raw_close(c); /* if it is not HTTP/2 */
+	bool forget = true;
 
 	if (other)
 		conn_input(lb, other, IN_DISCARD, NULL);
@@ -608,11 +606,13 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 		while (c->pending)
 			conn_input(lb, c->pending, IN_DISCARD, NULL);
 		/* Whatever streams are left die with the connection, at the
-		 * next sweep (conns_sweep). */
-		if (kern_conn(lb->k, c->cookie, &k) || k.open_streams) {
+		 * next sweep (conns_sweep), which forgets its record after
+		 * them. */
+		if (!kern_conn(lb->k, c->cookie, &k) && k.open_streams) {
 			if (lb->n_gone == LB_GONE_MAX)
 				conns_sweep(lb);
 			lb->gone[lb->n_gone++] = c->cookie;
+			forget = false;
 		}
 	} else {
 		/* Bound in the kernel while its client was admitted. */
@@ -627,7 +627,8 @@ static void close_conn(struct lb *lb, struct uconn *c, enum conn_state from)
 		if (from == CS_CONNECTING || from == CS_RAW_CONNECTING)
 			kern_leg_unexpect(lb->k, c->cookie);
 	}
-	kern_conn_forget(lb->k, c->cookie);
+	if (forget)
+		kern_conn_forget(lb->k, c->cookie);
 	close(c->fd);
 	conn_free(&lb->conns, c);
 }

@@ -18,6 +18,14 @@
 
 struct kern;
 
+/* qsort() and bsearch() over uint64_t (cookies). */
+static inline int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 #define LB_GONE_MAX 4096
 
 struct lb {

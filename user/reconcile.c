@@ -130,13 +130,6 @@ static int collect_stale(uint64_t cookie, const struct h2lb_conn *k, void *arg)
 	return w->n == H2LB_MAX_CONNS;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Remove the records stale now that were stale at the last pass too; the
  * others are kept for the next. */
 static void repair_kernel(struct reconcile *r, struct lb *lb, uint64_t now)
