@@ -312,10 +312,11 @@ __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
  * tells what the client read. The client's writes do (one that reads
  * answers with WINDOW_UPDATEs): each looks at its own socket's queue for
  * the accepted socket's record, as each redirect into it does
- * (budget.h, peer_account).
+ * (budget.h, peer_account). Returns the bytes the client has not read,
+ * from the same one look at its psock.
  */
-static __always_inline void fast_rx_look(struct sk_msg_md *msg,
-					 const struct h2lb_fast_pair *p)
+static __always_inline __u32 fast_rx_look(struct sk_msg_md *msg,
+					  const struct h2lb_fast_pair *p)
 {
 	__u64 anchor = p->anchor;
 	struct h2lb_conn *a = bpf_map_lookup_elem(&conns, &anchor);
@@ -323,12 +324,13 @@ static __always_inline void fast_rx_look(struct sk_msg_md *msg,
 	__u64 tx;
 
 	if (!a || !(a->flags & H2LB_CONN_FAST_RX))
-		return;
+		return msg_psock_unread(msg);
 	tx = a->tx_bytes;
 	if (msg_psock_sent(msg, tx, &s))
-		return;
+		return 0;
 	ctl_reset(a, &s);
 	sent_update(a, tx, &s);
+	return s.handed - s.acked;
 }
 
 /*
@@ -348,10 +350,9 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 
 	if (!p)
 		return SK_PASS;
-	unread = msg_psock_unread(msg);
+	unread = fast_rx_look(msg, p);
 	if (unread > p->unread_max)
 		p->unread_max = unread;
-	fast_rx_look(msg, p);
 	n = 0;
 	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);

@@ -156,11 +156,10 @@ static __always_inline int peer_settings(const struct h2_in *in,
 
 /* Tell the daemon of a connection error: GOAWAY(@code), with the rule
  * (@why, enum h2lb_why) that frame @f (or none) broke. */
-static __always_inline void emit_conn_error(__u64 cookie, __u64 peer,
-					    const struct h2_frame *f,
-					    __u32 code, __u8 why)
+static __always_inline void
+emit_conn_error(__u64 cookie, const struct h2_frame *f, __u32 code, __u8 why)
 {
-	struct h2lb_event *ev = event_new(H2LB_EV_CONN_ERROR, cookie, peer,
+	struct h2lb_event *ev = event_new(H2LB_EV_CONN_ERROR, cookie, 0,
 					  f ? f->stream : 0, code);
 	struct h2lb_conn_error e = { .why = why,
 				     .type = f ? f->type : H2LB_NO_FRAME };
@@ -179,7 +178,7 @@ static __always_inline int conn_error(struct h2lb_conn *c, __u64 cookie,
 {
 	c->flags |= H2LB_CONN_DEAD;
 	count(H2LB_CNT_PROTOCOL_ERRORS);
-	emit_conn_error(cookie, 0, f, code, why);
+	emit_conn_error(cookie, f, code, why);
 	return SK_DROP;
 }
 
@@ -200,7 +199,7 @@ static __always_inline void peer_calm(__u64 client)
 	    (__sync_fetch_and_or(&t->flags, H2LB_CONN_DEAD) & H2LB_CONN_DEAD))
 		return;
 	count(H2LB_CNT_CALM);
-	emit_conn_error(client, 0, NULL, H2_ENHANCE_YOUR_CALM, H2LB_WHY_CALM);
+	emit_conn_error(client, NULL, H2_ENHANCE_YOUR_CALM, H2LB_WHY_CALM);
 }
 
 /* What a frame costs of its sender's budget: 1 for frames that make work
