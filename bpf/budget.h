@@ -118,16 +118,50 @@ static __always_inline void sent_update(struct h2lb_conn *t, __u64 tx,
 }
 
 /*
- * A message of @len bytes goes to @target. @ctl: a control frame (not
- * DATA with payload, not a new request: those the stream limits bound).
- * Count it in @target's record, and update what waits for @target's peer,
- * for it and for the node. Returns 1 if it must not go:
+ * A message of @len bytes goes to @target (its record @t). @ctl: a
+ * control frame (not DATA with payload, not a new request: those the
+ * stream limits bound). Count it in @target's record, and update what
+ * waits for @target's peer, for it and for the node, from @s when
+ * @known (where @target's sending stands). Returns 1 if it must not go:
  * settings.ctl_queue control frames wait already, and @target's TCP took
- * nothing since the first of them. *@self: where the sending socket
- * stands (sock_sent), when @target is that socket (a PING answered); -1
- * otherwise. *@ingress: 0, or the cookie of the client's own socket
- * (fast_hash) the message must enter instead, with BPF_F_INGRESS
- * (docs/fast-path.md, rule R).
+ * nothing since the first of them. *@ingress: 0, or the cookie of the
+ * client's own socket (fast_hash) the message must enter instead, with
+ * BPF_F_INGRESS (docs/fast-path.md, rule R).
+ */
+static __always_inline int account_sent(struct h2lb_conn *t, __u32 len, int ctl,
+					int known, int fast_rx,
+					const struct sent *s, __u64 *ingress)
+{
+	__u64 tx;
+
+	*ingress = 0;
+	if (known)
+		ctl_reset(t, s);
+	if (ctl && settings.ctl_queue) {
+		if (t->ctl_out >= settings.ctl_queue)
+			return 1;
+		__sync_fetch_and_add(&t->ctl_out, 1);
+	}
+	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
+	/* A client on the fast path's sockhash, not switched yet: counted
+	 * first, then the flag read, both full barriers; fast_rx_try
+	 * (verdict.bpf.c) does the same the other way round, so a message
+	 * either is in the tx_bytes it checks, or breaks its attempt, or goes
+	 * by ingress. Once switched, it never switches back: no atomic. */
+	if (fast_rx ||
+	    (t->fast &&
+	     (__sync_fetch_and_or(&t->flags, H2LB_CONN_FAST_RX_BROKE) &
+	      H2LB_CONN_FAST_RX)))
+		*ingress = t->fast;
+	if (known)
+		sent_update(t, tx, s);
+	return 0;
+}
+
+/*
+ * account_sent() from a verdict (an sk_skb program). *@self: where the
+ * sending socket stands (sock_sent), when @target is that socket (a PING
+ * answered); -1 otherwise: then @target is looked at here.
  *
  * A global function: verified once, not at every redirect site.
  */
@@ -140,7 +174,6 @@ __attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
 	int known, fast_rx;
 	struct bpf_sock *sk;
 	struct sent s;
-	__u64 tx;
 
 	if (!ingress || !self)
 		return 0;
@@ -163,38 +196,57 @@ __attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
 			bpf_sk_release(sk);
 		}
 	}
-	if (known)
-		ctl_reset(t, &s);
-	if (ctl && settings.ctl_queue) {
-		if (t->ctl_out >= settings.ctl_queue)
-			return 1;
-		__sync_fetch_and_add(&t->ctl_out, 1);
-	}
-	tx = __sync_fetch_and_add(&t->tx_bytes, len) + len;
-	/* A client on the fast path's sockhash, not switched yet: counted
-	 * first, then the flag read, both full barriers; fast_rx_try
-	 * (verdict.bpf.c) does the same the other way round, so a message
-	 * either is in the tx_bytes it checks, or breaks its attempt, or goes
-	 * by ingress. Once switched, it never switches back: no atomic. */
-	if (fast_rx ||
-	    (t->fast &&
-	     (__sync_fetch_and_or(&t->flags, H2LB_CONN_FAST_RX_BROKE) &
-	      H2LB_CONN_FAST_RX)))
-		*ingress = t->fast;
-	if (known)
-		sent_update(t, tx, &s);
-	return 0;
+	return account_sent(t, len, ctl, known, fast_rx, &s, ingress);
+}
+
+/*
+ * account_sent() from the fast path's client program (an sk_msg
+ * program, which can take no reference to a socket, K19): @s is where
+ * @target stands, as the caller looked (leg_look for a leg, the client's
+ * own psock for its accepted socket, msg_psock_sent). A global function.
+ */
+__attribute__((noinline)) __weak int peer_account_msg(__u64 target, __u32 len,
+						      int ctl,
+						      const struct sent *s,
+						      __u64 *ingress)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &target);
+	struct sent v;
+
+	if (!ingress || !s)
+		return 0;
+	*ingress = 0;
+	if (!t)
+		return 0;
+	v = *s;
+	return account_sent(t, len, ctl, v.handed >= 0,
+			    t->fast && (t->flags & H2LB_CONN_FAST_RX), &v,
+			    ingress);
 }
 
 /* peer_account() for a message from the socket @in came from (@self),
- * which looks at that socket itself when it is the target. */
+ * which looks at that socket itself when it is the target. From the fast
+ * path's client program (@in an sk_msg), @target is a leg, looked at
+ * through its tcp_sock, or the client's accepted socket, whose answers
+ * enter the client's own socket (rule R: it has H2LB_CONN_FAST_RX), the
+ * socket the program runs on. */
 static __always_inline int account(const struct h2_in *in, __u64 self,
 				   __u64 target, __u32 len, int ctl,
 				   __u64 *ingress)
 {
 	struct sent s = { -1, -1 };
+	struct h2lb_conn *t;
 	struct bpf_sock *sk;
+	__s64 room;
 
+	if (in->kind == H2_IN_MSG) {
+		t = bpf_map_lookup_elem(&conns, &target);
+		if (t && target == self)
+			msg_psock_sent(in->ctx, t->tx_bytes, &s);
+		else if (t && leg_look(t->sk_tcp, &s, &room))
+			s.acked = s.handed = -1;
+		return peer_account_msg(target, len, ctl, &s, ingress);
+	}
 	if (target == self && (sk = in_sock(in)) && sock_sent(sk, &s))
 		s.acked = s.handed = -1;
 	return peer_account(target, len, ctl, &s, ingress);

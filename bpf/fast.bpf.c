@@ -333,6 +333,66 @@ static __always_inline __u32 fast_rx_look(struct sk_msg_md *msg,
 	return s.handed - s.acked;
 }
 
+/* verdict.bpf.c: a switched client's frame at the start of @msg, and
+ * whether a leg can be written synchronously now. */
+extern int fast_frame(struct sk_msg_md *msg, __u64 anchor);
+extern int leg_sync(__u64 leg, __u32 len);
+
+/* Whether @leg's TCP took all that was redirected to it, by the look of
+ * it now: nothing waits in its psock's queue. No flag changes. */
+static __always_inline int leg_drained(__u64 leg)
+{
+	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+	struct sent s;
+	__s64 room;
+
+	return l && !leg_look(l->sk_tcp, &s, &room) &&
+	       s.handed >= (__s64)l->tx_bytes;
+}
+
+/*
+ * The switch of the request direction (docs/fast-path.md, "The request
+ * direction"), at a frame boundary, once the connection's answers come
+ * by ingress (@a has H2LB_CONN_FAST_RX) and fast_ready() holds: the
+ * accepted socket's verdict finished all this program passed, so it will
+ * run no more. Each leg it wrote to becomes written synchronously
+ * (leg_sync: marked first, looked at after); the legs the client's
+ * streams go to later become so when first used. Tried only when every
+ * leg looks drained already, so that it fails only when a verdict
+ * queued a frame to one meanwhile: then the connection stays on today's
+ * path for good (H2LB_CONN_NEVER_TX), and the daemon sends its frames
+ * for those legs through the injector again. 1 if switched.
+ */
+static __always_inline int tx_switch(struct h2lb_fast_pair *p,
+				     struct h2lb_conn *a)
+{
+	__u64 leg;
+
+	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
+		leg = p->legs[i];
+		if (!leg)
+			break;
+		if (!leg_drained(leg))
+			return 0; /* not yet: the next boundary tries again */
+	}
+	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
+		leg = p->legs[i];
+		if (!leg)
+			break;
+		if (!leg_sync(leg, 0)) {
+			__sync_fetch_and_or(&a->flags, H2LB_CONN_NEVER_TX);
+			count(H2LB_CNT_FAST_TX_FAILED);
+			return 0;
+		}
+	}
+	__sync_fetch_and_or(&a->flags, H2LB_CONN_FAST_TX);
+	count(H2LB_CNT_FAST_TX);
+	return 1;
+}
+
+/* Flags of a client that keep its requests on today's path. */
+#define TX_NOT (H2LB_CONN_NEVER_TX | H2LB_CONN_DEAD | H2LB_CONN_RAW)
+
 /*
  * Runs in the client's sendmsg, under its socket's lock, at the start of
  * every message and again where each bpf_msg_apply_bytes() ends: so at
@@ -346,17 +406,28 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 	struct h2lb_fast_key k = { .addr = msg->local_ip4,
 				   .port = msg->local_port };
 	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
+	struct h2lb_conn *a;
 	__u32 n, unread;
+	__u64 anchor;
 
 	if (!p)
 		return SK_PASS;
+	anchor = p->anchor;
+	a = bpf_map_lookup_elem(&conns, &anchor);
 	unread = fast_rx_look(msg, p);
 	if (unread > p->unread_max)
 		p->unread_max = unread;
+	if (a && (a->flags & H2LB_CONN_FAST_TX))
+		return fast_frame(msg, anchor);
 	n = 0;
 	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);
 		count(H2LB_CNT_FAST_READY);
+	} else if (p->flags == (H2LB_FAST_FRAMES | H2LB_FAST_READY) &&
+		   !p->have && settings.fast_tx && a &&
+		   (a->flags & H2LB_CONN_FAST_RX) && !(a->flags & TX_NOT) &&
+		   fast_ready(p) && tx_switch(p, a)) {
+		return fast_frame(msg, anchor);
 	}
 	if (!(p->flags & H2LB_FAST_RAW)) {
 		n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
@@ -366,10 +437,10 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		if (!n)
 			__sync_fetch_and_or(&p->flags, H2LB_FAST_RAW);
 	}
-	if (n)
-		bpf_msg_apply_bytes(msg, n);
-	else
+	if (!n)
 		n = msg->size; /* the verdict covers the whole message */
+	/* (always: a value an earlier run set stays on the message, F11) */
+	bpf_msg_apply_bytes(msg, n);
 	p->passed += n;
 	count_add(H2LB_CNT_FAST_PASSED, n);
 	return SK_PASS;
@@ -386,4 +457,12 @@ SEC("sk_skb")
 int h2lb_client_recv(struct __sk_buff *skb)
 {
 	return SK_PASS;
+}
+
+/* The sink's receiving end (sink_rx): what the client programs send it
+ * is dropped as it comes, and so acknowledged (fast_frame). */
+SEC("sk_skb")
+int h2lb_sink(struct __sk_buff *skb)
+{
+	return SK_DROP;
 }

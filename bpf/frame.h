@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "h2_wire.h"
+#include "h2lb.h"
 
 struct h2_frame {
 	__u32 off; /* offset of the frame in the skb */
@@ -125,6 +126,34 @@ static __always_inline int in_store(const struct h2_in *in, __u32 off,
 	return 0;
 }
 
+/* Up to @max (a constant) bytes at @off, @n of them (not a constant):
+ * how many were copied. */
+static __always_inline __u32 in_load_upto(const struct h2_in *in, __u32 off,
+					  __u8 *buf, __u32 n, const __u32 max)
+{
+	struct sk_msg_md *msg = in->ctx;
+	__u8 *data;
+	__u32 i;
+
+	if (n > max)
+		n = max;
+	if (in->kind == H2_IN_SKB)
+		return n && !bpf_skb_load_bytes(in->ctx, off, buf, n) ? n : 0;
+	if (off >= msg->size)
+		return 0;
+	if (n > msg->size - off)
+		n = msg->size - off;
+	if (!n || bpf_msg_pull_data(msg, off, off + n, 0))
+		return 0;
+	data = msg->data;
+	for (i = 0; i < max; i++) {
+		if (i >= n || data + i + 1 > (__u8 *)msg->data_end)
+			break;
+		buf[i] = data[i];
+	}
+	return i;
+}
+
 /* The message's length. */
 static __always_inline __u32 in_len(const struct h2_in *in)
 {
@@ -181,6 +210,46 @@ static __always_inline __u32 frame_u32(const struct h2_in *in,
 
 	in_load(in, f->off + H2_HDR_LEN + at, &v, sizeof(v));
 	return bpf_ntohl(v);
+}
+
+/*
+ * A header block (HEADERS and the CONTINUATION frames up to END_HEADERS)
+ * is one message, so that it reaches its target whole: frames the daemon
+ * injects into the same socket can then never land inside it (RFC 9113
+ * 6.10 forbids any other frame there). Returns the block's length, or 0
+ * if it is not all here yet (strparser calls again with more data).
+ *
+ * A broken block (a frame other than its CONTINUATION, too many, too
+ * long) is a message that ends just after the header of the frame that
+ * broke it, with *@broken set: the verdict fails the connection. Ending it
+ * at the HEADERS alone would be wrong: when an earlier call returned 0,
+ * strparser takes a length that ends inside the bytes it already had for
+ * a bad header length (EPROTO) and stops parsing the socket for good
+ * (net/strparser/strparser.c, __strp_recv); the frame that broke the
+ * block starts where the earlier call ran out of bytes, or later.
+ */
+static __always_inline int header_block_len(const struct h2_in *in,
+					    const struct h2_frame *first,
+					    int *broken)
+{
+	__u32 pos = first->off + H2_HDR_LEN + first->len;
+	struct h2_frame f;
+
+	*broken = 0;
+	for (int i = 0; i < H2LB_MAX_CONTINUATIONS; i++) {
+		if (frame_read_at(in, pos, &f))
+			return 0;
+		if (f.type != H2_CONTINUATION || f.stream != first->stream ||
+		    f.len > H2LB_MAX_FRAME ||
+		    pos + H2_HDR_LEN + f.len - first->off >
+			    H2LB_MAX_HEADER_BLOCK)
+			break;
+		pos += H2_HDR_LEN + f.len;
+		if (f.flags & H2_F_END_HEADERS)
+			return pos - first->off;
+	}
+	*broken = 1;
+	return pos + H2_HDR_LEN - first->off;
 }
 
 #endif

@@ -247,6 +247,32 @@ struct {
 	__type(value, struct h2lb_fast_pair);
 } fast_pairs SEC(".maps") __weak;
 
+/* Frames switched clients left unfinished (struct h2lb_fast_held), by
+ * accepted socket; made when first needed, from the template. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, H2LB_DEF_CONNS);
+	__type(key, __u64);
+	__type(value, struct h2lb_fast_held);
+} fast_held SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2lb_fast_held);
+} fast_held_zero SEC(".maps") __weak;
+
+/* The fast path's sink (H2LB_SINK_KEY): the receiving end of its
+ * loopback pair, whose stream verdict drops everything (fast.bpf.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sink_rx SEC(".maps") __weak;
+
 /* Bytes redirected to peers that their TCP has not acknowledged, as last
  * seen for each (struct h2lb_conn.queued), and what streams not answered
  * yet hold (H2LB_ST_RESERVED): the node's queue (bpf/budget.h). */

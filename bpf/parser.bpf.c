@@ -7,46 +7,6 @@
 #include "frame.h"
 #include "maps.h"
 
-/*
- * A header block (HEADERS and the CONTINUATION frames up to END_HEADERS)
- * is one message, so that it reaches its target whole: frames the daemon
- * injects into the same socket can then never land inside it (RFC 9113
- * 6.10 forbids any other frame there). Returns the block's length, or 0
- * if it is not all here yet (strparser calls again with more data).
- *
- * A broken block (a frame other than its CONTINUATION, too many, too
- * long) is a message that ends just after the header of the frame that
- * broke it, with *@broken set: the verdict fails the connection. Ending it
- * at the HEADERS alone would be wrong: when an earlier call returned 0,
- * strparser takes a length that ends inside the bytes it already had for
- * a bad header length (EPROTO) and stops parsing the socket for good
- * (net/strparser/strparser.c, __strp_recv); the frame that broke the
- * block starts where the earlier call ran out of bytes, or later.
- */
-static __always_inline int header_block_len(const struct h2_in *in,
-					    const struct h2_frame *first,
-					    int *broken)
-{
-	__u32 pos = first->off + H2_HDR_LEN + first->len;
-	struct h2_frame f;
-
-	*broken = 0;
-	for (int i = 0; i < H2LB_MAX_CONTINUATIONS; i++) {
-		if (frame_read_at(in, pos, &f))
-			return 0;
-		if (f.type != H2_CONTINUATION || f.stream != first->stream ||
-		    f.len > H2LB_MAX_FRAME ||
-		    pos + H2_HDR_LEN + f.len - first->off >
-			    H2LB_MAX_HEADER_BLOCK)
-			break;
-		pos += H2_HDR_LEN + f.len;
-		if (f.flags & H2_F_END_HEADERS)
-			return pos - first->off;
-	}
-	*broken = 1;
-	return pos + H2_HDR_LEN - first->off;
-}
-
 struct run {
 	__u32 len;   /* message length so far */
 	__u32 data;  /* DATA payload bytes */

@@ -30,5 +30,8 @@ extern __u32 msg_psock_unread(struct sk_msg_md *msg);
 /* 1 if everything the client's socket's TCP received went on through its
  * psock (rule R's second half). sk_skb programs. */
 extern int client_rx_quiet(__u64 client);
+/* Where a leg's sending stands, seen through its tcp_sock's address
+ * (struct h2lb_conn.sk_tcp), and the room its send buffer has. */
+extern int leg_look(__u64 tcp, struct sent *s, __s64 *room);
 
 #endif

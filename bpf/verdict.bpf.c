@@ -29,13 +29,89 @@
 /* SETTINGS of one peer that the daemon has not acknowledged yet. */
 #define SETTINGS_IN_FLIGHT 4
 
+/* A client that leaves what it gets unread, or whose leg does (below). */
+static __always_inline void peer_calm(__u64 client);
+
+/*
+ * Whether the fast path's client program may write @len bytes to @leg
+ * now, synchronously (docs/fast-path.md, "The request direction"). The
+ * first time: the leg is marked H2LB_CONN_LEG_FAST, and only then is its
+ * sending looked at. Every redirect to it from a verdict adds to its
+ * tx_bytes before it reads that flag (divert), both full barriers: a
+ * redirect either is in the tx_bytes looked at here, which its TCP must
+ * have taken whole, or sees the flag and goes to the daemon. Then the
+ * leg is H2LB_CONN_LEG_SYNC: nothing waits in its psock's queue, and
+ * nothing will (rule W). Each write needs room in its send buffer
+ * (rule H): a push that waits for room releases the leg's lock, and
+ * another writer could land inside the frame.
+ */
+static __always_inline int leg_sync_ok(__u64 leg, __u32 len)
+{
+	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+	struct sent s;
+	__s64 room;
+	__u64 tx;
+
+	if (!l || l->role != H2LB_ROLE_BACKEND)
+		return 0;
+	if (!(l->flags & H2LB_CONN_LEG_FAST))
+		__sync_fetch_and_or(&l->flags, H2LB_CONN_LEG_FAST);
+	if (leg_look(l->sk_tcp, &s, &room))
+		return 0;
+	if (!(l->flags & H2LB_CONN_LEG_SYNC)) {
+		tx = __sync_fetch_and_add(&l->tx_bytes, 0);
+		if (s.handed < (__s64)tx)
+			return 0;
+		__sync_fetch_and_or(&l->flags, H2LB_CONN_LEG_SYNC);
+	}
+	return room >= (__s64)len;
+}
+
+/* leg_sync_ok() for the client's program (fast.bpf.c). */
+__attribute__((noinline)) int leg_sync(__u64 leg, __u32 len)
+{
+	return leg_sync_ok(leg, len);
+}
+
+/*
+ * A redirect to a leg that is written synchronously (H2LB_CONN_LEG_FAST)
+ * from a verdict that is not its client's (the injector's, the leg's own
+ * PING answer) would be queued to its psock, whose worker can send it in
+ * pieces around a synchronous write (rule W): the daemon gets the frame
+ * and writes it itself (user/divert.c). Called after the message was
+ * counted in @target's tx_bytes (peer_account, a full barrier), which it
+ * takes back. 1 if diverted.
+ */
+static __always_inline int divert(const struct h2_in *in, __u64 target)
+{
+	struct h2lb_conn *t = bpf_map_lookup_elem(&conns, &target);
+	__u32 len = in_len(in), n = len;
+	struct h2lb_event *ev;
+
+	if (!t || !(t->flags & H2LB_CONN_LEG_FAST))
+		return 0;
+	__sync_fetch_and_add(&t->tx_bytes, -(__s64)len);
+	count(H2LB_CNT_DIVERTED);
+	ev = event_new(H2LB_EV_DIVERT, target, 0, 0, len);
+	if (!ev)
+		return 1;
+	if (n > H2LB_EVENT_DATA)
+		n = H2LB_EVENT_DATA;
+	if (n && !bpf_skb_load_bytes(in->ctx, in->off, ev->data, n))
+		ev->len = n;
+	event_send(ev);
+	return 1;
+}
+
 /*
  * Send the message to @target, from @self. Everything that goes to a
  * socket goes through here: its bytes are counted before it goes (flow
  * control compares them with what the peer's TCP acknowledged,
  * user/flow.c; the fast path's switch, with what was sent), and a control
  * message (@ctl: not DATA with payload) to a peer that leaves too many
- * unread is not sent (*@full set): budget.h.
+ * unread is not sent (*@full set): budget.h. A message of the fast path's
+ * client program (an sk_msg) goes in that program's sendmsg, to a leg
+ * that takes it whole now (leg_sync_ok) or into the client's own socket.
  */
 static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 					 __u64 target, int ctl, int *full)
@@ -48,19 +124,42 @@ static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 		count(H2LB_CNT_NO_TARGET);
 		return SK_DROP;
 	}
+	/* A leg of a stream that is open takes synchronous writes already
+	 * (the switch, or the stream's first frame, made it so): what it
+	 * does not take is a backend that does not read what its windows
+	 * let in, and the client's connection fails, not one frame of it. */
+	if (in->kind == H2_IN_MSG && target != self &&
+	    !leg_sync_ok(target, in_len(in))) {
+		count(H2LB_CNT_NO_TARGET);
+		peer_calm(self);
+		return SK_DROP;
+	}
 	if (account(in, self, target, in_len(in), ctl, &ingress)) {
 		count(H2LB_CNT_PEER_FULL);
 		*full = 1;
 		return SK_DROP;
 	}
-	/* The fast path's response direction: into the client's own
-	 * socket's receive queue (docs/fast-path.md, rule R). */
-	if (ingress) {
+	if (in->kind == H2_IN_MSG) {
+		if (ingress)
+			r = bpf_msg_redirect_hash(in->ctx, &fast_hash, &ingress,
+						  BPF_F_INGRESS);
+		else
+			r = bpf_msg_redirect_hash(in->ctx, &sock_hash, &target,
+						  0);
+		if (r == SK_PASS && ingress)
+			count_add(H2LB_CNT_FAST_INGRESS, in_len(in));
+	} else if (ingress) {
+		/* The fast path's response direction: into the client's
+		 * own socket's receive queue (docs/fast-path.md, rule R). */
 		r = bpf_sk_redirect_hash(in->ctx, &fast_hash, &ingress,
 					 BPF_F_INGRESS);
 		if (r == SK_PASS)
 			count_add(H2LB_CNT_FAST_INGRESS, in_len(in));
 	} else {
+		/* The client's own frames go to its legs whatever they are
+		 * (it is not switched: none is written synchronously yet). */
+		if ((self == 0 || self == target) && divert(in, target))
+			return SK_DROP;
 		r = bpf_sk_redirect_hash(in->ctx, &sock_hash, &target, 0);
 	}
 	if (r != SK_PASS) {
@@ -113,14 +212,14 @@ __attribute__((noinline)) int fast_note(__u32 addr, __u32 port, __u64 leg,
 	return 0;
 }
 
-/* A client's message to one of its legs (the accepted socket's verdict:
- * @in is an skb). */
+/* A client's message to one of its legs (the accepted socket's verdict,
+ * or the fast path's client program). */
 static __always_inline int to_leg(const struct h2_in *in, struct h2lb_conn *c,
 				  __u64 cookie, __u64 leg, int ctl)
 {
 	struct __sk_buff *skb = in->ctx;
 
-	if (c->fast)
+	if (c->fast && in->kind == H2_IN_SKB)
 		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), leg, 0);
 	return redirect(in, cookie, leg, ctl);
 }
@@ -141,10 +240,8 @@ static __always_inline void emit_frame(const struct h2_in *in,
 
 	if (!ev)
 		return;
-	if (n > H2LB_EVENT_DATA)
-		n = H2LB_EVENT_DATA;
-	if (n && !in_load(in, f->off + H2_HDR_LEN, ev->data, n))
-		ev->len = n;
+	ev->len = in_load_upto(in, f->off + H2_HDR_LEN, ev->data, n,
+			       H2LB_EVENT_DATA);
 	event_send(ev);
 }
 
@@ -490,6 +587,11 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 			count(H2LB_CNT_NODE_FULL);
 			leg = 0;
 		}
+		/* The fast path: a leg whose psock's queue still holds
+		 * frames cannot be written synchronously yet. */
+		if (leg && in->kind == H2_IN_MSG &&
+		    !leg_sync_ok(leg, in_len(in)))
+			leg = 0;
 	}
 	/* A stream over its own limit is the client's doing: it pays. */
 	if (over && calm_take(c, 1))
@@ -579,7 +681,9 @@ static __always_inline int client_frame(const struct h2_in *in,
 	}
 
 	st = bpf_map_lookup_elem(&streams, &sk);
-	idle = !st && f->stream > c->last_stream;
+	/* Even ids are the server's, and h2lb opens none (no push): one
+	 * the client names is idle, whatever its own ids reached. */
+	idle = !st && (f->stream > c->last_stream || !(f->stream & 1));
 	if (stream_frame_over(f, c, st))
 		return calm_error(c, cookie);
 	if (IS_STREAM_ERROR(rule)) {
@@ -807,6 +911,9 @@ static __always_inline int backend_frame(const struct h2_in *in,
 	return drop();
 }
 
+/* The sender a retried frame of the injector names (injector_frame). */
+#define INJECTOR_RETRY (~0ull)
+
 /* Frames the daemon writes: a TARGET pseudo frame selects the socket
  * the next frames go to (docs/kernel-facts.md K6: never write() directly to a
  * socket that is also a redirect target). */
@@ -829,7 +936,19 @@ static __always_inline int injector_frame(const struct h2_in *in,
 		account(in, 0, target, 0, 0, &ingress);
 		return SK_DROP;
 	}
-	r = redirect_full(in, 0, target, 1, &full);
+	if (f->type == H2LB_FT_RETRY) {
+		c->flags |= H2LB_CONN_RETRY;
+		return SK_DROP;
+	}
+	/* A frame the daemon got back (divert) for a leg whose client
+	 * never switched: queued like any other (INJECTOR_RETRY is no
+	 * socket's cookie, so not one that diverts). */
+	if (c->flags & H2LB_CONN_RETRY) {
+		c->flags &= ~H2LB_CONN_RETRY;
+		r = redirect_full(in, INJECTOR_RETRY, target, 1, &full);
+	} else {
+		r = redirect_full(in, 0, target, 1, &full);
+	}
 	if (full)
 		peer_calm(target);
 	/* The daemon answered one of its SETTINGS. */
@@ -891,8 +1010,8 @@ static __always_inline int raw_forward(const struct h2_in *in,
 	return r;
 }
 
-static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
-				   struct h2lb_conn *c, __u64 cookie)
+static __always_inline int verdict(struct h2_in in, struct h2lb_conn *c,
+				   __u64 cookie)
 {
 	struct h2_frame f;
 	int r, rule;
@@ -916,7 +1035,9 @@ static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
 			return conn_error(c, cookie, NULL, H2_PROTOCOL_ERROR,
 					  H2LB_WHY_PREFACE);
 		c->flags |= H2LB_CONN_PREFACE;
-		c->addr = skb->remote_ip4; /* per-address limits */
+		/* per-address limits */
+		if (in.kind == H2_IN_SKB)
+			c->addr = ((struct __sk_buff *)in.ctx)->remote_ip4;
 		return SK_DROP;
 	}
 	/* Anything but the preface first is not HTTP/2 (RFC 9113 3.4). */
@@ -947,6 +1068,180 @@ static __always_inline int verdict(struct __sk_buff *skb, struct h2_in in,
 	case H2LB_ROLE_BACKEND:
 		return backend_frame(&in, &f, c, cookie, rule);
 	}
+	return SK_DROP;
+}
+
+/*
+ * A switched client's write that ends inside a frame (docs/fast-path.md,
+ * F9): its bytes wait in fast_held until the next write, and go to the
+ * sink meanwhile; no frame goes to a leg in pieces, which another writer
+ * of the leg could land between. 0, or -1 if they cannot be kept (more
+ * than H2LB_FAST_HELD: the connection fails).
+ */
+static __always_inline int held_save(struct sk_msg_md *msg, __u64 anchor)
+{
+	struct h2lb_fast_held *h = bpf_map_lookup_elem(&fast_held, &anchor);
+	__u32 zero = 0, n = msg->size;
+	void *z;
+
+	if (!n || n > H2LB_FAST_HELD)
+		return -1;
+	if (!h) {
+		z = bpf_map_lookup_elem(&fast_held_zero, &zero);
+		if (!z ||
+		    bpf_map_update_elem(&fast_held, &anchor, z, BPF_NOEXIST))
+			return -1;
+		h = bpf_map_lookup_elem(&fast_held, &anchor);
+		if (!h)
+			return -1;
+	}
+	if (bpf_msg_pull_data(msg, 0, n, 0) ||
+	    bpf_probe_read_kernel(h->buf, n, msg->data))
+		return -1;
+	h->n = n;
+	count(H2LB_CNT_FAST_HELD);
+	return 0;
+}
+
+#define HELD_CHUNK 256
+
+/* The bytes fast_held keeps for this client, put in front of @msg. 0, or
+ * -1 if they could not be. */
+static __always_inline int held_restore(struct sk_msg_md *msg, __u64 anchor)
+{
+	struct h2lb_fast_held *h = bpf_map_lookup_elem(&fast_held, &anchor);
+	__u32 n, off = 0, c;
+	__u8 *data;
+
+	if (!h || !h->n)
+		return 0;
+	n = h->n;
+	h->n = 0;
+	if (n > H2LB_FAST_HELD || bpf_msg_push_data(msg, 0, n, 0))
+		return -1;
+	for (int i = 0; i < H2LB_FAST_HELD / HELD_CHUNK; i++) {
+		if (n - off < HELD_CHUNK)
+			break;
+		if (bpf_msg_pull_data(msg, off, off + HELD_CHUNK, 0))
+			return -1;
+		data = msg->data;
+		if (data + HELD_CHUNK > (__u8 *)msg->data_end ||
+		    off > H2LB_FAST_HELD - HELD_CHUNK)
+			return -1;
+		/* (no helper may write into a message: plain stores) */
+		for (int k = 0; k < HELD_CHUNK / 8; k++)
+			((__u64 *)data)[k] = *(__u64 *)(h->buf + off + k * 8);
+		off += HELD_CHUNK;
+	}
+	c = n - off;
+	if (!c)
+		return 0;
+	if (c >= HELD_CHUNK || bpf_msg_pull_data(msg, off, n, 0))
+		return -1;
+	data = msg->data;
+	for (__u32 j = 0; j < HELD_CHUNK; j++) {
+		if (j >= c || data + j + 1 > (__u8 *)msg->data_end ||
+		    off + j >= H2LB_FAST_HELD)
+			break;
+		data[j] = h->buf[off + j];
+	}
+	return 0;
+}
+
+/*
+ * The fast path's request direction (docs/fast-path.md): the frame at the
+ * start of @msg, written by a switched client on its own socket, under
+ * the rules of the accepted socket's verdict (@anchor: that socket, whose
+ * record keeps the connection's state; its verdict runs no more, the
+ * switch saw to it). What the parser works out for a message is worked
+ * out here for one frame, or one header block; the verdict then covers
+ * exactly those bytes (bpf_msg_apply_bytes), and the program runs again
+ * for the rest of the write. A frame not all here yet waits for the next
+ * write (held_save). What the rules consume or drop goes to the sink: an
+ * sk_msg program cannot drop bytes without failing the write.
+ * A global function: verified once, and called from fast.bpf.c.
+ */
+__attribute__((noinline)) int fast_frame(struct sk_msg_md *msg, __u64 anchor)
+{
+	struct h2lb_conn *c = bpf_map_lookup_elem(&conns, &anchor);
+	__u64 sink = H2LB_SINK_KEY;
+	struct h2_frame f;
+	struct h2_in in;
+	__u32 len;
+	int r;
+
+	if (!msg)
+		return SK_DROP;
+	if (!c || (c->flags & H2LB_CONN_DEAD))
+		goto sink_all; /* the daemon closes it */
+	if (held_restore(msg, anchor)) {
+		calm_error(c, anchor);
+		goto sink_all;
+	}
+	in = in_msg(msg);
+	if (frame_read(&in, &f) < 0)
+		goto hold;
+	len = H2_HDR_LEN + f.len;
+	c->run_data = 0;
+	c->run_end = 0;
+	c->run_multi = 0;
+	c->run_broken = 0;
+	if (f.len > H2LB_MAX_FRAME) {
+		len = H2_HDR_LEN; /* the rules fail the connection */
+	} else if (f.stream && f.type == H2_DATA) {
+		c->run_data = f.len;
+		c->run_end = f.flags & H2_F_END_STREAM;
+	} else if (f.stream && f.type == H2_HEADERS) {
+		c->run_end = f.flags & H2_F_END_STREAM;
+		if (!(f.flags & H2_F_END_HEADERS)) {
+			int broken;
+
+			len = header_block_len(&in, &f, &broken);
+			if (!len)
+				goto hold;
+			c->run_broken = broken;
+		}
+	}
+	if (len > msg->size)
+		goto hold;
+	bpf_msg_apply_bytes(msg, len);
+	in.end = len;
+	r = verdict(in, c, anchor);
+	if (r == SK_PASS) {
+		count_add(H2LB_CNT_FAST_TX_BYTES, len);
+		/* A push of less than its scatterlist element goes to TCP
+		 * with MSG_MORE (tcp_bpf_push): corked, it would wait in the
+		 * leg's send queue until something else moved it, 200 ms
+		 * when the rest of the write went elsewhere (measured,
+		 * docs/fast-path.md F8). So the element is split where the
+		 * frame ends: a byte put in there and taken out again. The
+		 * frame's bytes are made one element first (pulled): a push
+		 * into an element past the first moved the rest of it to a
+		 * wrong offset in kernels before a 2026 fix (F10). */
+		if (msg->size > len && !bpf_msg_pull_data(msg, 0, len, 0) &&
+		    !bpf_msg_push_data(msg, len, 1, 0))
+			bpf_msg_pop_data(msg, len, 1, 0);
+		return SK_PASS;
+	}
+	goto sink; /* that frame alone (apply_bytes above) */
+hold:
+	/* All of the write from here is that one unfinished frame. */
+	if (held_save(msg, anchor)) {
+		c->flags |= H2LB_CONN_DEAD;
+		count(H2LB_CNT_PROTOCOL_ERRORS);
+		emit_conn_error(anchor, NULL, H2_ENHANCE_YOUR_CALM,
+				H2LB_WHY_HELD);
+	}
+sink_all:
+	/* All of what is left, said in so many words: the kernel keeps the
+	 * last apply_bytes a program set on the message for every later run
+	 * on it, and carries what a verdict did not use over to the next
+	 * write, without running the program (F11). */
+	bpf_msg_apply_bytes(msg, msg->size);
+sink:
+	count(H2LB_CNT_FAST_SINK);
+	if (bpf_msg_redirect_hash(msg, &fast_hash, &sink, 0) == SK_PASS)
+		return SK_PASS;
 	return SK_DROP;
 }
 
@@ -996,7 +1291,16 @@ int h2lb_verdict(struct __sk_buff *skb)
 	if (!c)
 		return SK_DROP;
 	in = in_verdict(skb);
-	r = verdict(skb, in, c, cookie);
+	/* The fast path looks at a leg's sending through its tcp_sock
+	 * (leg_look): noted at its first message, the backend's SETTINGS. */
+	if (!c->sk_tcp && c->role == H2LB_ROLE_BACKEND) {
+		struct bpf_sock *sk = skb->sk;
+		struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+
+		if (tp)
+			c->sk_tcp = (__u64)tp;
+	}
+	r = verdict(in, c, cookie);
 	/* After all the message changed (fast_note). */
 	if (c->fast) {
 		fast_note(skb->remote_ip4, bpf_ntohl(skb->remote_port), 0,

@@ -54,6 +54,14 @@
  * and consumes it. For a client on the fast path's response direction,
  * whose TCP tells nothing more (user/window.c). */
 #define H2LB_FT_MEASURE 0xfd
+/* Pseudo frame, no payload: the next frame goes to its target however
+ * the target is written (H2LB_CONN_LEG_FAST): a frame the verdict handed
+ * to the daemon, sent again to a leg of a client that never switched. */
+#define H2LB_FT_RETRY 0xfc
+/* Where the fast path's client program sends frames that go nowhere
+ * (fast_hash key): one end of a loopback pair whose other end drops
+ * all it receives. No socket has cookie 0. */
+#define H2LB_SINK_KEY 0
 
 enum h2lb_role {
 	H2LB_ROLE_NONE = 0,
@@ -94,6 +102,24 @@ enum h2lb_backend_state {
  * set H2LB_CONN_FAST_RX began: that attempt fails (bpf/verdict.bpf.c,
  * fast_rx_try). */
 #define H2LB_CONN_FAST_RX_BROKE 0x80
+/* The fast path's request direction (docs/fast-path.md, "The request
+ * direction"). A leg that is written synchronously: by its client's own
+ * socket's program and by the daemon's write()s; a redirect to it from
+ * anywhere else (the injector, its own PING answers) is handed to the
+ * daemon instead (H2LB_EV_DIVERT). Set once, never cleared. */
+#define H2LB_CONN_LEG_FAST 0x100
+/* A client whose frames its own socket's program sends to its legs;
+ * nothing reaches this socket's TCP any more. Set once. */
+#define H2LB_CONN_FAST_TX 0x200
+/* A client whose switch to H2LB_CONN_FAST_TX failed: it stays on
+ * today's path, and its legs, already H2LB_CONN_LEG_FAST, get the
+ * daemon's frames through the injector again (H2LB_FT_RETRY). */
+#define H2LB_CONN_NEVER_TX 0x400
+/* A H2LB_CONN_LEG_FAST leg with nothing left in its psock's queue: its
+ * client's program writes to it (bpf/verdict.bpf.c, leg_sync_ok). */
+#define H2LB_CONN_LEG_SYNC 0x800
+/* injector: the next frame is an H2LB_FT_RETRY's */
+#define H2LB_CONN_RETRY 0x1000
 
 /* In "new_legs": the leg is raw (H2LB_CONN_RAW). sockops makes its record
  * but leaves it out of the sockhash: the daemon puts it there with its
@@ -216,6 +242,10 @@ struct h2lb_conn {
 	/* What its peer took (acknowledged; on the fast path's response
 	 * direction, read from its socket's queue), when last looked at. */
 	__u64 acked;
+	/* leg: its struct tcp_sock, where the fast path's program looks at
+	 * its sending (it cannot take a reference to another socket;
+	 * bpf/psock.bpf.c, leg_look) */
+	__u64 sk_tcp;
 };
 
 /*
@@ -246,6 +276,21 @@ struct h2lb_fast_pair {
 	__u32 have;		 /* preface bytes seen; then those of hdr[] */
 	__u8 hdr[H2LB_FAST_HDR]; /* the frame header being passed */
 	__u8 pad[7];
+};
+
+/*
+ * A frame of a switched client that its write did not finish (its
+ * sk_msg program cannot hold bytes back: a cork that takes more than one
+ * frame loses the rest, docs/fast-path.md F9). Its bytes so far wait here,
+ * keyed by the accepted socket's cookie ("fast_held"), and go in front of
+ * the client's next write. At most a frame of the largest size we allow,
+ * or a header block of that size.
+ */
+#define H2LB_FAST_HELD (H2LB_MAX_FRAME + 16)
+struct h2lb_fast_held {
+	__u32 n; /* bytes in buf; 0: none */
+	__u32 pad;
+	__u8 buf[H2LB_FAST_HELD];
 };
 
 /* A client's connection to one backend. */
@@ -323,6 +368,10 @@ struct h2lb_settings {
 	 * backend indexes (maps "svc_nr" and "svc_backends"). */
 	__u32 max_backends;
 	__u32 svc_backends;
+	/* The fast path's request direction (--fast-path on): switched
+	 * clients' own sockets send their frames to legs. */
+	__u32 fast_tx;
+	__u32 pad;
 };
 
 /*
@@ -445,7 +494,19 @@ struct h2lb_frontend {
 	X(FAST_INGRESS, fast_path_ingress_bytes,                                 \
 	  "bytes redirected into client sockets' receive queues")                \
 	X(IDLE_RESETS, idle_stream_resets,                                       \
-	  "client RST_STREAMs of stream ids it never opened, taken as used")
+	  "client RST_STREAMs of stream ids it never opened, taken as used")     \
+	X(FAST_TX, fast_path_tx,                                                 \
+	  "client connections whose frames go from their own socket to legs")    \
+	X(FAST_TX_FAILED, fast_path_tx_failed,                                   \
+	  "client connections whose switch of requests failed")                  \
+	X(FAST_TX_BYTES, fast_path_tx_bytes,                                     \
+	  "bytes client sockets' programs redirected to legs")                   \
+	X(FAST_SINK, fast_path_sink_frames,                                      \
+	  "frames of switched clients consumed (sent to the sink)")              \
+	X(FAST_HELD, fast_path_held_frames,                                      \
+	  "frames of switched clients that ended a write unfinished (held)")     \
+	X(DIVERTED, diverted_frames,                                             \
+	  "frames to synchronously written legs handed to the daemon")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
@@ -476,6 +537,9 @@ enum h2lb_event_type {
 				* a larger stream window: arg = how much */
 	H2LB_EV_DATA_PROGRESS, /* another 2^H2LB_PROGRESS_SHIFT DATA bytes in */
 	H2LB_EV_PING,	       /* a PING the daemon answers (payload in data) */
+	H2LB_EV_DIVERT,	       /* a frame for a synchronously written leg
+				* (H2LB_CONN_LEG_FAST), in data; arg = its
+				* whole length (more than len: cut) */
 };
 
 /* Which rule a peer broke, for the daemon's log and the GOAWAY's debug
@@ -494,6 +558,8 @@ enum h2lb_why {
 	H2LB_WHY_HPACK,		/* the header block's HPACK rules */
 	H2LB_WHY_IDLE_STREAM,	/* a frame on a stream never opened */
 	H2LB_WHY_CLOSED_STREAM, /* a frame on a stream both sides ended */
+	H2LB_WHY_HELD,		/* on the fast path, a frame or header block
+				 * over H2LB_FAST_HELD written in pieces */
 	H2LB_WHY_MAX
 };
 
@@ -636,6 +702,9 @@ struct h2lb_daemon_stats {
 	 * nothing of them moved: each costs a few syscalls, and they are
 	 * spaced out while that lasts (conns.c, busy_look). */
 	__u64 quiet_looks;
+	/* Frames for legs written synchronously that the kernel handed
+	 * back, for the daemon to write (user/divert.c). */
+	__u64 diverted;
 };
 
 /*

@@ -104,5 +104,6 @@ void conn_free(struct conn_table *t, struct uconn *c)
 		t->clients -= c->role == H2LB_ROLE_CLIENT;
 		peer_gone(t, c);
 	}
+	free(c->held);
 	free(c);
 }

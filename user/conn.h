@@ -79,7 +79,11 @@ struct uconn {
 	struct uconn *raw_peer; /* the other end, while both are open */
 	uint64_t raw_handed;	/* what its TCP had taken, last look */
 	uint64_t raw_moved_ms;	/* ... and when that last grew */
-	struct uconn *next;	/* hash chain */
+	/* leg written synchronously: the daemon's frames that wait for it
+	 * (divert.c) */
+	uint8_t *held;
+	size_t held_len;
+	struct uconn *next; /* hash chain */
 };
 
 #define CONN_BUCKETS 4096

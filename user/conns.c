@@ -19,6 +19,7 @@
 #include "admission.h"
 #include "client_legs.h"
 #include "conns.h"
+#include "divert.h"
 #include "h2.h"
 #include "kern.h"
 #include "log.h"
@@ -940,6 +941,17 @@ static struct uconn *conn_open(struct lb *lb, int fd, int role)
 	/* Frames leave as soon as they are redirected: without this, Nagle
 	 * holds small frames back until the peer's delayed ACK (40 ms). */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* The fast path writes to legs synchronously, and only what their
+	 * send buffer takes with half of it free (rule H, docs/fast-path.md):
+	 * flow control keeps what is in flight to a leg within
+	 * --peer-buffer (flow.c), so that much again, and a frame, always
+	 * fits. The kernel doubles it; it is charged only as used. */
+	if (role == H2LB_ROLE_BACKEND && lb->opts && lb->opts->fast_path) {
+		int64_t want = lb->opts->peer_buffer + (1 << 20);
+		int buf = want < (1 << 29) ? (int)want : 1 << 29;
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf));
+	}
 	return c;
 }
 
@@ -1515,7 +1527,11 @@ void conns_tick(struct lb *lb)
 	 * the walk. */
 	conn_for_each(&lb->conns, c)
 	{
-		enum conn_input in = tick_one(lb, c, now);
+		enum conn_input in;
+
+		if (c->held_len)
+			divert_flush(lb, c);
+		in = tick_one(lb, c, now);
 
 		if (in == IN_MAX)
 			continue;

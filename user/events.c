@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "conns.h"
+#include "divert.h"
 #include "events.h"
 #include "h2.h"
 #include "kern.h"
@@ -36,6 +37,7 @@ static const char *why_text(const struct h2lb_conn_error *e, uint32_t stream)
 		[H2LB_WHY_HPACK] = "breaking the header block's rules",
 		[H2LB_WHY_IDLE_STREAM] = "on a stream never opened",
 		[H2LB_WHY_CLOSED_STREAM] = "on a stream already closed",
+		[H2LB_WHY_HELD] = "a frame over 16 KiB written in pieces",
 	};
 	static char text[128];
 	const char *rule = e->why < H2LB_WHY_MAX ? rules[e->why] : NULL;
@@ -122,6 +124,9 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		break;
 	case H2LB_EV_STREAM_WINDOW:
 		conn_input(lb, c, IN_STREAM_WINDOW, &a);
+		break;
+	case H2LB_EV_DIVERT: /* @c: the leg */
+		divert_take(lb, c, ev);
 		break;
 	}
 }

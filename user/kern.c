@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -63,6 +66,8 @@ struct kern {
 	struct bpf_link *fast_link; /* client sockops on the clients' cgroup */
 	bool fast_msg;		    /* sk_msg attached to fast_hash */
 	bool fast_recv;		    /* and the receive verdict */
+	bool sink_verdict;	    /* h2lb_sink attached to sink_rx */
+	int sink_fd[2];		    /* the sink's pair: sending, receiving */
 	int fd[KM_MAX];
 	char pin_dir[256];
 	bool pinned;
@@ -160,6 +165,7 @@ static struct kern *kern_new(void)
 	if (!k)
 		return NULL;
 	k->cg.fd = -1;
+	k->sink_fd[0] = k->sink_fd[1] = -1;
 	for (int i = 0; i < KM_MAX; i++)
 		k->fd[i] = -1;
 	return k;
@@ -198,6 +204,8 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		 * allocated whole (12.5 MiB for 65,536, the sockhash 1 MiB) */
 		{ s->maps.fast_hash, o->fast_path ? l->conns : 1 },
 		{ s->maps.fast_pairs, o->fast_path ? l->conns : 1 },
+		/* (allocated as used: a frame a client left unfinished) */
+		{ s->maps.fast_held, o->fast_path ? l->conns : 1 },
 		{ s->maps.streams, l->streams },
 		{ s->maps.closed, l->streams },
 		{ s->maps.backends, l->backends },
@@ -275,6 +283,10 @@ struct kern *kern_load(const struct kern_opts *o)
 		goto fail;
 	}
 	k->skel->rodata->settings = o->settings;
+	/* Both directions of the fast path; the request direction can be
+	 * left out, to measure what it brings (tests/bench). */
+	k->skel->rodata->settings.fast_tx =
+		o->fast_path && !getenv("H2LB_TEST_NO_FAST_TX");
 	/* A cgroup v2 id is its directory's inode number. */
 	if (!stat(k->cg.path, &st))
 		k->skel->rodata->settings.daemon_cgroup = st.st_ino;
@@ -356,6 +368,10 @@ void kern_close(struct kern *k)
 				bpf_program__fd(s->progs.h2lb_client_recv),
 				bpf_map__fd(s->maps.fast_hash),
 				BPF_SK_SKB_STREAM_VERDICT);
+		if (k->sink_verdict)
+			bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_sink),
+					 bpf_map__fd(s->maps.sink_rx),
+					 BPF_SK_SKB_STREAM_VERDICT);
 		if (k->cg.fd >= 0)
 			bpf_prog_detach2(bpf_program__fd(s->progs.h2lb_sockops),
 					 k->cg.fd, BPF_CGROUP_SOCK_OPS);
@@ -371,6 +387,9 @@ void kern_close(struct kern *k)
 			if (k->fd[i] >= 0)
 				close(k->fd[i]);
 	}
+	for (int i = 0; i < 2; i++)
+		if (k->sink_fd[i] >= 0)
+			close(k->sink_fd[i]);
 	cgroup_leave(&k->cg);
 	if (s)
 		h2lb_bpf__destroy(s);
@@ -810,6 +829,62 @@ int kern_cgroup_intercept_attach(struct kern *k, int cg_fd, const char *path)
 
 /* ---- the fast path (docs/fast-path.md) ------------------------------ */
 
+/*
+ * The sink (docs/fast-path.md, "The request direction"): a loopback pair
+ * whose sending end is fast_hash's H2LB_SINK_KEY, where the client
+ * programs send the frames the rules consume, and whose receiving end
+ * drops all it gets (h2lb_sink, a stream verdict without parser). The
+ * daemon writes nothing there; the pair lives as long as it does.
+ */
+static int fast_sink_open(struct kern *k)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct h2lb_bpf *s = k->skel;
+	socklen_t alen = sizeof(a);
+	int lfd, one = 1, sndbuf = 4 << 20;
+	uint64_t key = H2LB_SINK_KEY, fd;
+	uint32_t zero = 0;
+
+	if (bpf_prog_attach(bpf_program__fd(s->progs.h2lb_sink),
+			    bpf_map__fd(s->maps.sink_rx),
+			    BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		pr_err("fast path: attaching the sink's verdict: %s",
+		       strerror(errno));
+		return -1;
+	}
+	k->sink_verdict = true;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen))
+		goto fail;
+	k->sink_fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (k->sink_fd[0] < 0 ||
+	    connect(k->sink_fd[0], (struct sockaddr *)&a, sizeof(a)))
+		goto fail;
+	k->sink_fd[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (k->sink_fd[1] < 0)
+		goto fail;
+	setsockopt(k->sink_fd[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
+		   sizeof(sndbuf));
+	setsockopt(k->sink_fd[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	fd = k->sink_fd[1];
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.sink_rx), &zero, &fd,
+				BPF_ANY))
+		goto fail;
+	fd = k->sink_fd[0];
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.fast_hash), &key, &fd,
+				BPF_ANY))
+		goto fail;
+	close(lfd);
+	return 0;
+fail:
+	pr_err("fast path: the sink: %s", strerror(errno));
+	if (lfd >= 0)
+		close(lfd);
+	return -1;
+}
+
 int kern_fast_attach(struct kern *k, int cg_fd, const char *path)
 {
 	struct h2lb_bpf *s = k->skel;
@@ -831,6 +906,8 @@ int kern_fast_attach(struct kern *k, int cg_fd, const char *path)
 		return -1;
 	}
 	k->fast_recv = true;
+	if (fast_sink_open(k))
+		return -1;
 	k->fast_link =
 		bpf_program__attach_cgroup(s->progs.h2lb_client_sockops, cg_fd);
 	if (!k->fast_link) {

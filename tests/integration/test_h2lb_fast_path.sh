@@ -133,9 +133,10 @@ echo "   40 open streams in one write: pairs open: $paired, bytes passed = bytes
 echo "== 3. h2load in the clients' cgroup"
 # h2load_run C M N: paired, ready and passed (bytes) it added
 h2load_run() {
-    local p0 r0 b0 out
+    local p0 r0 b0 t0 tb0 out
     p0=$(h2lb_counter fast_path_paired) r0=$(h2lb_counter fast_path_ready)
     b0=$(h2lb_counter fast_path_passed_bytes) x0=$(h2lb_counter fast_path_rx)
+    t0=$(h2lb_counter fast_path_tx) tb0=$(h2lb_counter fast_path_tx_bytes)
     out=$(cli h2load -c "$1" -m "$2" -n "$3" "http://$VIP:$PORT/index.txt" 2>&1) ||
         fail "h2load failed: $out"
     grep -q "^requests: $3 total, $3 started, $3 done, $3 succeeded" <<<"$out" ||
@@ -143,17 +144,21 @@ h2load_run() {
     echo "$(($(h2lb_counter fast_path_paired) - p0))" \
         "$(($(h2lb_counter fast_path_ready) - r0))" \
         "$(($(h2lb_counter fast_path_passed_bytes) - b0))" \
-        "$(($(h2lb_counter fast_path_rx) - x0))"
+        "$(($(h2lb_counter fast_path_rx) - x0))" \
+        "$(($(h2lb_counter fast_path_tx) - t0))" \
+        "$(($(h2lb_counter fast_path_tx_bytes) - tb0))"
 }
-read -r paired ready passed rx <<<"$(h2load_run 4 10 2000)"
-echo "   2000 requests succeeded; $paired connections paired, $ready met the switch conditions, $passed bytes passed; $rx switched their answers to ingress"
+read -r paired ready passed rx tx txb <<<"$(h2load_run 4 10 2000)"
+echo "   2000 requests succeeded; $paired connections paired, $ready met the switch conditions, $passed bytes passed; $rx switched their answers to ingress, $tx their requests ($txb bytes sent to legs from the clients' own sockets)"
 ((paired == 4)) || fail "want 4 connections paired, got $paired"
 ((ready == 4)) || fail "want all 4 connections to meet the switch conditions, got $ready"
-((passed > 2000 * 9)) || fail "the program passed only $passed bytes"
+((passed + txb > 2000 * 9)) || fail "the program passed $passed bytes and sent $txb: too few"
 ((rx == 4)) || fail "want all 4 connections' answers switched, got $rx"
-read -r paired ready passed rx <<<"$(h2load_run 1 1 200)"
-echo "   h2load -c1 -m1: 200 requests succeeded; $paired paired, $ready met the switch conditions, $rx switched its answers"
-((paired == 1 && ready == 1 && rx == 1)) || fail "want the sequential client paired, meeting the switch conditions and switched"
+((tx == 4)) || fail "want all 4 connections' requests switched, got $tx"
+((txb > passed)) || fail "want most bytes sent from the clients' own sockets: $txb sent, $passed passed"
+read -r paired ready passed rx tx txb <<<"$(h2load_run 1 1 200)"
+echo "   h2load -c1 -m1: 200 requests succeeded; $paired paired, $ready met the switch conditions, $rx switched its answers, $tx its requests"
+((paired == 1 && ready == 1 && rx == 1 && tx == 1)) || fail "want the sequential client paired, meeting the switch conditions and switched both ways"
 echo "   writes that found the accepted socket's verdict behind: $(h2lb_counter fast_path_behind)"
 
 echo "== 4. answers by ingress, byte for byte"

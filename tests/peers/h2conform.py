@@ -2,11 +2,13 @@
 """HTTP/2 conformance of a server or intermediary to what a CLIENT sends.
 
     h2conform.py --target HOST:PORT [--cases a,b,...] [--timeout S]
-                 [--jobs N] [--list]
+                 [--jobs N] [--warm N] [--list]
 
 Each case opens a connection of its own, makes a correct start (preface,
-SETTINGS, the ACK of the server's SETTINGS, and the server's ACK of ours),
-then sends frames that break one rule of RFC 9113 (sections 3 to 8) or RFC
+SETTINGS, the ACK of the server's SETTINGS, and the server's ACK of ours;
+with --warm N, then N requests, one at a time, each answered: h2lb's fast
+path has switched the connection by then, docs/fast-path.md), then sends
+frames that break one rule of RFC 9113 (sections 3 to 8) or RFC
 7541 (HPACK), and compares the answer with the one the RFC prescribes:
 
   "GOAWAY <CODE>"      a connection error (RFC 9113 5.4.1): a GOAWAY with
@@ -622,7 +624,7 @@ def _(c):
 
 @case("data_on_idle_stream", "9113 5.1 idle", "GOAWAY PROTOCOL_ERROR")
 def _(c):
-    return violate(c, frame(DATA, END_STREAM, 1, b"x"))
+    return violate(c, frame(DATA, END_STREAM, c.next_stream, b"x"))
 
 
 @case("rst_stream_on_idle_stream", "9113 5.1 idle, 6.4",
@@ -646,19 +648,20 @@ def _(c):
     # An id a reset made used (h2lb: ignored, the id used) cannot open a
     # stream afterwards; a server that failed the connection at the reset
     # already answered.
-    c.next_stream = 7
-    c.send(frame(RST_STREAM, 0, 5, u32(CANCEL_CODE)))
+    base = c.next_stream
+    c.next_stream = base + 6
+    c.send(frame(RST_STREAM, 0, base + 4, u32(CANCEL_CODE)))
     first = c.answer()
     if first[0] != "no answer":
         return describe(c, first)
-    c.send(headers(3, get_block()))
+    c.send(headers(base + 2, get_block()))
     return "ignored, then " + describe(c, c.answer())
 
 
 @case("window_update_on_idle_stream", "9113 5.1 idle",
       "GOAWAY PROTOCOL_ERROR")
 def _(c):
-    return violate(c, frame(WINDOW_UPDATE, 0, 1, u32(1)))
+    return violate(c, frame(WINDOW_UPDATE, 0, c.next_stream, u32(1)))
 
 
 def half_closed(c):
@@ -1078,16 +1081,23 @@ def _(c):
 
 # ---------------------------------------------------------------- runner
 
-def run_case(target, name, timeout, grace):
+def run_case(target, name, timeout, grace, warm=0):
     rfc, want, fn = CASES[name]
     t0 = time.monotonic()
     conn = None
     try:
         conn = Conn(target, timeout, grace)
+        got = None
         if name not in RAW:
             settings, ack = START[name]
             conn.handshake(settings, ack)
-        got = fn(conn)
+            for i in range(warm):
+                more = conn.request_works()
+                if more:
+                    got = "warm-up request %d: %s" % (i + 1, more)
+                    break
+        if got is None:
+            got = fn(conn)
     except Exception as e:          # a broken start is a result, not a crash
         got = "error: %s" % (e,)
     finally:
@@ -1116,6 +1126,9 @@ def main():
                     "server answered the PING sent behind the offence")
     ap.add_argument("--jobs", type=int, default=4,
                     help="cases run at once, each on its own connection")
+    ap.add_argument("--warm", type=int, default=0,
+                    help="requests each case makes, one at a time, after "
+                    "the correct start and before its offence")
     ap.add_argument("--list", action="store_true",
                     help="print the case table and exit")
     args = ap.parse_args()
@@ -1137,7 +1150,7 @@ def main():
         return 2
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
         futs = [pool.submit(run_case, args.target, n, args.timeout,
-                            args.grace) for n in names]
+                            args.grace, args.warm) for n in names]
         for f in futs:
             print(json.dumps(f.result()), flush=True)
     return 0

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Frames for legs written synchronously (docs/fast-path.md, "The request
+ * direction"): the verdict hands them to the daemon (H2LB_EV_DIVERT).
+ */
+#ifndef H2LB_DIVERT_H
+#define H2LB_DIVERT_H
+
+#include "h2lb.h"
+
+struct lb;
+struct uconn;
+
+/* A frame the kernel handed back for @leg. */
+void divert_take(struct lb *lb, struct uconn *leg, const struct h2lb_event *ev);
+/* Send what waits for @leg, if it can go now (the tick tries again). */
+void divert_flush(struct lb *lb, struct uconn *leg);
+
+#endif
