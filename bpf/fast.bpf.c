@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The same-node fast path, its first parts (docs/fast-path.md): a
+ * The same-node fast path (docs/fast-path.md): a
  * client's own socket joins fast_hash as it connects to a balanced
  * Service, and the sockops of the socket h2lb accepts for it pairs the two
  * (sockops.bpf.c). The client's sk_msg program keeps track of where its
  * frames start (one bpf_msg_apply_bytes() per write, up to the end of its
  * last frame), checks at each frame boundary whether the connection could
- * switch (fast_ready), and passes every byte to TCP: today's path (the
- * accepted socket's parser and verdict) carries all of it. What the
+ * switch (fast_ready), and until it does passes every byte to TCP:
+ * today's path (the accepted socket's parser and verdict) carries it. What the
  * client receives goes through its psock (h2lb_client_recv), whose unread
  * bytes the program reads (msg_psock_unread). Once the accepted socket's
  * verdict switched the connection's answers to ingress (rule R,
  * verdict.bpf.c), the client's writes look at its psock for flow
  * control (fast_rx_look), and its first RTT sample after that sets its
- * receive buffer (client_rtt). The switch to redirecting request frames
- * from here builds on these.
+ * receive buffer (client_rtt). Then its requests switch too (tx_switch):
+ * from that frame on, the verdict's rules run here on each frame
+ * (fast_frame, verdict.bpf.c), which goes to its leg in this sendmsg.
  */
 #include <bpf/bpf_endian.h>
 

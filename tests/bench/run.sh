@@ -13,8 +13,9 @@
 #   h2lb-fast the same VIP and h2lb, from a client in the clients' cgroup
 #             with the same-node fast path on (--fast-path on
 #             --intercept-cgroup; docs/fast-path.md): what the fast path
-#             does to a client on the node (today it frames and passes
-#             every byte; no frame switches yet). When it is a target,
+#             does to a client on the node (once its connection
+#             switched, its frames go from its own socket to the legs and
+#             its answers into its own socket). When it is a target,
 #             h2lb and h2lb-vip share that daemon: their clients, not in
 #             the cgroup, take today's path as with the fast path off.
 #   haproxy   HAProxy, h2c frontend "proto h2", h2c servers "proto h2",

@@ -1092,7 +1092,14 @@ def run_case(target, name, timeout, grace, warm=0):
             settings, ack = START[name]
             conn.handshake(settings, ack)
             for i in range(warm):
-                more = conn.request_works()
+                # REFUSED_STREAM is safe to retry (RFC 9113 8.7): a
+                # balancer whose pool of backend connections is empty
+                # for a moment answers it.
+                for _ in range(20):
+                    more = conn.request_works()
+                    if "REFUSED_STREAM" not in more:
+                        break
+                    time.sleep(0.05)
                 if more:
                     got = "warm-up request %d: %s" % (i + 1, more)
                     break
