@@ -117,6 +117,21 @@ static __always_inline void sent_update(struct h2lb_conn *t, __u64 tx,
 	__sync_fetch_and_add(&node_queued, queued - old);
 }
 
+/* The fast path looks at a leg's sending through its tcp_sock (leg_look,
+ * psock.bpf.c): noted at the first redirect to it, the daemon's preface,
+ * before any client's stream can be bound to it. */
+static __always_inline void leg_note_tcp(struct h2lb_conn *t,
+					 struct bpf_sock *sk)
+{
+	struct tcp_sock *tp;
+
+	if (t->sk_tcp || t->role != H2LB_ROLE_BACKEND)
+		return;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		t->sk_tcp = (__u64)tp;
+}
+
 /*
  * A message of @len bytes goes to @target (its record @t). @ctl: a
  * control frame (not DATA with payload, not a new request: those the
@@ -193,6 +208,7 @@ __attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
 		sk = bpf_map_lookup_elem(&sock_hash, &target);
 		if (sk) {
 			known = !sock_sent(sk, &s);
+			leg_note_tcp(t, sk);
 			bpf_sk_release(sk);
 		}
 	}

@@ -43,7 +43,8 @@ static __always_inline void peer_calm(__u64 client);
  * leg is H2LB_CONN_LEG_SYNC: nothing waits in its psock's queue, and
  * nothing will (rule W). Each write needs room in its send buffer
  * (rule H): a push that waits for room releases the leg's lock, and
- * another writer could land inside the frame.
+ * another writer could land inside the frame. 1: it may; 0: not now (or
+ * the leg is gone); -1: it has no room.
  */
 static __always_inline int leg_sync_ok(__u64 leg, __u32 len)
 {
@@ -64,13 +65,13 @@ static __always_inline int leg_sync_ok(__u64 leg, __u32 len)
 			return 0;
 		__sync_fetch_and_or(&l->flags, H2LB_CONN_LEG_SYNC);
 	}
-	return room >= (__s64)len;
+	return room >= (__s64)len ? 1 : -1;
 }
 
-/* leg_sync_ok() for the client's program (fast.bpf.c). */
+/* leg_sync_ok() for the client's program (fast.bpf.c): 1 if it may. */
 __attribute__((noinline)) int leg_sync(__u64 leg, __u32 len)
 {
-	return leg_sync_ok(leg, len);
+	return leg_sync_ok(leg, len) == 1;
 }
 
 /*
@@ -117,6 +118,7 @@ static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 					 __u64 target, int ctl, int *full)
 {
 	__u64 ingress;
+	int sync;
 	long r;
 
 	*full = 0;
@@ -125,13 +127,15 @@ static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 		return SK_DROP;
 	}
 	/* A leg of a stream that is open takes synchronous writes already
-	 * (the switch, or the stream's first frame, made it so): what it
-	 * does not take is a backend that does not read what its windows
-	 * let in, and the client's connection fails, not one frame of it. */
+	 * (the switch, or the stream's first frame, made it so). One with
+	 * no room has a backend that does not read what its windows let
+	 * in: the client's connection fails, not one frame of it. One that
+	 * is gone is as on today's path: the frame goes nowhere. */
 	if (in->kind == H2_IN_MSG && target != self &&
-	    !leg_sync_ok(target, in_len(in))) {
+	    (sync = leg_sync_ok(target, in_len(in))) != 1) {
 		count(H2LB_CNT_NO_TARGET);
-		peer_calm(self);
+		if (sync < 0)
+			peer_calm(self);
 		return SK_DROP;
 	}
 	if (account(in, self, target, in_len(in), ctl, &ingress)) {
@@ -156,8 +160,9 @@ static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 		if (r == SK_PASS)
 			count_add(H2LB_CNT_FAST_INGRESS, in_len(in));
 	} else {
-		/* The client's own frames go to its legs whatever they are
-		 * (it is not switched: none is written synchronously yet). */
+		/* Not the client's own frames: its verdict runs only until
+		 * the client switched, and its legs are written only so
+		 * (queued) until then, or for good if the switch failed. */
 		if ((self == 0 || self == target) && divert(in, target))
 			return SK_DROP;
 		r = bpf_sk_redirect_hash(in->ctx, &sock_hash, &target, 0);
@@ -590,7 +595,7 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 		/* The fast path: a leg whose psock's queue still holds
 		 * frames cannot be written synchronously yet. */
 		if (leg && in->kind == H2_IN_MSG &&
-		    !leg_sync_ok(leg, in_len(in)))
+		    leg_sync_ok(leg, in_len(in)) != 1)
 			leg = 0;
 	}
 	/* A stream over its own limit is the client's doing: it pays. */
@@ -1291,8 +1296,7 @@ int h2lb_verdict(struct __sk_buff *skb)
 	if (!c)
 		return SK_DROP;
 	in = in_verdict(skb);
-	/* The fast path looks at a leg's sending through its tcp_sock
-	 * (leg_look): noted at its first message, the backend's SETTINGS. */
+	/* A leg's tcp_sock (leg_note_tcp), if no redirect noted it yet. */
 	if (!c->sk_tcp && c->role == H2LB_ROLE_BACKEND) {
 		struct bpf_sock *sk = skb->sk;
 		struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
