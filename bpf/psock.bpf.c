@@ -126,7 +126,7 @@ __attribute__((noinline)) int client_rx_quiet(__u64 client)
 /*
  * A leg's sending, from the fast path's client program, which can take
  * no reference to another socket (docs/kernel-facts.md K19): through the
- * address of its tcp_sock that the leg's own verdict noted (@tcp,
+ * address of its tcp_sock noted at the first redirect to it (@tcp,
  * struct h2lb_conn.sk_tcp), with loads that cannot fault. What its TCP
  * acknowledged and was handed (@s, as sock_sent), and how many more bytes
  * its send buffer takes with half of it kept free (*@room; rule H). A
