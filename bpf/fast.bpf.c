@@ -141,20 +141,9 @@ int h2lb_client_sockops(struct bpf_sock_ops *skops)
 static __always_inline __u32 msg_read(struct sk_msg_md *msg, __u32 off,
 				      __u8 *buf, __u32 n)
 {
-	__u8 *data;
-	__u32 i;
+	struct h2_in in = in_msg(msg);
 
-	if (off < msg->size && n > msg->size - off)
-		n = msg->size - off;
-	data = msg_at(msg, off, n);
-	if (!data)
-		return 0;
-	for (i = 0; i < H2_PREFACE_LEN; i++) {
-		if (i >= n || data + i + 1 > (__u8 *)msg->data_end)
-			break;
-		buf[i] = data[i];
-	}
-	return i;
+	return in_load_upto(&in, off, buf, n, H2_PREFACE_LEN);
 }
 
 /* The preface, as it comes: a byte that differs makes the connection
