@@ -2,7 +2,7 @@
 # timeout: 150
 # params: tc cgroup
 #
-# test_h2lb_fast_path[MODE] - the fast path's first part (docs/fast-path.md):
+# test_h2lb_fast_path[MODE] - the same-node fast path (docs/fast-path.md):
 # with --fast-path on, a client socket in the clients' cgroup that connects
 # to a balanced VIP (intercepted by MODE, tc or cgroup) joins the fast
 # path's sockhash before connect() returns, the socket h2lb accepts for it
@@ -31,7 +31,9 @@
 #      So does a sequential client (h2load -c1 -m1).
 #      Each of them also switches its answers to the fast path
 #      (docs/fast-path.md, rule R): from then on, what its legs and the
-#      daemon send it enters its own socket by ingress.
+#      daemon send it enters its own socket by ingress; and then its
+#      requests ("The request direction"): its own socket's program sends
+#      each frame to its leg, most of the bytes of the run.
 #   4. Answers by ingress, byte for byte: 8 downloads of 1 MiB of random
 #      bytes (nghttp, a connection each) arrive whole; every connection
 #      switched (some in the middle of the download), and at least 1 MiB
