@@ -40,8 +40,22 @@
 #      of them came by ingress. Once a client's answers switched, its
 #      socket has a receive buffer larger than TCP's default (ingress is
 #      charged to it, F7); not before (test_h2lb_node_buffer).
-#   5. A client outside the cgroup, to the listener: served, not paired.
-#   6. Once the clients are gone, so are their pairs; after the daemon
+#   5. Writes that end inside a frame, once the requests switched
+#      (docs/fast-path.md, F9): a raw client sends 10 requests one after
+#      the other (its connection switches both ways), then 20 rounds of
+#      requests in pieces, each answered before the next round: a frame
+#      header in two writes; a payload in two; a frame's start, then its
+#      rest with a whole request; a whole request with the next one's
+#      start, then its rest; a POST whose DATA frame (300 bytes) comes in
+#      three writes. Every stream ends with a 200, the POSTs' bodies come
+#      back byte for byte (the backends echo them), no RST_STREAM or
+#      GOAWAY comes, and its closing PING is answered; its connection
+#      switched its requests, every write that ended inside a frame was
+#      held for the next (fast_path_held_frames), and no connection or
+#      stream error was counted. h2load (200 requests, one at a time) in
+#      the cgroup beside it: all succeed, and it switched too.
+#   6. A client outside the cgroup, to the listener: served, not paired.
+#   7. Once the clients are gone, so are their pairs; after the daemon
 #      stops, the clients' cgroup has no program left.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 tb_require_cmd h2load nghttp bpftool ss
@@ -114,7 +128,9 @@ burst() {
 
 tb_up 4
 tb_clients_cgroup
-tb_start_nghttpd || fail "nghttpd did not start"
+# (--echo-upload: a POST is answered with its body, step 5; a GET with
+# the file)
+tb_start_nghttpd --echo-upload || fail "nghttpd did not start"
 start
 
 echo "== 1. 20 requests right after connect"
@@ -201,7 +217,48 @@ wait "$client" || fail "the client holding its connection failed"
 echo "   the client's receive buffer: $rb bytes (TCP's default: $default)"
 [[ -n $rb ]] && ((rb > default)) || fail "the client's receive buffer is $rb, not above TCP's default $default"
 
-echo "== 5. a client outside the clients' cgroup"
+echo "== 5. writes that end inside a frame, after the request switch"
+# counters NAME...: the kernel counters NAME..., on one line
+counters() {
+    h2lb_map counters | "$TB_PYTHON" -c '
+import json, sys
+v = json.load(sys.stdin)[0]["values"]
+print(*(sum(c["value"][n] for c in v) for n in sys.argv[1:]))' "$@"
+}
+names=(fast_path_tx fast_path_tx_failed fast_path_held_frames protocol_errors stream_errors)
+read -r tx0 txf0 held0 perr0 serr0 <<<"$(counters "${names[@]}")"
+# the well-behaved client beside it: 4 s of requests one at a time
+cli timeout 20 h2load -c 1 -n 200 --rps 50 "http://$VIP:$PORT/index.txt" \
+    >"$TB_STATE/pieces-h2load.out" 2>&1 &
+load=$!
+rounds=20
+cli "$TB_PYTHON" "$TB_PEERS/pieces_client.py" --target "$VIP:$PORT" \
+    --rounds "$rounds" --warmup 10 --body 300 --echo \
+    >"$TB_STATE/pieces.out" 2>"$TB_STATE/pieces.err" ||
+    fail "the client writing frames in pieces failed: $(cat "$TB_STATE/pieces.err") $(cat "$TB_STATE/pieces.out")"
+wait "$load" || fail "h2load beside it failed: $(grep '^requests:' "$TB_STATE/pieces-h2load.out")"
+grep -q "^requests: 200 total, 200 started, 200 done, 200 succeeded" "$TB_STATE/pieces-h2load.out" ||
+    fail "h2load beside it: want 200 requests succeeded, got $(grep '^requests:' "$TB_STATE/pieces-h2load.out")"
+read -r tx txf held perr serr <<<"$(counters "${names[@]}")"
+out=$(cat "$TB_STATE/pieces.out")
+read -r answered split resets goaways ping <<<"$("$TB_PYTHON" -c '
+import json, sys
+o = json.loads(sys.argv[1])
+print(sum(o["responses"].values()), o["split_writes"], o["resets"], o["goaways"], int(o["ping"]))' "$out")"
+echo "   client: $out"
+echo "   h2load beside it: 200 requests succeeded; switched: $((tx - tx0)) connections (failed: $((txf - txf0))); frames held: $((held - held0)) for $split writes that ended inside one; protocol errors: $((perr - perr0)), stream errors: $((serr - serr0))"
+# (per round: 1 + 1 + 2 + 2 + 1 requests, 1 + 1 + 1 + 1 + 2 such writes)
+((answered == 7 * rounds && resets == 0 && goaways == 0 && ping == 1)) ||
+    fail "want $((7 * rounds)) answers, no reset, no GOAWAY and the PING answered; got $out"
+((split == 6 * rounds)) || fail "want $((6 * rounds)) writes that ended inside a frame, the client made $split"
+((tx - tx0 == 2 && txf == txf0)) ||
+    fail "want both connections (the client's and h2load's) to switch their requests, got $((tx - tx0)) switched, $((txf - txf0)) failed"
+((held - held0 >= split)) ||
+    fail "want fast_path_held_frames to grow by at least $split (the client's writes that ended inside a frame), it grew by $((held - held0))"
+((perr == perr0 && serr == serr0)) ||
+    fail "want no connection or stream error, got $((perr - perr0)) and $((serr - serr0))"
+
+echo "== 6. a client outside the clients' cgroup"
 p0=$(h2lb_counter fast_path_paired)
 # (not in the clients' cgroup also when the suite runs on the fast path)
 out=$(H2LB_TEST_FAST_PATH=0 tb_run cli h2load -c 1 -n 100 "http://$TB_NODE_IP:$PORT/index.txt" 2>&1) ||
@@ -210,7 +267,7 @@ grep -q "100 succeeded" <<<"$out" || fail "h2load outside: $(grep '^requests:' <
 (($(h2lb_counter fast_path_paired) == p0)) || fail "a client outside the cgroup was paired"
 echo "   100 requests succeeded, not paired"
 
-echo "== 6. cleanup"
+echo "== 7. cleanup"
 for ((i = 0; i < 50; i++)); do
     n=$(h2lb_map fast_pairs | "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))')
     ((n == 0)) && break

@@ -1,0 +1,303 @@
+#!/usr/bin/python3
+"""A raw HTTP/2 client for test_h2lb_fast_path: writes of one connection
+that end inside a frame, once the fast path switched its requests
+(docs/fast-path.md, F9: the unfinished bytes wait in fast_held for the
+next write).
+
+It sends --warmup GET requests one after the other (each answered before
+the next: the connection's answers and then its requests switch to the
+fast path), and then --rounds rounds of each shape below, every request's
+answer read before the next round:
+
+    split-header       a HEADERS frame in two writes, the first ending
+                       inside its 9-byte frame header
+    split-payload      a HEADERS frame in two writes, the first ending
+                       inside its payload
+    partial-then-full  part of a HEADERS frame, then its rest and a whole
+                       second request in one write
+    full-then-partial  a whole request and part of a second one in one
+                       write, then the second's rest
+    post-body          a POST: its HEADERS (no END_STREAM) in one write,
+                       then a DATA frame of --body bytes with END_STREAM
+                       in three writes (the first ending inside the frame
+                       header, the second inside the payload); with --echo
+                       (a backend that echoes what is uploaded: nghttpd
+                       --echo-upload), its answer must be that body, byte
+                       for byte
+
+and last a PING, whose ACK must come. Every stream must end with a
+response whose :status is 200 (END_STREAM seen); no RST_STREAM and no
+GOAWAY may come. It prints one JSON line: {"responses": {SHAPE: N, ...},
+"resets", "goaways", "split_writes": writes after the warm-up that ended
+inside a frame, "ping": true once its ACK came}, and exits 0 if all went
+well, else 1 with the reason on stderr. Every read waits at most 3 s, all
+of it at most --deadline seconds.
+
+    pieces_client.py --target HOST:PORT [--rounds 20] [--warmup 10]
+                     [--body 300] [--echo] [--path /index.txt]
+                     [--deadline 60]
+"""
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+
+from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY,
+                   HEADERS, MAX_WINDOW_UPDATE, PADDED, PING, PREFACE,
+                   PRIORITY, RST_STREAM, SETTINGS, frame, lit, read_frame)
+
+SHAPES = ("split-header", "split-payload", "partial-then-full",
+          "full-then-partial", "post-body")
+PAUSE = 0.01  # between the writes of a shape: each its own sendmsg
+# :status 200 in a response's first header field: indexed (static index
+# 8), or a literal with a :status name (static 8..14) and the value "200",
+# plain or Huffman-coded.
+STATUS_200 = (b"200", b"\x10\x01")
+
+
+class Failure(Exception):
+    pass
+
+
+def hpack_int(block, at, bits):
+    """The integer with a @bits-bit prefix at block[at] (RFC 7541 5.1),
+    and where what follows it starts; (None, at) if it is cut short."""
+    if at >= len(block):
+        return None, at
+    mask = (1 << bits) - 1
+    n, at = block[at] & mask, at + 1
+    shift = 0
+    if n < mask:
+        return n, at
+    while at < len(block):
+        n += (block[at] & 0x7F) << shift
+        shift += 7
+        at += 1
+        if not block[at - 1] & 0x80:
+            return n, at
+    return None, at
+
+
+def status_200(block):
+    """Is the first field of header block @block ':status: 200'? (After
+    any dynamic table size updates: the backends' answers to h2lb's
+    SETTINGS_HEADER_TABLE_SIZE of 0 start with one.)"""
+    at = 0
+    while at < len(block) and block[at] & 0xE0 == 0x20:
+        _, at = hpack_int(block, at, 5)
+    if at >= len(block):
+        return False
+    b = block[at]
+    if b & 0x80:                        # indexed field
+        index, _ = hpack_int(block, at, 7)
+        return index == 8
+    if b & 0xC0 == 0x40:                # literal, incremental indexing
+        name, at = hpack_int(block, at, 6)
+    else:                               # literal, not / never indexed
+        name, at = hpack_int(block, at, 4)
+    if name is None or not 8 <= name <= 14:
+        return False
+    n, at = hpack_int(block, at, 7)
+    return n is not None and block[at:at + n] in STATUS_200
+
+
+class Client:
+    def __init__(self, target, path, body, echo, deadline):
+        host, port = target.rsplit(":", 1)
+        self.deadline = time.monotonic() + deadline
+        self.conn = socket.create_connection((host, int(port)), timeout=3)
+        self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.path = path.encode()
+        self.body = body
+        self.echo = echo
+        self.authority = host.encode()
+        self.next_id = 1
+        self.resets = 0
+        self.goaways = 0
+        self.split_writes = 0
+        self.ping_acked = False
+        self.status = {}        # stream -> saw :status 200
+        self.block = {}         # stream -> header block in CONTINUATIONs
+        self.first_block = {}   # stream -> its answer's first bytes
+        self.expect = {}        # stream -> the body it must echo
+        self.got = {}           # stream -> what it answered of it so far
+        self.send([PREFACE + frame(SETTINGS, 0, 0) + MAX_WINDOW_UPDATE])
+
+    def request(self, method=b"GET", end_stream=True):
+        """A HEADERS frame of a new request, and its stream id."""
+        sid = self.next_id
+        self.next_id += 2
+        block = lit(b":method", method) + lit(b":scheme", b"http") + \
+            lit(b":path", self.path) + lit(b":authority", self.authority)
+        flags = END_HEADERS | (END_STREAM if end_stream else 0)
+        return frame(HEADERS, flags, sid, block), sid
+
+    def send(self, frames, cuts=(), count=False):
+        """The frames @frames (bytes each), joined, in writes that end at
+        the offsets @cuts and at the end; with @count, count the writes
+        that end inside a frame."""
+        data = b"".join(frames)
+        ends, at = set(), 0
+        for f in frames:
+            at += len(f)
+            ends.add(at)
+        start = 0
+        for end in list(cuts) + [len(data)]:
+            if start:
+                time.sleep(PAUSE)
+            self.conn.sendall(data[start:end])
+            if count and end not in ends:
+                self.split_writes += 1
+            start = end
+
+    def wait(self, ids):
+        """Read until every stream of @ids ended; fails on anything
+        else."""
+        ids = set(ids)
+        while ids:
+            f = self.read("streams %s to end" % sorted(ids))
+            ftype, flags, sid, payload = f
+            if sid in ids and ftype in (HEADERS, DATA) and flags & END_STREAM:
+                if not self.status.get(sid):
+                    raise Failure("stream %d ended without a :status 200 "
+                                  "(its header block starts %s)" % (
+                                      sid, self.first_block.get(
+                                          sid, b"").hex() or "nowhere"))
+                if sid in self.expect and \
+                        self.got.get(sid, b"") != self.expect[sid]:
+                    raise Failure("stream %d echoed %d bytes, not the %d it "
+                                  "uploaded" % (sid, len(self.got.get(
+                                      sid, b"")), len(self.expect[sid])))
+                ids.discard(sid)
+
+    def read(self, what):
+        """The next frame, after what it asks of us; fails on a timeout,
+        the end of the connection, a GOAWAY or an RST_STREAM."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise Failure("deadline passed, waiting for %s" % what)
+        self.conn.settimeout(min(3.0, left))
+        try:
+            f = read_frame(self.conn)
+        except socket.timeout:
+            raise Failure("nothing for 3 s, waiting for %s" % what) from None
+        except OSError as e:
+            raise Failure("%s, waiting for %s" % (e, what)) from None
+        if f is None:
+            raise Failure("connection closed, waiting for %s" % what)
+        ftype, flags, sid, payload = f
+        if ftype == SETTINGS and not flags & ACK:
+            self.conn.sendall(frame(SETTINGS, ACK, 0))
+        elif ftype == PING and not flags & ACK:
+            self.conn.sendall(frame(PING, ACK, 0, payload))
+        elif ftype == PING and payload == b"pieces!!":
+            self.ping_acked = True
+        elif ftype == GOAWAY:
+            self.goaways += 1
+            raise Failure("GOAWAY (last stream %d, error %d), waiting for %s"
+                          % (int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
+                             int.from_bytes(payload[4:8], "big"), what))
+        elif ftype == RST_STREAM:
+            self.resets += 1
+            raise Failure("RST_STREAM on stream %d (error %d), waiting for %s"
+                          % (sid, int.from_bytes(payload[:4], "big"), what))
+        elif ftype in (HEADERS, CONTINUATION):
+            self.header_block(ftype, flags, sid, payload)
+        elif ftype == DATA and sid in self.expect:
+            if flags & PADDED:
+                payload = payload[1:len(payload) - payload[0]]
+            self.got[sid] = self.got.get(sid, b"") + payload
+        return f
+
+    def header_block(self, ftype, flags, sid, payload):
+        if ftype == HEADERS:
+            if flags & PADDED:
+                payload = payload[1:len(payload) - payload[0]]
+            if flags & PRIORITY:
+                payload = payload[5:]
+            self.block[sid] = b""
+        self.block[sid] = self.block.get(sid, b"") + payload
+        if flags & END_HEADERS:
+            block = self.block.pop(sid)
+            # (a second block is trailers: the first one decided)
+            self.status.setdefault(sid, status_200(block))
+            self.first_block.setdefault(sid, block[:16])
+
+    def shape(self, name):
+        """One round of shape @name; the number of its streams, all
+        answered."""
+        a, i1 = self.request(b"POST" if name == "post-body" else b"GET",
+                             end_stream=name != "post-body")
+        if name == "post-body":
+            body = os.urandom(self.body)
+            if self.echo:
+                self.expect[i1] = body
+            d = frame(DATA, END_STREAM, i1, body)
+            self.send([a], count=True)
+            self.send([d], cuts=(5, 9 + len(body) // 2), count=True)
+            ids = [i1]
+        elif name == "split-header":
+            self.send([a], cuts=(5,), count=True)
+            ids = [i1]
+        elif name == "split-payload":
+            self.send([a], cuts=(15,), count=True)
+            ids = [i1]
+        else:
+            b, i2 = self.request()
+            cut = 12 if name == "partial-then-full" else len(a) + 12
+            self.send([a, b], cuts=(cut,), count=True)
+            ids = [i1, i2]
+        self.wait(ids)
+        return len(ids)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--body", type=int, default=300)
+    ap.add_argument("--echo", action="store_true")
+    ap.add_argument("--path", default="/index.txt")
+    ap.add_argument("--deadline", type=float, default=60)
+    args = ap.parse_args()
+    responses = {s: 0 for s in SHAPES}
+    error = None
+    c = None
+    try:
+        c = Client(args.target, args.path, args.body, args.echo,
+                   args.deadline)
+        for _ in range(args.warmup):
+            h, sid = c.request()
+            c.send([h])
+            c.wait([sid])
+        for _ in range(args.rounds):
+            for s in SHAPES:
+                responses[s] += c.shape(s)
+        c.send([frame(PING, 0, 0, b"pieces!!")])
+        while not c.ping_acked:
+            c.read("the ACK of our PING")
+    except Failure as e:
+        error = str(e)
+    except OSError as e:
+        error = "socket: %s" % e
+    out = {"responses": responses,
+           "resets": c.resets if c else 0,
+           "goaways": c.goaways if c else 0,
+           "split_writes": c.split_writes if c else 0,
+           "ping": bool(c and c.ping_acked)}
+    print(json.dumps(out), flush=True)
+    if c:
+        c.conn.close()
+    if error:
+        done = sum(responses.values())
+        print("pieces_client: %s (after %d answered requests past the "
+              "warm-up)" % (error, done), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
