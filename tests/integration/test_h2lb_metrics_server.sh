@@ -13,10 +13,13 @@
 # (others' tests share this machine's CPUs: runs of either arm spread by
 # 2x; the old server stalled the loop a second per idle connection).
 # While they are open, every curl of /metrics and /healthz must answer in
-# under 100 ms (the datapath's own thread once served these with a blocking
+# under 500 ms (the datapath's own thread once served these with a blocking
 # read of up to 1 s per connection: the curl took seconds, and window
-# refills waited as long). Then 100 silent connections, beyond the cap of
-# 64: a new curl still answers (the oldest connection gives up its slot).
+# refills waited as long). Not less: a /metrics waits up to 250 ms for the
+# loop's snapshot (METRICS_FRESH_MS, user/metrics.c) by design, and on a
+# contended host (downloads at 290 MB/s, not the usual 900) one took 112.
+# Then 100 silent connections, beyond the cap of 64: a new curl still
+# answers (the oldest connection gives up its slot).
 # Also checks that --metrics binds the address it is given, not 0.0.0.0.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
@@ -24,7 +27,7 @@ N=4
 ROUNDS=${ROUNDS:-5}
 IDLE=50
 METRICS=$TB_NODE_IP:9464
-MAX_CURL_MS=100
+MAX_CURL_MS=500
 
 tb_require_cmd nghttpd h2load curl "$TB_PYTHON"
 
