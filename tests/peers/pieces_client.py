@@ -44,6 +44,7 @@ import socket
 import sys
 import time
 
+from h2conform import response_status
 from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY,
                    HEADERS, MAX_WINDOW_UPDATE, PADDED, PING, PREFACE,
                    PRIORITY, RST_STREAM, SETTINGS, frame, lit, read_frame)
@@ -51,56 +52,10 @@ from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY,
 SHAPES = ("split-header", "split-payload", "partial-then-full",
           "full-then-partial", "post-body")
 PAUSE = 0.01  # between the writes of a shape: each its own sendmsg
-# :status 200 in a response's first header field: indexed (static index
-# 8), or a literal with a :status name (static 8..14) and the value "200",
-# plain or Huffman-coded.
-STATUS_200 = (b"200", b"\x10\x01")
 
 
 class Failure(Exception):
     pass
-
-
-def hpack_int(block, at, bits):
-    """The integer with a @bits-bit prefix at block[at] (RFC 7541 5.1),
-    and where what follows it starts; (None, at) if it is cut short."""
-    if at >= len(block):
-        return None, at
-    mask = (1 << bits) - 1
-    n, at = block[at] & mask, at + 1
-    shift = 0
-    if n < mask:
-        return n, at
-    while at < len(block):
-        n += (block[at] & 0x7F) << shift
-        shift += 7
-        at += 1
-        if not block[at - 1] & 0x80:
-            return n, at
-    return None, at
-
-
-def status_200(block):
-    """Is the first field of header block @block ':status: 200'? (After
-    any dynamic table size updates: the backends' answers to h2lb's
-    SETTINGS_HEADER_TABLE_SIZE of 0 start with one.)"""
-    at = 0
-    while at < len(block) and block[at] & 0xE0 == 0x20:
-        _, at = hpack_int(block, at, 5)
-    if at >= len(block):
-        return False
-    b = block[at]
-    if b & 0x80:                        # indexed field
-        index, _ = hpack_int(block, at, 7)
-        return index == 8
-    if b & 0xC0 == 0x40:                # literal, incremental indexing
-        name, at = hpack_int(block, at, 6)
-    else:                               # literal, not / never indexed
-        name, at = hpack_int(block, at, 4)
-    if name is None or not 8 <= name <= 14:
-        return False
-    n, at = hpack_int(block, at, 7)
-    return n is not None and block[at:at + n] in STATUS_200
 
 
 class Client:
@@ -221,8 +176,10 @@ class Client:
         self.block[sid] = self.block.get(sid, b"") + payload
         if flags & END_HEADERS:
             block = self.block.pop(sid)
-            # (a second block is trailers: the first one decided)
-            self.status.setdefault(sid, status_200(block))
+            # (a second block is trailers: the first one decided; the
+            # backends' answers start with a dynamic table size update,
+            # after h2lb's SETTINGS_HEADER_TABLE_SIZE of 0)
+            self.status.setdefault(sid, response_status(block) == "200")
             self.first_block.setdefault(sid, block[:16])
 
     def shape(self, name):
