@@ -302,14 +302,13 @@ __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
  * tells what the client read. The client's writes do (one that reads
  * answers with WINDOW_UPDATEs): each looks at its own socket's queue for
  * the accepted socket's record, as each redirect into it does
- * (budget.h, peer_account). Returns the bytes the client has not read,
- * from the same one look at its psock.
+ * (budget.h, peer_account). @a: that record (the caller's look), or
+ * NULL. Returns the bytes the client has not read, from the same one look
+ * at its psock.
  */
 static __always_inline __u32 fast_rx_look(struct sk_msg_md *msg,
-					  const struct h2lb_fast_pair *p)
+					  struct h2lb_conn *a)
 {
-	__u64 anchor = p->anchor;
-	struct h2lb_conn *a = bpf_map_lookup_elem(&conns, &anchor);
 	struct sent s;
 	__u64 tx;
 
@@ -329,8 +328,9 @@ extern int fast_frame(struct sk_msg_md *msg, __u64 anchor);
 extern int leg_sync(__u64 leg, __u32 len);
 
 /* Whether @leg's TCP took all that was redirected to it, by the look of
- * it now: nothing waits in its psock's queue. No flag changes. */
-static __always_inline int leg_drained(__u64 leg)
+ * it now: nothing waits in its psock's queue. No flag changes. A global
+ * function: its stack is not part of fast_frame's chain (pass_len). */
+__attribute__((noinline)) int leg_drained(__u64 leg)
 {
 	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
 	struct sent s;
@@ -380,6 +380,31 @@ static __always_inline int tx_switch(struct h2lb_fast_pair *p,
 	return 1;
 }
 
+/*
+ * How many bytes of @msg, from its start, this run passes to TCP (today's
+ * path), where the accepted socket's verdict takes them: to the end of
+ * its last frame, or all of it for a connection that is not HTTP/2. A
+ * global function: its stack is not part of fast_frame's chain, which
+ * the verifier's 512 bytes bound.
+ */
+__attribute__((noinline)) int pass_len(struct sk_msg_md *msg,
+				       struct h2lb_fast_pair *p)
+{
+	__u32 n = 0;
+
+	if (!msg || !p)
+		return 0;
+	if (!(p->flags & H2LB_FAST_RAW)) {
+		n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
+						  : preface_part(msg, p);
+		/* 0: not HTTP/2, or the bytes could not be read: where
+		 * frames start is not known from here on. */
+		if (!n)
+			__sync_fetch_and_or(&p->flags, H2LB_FAST_RAW);
+	}
+	return n ? n : msg->size; /* the verdict covers the whole message */
+}
+
 /* Flags of a client that keep its requests on today's path. */
 #define TX_NOT (H2LB_CONN_NEVER_TX | H2LB_CONN_DEAD | H2LB_CONN_RAW)
 
@@ -404,12 +429,11 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	anchor = p->anchor;
 	a = bpf_map_lookup_elem(&conns, &anchor);
-	unread = fast_rx_look(msg, p);
+	unread = fast_rx_look(msg, a);
 	if (unread > p->unread_max)
 		p->unread_max = unread;
 	if (a && (a->flags & H2LB_CONN_FAST_TX))
 		return fast_frame(msg, anchor);
-	n = 0;
 	if (p->flags == H2LB_FAST_FRAMES && !p->have && fast_ready(p)) {
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);
 		count(H2LB_CNT_FAST_READY);
@@ -419,16 +443,7 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		   fast_ready(p) && tx_switch(p, a)) {
 		return fast_frame(msg, anchor);
 	}
-	if (!(p->flags & H2LB_FAST_RAW)) {
-		n = (p->flags & H2LB_FAST_FRAMES) ? frames_part(msg, p)
-						  : preface_part(msg, p);
-		/* 0: not HTTP/2, or the bytes could not be read: where
-		 * frames start is not known from here on. */
-		if (!n)
-			__sync_fetch_and_or(&p->flags, H2LB_FAST_RAW);
-	}
-	if (!n)
-		n = msg->size; /* the verdict covers the whole message */
+	n = pass_len(msg, p);
 	/* (always: a value an earlier run set stays on the message, F11) */
 	bpf_msg_apply_bytes(msg, n);
 	p->passed += n;

@@ -56,8 +56,11 @@ static long pick_scan(__u32 j, void *arg)
 		p->ties = 0;
 		p->first = i;
 	}
-	if (open == p->best)
+	if (open == p->best) {
+		if (p->ties < PICK_TIES)
+			p->tie[p->ties & (PICK_TIES - 1)] = i;
 		p->ties++;
+	}
 	return 0;
 }
 
@@ -116,6 +119,9 @@ __attribute__((noinline)) int pick_backend(const struct pick_ctx *in)
 	if (!cursor)
 		return -1;
 	p.nth = __sync_fetch_and_add(cursor, 1) % p.ties;
+	/* The usual case: the scan saw them all (one pass, not two). */
+	if (p.ties <= PICK_TIES)
+		return p.tie[p.nth & (PICK_TIES - 1)];
 	bpf_loop(p.nr, pick_choose, &p, 0);
 	/* Streams of other clients open and close meanwhile: if the tie
 	 * moved, the first backend that had the fewest is as good. */

@@ -7,6 +7,9 @@
 #include "maps.h"
 
 #define PICK_TRIES 4
+/* Tied backends the scan remembers: with no more than this many, the
+ * pick needs no second pass over the list. A power of two. */
+#define PICK_TIES 8
 
 struct pick_ctx {
 	__s32 tried[PICK_TRIES]; /* backends already tried, or -1 */
@@ -23,6 +26,7 @@ struct pick_ctx {
 	__u32 nth;    /* which of the tied ones to take */
 	int first;    /* first backend with the fewest */
 	int found;
+	__s32 tie[PICK_TIES]; /* the first PICK_TIES of them, in list order */
 	/* For a connection that is not HTTP/2: any backend TCP reaches,
 	 * ejected for its HTTP/2 handshake or not (control.bpf.c). */
 	__u32 raw;

@@ -46,10 +46,9 @@ static __always_inline void peer_calm(__u64 client);
  * another writer could land inside the frame. 1: it may; 0: not now (or
  * the leg is gone); -1: it has no room.
  */
-static __always_inline int leg_sync_ok(__u64 leg, __u32 len)
+static __always_inline int leg_sync_ok(__u64 leg, __u32 len, struct sent *s)
 {
 	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
-	struct sent s;
 	__s64 room;
 	__u64 tx;
 
@@ -57,11 +56,11 @@ static __always_inline int leg_sync_ok(__u64 leg, __u32 len)
 		return 0;
 	if (!(l->flags & H2LB_CONN_LEG_FAST))
 		__sync_fetch_and_or(&l->flags, H2LB_CONN_LEG_FAST);
-	if (leg_look(l->sk_tcp, &s, &room))
+	if (leg_look(l->sk_tcp, s, &room))
 		return 0;
 	if (!(l->flags & H2LB_CONN_LEG_SYNC)) {
 		tx = __sync_fetch_and_add(&l->tx_bytes, 0);
-		if (s.handed < (__s64)tx)
+		if (s->handed < (__s64)tx)
 			return 0;
 		__sync_fetch_and_or(&l->flags, H2LB_CONN_LEG_SYNC);
 	}
@@ -71,7 +70,9 @@ static __always_inline int leg_sync_ok(__u64 leg, __u32 len)
 /* leg_sync_ok() for the client's program (fast.bpf.c): 1 if it may. */
 __attribute__((noinline)) int leg_sync(__u64 leg, __u32 len)
 {
-	return leg_sync_ok(leg, len) == 1;
+	struct sent s;
+
+	return leg_sync_ok(leg, len, &s) == 1;
 }
 
 /*
@@ -117,8 +118,9 @@ static __always_inline int divert(const struct h2_in *in, __u64 target)
 static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 					 __u64 target, int ctl, int *full)
 {
+	struct sent s;
 	__u64 ingress;
-	int sync;
+	int sync, over;
 	long r;
 
 	*full = 0;
@@ -131,14 +133,20 @@ static __always_inline int redirect_full(const struct h2_in *in, __u64 self,
 	 * no room has a backend that does not read what its windows let
 	 * in: the client's connection fails, not one frame of it. One that
 	 * is gone is as on today's path: the frame goes nowhere. */
-	if (in->kind == H2_IN_MSG && target != self &&
-	    (sync = leg_sync_ok(target, in_len(in))) != 1) {
-		count(H2LB_CNT_NO_TARGET);
-		if (sync < 0)
-			peer_calm(self);
-		return SK_DROP;
+	if (in->kind == H2_IN_MSG && target != self) {
+		sync = leg_sync_ok(target, in_len(in), &s);
+		if (sync != 1) {
+			count(H2LB_CNT_NO_TARGET);
+			if (sync < 0)
+				peer_calm(self);
+			return SK_DROP;
+		}
+		/* account() for a leg, from the look just taken */
+		over = peer_account_msg(target, in_len(in), ctl, &s, &ingress);
+	} else {
+		over = account(in, self, target, in_len(in), ctl, &ingress);
 	}
-	if (account(in, self, target, in_len(in), ctl, &ingress)) {
+	if (over) {
 		count(H2LB_CNT_PEER_FULL);
 		*full = 1;
 		return SK_DROP;
@@ -595,7 +603,7 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 		/* The fast path: a leg whose psock's queue still holds
 		 * frames cannot be written synchronously yet. */
 		if (leg && in->kind == H2_IN_MSG &&
-		    leg_sync_ok(leg, in_len(in)) != 1)
+		    leg_sync(leg, in_len(in)) != 1)
 			leg = 0;
 	}
 	/* A stream over its own limit is the client's doing: it pays. */
@@ -1083,7 +1091,8 @@ static __always_inline int verdict(struct h2_in in, struct h2lb_conn *c,
  * of the leg could land between. 0, or -1 if they cannot be kept (more
  * than H2LB_FAST_HELD: the connection fails).
  */
-static __always_inline int held_save(struct sk_msg_md *msg, __u64 anchor)
+static __always_inline int held_save(struct sk_msg_md *msg, struct h2lb_conn *c,
+				     __u64 anchor)
 {
 	struct h2lb_fast_held *h = bpf_map_lookup_elem(&fast_held, &anchor);
 	__u32 zero = 0, n = msg->size;
@@ -1104,20 +1113,27 @@ static __always_inline int held_save(struct sk_msg_md *msg, __u64 anchor)
 	    bpf_probe_read_kernel(h->buf, n, msg->data))
 		return -1;
 	h->n = n;
+	__sync_fetch_and_or(&c->flags, H2LB_CONN_HELD);
 	count(H2LB_CNT_FAST_HELD);
 	return 0;
 }
 
 #define HELD_CHUNK 256
 
-/* The bytes fast_held keeps for this client, put in front of @msg. 0, or
- * -1 if they could not be. */
-static __always_inline int held_restore(struct sk_msg_md *msg, __u64 anchor)
+/* The bytes fast_held keeps for client @a, put in front of @msg. 0, or
+ * -1 if they could not be. Looked up only when the flag says there are:
+ * most writes end at a frame's end. */
+static __always_inline int held_restore(struct sk_msg_md *msg,
+					struct h2lb_conn *a, __u64 anchor)
 {
-	struct h2lb_fast_held *h = bpf_map_lookup_elem(&fast_held, &anchor);
+	struct h2lb_fast_held *h;
 	__u32 n, off = 0, c;
 	__u8 *data;
 
+	if (!(a->flags & H2LB_CONN_HELD))
+		return 0;
+	__sync_fetch_and_and(&a->flags, ~H2LB_CONN_HELD);
+	h = bpf_map_lookup_elem(&fast_held, &anchor);
 	if (!h || !h->n)
 		return 0;
 	n = h->n;
@@ -1179,7 +1195,7 @@ __attribute__((noinline)) int fast_frame(struct sk_msg_md *msg, __u64 anchor)
 		return SK_DROP;
 	if (!c || (c->flags & H2LB_CONN_DEAD))
 		goto sink_all; /* the daemon closes it */
-	if (held_restore(msg, anchor)) {
+	if (held_restore(msg, c, anchor)) {
 		calm_error(c, anchor);
 		goto sink_all;
 	}
@@ -1231,7 +1247,7 @@ __attribute__((noinline)) int fast_frame(struct sk_msg_md *msg, __u64 anchor)
 	goto sink; /* that frame alone (apply_bytes above) */
 hold:
 	/* All of the write from here is that one unfinished frame. */
-	if (held_save(msg, anchor)) {
+	if (held_save(msg, c, anchor)) {
 		c->flags |= H2LB_CONN_DEAD;
 		count(H2LB_CNT_PROTOCOL_ERRORS);
 		emit_conn_error(anchor, NULL, H2_ENHANCE_YOUR_CALM,

@@ -120,6 +120,9 @@ enum h2lb_backend_state {
 #define H2LB_CONN_LEG_SYNC 0x800
 /* injector: the next frame is an H2LB_FT_RETRY's */
 #define H2LB_CONN_RETRY 0x1000
+/* A switched client's write ended inside a frame: fast_held keeps its
+ * bytes for the next write (bpf/verdict.bpf.c, held_save). */
+#define H2LB_CONN_HELD 0x2000
 
 /* In "new_legs": the leg is raw (H2LB_CONN_RAW). sockops makes its record
  * but leaves it out of the sockhash: the daemon puts it there with its
