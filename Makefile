@@ -84,7 +84,19 @@ test-fast-path: all peers
 demo: all
 	bash scripts/demo.sh
 
-bench: all
+# The bench's floor target (tests/bench/floor/): the fast path's kernel
+# hand-offs with no rules, to measure h2lb against.
+FLOOR := $(BUILD)/bench/floor $(BUILD)/bench/floor.bpf.o
+
+$(BUILD)/bench/floor.bpf.o: tests/bench/floor/floor.bpf.c vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench/floor: tests/bench/floor/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ -lbpf
+
+bench: all $(FLOOR)
 	bash tests/bench/run.sh
 
 deps:
@@ -97,7 +109,7 @@ vmlinux:
 format:
 	clang-format -i $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h \
 		user/k8s/*.c user/k8s/*.h include/*.h tests/unit/*.c \
-		tests/unit/*.h)
+		tests/unit/*.h tests/bench/floor/*.c)
 
 clean:
 	rm -rf $(BUILD)

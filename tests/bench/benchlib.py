@@ -304,8 +304,8 @@ def make_record(kind: str, workload: str, target: str, rep: int,
 
 # ----------------------------------------------------------------- report
 
-TARGETS = ("direct", "l4", "h2lb", "h2lb-vip", "h2lb-fast", "haproxy",
-           "nghttpx")
+TARGETS = ("direct", "l4", "floor", "h2lb", "h2lb-vip", "h2lb-fast",
+           "haproxy", "nghttpx")
 
 # (key of _flat(), label or None for the workload's metric, unit)
 ROWS = [

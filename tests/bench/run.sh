@@ -6,6 +6,14 @@
 #   direct    the client talks to backend 1 itself (no balancer)
 #   l4        kube-proxy-style iptables DNAT of another VIP (198.18.100.2)
 #             to the backends, random per connection: what L4 costs
+#   floor     the fast path's two kernel hand-offs and nothing else: a
+#             relay (tests/bench/floor/) of the client's one connection to
+#             backend 1, its writes redirected into the relay's leg by
+#             sk_msg, what the leg gets into the client's socket by
+#             sk_skb with BPF_F_INGRESS; no frames, no rules, no choice.
+#             What h2lb-fast costs beyond it is h2lb's own
+#             (docs/latency.md, "The floor"). The seq workload only
+#             (198.18.1.1:7070, a fresh relay for each run)
 #   h2lb      h2lb in the node namespace (198.18.1.1:50051), per-stream
 #   h2lb-vip  the same h2lb, reached at a Service VIP (198.18.100.1) that
 #             tc ingress intercepts (--intercept tc --vip): what
@@ -45,7 +53,7 @@
 #                           turn; the table shows each target's best round
 #                           (least disturbed by whatever else runs on the
 #                           machine), the JSON has all of them
-#   BENCH_TARGETS ["direct l4 h2lb h2lb-vip h2lb-fast haproxy nghttpx"]
+#   BENCH_TARGETS ["direct l4 floor h2lb h2lb-vip h2lb-fast haproxy nghttpx"]
 #   BENCH_WORKLOADS ["grpc seq tput big"]
 #   BENCH_TPUT_C [4] BENCH_TPUT_M [100]    clients/streams of "tput"
 #   BENCH_BIG_C [1]  BENCH_BIG_M [4]       clients/streams of "big"
@@ -66,7 +74,7 @@ T_START=$(date +%s)
 BENCH_TIME=${BENCH_TIME:-5}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_REPS=${BENCH_REPS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-"direct l4 h2lb h2lb-vip h2lb-fast haproxy nghttpx"}
+BENCH_TARGETS=${BENCH_TARGETS:-"direct l4 floor h2lb h2lb-vip h2lb-fast haproxy nghttpx"}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-"grpc seq tput big"}
 BENCH_TPUT_C=${BENCH_TPUT_C:-4}
 BENCH_TPUT_M=${BENCH_TPUT_M:-100}
@@ -95,6 +103,9 @@ HAPROXY_GRPC_PORT=50052
 HAPROXY_HTTP_PORT=50062
 NGHTTPX_GRPC_PORT=50053
 NGHTTPX_HTTP_PORT=50063
+FLOOR_PORT=7070
+FLOOR_BIN=$ROOT/build/bench/floor
+FLOOR_OBJ=$ROOT/build/bench/floor.bpf.o
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() {
@@ -113,7 +124,7 @@ done
 ((BENCH_REPS >= 1 && BENCH_REPS <= 10)) || die "BENCH_REPS must be 1..10"
 ((BENCH_BACKENDS >= 1 && BENCH_BACKENDS <= 16)) || die "BENCH_BACKENDS must be 1..16"
 for t in $BENCH_TARGETS; do
-    [[ $t =~ ^(direct|l4|h2lb|h2lb-vip|h2lb-fast|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
+    [[ $t =~ ^(direct|l4|floor|h2lb|h2lb-vip|h2lb-fast|haproxy|nghttpx)$ ]] || die "unknown target '$t'"
 done
 for w in $BENCH_WORKLOADS; do
     [[ $w =~ ^(grpc|seq|tput|big)$ ]] || die "unknown workload '$w'"
@@ -145,6 +156,9 @@ tb_on_cleanup cleanup_work
 # Every client run ends within this many seconds, whatever happens.
 CLIENT_LIMIT=$((BENCH_TIME + BENCH_WARMUP + 30))
 declare -A DOWN=()      # targets that failed to start: reason
+if want floor && [[ ! -x $FLOOR_BIN || ! -r $FLOOR_OBJ ]]; then
+    DOWN[floor]="$FLOOR_BIN is missing: run make bench"
+fi
 declare -A PHASE_INFO=() # extra facts for the JSON meta
 
 # ------------------------------------------------------------- balancers
@@ -228,11 +242,23 @@ start_h2lb() {
     fi
 }
 
-# client TARGET CMD...: CMD in the client namespace; for h2lb-fast, in the
-# clients' cgroup.
+# start_floor: a fresh floor relay (it serves one connection) in the node
+# namespace, to backend 1's nghttpd, for clients in the clients' cgroup.
+start_floor() {
+    tb_spawn node floor "$FLOOR_BIN" "$FLOOR_OBJ" "$CG" "$TB_NODE_IP" \
+        "$FLOOR_PORT" "$(tb_backend_ip 1)" "$TB_HTTP_PORT" || return 1
+    tb_wait_port node "$FLOOR_PORT" 10 "$TB_LAST_PID"
+}
+
+stop_floor() {
+    tb_kill floor TERM 2>/dev/null || log "WARNING: the floor relay did not stop"
+}
+
+# client TARGET CMD...: CMD in the client namespace; for h2lb-fast and
+# floor, in the clients' cgroup.
 client() {
     local fast=0
-    [[ $1 == h2lb-fast ]] && fast=1
+    [[ $1 == h2lb-fast || $1 == floor ]] && fast=1
     shift
     H2LB_TEST_FAST_PATH=$fast tb_run cli "$@"
 }
@@ -266,6 +292,7 @@ pids_of() {
     case $1 in
         direct | l4) ;;
         h2lb | h2lb-vip | h2lb-fast) tb_pid h2lb ;;
+        floor) tb_pid floor ;;
         haproxy) tb_pid haproxy ;;
         nghttpx) tb_pid "nghttpx-$2" ;;
     esac
@@ -279,6 +306,7 @@ addr_of() {
         direct:http) echo "$(tb_backend_ip 1):$TB_HTTP_PORT" ;;
         l4:grpc) echo "$TB_L4_VIP:$TB_GREETER_PORT" ;;
         l4:http) echo "$TB_L4_VIP:$TB_HTTP_PORT" ;;
+        floor:http) echo "$TB_NODE_IP:$FLOOR_PORT" ;;
         h2lb:*) echo "$H2LB_ADDR" ;;
         h2lb-vip:grpc) echo "$TB_VIP:$TB_GREETER_PORT" ;;
         h2lb-vip:http) echo "$TB_VIP:$TB_HTTP_PORT" ;;
@@ -323,6 +351,9 @@ down_result() {   # down_result TARGET FILE
 run_grpc() {
     local target=$1 rep=$2 title="gRPC unary SayHello, sequential, 1 channel"
     local res=$WORK/grpc-$target-$rep.json pids rc=0
+    if [[ $target == floor ]]; then
+        return 0 # HTTP/2 seq only: no cell
+    fi
     if [[ -n ${DOWN[$target]:-} ]]; then
         down_result "$target" "$res"
         record grpc grpc "$target" "$rep" "$title" "$res"
@@ -353,8 +384,16 @@ run_h2load() {
     title="h2load -c$c -m$m GET $path"
     [[ $w == big ]] && title+=" (1 MiB)"
     local base=$WORK/$w-$target-$rep url
+    if [[ $target == floor && $w != seq ]]; then
+        return 0 # one connection: seq only, no cell
+    fi
     if [[ -n ${DOWN[$target]:-} ]]; then
         down_result "$target" "$base.json"
+        record "$kind" "$w" "$target" "$rep" "$title" "$base.json"
+        return 0
+    fi
+    if [[ $target == floor ]] && ! start_floor; then
+        printf '{"error": "the floor relay did not start"}\n' >"$base.json"
         record "$kind" "$w" "$target" "$rep" "$title" "$base.json"
         return 0
     fi
@@ -368,6 +407,7 @@ run_h2load() {
         --warm-up-time "$BENCH_WARMUP" --log-file "$base.tsv" "$url" \
         >"$base.out" 2>&1 || rc=$?
     "$PY" "$LIB" snap "${pids[@]}" >"$base.snap1"
+    [[ $target != floor ]] || stop_floor
     ((rc == 0)) || log "  h2load exited with $rc: $(tail -n 2 "$base.out" | tr '\n' ' ')"
     "$PY" "$LIB" cpudiff "$base.snap0" "$base.snap1" >"$base.cpu"
     "$PY" "$LIB" h2load "$base.out" "$base.tsv" "$BENCH_TIME" >"$base.json"
@@ -399,6 +439,9 @@ declare -A IDLE=()
 
 log "testbed $H2LB_TB: $BENCH_BACKENDS backends; $BENCH_REPS round(s) of ${BENCH_TIME}s (+${BENCH_WARMUP}s warm-up) per workload and target"
 tb_up "$BENCH_BACKENDS" || die "tb_up failed"
+if want floor; then
+    tb_clients_cgroup # its client's socket joins its sockmap from there
+fi
 if want_w grpc; then
     tb_start_greeters || die "greeters did not start"
 fi
