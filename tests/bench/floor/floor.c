@@ -2,16 +2,21 @@
 /*
  * floor: a relay of one HTTP/2 client connection to one backend with the
  * same-node fast path's two kernel hand-offs and nothing else
- * (floor.bpf.c; docs/latency.md, "The floor"). For tests/bench/floor.sh.
+ * (floor.bpf.c; docs/latency.md, "The floor"): the bench's floor target
+ * (tests/bench/run.sh).
  *
  *   floor OBJ CGROUP LISTEN_IP PORT BACKEND_IP BACKEND_PORT
  *
- * Start-up, in an order that lets nothing overtake: the leg connects
- * first and its backend's first bytes (an HTTP/2 server's SETTINGS) are
- * read here; the leg joins the sockmap; the client, whose socket joins
- * it as it connects (sockops on CGROUP), gets those bytes by TCP; what
- * it writes before the relay says go takes TCP too and is handed to the
- * leg here, in order; from then on its writes go straight to the leg.
+ * Start-up, in order: the leg connects first and its backend's first
+ * bytes (an HTTP/2 server's SETTINGS) are read here; the leg joins the
+ * sockmap; the client, whose socket joins it as it connects (sockops on
+ * CGROUP), gets those bytes by TCP; what it writes until it has been
+ * quiet for 20 ms (its preface, its first request, its SETTINGS ack)
+ * takes TCP too and is handed to the leg here; then the relay says go,
+ * and the client's writes go straight to the leg. A client that waits
+ * for an answer before it writes more (h2load -c1 -m1) writes nothing
+ * meanwhile; bytes that still come by TCP after go would be out of order,
+ * and fail the run (exit 1).
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
