@@ -80,6 +80,34 @@ static __always_inline void stream_unreserve(struct h2lb_stream *st)
 		__sync_fetch_and_add(&node_queued, -H2LB_STREAM_RESERVE);
 }
 
+/*
+ * The client's streams opened lately (struct h2lb_conn, opened_bits): a
+ * stream that closed with END_STREAM both ways, as nearly all do, leaves
+ * no record in the "closed" LRU (stream_close); one of these bits tells
+ * it from an id never opened, for the frames a client may still send on
+ * it (RFC 9113 5.1). Saves an LRU insert, the costliest map operation of
+ * a stream (docs/latency.md). Only the client's own frames' program
+ * writes them, one frame at a time.
+ */
+#define OPENED_BITS 64
+
+static __always_inline void opened_note(struct h2lb_conn *c, __u32 id)
+{
+	__u32 shift = (id - c->opened_top) / 2;
+
+	c->opened_bits = shift < OPENED_BITS ? c->opened_bits << shift : 0;
+	c->opened_bits |= 1;
+	c->opened_top = id;
+}
+
+static __always_inline int opened_lately(const struct h2lb_conn *c, __u32 id)
+{
+	__u32 i = (c->opened_top - id) / 2;
+
+	return id <= c->opened_top && i < OPENED_BITS &&
+	       ((c->opened_bits >> i) & 1);
+}
+
 /* Remember that @key closed, and how (enum h2lb_closed_how). */
 static __always_inline void stream_closed(struct h2lb_stream_key *key,
 					  __u32 how)
@@ -104,8 +132,11 @@ static __always_inline void stream_close(struct h2lb_stream_key *key,
 	/* How it closed is known before it is gone: a frame the client sent
 	 * meanwhile, seen on another CPU, must find one or the other (with
 	 * neither, DATA on it is a STREAM_CLOSED connection error). If two
-	 * close it at once, the first to record says how. */
-	bpf_map_update_elem(&closed, key, &how, BPF_NOEXIST);
+	 * close it at once, the first to record says how. One that ended
+	 * both ways is known by its bit in the client's opened_bits, set
+	 * when it opened (opened_lately). */
+	if (how != H2LB_CLOSED_DONE)
+		bpf_map_update_elem(&closed, key, &how, BPF_NOEXIST);
 	if (bpf_map_delete_elem(&streams, key))
 		return;
 	conn_streams_add(key->client, -1);

@@ -621,6 +621,7 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 		emit(H2LB_EV_REFUSED, cookie, 0, f->stream, H2_REFUSED_STREAM);
 		return SK_DROP;
 	}
+	opened_note(c, f->stream);
 	__sync_fetch_and_add(&c->open_streams, 1);
 	addr_streams_add(c->addr, 1);
 	stream_reserve(st);
@@ -646,8 +647,10 @@ static __always_inline int client_closed_stream(const struct h2_frame *f,
 						__u64 cookie,
 						struct h2lb_stream_key *sk)
 {
-	__u32 *how = bpf_map_lookup_elem(&closed, sk);
+	__u32 *how = bpf_map_lookup_elem(&closed, sk), done = H2LB_CLOSED_DONE;
 
+	if (!how && opened_lately(c, f->stream))
+		how = &done;
 	__sync_fetch_and_add(&c->rx_data, c->run_data);
 	if (how && *how == H2LB_CLOSED_RESET) {
 		/* Frames in flight when h2lb reset it; HEADERS there open

@@ -201,6 +201,12 @@ struct h2lb_conn {
 	 * (never more than any backend it may be bound to allows). */
 	__u32 stream_window;
 	__u32 last_stream; /* client: highest stream id opened */
+	/* client: the streams it opened lately, to know one that closed
+	 * with END_STREAM both ways from one never opened without a
+	 * "closed" record (bpf/stream.h, opened_lately): bit i is stream
+	 * opened_top - 2 * i. Written only by its own frames' program. */
+	__u32 opened_top;
+	__u64 opened_bits;
 	/* Set by the parser for the verdict, about the message it just cut
 	 * (the two run one after the other on a socket): DATA payload bytes
 	 * in it, and whether it ends its stream. */

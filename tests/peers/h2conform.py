@@ -702,6 +702,18 @@ def _(c):
     return violate(c, frame(DATA, 0, s, b"x"), [s])
 
 
+@case("headers_on_closed_stream", "9113 5.1 closed", CLOSED_WANT,
+      note="5.1: frames after END_STREAM both ways MAY be a connection "
+      "error STREAM_CLOSED; h2lb knows such a stream from one never "
+      "opened by a bit per recent stream, not a record (bpf/stream.h)")
+def _(c):
+    s = c.stream()
+    c.send(headers(s, get_block()))
+    if not c.wait_for(lambda: s in c.ended):
+        return "the GET got no complete response"
+    return violate(c, headers(s, get_block()), [s])
+
+
 @case("data_after_client_reset", "9113 6.1 (5.1 closed: MAY GOAWAY)",
       CLOSED_WANT, note="6.1: a stream error; 5.1 closed lets a receiver "
       "make it a connection error STREAM_CLOSED")
