@@ -201,7 +201,8 @@ __attribute__((noinline)) __weak int peer_account(__u64 target, __u32 len,
 	 * client's socket tells what was taken. */
 	fast_rx = t->fast && (t->flags & H2LB_CONN_FAST_RX);
 	if (fast_rx)
-		known = !client_psock_sent(t->fast, t->tx_bytes, &s);
+		known = !client_psock_sent(t->fast, t->fast_tcp, t->tx_bytes,
+					   &s);
 	/* Any socket but the sender comes from the sockhash, with a
 	 * reference to drop. */
 	else if (!known) {

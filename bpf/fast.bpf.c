@@ -322,6 +322,17 @@ static __always_inline __u32 fast_rx_look(struct sk_msg_md *msg,
 	return s.handed - s.acked;
 }
 
+/* This socket's struct tcp_sock, for the verdict that sends its answers
+ * (client_psock_sent). */
+static __always_inline void note_tcp(struct sk_msg_md *msg, struct h2lb_conn *a)
+{
+	struct bpf_sock *sk = msg->sk;
+	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+
+	if (tp)
+		a->fast_tcp = (__u64)tp;
+}
+
 /* verdict.bpf.c: a switched client's frame at the start of @msg, and
  * whether a leg can be written synchronously now. */
 extern int fast_frame(struct sk_msg_md *msg, __u64 anchor);
@@ -429,6 +440,8 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	anchor = p->anchor;
 	a = bpf_map_lookup_elem(&conns, &anchor);
+	if (a && !a->fast_tcp)
+		note_tcp(msg, a);
 	unread = fast_rx_look(msg, a);
 	if (unread > p->unread_max)
 		p->unread_max = unread;

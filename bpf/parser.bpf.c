@@ -166,7 +166,9 @@ int h2lb_parser(struct __sk_buff *skb)
 			return run.len;
 	}
 	stream_run(&in, &f, &run);
-	if (leg_can_run(c, cookie, &f))
+	/* Frames of other streams follow only if the skb has more bytes
+	 * (a response in one write, the usual, ends here: no look). */
+	if (f.off + run.len < in.end && leg_can_run(c, cookie, &f))
 		leg_run(&in, c, cookie, &f, &run);
 	c->run_data = run.data;
 	c->run_end = run.end;

@@ -18,11 +18,12 @@ struct sent {
 	__s64 acked, handed;
 };
 
-/* For a client's own socket (@client: its cookie in fast_hash) that was
- * sent @tx bytes in all, the last of them by BPF_F_INGRESS: what its
- * application has read (acked) and what reached its receive queue
- * (handed). sk_skb programs. 0, or -1 if the socket is gone. */
-extern int client_psock_sent(__u64 client, __s64 tx, struct sent *s);
+/* For a client's own socket (@client: its cookie in fast_hash; @tcp: its
+ * struct tcp_sock as its program noted it, or 0) that was sent @tx bytes
+ * in all, the last of them by BPF_F_INGRESS: what its application has
+ * read (acked) and what reached its receive queue (handed). sk_skb
+ * programs. 0, or -1 if the socket is gone. */
+extern int client_psock_sent(__u64 client, __u64 tcp, __s64 tx, struct sent *s);
 /* The same, seen from that socket's own sk_msg program. */
 extern int msg_psock_sent(struct sk_msg_md *msg, __s64 tx, struct sent *s);
 /* Bytes in @msg's socket's receive queue its application has not read. */

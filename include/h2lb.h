@@ -248,6 +248,10 @@ struct h2lb_conn {
 	/* client: its own socket, when the client is on this node and on
 	 * the fast path's sockhash (its cookie; docs/fast-path.md) */
 	__u64 fast;
+	/* client: that socket's struct tcp_sock, noted by its own program:
+	 * the verdict reads its psock through it, no reference taken
+	 * (bpf/psock.bpf.c, client_psock_sent) */
+	__u64 fast_tcp;
 	/* What its peer took (acknowledged; on the fast path's response
 	 * direction, read from its socket's queue), when last looked at. */
 	__u64 acked;
