@@ -99,7 +99,10 @@ def cpu_diff(a: dict, b: dict) -> dict:
     d = {k: (b["cpu"][k] - a["cpu"][k]) / HZ for k in CPU_FIELDS}
     user = d["user"] + d["nice"]
     kernel = d["system"] + d["irq"] + d["softirq"]
-    busy = user + kernel + d["steal"]
+    # Steal is time the host gave this machine's CPUs to others: not
+    # ours, but a run that had much of it was disturbed (a row of its
+    # own, so that a reader sees it).
+    busy = user + kernel
     out = {
         "wall_s": round(wall, 3),
         "ncpu": NCPU,
@@ -110,6 +113,7 @@ def cpu_diff(a: dict, b: dict) -> dict:
         "box_user_pct": round(100 * user / wall, 1),
         "box_kernel_pct": round(100 * kernel / wall, 1),
         "box_busy_pct": round(100 * busy / wall, 1),
+        "box_steal_pct": round(100 * d["steal"] / wall, 1),
     }
     procs_s = None
     for pid, t0 in a.get("procs", {}).items():
@@ -319,8 +323,9 @@ ROWS = [
     ("box_user_pct", "box CPU, user", "%cpu"),
     ("box_kernel_pct", "box CPU, kernel", "%cpu"),
     ("box_us_per_op", "box CPU per 1,000 requests", "ms"),
+    ("box_steal_pct", "stolen by the host", "%cpu"),
 ]
-NO_RATIO = ("errors", "spread", "proxy_pct")
+NO_RATIO = ("errors", "spread", "proxy_pct", "box_steal_pct")
 
 
 def _fmt(v) -> str:
@@ -350,6 +355,7 @@ def _flat(rec: dict) -> dict:
     out["proxy_pct"] = cpu.get("proxy_pct")
     out["box_user_pct"] = cpu.get("box_user_pct")
     out["box_kernel_pct"] = cpu.get("box_kernel_pct")
+    out["box_steal_pct"] = cpu.get("box_steal_pct")
     rate = rec.get("ops_per_s")
     if cpu.get("box_busy_s") is not None and rate and cpu.get("wall_s"):
         out["box_us_per_op"] = round(
@@ -455,6 +461,10 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
     lines.append(
         "box = the whole machine from /proc/stat (client, backends, "
         "balancer, kernel = system+irq+softirq, and anything else running).")
+    lines.append(
+        "stolen by the host = /proc/stat steal in that round: time the "
+        "hypervisor gave this machine's CPUs to others (not in box CPU); "
+        "a round with much of it was slowed by them.")
     for when in ("before", "after"):
         idle = meta.get(f"idle_cpu_{when}")
         if idle:

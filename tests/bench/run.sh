@@ -39,7 +39,9 @@
 #   big       h2load -c BENCH_BIG_C -m BENCH_BIG_M GET /big.bin (1 MiB): MiB/s
 # For each: the CPU time of the balancer's own process tree (haproxy,
 # nghttpx, the h2lb daemon) and of the whole box (/proc/stat: user and
-# kernel = system+irq+softirq), over the measured window.
+# kernel = system+irq+softirq), over the measured window, and the time
+# the host stole from the box's CPUs meanwhile (steal: on a shared host,
+# a run with much of it was slowed by others).
 #
 # Prints a table (absolute numbers and the ratio to direct) and writes it as
 # JSON to build/bench/results.json.  Exit status: 0 if the benchmark ran
