@@ -252,4 +252,51 @@ static __always_inline int header_block_len(const struct h2_in *in,
 	return pos + H2_HDR_LEN - first->off;
 }
 
+/* A message the parser (or the fast path's client program) makes of
+ * frames that go to the same place (stream_run, leg_run). */
+struct run {
+	__u32 len;   /* message length so far */
+	__u32 data;  /* DATA payload bytes */
+	__u32 end;   /* the message ends the stream */
+	__u32 multi; /* frames of other streams follow (leg_run) */
+};
+
+/*
+ * Extend a message with the frames of the same stream that follow it and
+ * are already here, up to @max bytes in all: DATA, then, if @trailers,
+ * trailers (HEADERS with END_HEADERS and END_STREAM). Never waits for
+ * more data. The verdict applies the run's DATA and END_STREAM from what
+ * this leaves in struct h2lb_conn, and the frame rules to its first
+ * frame only: a frame with padding or priority fields, whose rules look
+ * inside it, starts a message of its own, and so do a client's trailers
+ * (their header block's HPACK rule, hpack_rules).
+ */
+static __always_inline void stream_run(const struct h2_in *in,
+				       const struct h2_frame *first,
+				       struct run *r, __u32 max, int trailers)
+{
+	__u32 pos = first->off + r->len;
+
+	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
+		struct h2_frame f;
+
+		if (r->end || frame_read_at(in, pos, &f))
+			break;
+		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
+		    (f.flags & (H2_F_PADDED | H2_F_PRIORITY)) ||
+		    pos + H2_HDR_LEN + f.len > in->end ||
+		    pos + H2_HDR_LEN + f.len - first->off > max)
+			break;
+		if (f.type == H2_DATA)
+			r->data += f.len;
+		else if (!trailers || f.type != H2_HEADERS ||
+			 (f.flags & (H2_F_END_HEADERS | H2_F_END_STREAM)) !=
+				 (H2_F_END_HEADERS | H2_F_END_STREAM))
+			break;
+		r->end = f.flags & H2_F_END_STREAM;
+		pos += H2_HDR_LEN + f.len;
+	}
+	r->len = pos - first->off;
+}
+
 #endif

@@ -7,46 +7,6 @@
 #include "frame.h"
 #include "maps.h"
 
-struct run {
-	__u32 len;   /* message length so far */
-	__u32 data;  /* DATA payload bytes */
-	__u32 end;   /* the message ends the stream */
-	__u32 multi; /* frames of other streams follow (leg_run) */
-};
-
-/*
- * Extend a message with the frames of the same stream that follow it and
- * are already here: DATA, then trailers (HEADERS with END_HEADERS and
- * END_STREAM). Never waits for more data. The verdict applies the run's
- * DATA and END_STREAM from what this leaves in struct h2lb_conn.
- */
-static __always_inline void
-stream_run(const struct h2_in *in, const struct h2_frame *first, struct run *r)
-{
-	__u32 pos = first->off + r->len;
-
-	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
-		struct h2_frame f;
-
-		if (r->end || frame_read_at(in, pos, &f))
-			break;
-		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
-		    pos + H2_HDR_LEN + f.len > in->end ||
-		    pos + H2_HDR_LEN + f.len - first->off >
-			    H2LB_MAX_HEADER_BLOCK)
-			break;
-		if (f.type == H2_DATA)
-			r->data += f.len;
-		else if (f.type != H2_HEADERS ||
-			 (f.flags & (H2_F_END_HEADERS | H2_F_END_STREAM)) !=
-				 (H2_F_END_HEADERS | H2_F_END_STREAM))
-			break;
-		r->end = f.flags & H2_F_END_STREAM;
-		pos += H2_HDR_LEN + f.len;
-	}
-	r->len = pos - first->off;
-}
-
 /*
  * On a backend leg every stream frame goes to the same client, so the
  * HEADERS and DATA frames of the leg's other open streams that are already
@@ -165,7 +125,10 @@ int h2lb_parser(struct __sk_buff *skb)
 		if (!run.len || broken)
 			return run.len;
 	}
-	stream_run(&in, &f, &run);
+	/* Trailers ride along from a backend (each gRPC response has
+	 * them); a client's go alone, through all the rules (stream_run). */
+	stream_run(&in, &f, &run, H2LB_MAX_HEADER_BLOCK,
+		   c->role == H2LB_ROLE_BACKEND);
 	/* Frames of other streams follow only if the skb has more bytes
 	 * (a response in one write, the usual, ends here: no look). */
 	if (f.off + run.len < in.end && leg_can_run(c, cookie, &f))

@@ -1088,6 +1088,35 @@ static __always_inline int verdict(struct h2_in in, struct h2lb_conn *c,
 }
 
 /*
+ * The DATA of @stream that follows its first @len bytes (a frame, or a
+ * header block) in a switched client's write, a request's body after its
+ * HEADERS as in each gRPC call, goes with them: one run of the rules and
+ * one push, as the parser makes one message of them on the default path
+ * (stream_run). Up to FAST_RUN_MAX bytes in all: the push pulls its
+ * bytes into one scatterlist element (F10), a copy when they span two.
+ * The new length; @c's run_data and run_end are the run's. A global
+ * function: its loop is verified once.
+ */
+#define FAST_RUN_MAX 4096
+
+__attribute__((noinline)) __u32 fast_run(struct sk_msg_md *msg, __u32 stream,
+					 __u32 len, struct h2lb_conn *c)
+{
+	struct h2_frame first = { .stream = stream }; /* at 0 */
+	struct run r = { .len = len };
+	struct h2_in in;
+
+	if (!msg || !c)
+		return len;
+	r.data = c->run_data;
+	in = in_msg(msg);
+	stream_run(&in, &first, &r, FAST_RUN_MAX, 0);
+	c->run_data = r.data;
+	c->run_end = r.end;
+	return r.len;
+}
+
+/*
  * A switched client's write that ends inside a frame (docs/fast-path.md,
  * F9): its bytes wait in fast_held until the next write, and go to the
  * sink meanwhile; no frame goes to a leg in pieces, which another writer
@@ -1228,6 +1257,10 @@ __attribute__((noinline)) int fast_frame(struct sk_msg_md *msg, __u64 anchor)
 	}
 	if (len > msg->size)
 		goto hold;
+	if (f.stream && (f.type == H2_DATA || f.type == H2_HEADERS) &&
+	    !c->run_end && !c->run_broken && f.len <= H2LB_MAX_FRAME &&
+	    len < msg->size)
+		len = fast_run(msg, f.stream, len, c);
 	bpf_msg_apply_bytes(msg, len);
 	in.end = len;
 	r = verdict(in, c, anchor);

@@ -569,6 +569,15 @@ def _(c):
     return violate(c, frame(DATA, PADDED, s, b"\x05abcd"))
 
 
+@case("data_pad_not_shorter_after_headers", "9113 6.1",
+      "GOAWAY PROTOCOL_ERROR", note="the HEADERS and the DATA in one write "
+      "(bpf/frame.h, stream_run: a frame with padding starts a message)")
+def _(c):
+    s = c.stream()
+    return violate(c, headers(s, post_block(), end_stream=False)
+                   + frame(DATA, PADDED, s, b"\x05abcd"))
+
+
 @case("headers_pad_not_shorter", "9113 6.2", "GOAWAY PROTOCOL_ERROR")
 def _(c):
     s = c.stream()
