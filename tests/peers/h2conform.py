@@ -700,13 +700,20 @@ def _(c):
 CLOSED_WANT = "RST_STREAM STREAM_CLOSED or GOAWAY STREAM_CLOSED"
 
 
+def closed_get(c):
+    """A GET whose response ended: the stream is closed both ways (5.1).
+    Its id, or None if the response did not end."""
+    s = c.stream()
+    c.send(headers(s, get_block()))
+    return s if c.wait_for(lambda: s in c.ended) else None
+
+
 @case("data_on_closed_stream", "9113 6.1 (5.1 closed: MAY GOAWAY)",
       CLOSED_WANT, note="6.1: a stream error; 5.1 closed lets a receiver "
       "make it a connection error STREAM_CLOSED")
 def _(c):
-    s = c.stream()
-    c.send(headers(s, get_block()))
-    if not c.wait_for(lambda: s in c.ended):
+    s = closed_get(c)
+    if s is None:
         return "the GET got no complete response"
     return violate(c, frame(DATA, 0, s, b"x"), [s])
 
@@ -716,9 +723,8 @@ def _(c):
       "error STREAM_CLOSED; h2lb knows such a stream from one never "
       "opened by a bit per recent stream, not a record (bpf/stream.h)")
 def _(c):
-    s = c.stream()
-    c.send(headers(s, get_block()))
-    if not c.wait_for(lambda: s in c.ended):
+    s = closed_get(c)
+    if s is None:
         return "the GET got no complete response"
     return violate(c, headers(s, get_block()), [s])
 
