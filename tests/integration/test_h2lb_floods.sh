@@ -64,10 +64,13 @@ for kind in ${FLOOD_KINDS:-ping ping-no-read settings settings-no-read window ra
         fail "the good client failed alone: $(good_check "$TB_STATE/alone-$kind" 2>&1)"
     calm0=$(h2lb_counter calm_errors)
     streams0=$(backend_streams)
-    mem0=$(kernel_mem_kib)
     good "$TB_STATE/good-$kind" &
     gpid=$!
     sleep 0.5
+    # After the good client started: both figures hold what its 1 MiB
+    # downloads have in flight, so the difference is the attacker's (a
+    # figure taken before it once read 67 MiB against the 64 bound).
+    mem0=$(kernel_mem_kib)
     tb_run cli "$TB_PYTHON" "$TB_PEERS/flood_client.py" --target "$H2LB_ADDR" \
         "${args[@]}" >"$TB_STATE/flood-$kind" || fail "$kind: the attacker crashed"
     mem1=$(kernel_mem_kib)
