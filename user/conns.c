@@ -354,24 +354,54 @@ static void leg_stream_window(struct lb *lb, struct uconn *leg, uint32_t w)
 		       h2_window_update(f, s.ids[i], d));
 }
 
+/* H2LB_TEST_SETTINGS_PAUSE_MS: a test widens the gap between a client's
+ * SETTINGS ACK and the relay of its window to the legs, which load on
+ * the daemon's CPU opens now and then. */
+static void settings_test_pause(void)
+{
+	static long ms = -1;
+
+	if (ms < 0) {
+		const char *v = getenv("H2LB_TEST_SETTINGS_PAUSE_MS");
+
+		ms = v ? strtol(v, NULL, 10) : 0;
+	}
+	if (ms > 0)
+		usleep(ms * 1000);
+}
+
 /* The peer's SETTINGS: a client's window size is relayed to its legs
- * before we ACK (stream windows are end to end); a leg's stream window
- * and stream limit are the kernel's to know. 0, or the HTTP/2 error code
- * of a connection error. */
+ * (stream windows are end to end); a leg's stream window and stream limit
+ * are the kernel's to know. 0, or the HTTP/2 error code of a connection
+ * error.
+ *
+ * The order of the relay and the ACK is the client's: until our ACK
+ * reaches it, a client may hold us to the window it had before (grpc
+ * core does: a leg's DATA sent under a larger window before our ACK
+ * failed its calls with "frame of size 16384 overflows local window").
+ * A window that grows is ACKed first, then relayed: the legs' DATA under
+ * it goes to the client's socket after our ACK, in the same queue. One
+ * that shrinks is relayed first (docs/flow-control.md, "Not handled"). */
 static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 			     const struct input_arg *a)
 {
 	const struct h2lb_settings_frame *s = a->settings;
 	uint8_t f[H2_FRAME_MAX];
-	bool changed = false;
+	bool changed = false, acked = false;
 
 	if (c->role == H2LB_ROLE_CLIENT) {
+		uint32_t before = c->init_window;
 		uint32_t err = flow_settings(s, &c->init_window, &changed);
 
 		if (err)
 			return err;
 		pr_debug("client %llx: SETTINGS_INITIAL_WINDOW_SIZE %u",
 			 (unsigned long long)c->cookie, c->init_window);
+		if (c->init_window > before) {
+			inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
+			acked = true;
+			settings_test_pause();
+		}
 		if (changed || !c->settings_seen)
 			window_relay(lb, c);
 		c->settings_seen = true;
@@ -390,7 +420,11 @@ static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 			kern_conn_set(lb->k, &m);
 		}
 	}
-	inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
+	if (!acked) {
+		if (c->role == H2LB_ROLE_CLIENT)
+			settings_test_pause();
+		inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
+	}
 	return 0;
 }
 

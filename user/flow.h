@@ -31,6 +31,8 @@ struct flow_side {
 	bool lags; /* its TCP has more than --peer-buffer unacknowledged */
 	bool idle; /* a leg with no stream bound: nothing it may send can
 		    * reach the client until one is */
+	int64_t window_max; /* a client: the largest window it has given us
+			     * (flow_send_window, as seen at refills) */
 };
 
 /* What the peer may still send us, and what we may still send it. */

@@ -187,6 +187,9 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 		return;
 	kern_conn(lb->k, c->cookie, &kc); /* the target */
 	client = side_of(c, &kc);
+	if (flow_send_window(&client) > c->peer_window_max)
+		c->peer_window_max = flow_send_window(&client);
+	client.window_max = c->peer_window_max;
 	client.lags = peer_lags(lb, c, &kc) || node_lags(lb, &kc);
 	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, eager,
 			      give)) {

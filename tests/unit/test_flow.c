@@ -85,6 +85,35 @@ static void test_small_client_window_idle_leg(void **state)
 }
 
 /*
+ * A client with a large window whose leg went idle holding a large share
+ * (590 KiB, as seen under grpc): the next stream bound to that leg may
+ * take all of it while the busy legs send, so all of it counts, and the
+ * busy leg gets only what the client's window has beyond. Counting the
+ * idle leg's first 65535 bytes out let it overrun the client by 57 KiB.
+ * Only when nothing moved for a while (eager) do they count out.
+ */
+static void test_idle_leg_share_held(void **state)
+{
+	int64_t idle_share = 589827, window = 600000;
+	struct flow_side client = { .peer_grant = window,
+				    .our_grant = W,
+				    .window_max = 4 * MIB };
+	struct flow_side legs[2] = {
+		recv_side(idle_share, 0), /* no stream bound */
+		recv_side(W, W),	  /* busy, dry */
+	};
+	int64_t give[2];
+
+	legs[0].idle = true;
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_int_equal(give[0], 0);
+	assert_true(held_after(legs, 2, give) <= window);
+
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, true, give));
+	assert_true(give[1] > window - idle_share);
+}
+
+/*
  * gRPC clients grant megabytes once and then send no WINDOW_UPDATE for a
  * long time: refills must follow the bytes the kernel counted, not wait
  * for a WINDOW_UPDATE.
@@ -257,6 +286,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parked_window_on_idle_leg),
 		cmocka_unit_test(test_small_client_window_idle_leg),
+		cmocka_unit_test(test_idle_leg_share_held),
 		cmocka_unit_test(test_refill_without_window_update),
 		cmocka_unit_test(test_counter_read_order),
 		cmocka_unit_test(test_leg_bound_late),
