@@ -35,12 +35,6 @@
 #include "kern.h"
 #include "log.h"
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Bytes that may wait for one leg: its frames are a few small ones at a
  * time; more means a leg that takes nothing, which closes. */
 #define HELD_MAX (64 << 10)
@@ -60,8 +54,8 @@ void divert_take(struct lb *lb, struct uconn *leg, const struct h2lb_event *ev)
 				(unsigned long long)leg->cookie, ev->arg);
 			return;
 		}
-		n = h2_goaway(ga, be32(f + H2_HDR_LEN) & H2_MAX_STREAM,
-			      be32(f + H2_HDR_LEN + 4), NULL);
+		n = h2_goaway(ga, h2_be32(f + H2_HDR_LEN) & H2_MAX_STREAM,
+			      h2_be32(f + H2_HDR_LEN + 4), NULL);
 		f = ga;
 	}
 	if (leg->held_len + n > HELD_MAX) {

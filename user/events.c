@@ -52,12 +52,6 @@ static const char *why_text(const struct h2lb_conn_error *e, uint32_t stream)
 	return text;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
 void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 {
 	struct lb *lb = ctx;
@@ -97,7 +91,7 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 		conn_input(lb, c, IN_PING, &a);
 		break;
 	case H2LB_EV_GOAWAY:
-		a.stream = ev->len >= 4 ? be32(ev->data) & H2_MAX_STREAM : 0;
+		a.stream = ev->len >= 4 ? h2_be32(ev->data) & H2_MAX_STREAM : 0;
 		conn_input(lb, c, IN_GOAWAY, &a);
 		break;
 	case H2LB_EV_DATA_PROGRESS:

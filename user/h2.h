@@ -29,6 +29,13 @@ size_t h2_rst_stream(uint8_t *buf, uint32_t stream, uint32_t code);
 /* @debug (may be NULL): a line for the peer's developer, cut to fit. */
 size_t h2_goaway(uint8_t *buf, uint32_t last_stream, uint32_t code,
 		 const char *debug);
+/* The 32-bit big-endian number at @p (a frame's stream id, error code). */
+static inline uint32_t h2_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
 /* The name of frame type @type ("DATA", ...; "frame 0xNN" for others, in
  * a static buffer). */
 const char *h2_frame_name(uint8_t type);

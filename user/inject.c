@@ -20,6 +20,7 @@
 #include "inject.h"
 #include "kern.h"
 #include "log.h"
+#include "loopback.h"
 
 static int so_cookie(int fd, uint64_t *cookie)
 {
@@ -28,42 +29,30 @@ static int so_cookie(int fd, uint64_t *cookie)
 	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len);
 }
 
+/* The connecting end is the one sockops puts in the sockhash. */
+static int mark_injector(void *k, const struct sockaddr_in *a, bool on)
+{
+	return kern_endpoint_set(k, a, H2LB_ROLE_INJECTOR, 0, on);
+}
+
 int injector_open(struct injector *inj, struct kern *k)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	int lfd, rx = -1, tx = -1, sndbuf = 4 << 20, one = 1;
+	int fds[2], sndbuf = 4 << 20, one = 1;
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen))
-		goto fail;
-	/* The connecting end is the one sockops puts in the sockhash. */
-	if (kern_endpoint_set(k, &a, H2LB_ROLE_INJECTOR, 0, true))
-		goto fail;
-	rx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (rx < 0 || connect(rx, (struct sockaddr *)&a, sizeof(a)))
-		goto fail;
-	tx = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (tx < 0 || so_cookie(rx, &inj->cookie))
-		goto fail;
-	kern_endpoint_set(k, &a, H2LB_ROLE_INJECTOR, 0, false);
-	setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	setsockopt(tx, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	close(lfd);
-	inj->tx_fd = tx;
-	inj->rx_fd = rx; /* open for the daemon's lifetime */
+	if (loopback_pair(fds, mark_injector, k) ||
+	    so_cookie(fds[0], &inj->cookie)) {
+		pr_err("injector socket: %s", strerror(errno));
+		if (fds[0] >= 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
+		return -1;
+	}
+	setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(fds[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	inj->tx_fd = fds[1];
+	inj->rx_fd = fds[0]; /* open for the daemon's lifetime */
 	return 0;
-fail:
-	pr_err("injector socket: %s", strerror(errno));
-	if (rx >= 0)
-		close(rx);
-	if (lfd >= 0)
-		close(lfd);
-	if (tx >= 0)
-		close(tx);
-	return -1;
 }
 
 void injector_close(struct injector *inj)

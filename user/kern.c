@@ -26,6 +26,7 @@
 #include "kern.h" /* h2lb.h's types, which the skeleton names */
 #include "h2lb.skel.h"
 #include "log.h"
+#include "loopback.h"
 
 /* libbpf 1.1 predates tcx; the kernel (6.6+) has it. */
 #define TCX_INGRESS 46 /* enum bpf_attach_type BPF_TCX_INGRESS */
@@ -851,11 +852,8 @@ int kern_cgroup_intercept_attach(struct kern *k, int cg_fd, const char *path)
  */
 static int fast_sink_open(struct kern *k)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct h2lb_bpf *s = k->skel;
-	socklen_t alen = sizeof(a);
-	int lfd, one = 1, sndbuf = 4 << 20;
+	int one = 1, sndbuf = 4 << 20;
 	uint64_t key = H2LB_SINK_KEY, fd;
 	uint32_t zero = 0;
 
@@ -867,16 +865,7 @@ static int fast_sink_open(struct kern *k)
 		return -1;
 	}
 	k->sink_verdict = true;
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen))
-		goto fail;
-	k->sink_fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (k->sink_fd[0] < 0 ||
-	    connect(k->sink_fd[0], (struct sockaddr *)&a, sizeof(a)))
-		goto fail;
-	k->sink_fd[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (k->sink_fd[1] < 0)
+	if (loopback_pair(k->sink_fd, NULL, NULL))
 		goto fail;
 	setsockopt(k->sink_fd[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
 		   sizeof(sndbuf));
@@ -889,12 +878,9 @@ static int fast_sink_open(struct kern *k)
 	if (bpf_map_update_elem(bpf_map__fd(s->maps.fast_hash), &key, &fd,
 				BPF_ANY))
 		goto fail;
-	close(lfd);
 	return 0;
 fail:
 	pr_err("fast path: the sink: %s", strerror(errno));
-	if (lfd >= 0)
-		close(lfd);
 	return -1;
 }
 
