@@ -355,8 +355,8 @@ static void leg_stream_window(struct lb *lb, struct uconn *leg, uint32_t w)
 }
 
 /* H2LB_TEST_SETTINGS_PAUSE_MS: a test widens the gap between a client's
- * SETTINGS ACK and the relay of its window to the legs, which load on
- * the daemon's CPU opens now and then. */
+ * SETTINGS ACK and the relay of its window to the legs (a daemon that
+ * loses its CPU between the two opens it). */
 static void settings_test_pause(void)
 {
 	static long ms = -1;
@@ -376,12 +376,13 @@ static void settings_test_pause(void)
  * error.
  *
  * The order of the relay and the ACK is the client's: until our ACK
- * reaches it, a client may hold us to the window it had before (grpc
- * core does: a leg's DATA sent under a larger window before our ACK
- * failed its calls with "frame of size 16384 overflows local window").
- * A window that grows is ACKed first, then relayed: the legs' DATA under
- * it goes to the client's socket after our ACK, in the same queue. One
- * that shrinks is relayed first (docs/flow-control.md, "Not handled"). */
+ * reaches it, a client may hold us to the window it had before (RFC 9113
+ * 6.5.3; grpc core checks a stream's DATA against the window its peer
+ * acknowledged). Relayed first, a backend's DATA under a larger window
+ * could overtake our ACK (test_h2lb_client_window). So a window that
+ * grows is ACKed first, then relayed: the legs' DATA under it reaches
+ * the client's socket after our ACK, in the same queue. One that shrinks
+ * is relayed first (docs/flow-control.md, "Not handled"). */
 static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 			     const struct input_arg *a)
 {

@@ -7,7 +7,7 @@
 #
 # (a) SETTINGS ACK first. A client's SETTINGS_INITIAL_WINDOW_SIZE is in
 #     force for it once h2lb has acknowledged it (RFC 9113 6.5.3); grpc core
-#     holds us to that. h2lb relayed a client's new window to its legs first
+#     checks a stream's DATA against the acknowledged window. h2lb relayed a client's new window to its legs first
 #     and ACKed after, so a backend's DATA under a larger window could reach
 #     the client before the ACK. H2LB_TEST_SETTINGS_PAUSE_MS makes that gap
 #     wide (300 ms between the two). tests/peers/settings_order_client.py,

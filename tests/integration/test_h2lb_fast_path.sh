@@ -33,7 +33,9 @@
 #      (docs/fast-path.md, rule R): from then on, what its legs and the
 #      daemon send it enters its own socket by ingress; and then its
 #      requests ("The request direction"): its own socket's program sends
-#      each frame to its leg, most of the bytes of the run.
+#      each frame to its leg, most of the bytes of the run. 1,000 POSTs
+#      (h2load -c1 -m1 -d) take one run of the client's program each: a
+#      request's DATA goes with its HEADERS (kernel.bpf_stats_enabled).
 #   4. Answers by ingress, byte for byte: 8 downloads of 1 MiB of random
 #      bytes (nghttp, a connection each) arrive whole; every connection
 #      switched (some in the middle of the download), and at least 1 MiB
@@ -178,6 +180,32 @@ read -r paired ready passed rx tx txb <<<"$(h2load_run 1 1 200)"
 echo "   h2load -c1 -m1: 200 requests succeeded; $paired paired, $ready met the switch conditions, $rx switched its answers, $tx its requests"
 ((paired == 1 && ready == 1 && rx == 1 && tx == 1)) || fail "want the sequential client paired, meeting the switch conditions and switched both ways"
 echo "   writes that found the accepted socket's verdict behind: $(h2lb_counter fast_path_behind)"
+# A POST's HEADERS and DATA, written together (as every gRPC unary call
+# writes them), go to the leg in one run of the client's program once its
+# requests switched (fast_run); they took two before 29087ca. Counted by
+# the kernel's own statistics (kernel.bpf_stats_enabled, on for this
+# part only).
+client_msg_runs() {
+    bpftool -j prog show name h2lb_client_msg | "$TB_PYTHON" -c '
+import json, sys
+p = json.load(sys.stdin)
+print(sum(x.get("run_cnt", 0) for x in (p if isinstance(p, list) else [p])))'
+}
+head -c 138 /dev/zero >"$TB_STATE/body.bin"
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+tb_on_cleanup "sysctl -qw kernel.bpf_stats_enabled=$stats_was"
+sysctl -qw kernel.bpf_stats_enabled=1
+cli h2load -c1 -m1 -n 20 -d "$TB_STATE/body.bin" "http://$VIP:$PORT/index.txt" >/dev/null 2>&1
+runs0=$(client_msg_runs)
+out=$(cli h2load -c1 -m1 -n 1000 -d "$TB_STATE/body.bin" "http://$VIP:$PORT/index.txt" 2>&1) ||
+    fail "h2load POSTs failed: $out"
+runs=$(($(client_msg_runs) - runs0))
+sysctl -qw kernel.bpf_stats_enabled="$stats_was"
+grep -q "^requests: 1000 total, 1000 started, 1000 done, 1000 succeeded" <<<"$out" ||
+    fail "h2load POSTs: $(grep '^requests:' <<<"$out")"
+echo "   h2load -c1 -m1 -d (1,000 POSTs of 138 bytes): $runs runs of the client's program"
+((runs >= 1000 && runs < 1200)) ||
+    fail "want one run of the client's program per POST (1,000 to 1,199 with the connection's start and end), got $runs"
 
 echo "== 4. answers by ingress, byte for byte"
 head -c 1048576 /dev/urandom >"$TB_STATE/rand.bin" || fail "no random file"
