@@ -6,10 +6,11 @@
 # go idle.
 #
 # (a) SETTINGS ACK first. A client's SETTINGS_INITIAL_WINDOW_SIZE is in
-#     force for it once h2lb has acknowledged it (RFC 9113 6.5.3); grpc core
-#     checks a stream's DATA against the acknowledged window. h2lb relayed a client's new window to its legs first
-#     and ACKed after, so a backend's DATA under a larger window could reach
-#     the client before the ACK. H2LB_TEST_SETTINGS_PAUSE_MS makes that gap
+#     force for it once h2lb has acknowledged it (RFC 9113 6.5.3); grpc
+#     core checks a stream's DATA against the acknowledged window. h2lb
+#     relayed a client's new window to its legs first and ACKed after, so a
+#     backend's DATA under a larger window could reach the client before
+#     the ACK. H2LB_TEST_SETTINGS_PAUSE_MS makes that gap
 #     wide (300 ms between the two). tests/peers/settings_order_client.py,
 #     through h2lb in front of nghttpd, counts the DATA of a 1 MiB download
 #     that arrives before the ACK of the SETTINGS that raised its window
@@ -49,8 +50,8 @@ unset H2LB_TEST_SETTINGS_PAUSE_MS
 
 h2lb_start
 # A CPU hog, so that the daemon's refills and the kernel's redirects
-# interleave in more ways (bounded: the test's own cleanup kills it).
-(while :; do :; done) &
+# interleave in more ways: at most 240 s, and the cleanup kills it.
+(end=$((SECONDS + 240)); while ((SECONDS < end)); do :; done) &
 hog=$!
 tb_on_cleanup "kill $hog 2>/dev/null"
 for ((i = 1; i <= 30; i++)); do

@@ -11,7 +11,9 @@
 # several streams (leg_run); the resets come right after, one message each.
 # Every stream must end in the kernel's books: 20 opened, 10 reset, none
 # left open, nothing left in the streams map; and h2load must see 10
-# responses and 10 failed streams.
+# responses and 10 failed streams. Then the same burst with invalid
+# padding in the last response's DATA: h2lb finds it (a protocol error
+# of the backend's) and the client never gets it.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd h2load
@@ -59,4 +61,25 @@ grep -Eq "^requests: 20 total, 20 started, 20 done, 10 succeeded, 10 failed" <<<
     fail "h2load did not see 10 responses and 10 resets: $(grep '^requests:' <<<"$out")"
 echo "   h2load: 10 responses, 10 resets"
 h2lb_stop || fail "h2lb did not stop cleanly"
-echo "PASS: a burst of responses of many streams and resets right behind them: every stream ended"
+
+# The same burst with the last response's DATA padded beyond its length
+# (a connection error, RFC 9113 6.1): the frame rules look only at a
+# message's first frame, so a padded frame must start a message of its
+# own, never ride in another stream's run (leg_run), and h2lb, not the
+# client, finds the backend's error. (The client's own connection then
+# goes on: the backend's streams end, and nothing invalid reaches it.)
+tb_spawn b1 burst-pad "$TB_PYTHON" "$TB_PEERS/burst_server.py" --port 9002 \
+    --streams 20 --bad-pad
+tb_wait_port b1 9002 10
+H2LB_EXPECT_READY=1 h2lb_start --backends "$(tb_backend_ip 1):9002"
+errors0=$(h2lb_counter protocol_errors)
+tb_run cli "$TB_PYTHON" "$TB_PEERS/burst_client.py" --target "$H2LB_ADDR" \
+    --streams 20 --hold 0 >"$TB_STATE/pad.out" ||
+    fail "the client did not see every stream end: $(cat "$TB_STATE/pad.out")"
+echo "   invalid padding in a burst: client sees $(head -1 "$TB_STATE/pad.out") $(sed -n 3p "$TB_STATE/pad.out"); h2lb counted $(($(h2lb_counter protocol_errors) - errors0)) protocol error(s)"
+[[ $(sed -n 3p "$TB_STATE/pad.out") == '{"bad_padding": 0}' ]] ||
+    fail "the backend's invalid padding reached the client"
+(($(h2lb_counter protocol_errors) > errors0)) ||
+    fail "h2lb did not find the backend's invalid padding"
+h2lb_stop || fail "h2lb did not stop cleanly"
+echo "PASS: a burst of responses of many streams and resets right behind them: every stream ended; invalid padding in one stopped at h2lb"

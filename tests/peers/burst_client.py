@@ -2,8 +2,9 @@
 """A raw HTTP/2 client for test_h2lb_leg_burst: opens --streams GET
 streams at once on one connection, reads until every stream has either a
 response with END_STREAM or an RST_STREAM, prints one JSON line
-{"responses", "resets"} and one {"read": bytes it read from its socket},
-and then keeps the connection open for --hold
+{"responses", "resets"}, one {"read": bytes it read from its socket} and
+one {"bad_padding": DATA frames whose pad length is not shorter than the
+frame, RFC 9113 6.1}, and then keeps the connection open for --hold
 seconds, so that the test can look at the balancer's books while the
 connection still lives (its close would end any stream left over).
 With --trickle, everything it sends goes one byte per send() (frame
@@ -24,8 +25,14 @@ import socket
 import sys
 import time
 
-from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
-                   PREFACE, RST_STREAM, SETTINGS, frame, read_frame)
+from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS,
+                   PADDED, PING, PREFACE, RST_STREAM, SETTINGS, frame,
+                   read_frame)
+
+
+def bad_padding(ftype, flags, payload):
+    return ftype == DATA and flags & PADDED and \
+        (not payload or payload[0] >= len(payload))
 
 
 def main():
@@ -59,7 +66,7 @@ def main():
     if args.ping_after:
         time.sleep(args.ping_after)
         conn.sendall(frame(PING, 0, 0, b"unread!!"))
-    done, responses, resets, read = set(), 0, 0, 0
+    done, responses, resets, read, bad = set(), 0, 0, 0, 0
     # With --ping-after, also until the PING's ACK: it comes after all
     # that was sent to the client before it.
     ping_acked = not args.ping_after
@@ -71,6 +78,7 @@ def main():
             break
         ftype, flags, stream, payload = f
         read += 9 + len(payload)
+        bad += bad_padding(ftype, flags, payload)
         if ftype == SETTINGS and not flags & ACK:
             conn.sendall(frame(SETTINGS, ACK, 0))
         elif ftype == PING and not flags & ACK:
@@ -107,7 +115,8 @@ def main():
             if ftype == PING and not flags & ACK:
                 conn.sendall(frame(PING, ACK, 0, payload))
     print(json.dumps({"responses": responses, "resets": resets}))
-    print(json.dumps({"read": read}), flush=True)
+    print(json.dumps({"read": read}))
+    print(json.dumps({"bad_padding": bad}), flush=True)
     time.sleep(args.hold)
     conn.close()
     return 0 if len(done) == len(ids) else 1

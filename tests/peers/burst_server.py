@@ -13,11 +13,17 @@ import argparse
 import struct
 
 from h2raw import (ACK, CANCEL, DATA, END_HEADERS, END_STREAM, HEADERS,
-                   PING, PREFACE, RST_STREAM, SETTINGS, frame, read_exact,
-                   read_frame, serve_forever)
+                   PADDED, PING, PREFACE, RST_STREAM, SETTINGS, frame,
+                   read_exact, read_frame, serve_forever)
 
 
-def serve(conn, want):
+def data(stream, bad_pad):
+    if bad_pad:
+        return frame(DATA, END_STREAM | PADDED, stream, bytes([200]) + b"ok")
+    return frame(DATA, END_STREAM, stream, b"ok")
+
+
+def serve(conn, want, bad_pad):
     streams = []
     try:
         if read_exact(conn, len(PREFACE)) is None:
@@ -35,7 +41,7 @@ def serve(conn, want):
                     half = want // 2
                     out = b"".join(
                         frame(HEADERS, END_HEADERS, s, b"\x88") +
-                        frame(DATA, END_STREAM, s, b"ok")
+                        data(s, bad_pad and s == streams[half - 1])
                         for s in streams[:half])
                     out += b"".join(
                         frame(RST_STREAM, 0, s, struct.pack(">I", CANCEL))
@@ -53,8 +59,9 @@ def main():
     ap.add_argument("--bind", default="0.0.0.0")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--streams", type=int, default=20)
+    ap.add_argument("--bad-pad", action="store_true")
     args = ap.parse_args()
-    serve_forever(args.bind, args.port, serve, args.streams)
+    serve_forever(args.bind, args.port, serve, args.streams, args.bad_pad)
 
 
 if __name__ == "__main__":
