@@ -262,14 +262,33 @@ struct run {
 };
 
 /*
+ * The frame at @pos, if it may join the message that starts at @first:
+ * whole and here, the message then no longer than @max, and no padding
+ * or priority fields. The verdict applies the frame rules to a message's
+ * first frame only, and those rules look inside such a frame (a
+ * backend's invalid padding rode to the client in another stream's
+ * message when leg_run checked less, test_h2lb_leg_burst). 0 if it may.
+ */
+static __always_inline int run_next(const struct h2_in *in,
+				    const struct h2_frame *first, __u32 pos,
+				    __u32 max, struct h2_frame *f)
+{
+	if (frame_read_at(in, pos, f) || f->len > H2LB_MAX_FRAME ||
+	    (f->flags & (H2_F_PADDED | H2_F_PRIORITY)) ||
+	    pos + H2_HDR_LEN + f->len > in->end ||
+	    pos + H2_HDR_LEN + f->len - first->off > max)
+		return -1;
+	return 0;
+}
+
+/*
  * Extend a message with the frames of the same stream that follow it and
- * are already here, up to @max bytes in all: DATA, then, if @trailers,
+ * are already here (run_next), up to @max bytes in all: DATA, then, if @trailers,
  * trailers (HEADERS with END_HEADERS and END_STREAM). Never waits for
  * more data. The verdict applies the run's DATA and END_STREAM from what
  * this leaves in struct h2lb_conn, and the frame rules to its first
- * frame only: a frame with padding or priority fields, whose rules look
- * inside it, starts a message of its own, and so do a client's trailers
- * (their header block's HPACK rule, hpack_rules).
+ * frame only: a client's trailers start a message of their own (their
+ * header block's HPACK rule, hpack_rules).
  */
 static __always_inline void stream_run(const struct h2_in *in,
 				       const struct h2_frame *first,
@@ -280,12 +299,8 @@ static __always_inline void stream_run(const struct h2_in *in,
 	for (int i = 0; i < H2LB_MAX_RUN_FRAMES; i++) {
 		struct h2_frame f;
 
-		if (r->end || frame_read_at(in, pos, &f))
-			break;
-		if (f.stream != first->stream || f.len > H2LB_MAX_FRAME ||
-		    (f.flags & (H2_F_PADDED | H2_F_PRIORITY)) ||
-		    pos + H2_HDR_LEN + f.len > in->end ||
-		    pos + H2_HDR_LEN + f.len - first->off > max)
+		if (r->end || run_next(in, first, pos, max, &f) ||
+		    f.stream != first->stream)
 			break;
 		if (f.type == H2_DATA)
 			r->data += f.len;

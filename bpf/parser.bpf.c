@@ -12,10 +12,7 @@
  * HEADERS and DATA frames of the leg's other open streams that are already
  * here join the message too (docs/kernel-facts.md K13: the cost is per message).
  * The verdict applies each frame's END_STREAM (leg_frames), and the frame
- * rules to the message's first frame only: a frame with padding or
- * priority fields, whose rules look inside it, starts a message of its
- * own, as in stream_run (a backend's invalid padding rode to the client
- * in another stream's message, test_h2lb_leg_burst).
+ * rules to the message's first frame only (run_next).
  */
 static __always_inline void leg_run(const struct h2_in *in,
 				    const struct h2lb_conn *c, __u64 cookie,
@@ -28,12 +25,8 @@ static __always_inline void leg_run(const struct h2_in *in,
 		struct h2lb_stream *st;
 		struct h2_frame f;
 
-		if (frame_read_at(in, pos, &f) || !f.stream ||
-		    f.len > H2LB_MAX_FRAME ||
-		    (f.flags & (H2_F_PADDED | H2_F_PRIORITY)) ||
-		    pos + H2_HDR_LEN + f.len > in->end ||
-		    pos + H2_HDR_LEN + f.len - first->off >
-			    H2LB_MAX_HEADER_BLOCK)
+		if (run_next(in, first, pos, H2LB_MAX_HEADER_BLOCK, &f) ||
+		    !f.stream)
 			break;
 		if (f.type == H2_HEADERS ? !(f.flags & H2_F_END_HEADERS)
 					 : f.type != H2_DATA)
