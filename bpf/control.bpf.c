@@ -50,7 +50,21 @@ int h2lb_bind_first(struct h2lb_bind_args *a)
 
 	if (!c)
 		return 1;
-	leg = leg_pick(client, c, &backend, 0);
+	/* The client's first stream came first and picked: its leg0 is
+	 * the answer. Another pick would move the tie-breaking cursor
+	 * (rr_cursor) twice for this client, and with two backends tied,
+	 * every new client would go to the same one. */
+	leg = c->leg0;
+	if (leg) {
+		struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+
+		if (!l)
+			return 1;
+		a->leg = leg;
+		a->backend = l->backend;
+		return 0;
+	}
+	leg = leg_pick(client, c, &backend, 0, -1);
 	if (!leg)
 		return 1;
 	a->leg = leg;

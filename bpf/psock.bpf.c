@@ -148,10 +148,10 @@ __attribute__((noinline)) int client_rx_quiet(__u64 client)
  * no reference to another socket (docs/kernel-facts.md K19): through the
  * address of its tcp_sock noted at the first redirect to it (@tcp,
  * struct h2lb_conn.sk_tcp), with loads that cannot fault. What its TCP
- * acknowledged and was handed (@s, as sock_sent), and how many more bytes
- * its send buffer takes with half of it kept free (*@room; rule H). A
- * leg that closed meanwhile reads as garbage, never as a fault; its
- * record goes with it.
+ * acknowledged and was handed (@s, as sock_sent, in bytes of data), and
+ * how many more bytes its send buffer takes with half of it kept free
+ * (*@room; rule H). A leg that closed meanwhile reads as garbage, never
+ * as a fault; its record goes with it.
  */
 __attribute__((noinline)) int leg_look(__u64 tcp, struct sent *s, __s64 *room)
 {
@@ -163,7 +163,10 @@ __attribute__((noinline)) int leg_look(__u64 tcp, struct sent *s, __s64 *room)
 	tp = bpf_rdonly_cast((void *)tcp,
 			     bpf_core_type_id_kernel(struct tcp_sock));
 	sk = &tp->inet_conn.icsk_inet.sk;
-	s->acked = tp->bytes_acked;
+	/* A leg is a connection the daemon opened: bytes_acked also counts
+	 * its SYN (a fresh connect()ed socket reads 1), which is not data;
+	 * with it, one byte still queued to the leg would look taken. */
+	s->acked = tp->bytes_acked - 1;
 	s->handed = s->acked + (__u32)(tp->write_seq - tp->snd_una);
 	*room = (__s64)((__u32)sk->sk_sndbuf >> 1) - sk->sk_wmem_queued;
 	return 0;

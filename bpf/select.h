@@ -35,6 +35,15 @@ struct pick_ctx {
 /* select.bpf.c: global functions, verified once rather than at each call. */
 extern int pick_backend(const struct pick_ctx *in);
 extern __u64 pool_take(__u32 backend);
+/* verdict.bpf.c: whether the fast path may write @len bytes to @leg now. */
+extern int leg_sync(__u64 leg, __u32 len);
+
+/* A leg the fast path may write a new stream's first @sync bytes to now
+ * (@sync < 0: not asked, today's path can write to any leg). */
+static __always_inline int leg_sync_for(__u64 leg, int sync)
+{
+	return sync < 0 || leg_sync(leg, sync) == 1;
+}
 
 /* Bind pooled connection @cookie to @client as its leg to @backend. */
 static __always_inline int leg_bind(__u64 client, __u64 cookie, __u32 backend)
@@ -86,9 +95,12 @@ static __always_inline __u64 leg_get(__u64 client, __u32 backend, int tell,
 
 /* A new stream's backend, by --policy, among the ready backends of
  * @c's Service; the leg to it, or 0 if none has a pooled connection.
- * Takes @c's first leg as its leg0. */
+ * Takes @c's first leg as its leg0. On the fast path (@sync >= 0), a
+ * leg whose psock still sends what was queued to it is passed over for
+ * the next backend: a fresh pooled leg whose start the daemon queued
+ * moments ago, most often. It stays bound to the client, for later. */
 static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
-				      __u32 *backend, int tell)
+				      __u32 *backend, int tell, int sync)
 {
 	struct pick_ctx p = { .tried = { -1, -1, -1, -1 } };
 	__u64 leg;
@@ -104,7 +116,7 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 		if (ret < 0 || b >= settings.max_backends)
 			break;
 		leg = leg_get(client, b, tell, p.own != 0);
-		if (leg && !leg_full(leg)) {
+		if (leg && !leg_full(leg) && leg_sync_for(leg, sync)) {
 			*backend = b;
 			/* The daemon's h2lb_bind_first and the verdict's first
 			 * stream may pick at the same time: the first to set
@@ -117,8 +129,9 @@ static __always_inline __u64 leg_pick(__u64 client, struct h2lb_conn *c,
 	return 0;
 }
 
-/* @c's first leg, if it can take one more stream. */
-static __always_inline __u64 leg0_open(struct h2lb_conn *c, __u32 *backend)
+/* @c's first leg, if it can take one more stream (@sync: leg_pick). */
+static __always_inline __u64 leg0_open(struct h2lb_conn *c, __u32 *backend,
+				       int sync)
 {
 	__u64 leg = c->leg0; /* keys must be on the stack */
 	struct h2lb_conn *l;
@@ -126,7 +139,7 @@ static __always_inline __u64 leg0_open(struct h2lb_conn *c, __u32 *backend)
 	if (!leg)
 		return 0;
 	l = bpf_map_lookup_elem(&conns, &leg);
-	if (!l || l->open_streams >= l->max_streams)
+	if (!l || l->open_streams >= l->max_streams || !leg_sync_for(leg, sync))
 		return 0;
 	*backend = l->backend;
 	return leg;
@@ -139,25 +152,26 @@ static __always_inline __u64 leg0_open(struct h2lb_conn *c, __u32 *backend)
  * then sees the encoder's whole sequence (docs/kernel-facts.md, "HPACK
  * without state"). The first pick makes leg0, unless the daemon's
  * h2lb_bind_first made it first: either way the stream goes to leg0,
- * never to a leg picked in the race.
+ * never to a leg picked in the race. @sync: the fast path's first
+ * write of the stream, its length (leg_pick), or -1.
  */
 static __always_inline __u64 leg_for_new_stream(__u64 client,
 						struct h2lb_conn *c,
-						__u32 *backend)
+						__u32 *backend, int sync)
 {
 	__u64 leg;
 
 	if (!(c->flags & H2LB_CONN_SETTINGS_ACK)) {
 		if (!c->leg0)
-			leg_pick(client, c, backend, 1);
-		return leg0_open(c, backend);
+			leg_pick(client, c, backend, 1, -1);
+		return leg0_open(c, backend, sync);
 	}
-	leg = leg_pick(client, c, backend, 1);
+	leg = leg_pick(client, c, backend, 1, sync);
 	if (leg)
 		return leg;
 	/* No pooled connection anywhere (a burst of new clients emptied
 	 * the pool): rather than refuse, use a leg the client has. */
-	return leg0_open(c, backend);
+	return leg0_open(c, backend, sync);
 }
 
 #endif

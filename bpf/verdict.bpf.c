@@ -571,7 +571,7 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 {
 	__u32 backend = 0;
 	struct h2lb_stream *st;
-	int r, over;
+	int r, over, sync;
 	__u64 leg;
 
 	/* Client streams are odd and increasing (RFC 9113 5.1.1). */
@@ -584,6 +584,9 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 	 * (or both: refused streams are retried), never processed unseen. */
 	__sync_lock_test_and_set(&c->last_stream, f->stream);
 
+	/* The fast path writes the stream's first frames now: only to a
+	 * leg whose psock's queue is empty (leg_pick). */
+	sync = in->kind == H2_IN_MSG ? (int)in_len(in) : -1;
 	leg = 0;
 	over = c->open_streams >= settings.max_streams;
 	if (!over && !(c->flags & H2LB_CONN_GOAWAY)) {
@@ -595,16 +598,11 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 		else if (addr_streams_full(c->addr))
 			count(H2LB_CNT_ADDR_FULL);
 		else
-			leg = leg_for_new_stream(cookie, c, &backend);
+			leg = leg_for_new_stream(cookie, c, &backend, sync);
 		if (leg && full && leg_lags(leg)) {
 			count(H2LB_CNT_NODE_FULL);
 			leg = 0;
 		}
-		/* The fast path: a leg whose psock's queue still holds
-		 * frames cannot be written synchronously yet. */
-		if (leg && in->kind == H2_IN_MSG &&
-		    leg_sync(leg, in_len(in)) != 1)
-			leg = 0;
 	}
 	/* A stream over its own limit is the client's doing: it pays. */
 	if (over && calm_take(c, 1))

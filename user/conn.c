@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The connection table (conn.h). */
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h> /* SIOCOUTQ */
+#include <linux/tcp.h>	   /* struct tcp_info with tcpi_bytes_acked */
 
 #include "conn.h"
 #include "h2.h"
@@ -106,4 +110,27 @@ void conn_free(struct conn_table *t, struct uconn *c)
 	}
 	free(c->held);
 	free(c);
+}
+
+int conn_tcp_sent(const struct uconn *c, uint64_t *acked, uint64_t *handed,
+		  int64_t *room)
+{
+	socklen_t len = sizeof(struct tcp_info), blen = sizeof(int);
+	struct tcp_info ti;
+	int outq = 0, sndbuf = 0;
+
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    ioctl(c->fd, SIOCOUTQ, &outq) ||
+	    (room && getsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &blen)))
+		return -1;
+	/* tcpi_bytes_acked also counts the SYN of a connection this end
+	 * opened, a leg (a fresh connect()ed socket reads 1): not data, and
+	 * one byte still queued to the leg would look taken. */
+	*acked = ti.tcpi_bytes_acked;
+	if (c->role == H2LB_ROLE_BACKEND && *acked)
+		(*acked)--;
+	*handed = *acked + (uint64_t)outq;
+	if (room)
+		*room = (int64_t)sndbuf / 2 - outq;
+	return 0;
 }

@@ -113,6 +113,12 @@ void conn_free(struct conn_table *t, struct uconn *c);
 void conn_set_peer(struct conn_table *t, struct uconn *c, uint32_t addr);
 /* Client connections from @addr in the table. */
 int conn_peer_count(struct conn_table *t, uint32_t addr);
+/* What @c's TCP took of all that was sent to it: the data its peer
+ * acknowledged (*@acked) plus what waits in its send queue (*@handed,
+ * acked included); free send buffer, half kept free as rule H wants
+ * (*@room, if not NULL). 0, or -1. */
+int conn_tcp_sent(const struct uconn *c, uint64_t *acked, uint64_t *handed,
+		  int64_t *room);
 
 /*
  * The one walker of the table: @c takes every connection in turn. The

@@ -21,11 +21,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <linux/sockios.h> /* SIOCOUTQ */
-#include <linux/tcp.h>	   /* struct tcp_info with tcpi_bytes_acked */
 
 #include "conn.h"
 #include "core.h"
@@ -77,19 +72,16 @@ void divert_take(struct lb *lb, struct uconn *leg, const struct h2lb_event *ev)
  * queued to it (rules W and H). */
 static bool leg_writable(struct lb *lb, struct uconn *leg, size_t n)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti), blen = sizeof(int);
+	uint64_t acked, handed;
 	struct h2lb_conn k;
-	int outq = 0, sndbuf = 0;
+	int64_t room;
 
 	if (kern_conn(lb->k, leg->cookie, &k) ||
-	    getsockopt(leg->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    ioctl(leg->fd, SIOCOUTQ, &outq) ||
-	    getsockopt(leg->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &blen))
+	    conn_tcp_sent(leg, &acked, &handed, &room))
 		return false;
-	if (ti.tcpi_bytes_acked + (uint64_t)outq < k.tx_bytes)
+	if (handed < k.tx_bytes)
 		return false; /* its psock's queue is not empty yet */
-	return (int64_t)outq + (int64_t)n <= sndbuf / 2;
+	return (int64_t)n <= room;
 }
 
 /* Each frame of @f again, through the injector, after a RETRY. */

@@ -10,10 +10,8 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <linux/sockios.h> /* SIOCOUTQ */
-#include <linux/tcp.h>	   /* struct tcp_info with tcpi_bytes_received */
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <unistd.h>
 
 #include "kern.h"
@@ -191,16 +189,12 @@ static bool all_parsed(struct lb *lb, struct uconn *from)
 static int raw_backlog(struct lb *lb, struct uconn *to, uint64_t *backlog,
 		       uint64_t *handed)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
 	struct h2lb_conn k;
-	int outq = 0;
+	uint64_t acked;
 
 	if (kern_conn(lb->k, to->cookie, &k) ||
-	    getsockopt(to->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    ioctl(to->fd, SIOCOUTQ, &outq))
+	    conn_tcp_sent(to, &acked, handed, NULL))
 		return -1;
-	*handed = ti.tcpi_bytes_acked + (uint64_t)outq;
 	*backlog = k.tx_bytes > *handed ? k.tx_bytes - *handed : 0;
 	return 0;
 }

@@ -98,8 +98,9 @@ echo "   backend states: READY in all $(wc -l <"$TB_STATE/samples") samples"
 lines=$(($(wc -l <"$LOG") - lines0))
 echo "   log lines written during the attack: $lines"
 ((lines < 100)) || fail "$lines log lines for one attacker"
+before=$(kb)
 served=$(bodies 8)
-echo "   new clients served by: $served"
+echo "   new clients served by: $served (state:open streams before them: $before)"
 [[ $served == "backend-1 backend-2 " ]] || fail "new clients not served by both backends: '$served' (state:open streams $(kb))"
 
 # ---- 2. a header block the backend cannot decode
