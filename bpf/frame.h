@@ -283,9 +283,9 @@ static __always_inline int run_next(const struct h2_in *in,
 
 /*
  * Extend a message with the frames of the same stream that follow it and
- * are already here (run_next), up to @max bytes in all: DATA, then, if @trailers,
- * trailers (HEADERS with END_HEADERS and END_STREAM). Never waits for
- * more data. The verdict applies the run's DATA and END_STREAM from what
+ * are already here (run_next), up to @max bytes in all: DATA, then, if
+ * @trailers, trailers (HEADERS with END_HEADERS and END_STREAM). Never
+ * waits for more data. The verdict applies the run's DATA and END_STREAM from what
  * this leaves in struct h2lb_conn, and the frame rules to its first
  * frame only: a client's trailers start a message of their own (their
  * header block's HPACK rule, hpack_rules).
