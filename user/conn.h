@@ -24,6 +24,7 @@ struct uconn {
 	bool preface_sent;	/* leg */
 	bool settings_seen;	/* client: its first SETTINGS received */
 	bool flow_held;		/* client: a peer lags, windows held */
+	bool window_due;	/* leg: not told its client's window yet */
 	bool peer_counted;	/* client: in its address's count */
 	struct uconn *client;	/* leg: the client it serves */
 	struct uconn *legs;	/* client: its bound and going-away legs */

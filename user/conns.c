@@ -388,7 +388,7 @@ static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 {
 	const struct h2lb_settings_frame *s = a->settings;
 	uint8_t f[H2_FRAME_MAX];
-	bool changed = false, acked = false;
+	bool changed = false, acked = false, first;
 
 	if (c->role == H2LB_ROLE_CLIENT) {
 		uint32_t before = c->init_window;
@@ -403,9 +403,10 @@ static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 			inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
 			settings_test_pause();
 		}
-		if (changed || !c->settings_seen)
-			window_relay(lb, c);
+		first = !c->settings_seen;
 		c->settings_seen = true;
+		if (changed || first)
+			window_relay(lb, c);
 	} else {
 		if (s->set & (1u << H2_SET_INITIAL_WINDOW_SIZE))
 			leg_stream_window(lb, c,

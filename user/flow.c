@@ -12,8 +12,10 @@
  *  to any leg.
  *
  *  backends -> client: the legs together may have at most what the
- *  client granted us outstanding, beyond the 65535 bytes that each new
- *  connection starts with by RFC and that cannot be withheld.
+ *  client granted us outstanding. The 65535 bytes that each connection
+ *  starts with by RFC cannot be withheld, but a leg bound to a client
+ *  sends no DATA until it is told the client's stream window, which it
+ *  is once they fit (start_due).
  *
  * Nothing here does I/O: window.c reads the counts and sends.
  */
@@ -65,16 +67,68 @@ static int64_t leg_holds(const struct flow_side *l, bool lenient)
 	return w > H2_DEFAULT_WINDOW ? w - H2_DEFAULT_WINDOW : 0;
 }
 
+/* A client whose window has never been larger than its legs' first
+ * 65535 bytes and one more: it cannot cover them, whatever we do. */
+static bool small_window(const struct flow_side *client, int n)
+{
+	return client->window_max < (int64_t)(n + 1) * H2_DEFAULT_WINDOW;
+}
+
 /*
- * Lenient, for a client whose window has never been larger than its legs'
- * first 65535 bytes and one more: it cannot cover them, whatever we do.
- * And when nothing moved for a while (@eager): a client may wait for DATA
- * before it grants more, while an idle leg holds what a busy one needs.
+ * Lenient to idle legs (leg_holds), for a client with a small window, and
+ * when nothing moved for a while (@eager) for one whose window is not
+ * much larger: it may wait for DATA before it grants more (nghttp2 gives
+ * back half its window at a time), while idle legs hold what a busy one
+ * needs. Counted out, what an idle leg holds may all come beside the busy
+ * legs' DATA once a stream is bound to it, beyond the client's window
+ * (test_h2lb_client_window, "leg bound late": a raw client of 512 KiB
+ * was sent 65535 bytes too many). A larger window needs no leniency: the
+ * legs together hold at most half of it beyond their first 65535 bytes
+ * (flow_legs_refill), so a client that waits holding more than half of it
+ * unused always leaves a busy leg something.
  */
 static bool lenient_to_idle(const struct flow_side *client, int n, bool eager)
 {
-	return eager ||
-	       client->window_max < (int64_t)(n + 1) * H2_DEFAULT_WINDOW;
+	return small_window(client, n) ||
+	       (eager &&
+		client->window_max < 2 * (int64_t)(n + 1) * H2_DEFAULT_WINDOW);
+}
+
+/*
+ * A leg bound to a client starts with the 65535 bytes every connection
+ * has, which cannot be withheld; but its backend sends no DATA until it
+ * is told the client's stream window (pooled legs are handshaken with 0).
+ * So a due leg is told only once the client's window has room for all it
+ * may send, beside what the other legs hold: the kernel binds a leg for
+ * a new stream whatever the window has left, and told at once, a leg
+ * bound while a slow grpc client's window was nearly used up let the
+ * legs hold 65535 bytes more than the client allowed ("frame of size
+ * 16384 overflows local window", test_h2lb_client_window). Until it
+ * starts, the others get nothing more: what the client gives back is kept
+ * for it, so it starts once the client has taken what is in flight. Not
+ * for a small window, which cannot cover it: the leg starts at once, as
+ * before. Whether it has a stream open does not matter: the kernel binds
+ * a stream to a leg already bound without a word to the daemon.
+ */
+static bool start_due(const struct flow_side *client,
+		      const struct flow_side *legs, int n, int64_t *avail,
+		      bool *start)
+{
+	bool waits = false;
+
+	for (int i = 0; i < n; i++) {
+		int64_t w = flow_recv_window(&legs[i]);
+
+		if (!legs[i].due)
+			continue;
+		if (w > *avail && !small_window(client, n)) {
+			waits = true;
+			continue;
+		}
+		start[i] = true;
+		*avail -= w;
+	}
+	return waits;
 }
 
 /*
@@ -90,19 +144,26 @@ static bool lenient_to_idle(const struct flow_side *client, int n, bool eager)
  */
 bool flow_legs_refill(const struct flow_side *client,
 		      const struct flow_side *legs, int n, int64_t peer_buffer,
-		      bool eager, int64_t *give)
+		      bool eager, int64_t *give, bool *start)
 {
 	bool lenient = lenient_to_idle(client, n, eager);
 	int64_t held = 0, window, avail, budget, share;
 
 	for (int i = 0; i < n; i++) {
 		give[i] = 0;
-		held += leg_holds(&legs[i], lenient);
+		start[i] = false;
+		if (!legs[i].due) /* a due leg sends nothing yet */
+			held += leg_holds(&legs[i], lenient);
 	}
 	if (!n || client->lags)
 		return !client->lags;
 	window = flow_send_window(client);
 	avail = window - held;
+	if (start_due(client, legs, n, &avail, start))
+		return true;
+	for (int i = 0; i < n; i++)
+		if (start[i])
+			held += flow_recv_window(&legs[i]);
 	budget = window / 2;
 	if (budget > peer_buffer)
 		budget = peer_buffer;
@@ -114,6 +175,8 @@ bool flow_legs_refill(const struct flow_side *client,
 		 * budget. */
 		int64_t cap = H2_DEFAULT_WINDOW - out;
 
+		if (legs[i].due && !start[i])
+			continue;
 		if (cap < budget - held)
 			cap = budget - held;
 		if (g > cap)

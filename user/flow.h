@@ -31,6 +31,9 @@ struct flow_side {
 	bool lags; /* its TCP has more than --peer-buffer unacknowledged */
 	bool idle; /* a leg with no stream bound: nothing it may send can
 		    * reach the client until one is */
+	bool due;  /* a leg bound whose backend has not been told the
+		    * client's stream window: it sends no DATA until it is
+		    * (window.c, window_relay_leg) */
 	int64_t window_max; /* a client: the largest window it has given us
 			     * (flow_send_window, as seen at refills) */
 };
@@ -60,12 +63,14 @@ int64_t flow_client_refill(const struct flow_side *client,
 
 /*
  * Backends -> client: fill @give[i] with what to add to leg i's
- * connection window (0: nothing). False (and nothing given): held, the
- * client lags. @peer_buffer is --peer-buffer.
+ * connection window (0: nothing), and @start[i] with whether a leg that
+ * is due (struct flow_side) may now be told the client's stream window.
+ * False (and nothing given or started): held, the client lags.
+ * @peer_buffer is --peer-buffer.
  */
 bool flow_legs_refill(const struct flow_side *client,
 		      const struct flow_side *legs, int n, int64_t peer_buffer,
-		      bool eager, int64_t *give);
+		      bool eager, int64_t *give, bool *start);
 
 /* Whether @sent bytes of which the peer's TCP acknowledged @acked leave
  * more than @peer_buffer unacknowledged. */

@@ -168,10 +168,28 @@ void window_client(struct lb *lb, struct uconn *c, bool eager)
 		send_window(lb, c, inc);
 }
 
+static size_t stream_window_settings(uint8_t *f, uint32_t value)
+{
+	struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE, value };
+
+	return h2_settings(f, &w, 1);
+}
+
+/* Tell leg @l its client's stream window: its backend may send DATA. */
+static void leg_start(struct lb *lb, struct uconn *l)
+{
+	uint8_t f[H2_FRAME_MAX];
+
+	l->window_due = false;
+	inject(&lb->inj, l->cookie, f,
+	       stream_window_settings(f, l->client->init_window));
+}
+
 void window_legs(struct lb *lb, struct uconn *c, bool eager)
 {
 	static struct flow_side legs[MAX_LEGS];
 	static int64_t give[MAX_LEGS];
+	static bool start[MAX_LEGS];
 	struct h2lb_conn kc = { 0 }, kl;
 	struct flow_side client;
 	struct uconn *l;
@@ -181,6 +199,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 		kl = (struct h2lb_conn){ 0 };
 		kern_conn(lb->k, l->cookie, &kl); /* sources */
 		legs[n] = side_of(l, &kl);
+		legs[n].due = l->window_due;
 		legs[n++].idle = !kl.open_streams;
 	}
 	if (!n)
@@ -192,12 +211,17 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	client.window_max = c->peer_window_max;
 	client.lags = peer_lags(lb, c, &kc) || node_lags(lb, &kc);
 	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, eager,
-			      give)) {
+			      give, start)) {
 		c->flow_held = true;
 		return;
 	}
-	for (l = c->legs, i = 0; l && i < n; l = l->next_leg, i++)
+	for (l = c->legs, i = 0; l && i < n; l = l->next_leg, i++) {
+		/* Before the client's first SETTINGS its value is unknown:
+		 * the leg stays due, counted as if it had started. */
+		if (start[i] && c->settings_seen)
+			leg_start(lb, l);
 		send_window(lb, l, give[i]);
+	}
 }
 
 void window_refill(struct lb *lb, struct uconn *c, bool eager)
@@ -247,32 +271,26 @@ void window_queued_refresh(struct lb *lb)
 	}
 }
 
-static size_t stream_window_settings(uint8_t *f, uint32_t value)
-{
-	struct h2_setting_pair w = { H2_SET_INITIAL_WINDOW_SIZE, value };
-
-	return h2_settings(f, &w, 1);
-}
-
+/* The client's new value, to every leg that knows the old one; a leg
+ * still due may start now that the value is known (window_legs). */
 void window_relay(struct lb *lb, struct uconn *c)
 {
 	uint8_t f[H2_FRAME_MAX];
 	size_t len = stream_window_settings(f, c->init_window);
 
 	for (struct uconn *l = c->legs; l; l = l->next_leg)
-		inject(&lb->inj, l->cookie, f, len);
+		if (!l->window_due)
+			inject(&lb->inj, l->cookie, f, len);
+	window_legs(lb, c, false);
 }
 
 /* Pooled legs were handshaken with a stream window of 0: nothing flows
- * back until the client's own value is known to them. A leg bound at
- * accept waits for the client's first SETTINGS (until then its value is
- * unknown, and guessing the default 65535 let a backend overrun a client
- * that asked for less). */
+ * back until the client's own value is known to them. A leg just bound
+ * is told it when the client's window has room for what it may then send
+ * (flow.c, start_due), and not before the client's first SETTINGS (until
+ * then its value is unknown, and guessing the default 65535 let a
+ * backend overrun a client that asked for less). */
 void window_relay_leg(struct lb *lb, struct uconn *leg)
 {
-	uint8_t f[H2_FRAME_MAX];
-
-	if (leg->client && leg->client->settings_seen)
-		inject(&lb->inj, leg->cookie, f,
-		       stream_window_settings(f, leg->client->init_window));
+	leg->window_due = true;
 }

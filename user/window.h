@@ -18,12 +18,14 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager);
  * (the tick retries clients held back), or nothing moving (@eager). */
 void window_refill(struct lb *lb, struct uconn *c, bool eager);
 /* Tell every leg of @c the client's stream window size (its
- * SETTINGS_INITIAL_WINDOW_SIZE): stream windows are end to end. */
+ * SETTINGS_INITIAL_WINDOW_SIZE): stream windows are end to end. Legs
+ * still due (window_relay_leg) are told when they start. */
 void window_relay(struct lb *lb, struct uconn *c);
 /* Measure the connections' shares of the node's queued bytes again, when
  * it is half full. */
 void window_queued_refresh(struct lb *lb);
-/* Tell @leg alone, if the client's value is known yet. */
+/* @leg was just bound: it is due, told its client's value when that is
+ * known and the client's window has room for it (window_legs). */
 void window_relay_leg(struct lb *lb, struct uconn *leg);
 /* Have the kernel look at where @c's sending stands now (a client on the
  * fast path's response direction), then read its record into @fresh. */

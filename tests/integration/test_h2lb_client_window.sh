@@ -28,6 +28,18 @@
 #     test_h2lb_userspace_bytes failed so once in CI). With the build
 #     before, 3 runs of this test in 3 failed, by the 10th download; with
 #     this one, 3 in 3 passed.
+# (c) Legs bound late. tests/peers/late_leg_client.py, through h2lb in
+#     front of nghttpd, uses up its 512 KiB connection window on one
+#     download, then starts a second, which goes to a backend with no
+#     stream open; nothing may come beyond the window. With --early its
+#     first download is on the first leg and the second on a leg bound
+#     then: told the client's stream window at once, that leg sent its
+#     connection's first 65,535 bytes beyond the window (4 runs in 4).
+#     Without, the second may go to the first leg, bound at accept and
+#     idle, which holds a share of the window: the eager refill counted
+#     its first 65,535 bytes out and gave them to the busy leg, and the
+#     idle leg then sent them beyond the window (2 runs in 3). Each run
+#     then grants more: both downloads must end.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd nghttpd
@@ -48,6 +60,15 @@ done
 h2lb_stop || fail "h2lb did not stop cleanly"
 unset H2LB_TEST_SETTINGS_PAUSE_MS
 
+H2LB_EXPECT_READY=4 h2lb_start --backends "$(h2lb_backends "$TB_HTTP_PORT")"
+for early in --early --early --early "" "" ""; do
+    out=$(tb_run cli "$TB_PYTHON" "$TB_PEERS/late_leg_client.py" \
+        --target "$ADDR" $early) ||
+        fail "leg bound late ($early): DATA beyond the client's window, or no whole responses: $out"
+    echo "   $out"
+done
+h2lb_stop || fail "h2lb did not stop cleanly"
+
 h2lb_start
 # A CPU hog, so that the daemon's refills and the kernel's redirects
 # interleave in more ways: at most 240 s, and the cleanup kills it.
@@ -62,4 +83,4 @@ done
 kill "$hog"
 echo "   grpc: 30 x 32 calls of 4 MiB each succeeded beside a CPU hog"
 h2lb_stop || fail "h2lb did not stop cleanly"
-echo "PASS: no DATA beyond a client's window: SETTINGS ACKed before use, idle legs' shares counted"
+echo "PASS: no DATA beyond a client's window: SETTINGS ACKed before use, legs bound late wait for room, idle legs' shares counted"

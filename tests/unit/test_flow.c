@@ -50,8 +50,10 @@ static void test_parked_window_on_idle_leg(void **state)
 		recv_side(W, W), /* active: used all of it */
 	};
 	int64_t give[2];
+	bool start[2];
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
 	assert_int_equal(give[0], 0);
 	assert_true(give[1] >= FLOW_STEP);
 	assert_true(held_after(legs, 2, give) <= flow_send_window(&client));
@@ -72,15 +74,18 @@ static void test_small_client_window_idle_leg(void **state)
 		recv_side(W, W), /* the download: used all of its 65535 */
 	};
 	int64_t give[2];
+	bool start[2];
 
 	legs[0].idle = true;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
 	assert_int_equal(give[0], 0);
 	assert_true(give[1] >= FLOW_STEP);
 	assert_true(give[1] <= flow_send_window(&client));
 
 	legs[0].idle = false; /* a stream bound: its 65535 may all come */
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
 	assert_int_equal(give[1], 0);
 }
 
@@ -90,7 +95,8 @@ static void test_small_client_window_idle_leg(void **state)
  * take all of it while the busy legs send, so all of it counts, and the
  * busy leg gets only what the client's window has beyond. Counting the
  * idle leg's first 65535 bytes out let it overrun the client by 57 KiB.
- * Only when nothing moved for a while (eager) do they count out.
+ * Only when nothing moved for a while (eager), and for a window not much
+ * larger than the legs' first 65535 bytes, do they count out.
  */
 static void test_idle_leg_share_held(void **state)
 {
@@ -103,13 +109,24 @@ static void test_idle_leg_share_held(void **state)
 		recv_side(W, W),	  /* busy, dry */
 	};
 	int64_t give[2];
+	bool start[2];
 
 	legs[0].idle = true;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
 	assert_int_equal(give[0], 0);
 	assert_true(held_after(legs, 2, give) <= window);
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, true, give));
+	/* Nothing moved for a while: the same for a window this large. */
+	assert_true(
+		flow_legs_refill(&client, legs, 2, 4 * MIB, true, give, start));
+	assert_true(held_after(legs, 2, give) <= window);
+
+	/* A window not much larger than the legs' first 65535 bytes: the
+	 * client may be waiting for DATA before it grants more. */
+	client.window_max = 300000;
+	assert_true(
+		flow_legs_refill(&client, legs, 2, 4 * MIB, true, give, start));
 	assert_true(give[1] > window - idle_share);
 }
 
@@ -125,8 +142,10 @@ static void test_refill_without_window_update(void **state)
 	struct flow_side up_leg = { .peer_grant = 16 * MIB };
 	struct flow_side up_client = recv_side(W, 40000);
 	int64_t give[1];
+	bool start[1];
 
-	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give,
+				     start));
 	assert_true(give[0] >= 40000);
 	/* The other way: the client sent 40000 to a leg that grants a lot. */
 	assert_true(flow_client_refill(&up_client, &up_leg, 1, W, false) >=
@@ -176,10 +195,60 @@ static void test_leg_bound_late(void **state)
 		recv_side(W, 0),		/* new: its initial window */
 	};
 	int64_t give[2];
+	bool start[2];
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
 	assert_int_equal(give[0], 0);
 	assert_int_equal(give[1], 0);
+}
+
+/*
+ * Such a leg is due: its backend sends no DATA until it is told the
+ * client's stream window. It is told only once the client's window has
+ * room for its 65535 bytes beside what the other legs hold, and until
+ * then what the client gives back is kept for it (a slow grpc client was
+ * sent 65535 bytes more than it allowed, test_h2lb_client_window). A
+ * client whose window is too small to ever cover it gets it at once.
+ */
+static void test_due_leg_waits_for_room(void **state)
+{
+	struct flow_side client = { .peer_grant = 64 * W,
+				    .tx = 64 * W - 1000,
+				    .window_max = 64 * W };
+	struct flow_side legs[2] = {
+		recv_side(64 * W, 64 * W - 1000), /* busy, holds 1000 */
+		recv_side(W, 0),		  /* bound just now */
+	};
+	int64_t give[2];
+	bool start[2];
+
+	legs[1].due = true;
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
+	assert_false(start[1]);
+	assert_int_equal(give[0] + give[1], 0);
+
+	/* Half of it back: still kept for the due leg, not given away. */
+	client.peer_grant += W / 2;
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
+	assert_false(start[1]);
+	assert_int_equal(give[0] + give[1], 0);
+
+	/* Room for it: it starts, and all the legs hold fits the client. */
+	client.peer_grant += 2 * W;
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
+	assert_true(start[1]);
+	assert_true(held_after(legs, 2, give) <= flow_send_window(&client));
+
+	/* A window that never covered two legs' first 65535: at once. */
+	client.window_max = W;
+	client.peer_grant -= 2 * W;
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
+				     start));
+	assert_true(start[1]);
 }
 
 /* Beyond 64 KiB each, the legs share half the client's window, at most
@@ -189,10 +258,12 @@ static void test_share_bounded(void **state)
 	struct flow_side client = { .peer_grant = 64 * MIB };
 	struct flow_side legs[4];
 	int64_t give[4];
+	bool start[4];
 
 	for (int i = 0; i < 4; i++)
 		legs[i] = recv_side(W, W);
-	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, false, give,
+				     start));
 	assert_true(held_after(legs, 4, give) <= 4 * MIB);
 	for (int i = 0; i < 4; i++)
 		assert_true(give[i] > W);
@@ -206,8 +277,10 @@ static void test_lagging_peer_holds(void **state)
 	struct flow_side up_client = recv_side(W, W);
 	struct flow_side up_leg = { .peer_grant = 16 * MIB, .lags = true };
 	int64_t give[1] = { -1 };
+	bool start[1];
 
-	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give));
+	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give,
+				      start));
 	assert_int_equal(give[0], 0);
 	assert_int_equal(flow_client_refill(&up_client, &up_leg, 1, W, false),
 			 -1);
@@ -237,12 +310,15 @@ static void test_eager_refill(void **state)
 	struct flow_side up = recv_side(W, 10000);
 	struct flow_side up_leg = { .peer_grant = W + 10000, .tx = 10000 };
 	int64_t give[1];
+	bool start[1];
 
 	/* Client window 30000, the leg holds 20000: 10000 may go, a small
 	 * refill that waits while the leg has 16384 or more left. */
-	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give));
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give,
+				     start));
 	assert_int_equal(give[0], 0);
-	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, true, give));
+	assert_true(
+		flow_legs_refill(&client, &leg, 1, 4 * MIB, true, give, start));
 	assert_true(give[0] > 0);
 	assert_true(give[0] + 20000 <= flow_send_window(&client));
 	assert_int_equal(flow_client_refill(&up, &up_leg, 1, 4 * MIB, false),
@@ -290,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_refill_without_window_update),
 		cmocka_unit_test(test_counter_read_order),
 		cmocka_unit_test(test_leg_bound_late),
+		cmocka_unit_test(test_due_leg_waits_for_room),
 		cmocka_unit_test(test_share_bounded),
 		cmocka_unit_test(test_lagging_peer_holds),
 		cmocka_unit_test(test_small_refills_wait),
