@@ -81,11 +81,11 @@ static bool small_window(const struct flow_side *client, int n)
  * back half its window at a time), while idle legs hold what a busy one
  * needs. Counted out, what an idle leg holds may all come beside the busy
  * legs' DATA once a stream is bound to it, beyond the client's window
- * (test_h2lb_client_window, "leg bound late": a raw client of 512 KiB
- * was sent 65535 bytes too many). A larger window needs no leniency: the
- * legs together hold at most half of it beyond their first 65535 bytes
- * (flow_legs_refill), so a client that waits holding more than half of it
- * unused always leaves a busy leg something.
+ * (test_h2lb_client_window (c): a raw client of 512 KiB was sent 65535
+ * bytes too many). A larger window needs no leniency: the legs together
+ * hold at most half of it beyond their first 65535 bytes
+ * (flow_legs_refill), so a client that waits holding more than half of
+ * it unused always leaves a busy leg something.
  */
 static bool lenient_to_idle(const struct flow_side *client, int n, bool eager)
 {
