@@ -38,7 +38,7 @@
 #     Without, the second may go to the first leg, bound at accept and
 #     idle, which holds a share of the window: the eager refill counted
 #     its first 65,535 bytes out and gave them to the busy leg, and the
-#     idle leg then sent them beyond the window (2 runs in 3). Each run
+#     idle leg then sent them beyond the window (3 runs in 6). Each run
 #     then grants more: both downloads must end.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
