@@ -1,9 +1,11 @@
 """Raw HTTP/2 frames for the test peers that speak the protocol by hand
 (bad_client, quiet_client, h2_hpack_client, burst_client, burst_server,
-stall_server, lazy_reader): what RFC 9113 section 4.1 lays out, nothing more."""
+stall_server, lazy_reader, ...): what RFC 9113 section 4.1 lays out, and a
+client's frame counter for the peers that only count what they are sent."""
 import socket
 import struct
 import threading
+import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, \
@@ -55,6 +57,55 @@ def read_frame(sock):
         return None
     stream = int.from_bytes(hdr[5:9], "big") & 0x7FFFFFFF
     return hdr[3], hdr[4], stream, payload
+
+
+class FrameCounter:
+    """A client's reading side: one frame at a time until a deadline,
+    answering the server's SETTINGS, counting SETTINGS ACKs, DATA (in all
+    and by stream) and the streams ended. With @strict, a RST_STREAM or
+    GOAWAY raises ConnectionError."""
+
+    def __init__(self, sock, deadline, strict=False):
+        self.sock, self.deadline, self.strict = sock, deadline, strict
+        self.acks = 0
+        self.data = 0
+        self.by_stream = {}
+        self.ended = set()
+
+    def step(self, timeout=None):
+        """Read one frame; False on timeout (or at the deadline)."""
+        left = self.deadline - time.monotonic()
+        if timeout is not None:
+            left = min(left, timeout)
+        if left <= 0:
+            return False
+        self.sock.settimeout(left)
+        try:
+            f = read_frame(self.sock)
+        except socket.timeout:
+            return False
+        if f is None:
+            raise ConnectionError("connection closed")
+        ftype, flags, stream, payload = f
+        if ftype == SETTINGS and flags & ACK:
+            self.acks += 1
+        elif ftype == SETTINGS:
+            self.sock.sendall(frame(SETTINGS, ACK, 0))
+        elif ftype == DATA:
+            self.data += len(payload)
+            self.by_stream[stream] = \
+                self.by_stream.get(stream, 0) + len(payload)
+        elif ftype in (RST_STREAM, GOAWAY) and self.strict:
+            raise ConnectionError(f"frame type {ftype} on stream {stream}: "
+                                  f"{payload.hex()}")
+        if flags & END_STREAM and ftype in (DATA, HEADERS):
+            self.ended.add(stream)
+        return True
+
+    def settle(self, quiet):
+        """Read until nothing comes for @quiet s."""
+        while self.step(quiet):
+            pass
 
 
 def serve_forever(bind, port, handler, *args):

@@ -33,9 +33,9 @@ import socket
 import sys
 import time
 
-from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS,
-                   MAX_WINDOW_SETTINGS, PREFACE, RST_STREAM, SETTINGS,
-                   WINDOW_UPDATE, frame, lit, read_frame)
+from h2raw import (END_HEADERS, END_STREAM, HEADERS, MAX_WINDOW_SETTINGS,
+                   PREFACE, SETTINGS, WINDOW_UPDATE, FrameCounter, frame,
+                   lit)
 
 DEFAULT_WINDOW = 65535
 
@@ -44,53 +44,6 @@ def get(host, path, stream):
     block = lit(b":method", b"GET") + lit(b":scheme", b"http") + \
         lit(b":path", path.encode()) + lit(b":authority", host.encode())
     return frame(HEADERS, END_STREAM | END_HEADERS, stream, block)
-
-
-class Conn:
-    """Reads frames; counts SETTINGS ACKs, DATA, and streams ended."""
-
-    def __init__(self, sock, deadline):
-        self.sock, self.deadline = sock, deadline
-        self.acks = 0
-        self.data = 0
-        self.by_stream = {}
-        self.ended = set()
-
-    def step(self, timeout=None):
-        """Read one frame (answering the server's SETTINGS); False on
-        timeout."""
-        left = self.deadline - time.monotonic()
-        if timeout is not None:
-            left = min(left, timeout)
-        if left <= 0:
-            return False
-        self.sock.settimeout(left)
-        try:
-            f = read_frame(self.sock)
-        except socket.timeout:
-            return False
-        if f is None:
-            raise ConnectionError("connection closed")
-        ftype, flags, stream, payload = f
-        if ftype == SETTINGS and flags & ACK:
-            self.acks += 1
-        elif ftype == SETTINGS:
-            self.sock.sendall(frame(SETTINGS, ACK, 0))
-        elif ftype == DATA:
-            self.data += len(payload)
-            self.by_stream[stream] = \
-                self.by_stream.get(stream, 0) + len(payload)
-        elif ftype in (RST_STREAM, GOAWAY):
-            raise ConnectionError(f"frame type {ftype} on stream {stream}: "
-                                  f"{payload.hex()}")
-        if flags & END_STREAM and ftype in (DATA, HEADERS):
-            self.ended.add(stream)
-        return True
-
-    def settle(self, quiet):
-        """Read until nothing comes for @quiet s."""
-        while self.step(quiet):
-            pass
 
 
 def main():
@@ -104,7 +57,7 @@ def main():
     a = ap.parse_args()
     host, port = a.target.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=a.timeout)
-    c = Conn(sock, time.monotonic() + a.timeout)
+    c = FrameCounter(sock, time.monotonic() + a.timeout, strict=True)
     grant = frame(WINDOW_UPDATE, 0, 0,
                   (a.window - DEFAULT_WINDOW).to_bytes(4, "big"))
     hello = PREFACE + frame(SETTINGS, 0, 0, MAX_WINDOW_SETTINGS) + grant

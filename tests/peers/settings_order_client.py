@@ -29,9 +29,8 @@ import socket
 import sys
 import time
 
-from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, HEADERS,
-                   MAX_WINDOW_UPDATE, PREFACE, SETTINGS, frame, lit,
-                   read_frame)
+from h2raw import (END_HEADERS, END_STREAM, HEADERS, MAX_WINDOW_UPDATE,
+                   PREFACE, SETTINGS, FrameCounter, frame, lit)
 
 DEFAULT_WINDOW = 65535
 INITIAL_WINDOW_SIZE = 4
@@ -48,42 +47,6 @@ def get(host, path):
     return frame(HEADERS, END_STREAM | END_HEADERS, 1, block)
 
 
-class Conn:
-    """Reads frames; counts SETTINGS ACKs and stream 1's DATA."""
-
-    def __init__(self, sock, deadline):
-        self.sock, self.deadline = sock, deadline
-        self.acks = 0
-        self.data = 0
-        self.ended = False
-
-    def step(self, timeout=None):
-        """Read one frame (answering the server's SETTINGS); False on
-        timeout or a closed connection."""
-        left = self.deadline - time.monotonic()
-        if timeout is not None:
-            left = min(left, timeout)
-        if left <= 0:
-            return False
-        self.sock.settimeout(left)
-        try:
-            f = read_frame(self.sock)
-        except socket.timeout:
-            return False
-        if f is None:
-            raise ConnectionError("connection closed")
-        ftype, flags, stream, payload = f
-        if ftype == SETTINGS and flags & ACK:
-            self.acks += 1
-        elif ftype == SETTINGS:
-            self.sock.sendall(frame(SETTINGS, ACK, 0))
-        elif ftype == DATA and stream == 1:
-            self.data += len(payload)
-        if stream == 1 and flags & END_STREAM and ftype in (DATA, HEADERS):
-            self.ended = True
-        return True
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", required=True)
@@ -95,7 +58,7 @@ def main():
     a = ap.parse_args()
     host, port = a.target.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=a.timeout)
-    c = Conn(sock, time.monotonic() + a.timeout)
+    c = FrameCounter(sock, time.monotonic() + a.timeout)
     first = window_settings(a.window) if a.mode == "first" else \
         frame(SETTINGS, 0, 0)
     sock.sendall(PREFACE + first + MAX_WINDOW_UPDATE)
@@ -113,13 +76,15 @@ def main():
         sock.sendall(get(host, a.path))
     while c.acks < want_acks and c.step():
         pass
-    before_ack = c.data
-    while not c.ended and c.step():
+    before_ack = c.by_stream.get(1, 0)
+    while 1 not in c.ended and c.step():
         pass
-    ok = before_ack <= DEFAULT_WINDOW and c.ended
+    complete = 1 in c.ended
+    ok = before_ack <= DEFAULT_WINDOW and complete
     print(json.dumps({"mode": a.mode, "before_ack": before_ack,
-                      "allowed": DEFAULT_WINDOW, "total": c.data,
-                      "complete": c.ended}))
+                      "allowed": DEFAULT_WINDOW,
+                      "total": c.by_stream.get(1, 0),
+                      "complete": complete}))
     sock.close()
     return 0 if ok else 1
 
