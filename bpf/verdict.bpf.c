@@ -937,7 +937,7 @@ static __always_inline int injector_frame(const struct h2_in *in,
 {
 	__u64 target = c->peer;
 	struct h2lb_conn *t;
-	int r, full;
+	int r, full, ctl;
 
 	if (f->type == H2LB_FT_TARGET && f->len == 8) {
 		in_load(in, f->off + H2_HDR_LEN, &target, sizeof(target));
@@ -954,14 +954,19 @@ static __always_inline int injector_frame(const struct h2_in *in,
 		c->flags |= H2LB_CONN_RETRY;
 		return SK_DROP;
 	}
+	/* The daemon's GOAWAY is not one of the control frames the queue
+	 * bounds: it is the last word to a peer (its connection closes
+	 * next), often to one that filled that queue, and it was lost with
+	 * the answers past it (test_h2lb_floods, the late reader). */
+	ctl = f->type != H2_GOAWAY;
 	/* A frame the daemon got back (divert) for a leg whose client
 	 * never switched: queued like any other (INJECTOR_RETRY is no
 	 * socket's cookie, so not one that diverts). */
 	if (c->flags & H2LB_CONN_RETRY) {
 		c->flags &= ~H2LB_CONN_RETRY;
-		r = redirect_full(in, INJECTOR_RETRY, target, 1, &full);
+		r = redirect_full(in, INJECTOR_RETRY, target, ctl, &full);
 	} else {
-		r = redirect_full(in, 0, target, 1, &full);
+		r = redirect_full(in, 0, target, ctl, &full);
 	}
 	if (full)
 		peer_calm(target);

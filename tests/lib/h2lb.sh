@@ -31,6 +31,9 @@
 #   h2lb_log                  path of the daemon's log
 #   kernel_mem_kib            memory the kernel holds (KiB): in use on the
 #                             machine less every process's anonymous memory
+#   slab_kib                  the kernel's slab caches (KiB), where skb heads
+#                             are; steadier than kernel_mem_kib, whose free
+#                             memory moves by tens of MiB under traffic
 
 H2LB_BIN=${H2LB_BIN:-$TB_ROOT/build/h2lb}
 H2LB_PORT=${H2LB_PORT:-50051}
@@ -235,6 +238,10 @@ import json, sys
 s = json.loads(sys.stdin.read())
 assert s["errors"] == 0, s
 print(" ".join(sorted(s["by_backend"])))'
+}
+
+slab_kib() {
+    awk '/^Slab:/ {print $2}' /proc/meminfo
 }
 
 kernel_mem_kib() {

@@ -12,7 +12,10 @@ receiver work but carries no data, as fast as it can, for a while.
                 then HEADERS on the reset ones (they open nothing)
 
 With --no-read it never reads (and asks for a 4 KiB receive buffer), so
-whatever the server answers queues toward it. It stops after --seconds, or
+whatever the server answers queues toward it. With --late-read S it sends
+4 batches without reading, waits S seconds, then only reads: the server
+has given up on it meanwhile, and what it said last, the GOAWAY, must be
+there to read. It stops after --seconds, or
 as soon as the server closes the connection or sends GOAWAY (when it
 reads). Prints one JSON line: frames sent, and the GOAWAY error code seen
 (null if none), whether the connection was closed, and how long it lasted.
@@ -101,6 +104,7 @@ def main():
                              "priority", "empty-data", "headers"])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--no-read", action="store_true")
+    ap.add_argument("--late-read", type=float, default=None)
     ap.add_argument("--bind", default=None, help="source address")
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
@@ -122,7 +126,17 @@ def main():
     s.settimeout(0.5)
     sent, code, closed, buf = 0, None, False, b""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < args.seconds:
+    if args.late_read is not None:
+        for _ in range(4):
+            data, next_id = batch(args.kind, host, next_id)
+            s.sendall(data)
+            sent += len(data)
+        time.sleep(args.late_read)
+        s.settimeout(1.0)
+        deadline = t0 + args.seconds
+        while not closed and time.monotonic() < deadline:
+            buf, code, closed = read_answers(s, buf, code)
+    while args.late_read is None and time.monotonic() - t0 < args.seconds:
         data, next_id = batch(args.kind, host, next_id)
         try:
             s.sendall(data)
@@ -142,7 +156,7 @@ def main():
         if closed or code is not None:
             break
     # Whatever the server said last (it may close right after GOAWAY).
-    if not args.no_read and not closed:
+    if not args.no_read and args.late_read is None and not closed:
         s.settimeout(1.0)
         buf, code, closed = read_answers(s, buf, code)
     s.close()
