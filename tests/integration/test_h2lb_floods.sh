@@ -14,7 +14,8 @@
 # nobody reads must not cost the kernel memory (they took 25 KB each, GBs
 # in seconds), the rapid reset must not reach the backends beyond the
 # budget, no backend may be ejected for what the attacker did, and the
-# daemon must lose no event.
+# daemon must lose no event. Last, a client that reads only once its
+# answers filled the control queue must find the GOAWAY there.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd nghttpd h2load
@@ -69,7 +70,7 @@ for kind in ${FLOOD_KINDS:-ping ping-no-read settings settings-no-read window ra
     sleep 0.5
     # After the good client started: both figures hold what its 1 MiB
     # downloads have in flight, so the difference is the attacker's (a
-    # figure taken before it once read 67 MiB against the 64 bound).
+    # figure taken before it once read 67 MiB, against a bound of 64).
     mem0=$(kernel_mem_kib) slab0=$(slab_kib)
     tb_run cli "$TB_PYTHON" "$TB_PEERS/flood_client.py" --target "$H2LB_ADDR" \
         "${args[@]}" >"$TB_STATE/flood-$kind" || fail "$kind: the attacker crashed"

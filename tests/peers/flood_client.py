@@ -15,9 +15,8 @@ With --no-read it never reads (and asks for a 4 KiB receive buffer), so
 whatever the server answers queues toward it. With --late-read S it sends
 4 batches without reading, waits S seconds, then only reads: the server
 has given up on it meanwhile, and what it said last, the GOAWAY, must be
-there to read. It stops after --seconds, or
-as soon as the server closes the connection or sends GOAWAY (when it
-reads). Prints one JSON line: frames sent, and the GOAWAY error code seen
+there to read. It stops after --seconds, or as soon as the server closes
+the connection or sends GOAWAY (when it reads). Prints one JSON line: frames sent, and the GOAWAY error code seen
 (null if none), whether the connection was closed, and how long it lasted.
 """
 import argparse
