@@ -718,6 +718,9 @@ struct h2lb_daemon_stats {
 	/* Frames for legs written synchronously that the kernel handed
 	 * back, for the daemon to write (user/divert.c). */
 	__u64 diverted;
+	/* Connections closed with RST because their peer had closed with
+	 * bytes for it still in our send queue (conns.c). */
+	__u64 reset_unsent;
 };
 
 /*

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/bpf.h>	   /* BPF_TCP_CLOSE_WAIT */
 #include <linux/sockios.h> /* SIOCOUTQ */
 #include <linux/tcp.h>	   /* struct tcp_info with tcpi_bytes_acked */
 
@@ -110,6 +111,30 @@ void conn_free(struct conn_table *t, struct uconn *c)
 	}
 	free(c->held);
 	free(c);
+}
+
+void conn_set_reset(const struct uconn *c)
+{
+	struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+}
+
+bool conn_reset_unsent(const struct uconn *c)
+{
+	socklen_t len = sizeof(struct tcp_info);
+	struct tcp_info ti;
+	int outq = 0;
+
+	/* Only after a FIN: a RST took our queue with it (SIOCOUTQ still
+	 * reads what was never acknowledged). BPF's TCP states are the
+	 * kernel's. */
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    ti.tcpi_state != BPF_TCP_CLOSE_WAIT ||
+	    ioctl(c->fd, SIOCOUTQ, &outq) || outq <= 0)
+		return false;
+	conn_set_reset(c);
+	return true;
 }
 
 int conn_tcp_sent(const struct uconn *c, uint64_t *acked, uint64_t *handed,

@@ -105,6 +105,15 @@ struct conn_table {
 	int clients; /* of the nr, client connections */
 };
 
+/* Make @c's close() send RST, not FIN: SO_LINGER with no time. */
+void conn_set_reset(const struct uconn *c);
+/* Before the close() of a connection whose peer closed its end: if bytes
+ * for that peer still wait in @c's send queue, make the close a RST
+ * (conn_set_reset) and return true. A FIN after them would leave the
+ * socket, orphaned in LAST-ACK, probing a window that does not open for
+ * minutes with those bytes held (test_h2lb_node_buffer). */
+bool conn_reset_unsent(const struct uconn *c);
+
 struct uconn *conn_find(struct conn_table *t, uint64_t cookie);
 /* A new entry for socket @fd (its cookie read from the socket), or NULL. */
 struct uconn *conn_new(struct conn_table *t, int fd, int role);

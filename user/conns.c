@@ -961,6 +961,13 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 	}
 	if (act & A_RAW_RESET)
 		raw_reset(c);
+	/* Its peer closed: what waits for it in our send queue, it will not
+	 * read (a client on the fast path closes with FIN even when it left
+	 * bytes unread, which its psock held: our LAST-ACK after them
+	 * stayed for minutes). A raw connection's FIN closes nothing here:
+	 * raw.c passes it on, half-closes are its peers' to make. */
+	if ((act & A_CLOSE) && in == IN_PEER_CLOSED && conn_reset_unsent(c))
+		lb->stats.reset_unsent++;
 	if (act & A_CLOSE)
 		close_conn(lb, c, from); /* @c is gone */
 }

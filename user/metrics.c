@@ -313,6 +313,10 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 	metric_one(f, "stale_conn_records_total", "counter",
 		   "kernel records of no connection, removed by those passes",
 		   s->stats.stale_conns);
+	metric_one(f, "reset_unsent_total", "counter",
+		   "connections closed with RST: their peer had closed, "
+		   "bytes for it still queued",
+		   s->stats.reset_unsent);
 	if (kern_read_counters(m->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

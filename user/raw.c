@@ -278,10 +278,9 @@ enum conn_input raw_tick(struct lb *lb, struct uconn *client)
 struct uconn *raw_close(struct uconn *c)
 {
 	struct uconn *peer = c->raw_peer;
-	struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
 	if (c->reset)
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		conn_set_reset(c);
 	if (peer)
 		c->raw_peer = peer->raw_peer = NULL;
 	return peer;
