@@ -155,7 +155,7 @@ unstall unlimited
 # Once they are gone, nothing stays queued for them. A client on the fast
 # path closes with FIN even with bytes unread (its psock held them, not
 # TCP), and h2lb's close sent FIN after what its own send queue held for
-# it: after both runs, 8,533 of h2lb's sockets stayed in LAST-ACK probing
+# it: after both runs, 8,537 of h2lb's sockets stayed in LAST-ACK probing
 # windows that never opened, about 780 MiB for some ten minutes. Now such
 # a close is a RST (reset_unsent).
 left=$(nsenter --net="$(tb_netns_path node)" ss -tanH |
