@@ -109,6 +109,18 @@ static __always_inline void client_rtt(struct bpf_sock_ops *skops)
 	bpf_sock_ops_cb_flags_set(skops, 0);
 }
 
+/* The daemon closes the fast path to new clients while the node's TCP
+ * memory count is above --fast-path-tcp-mem: the kernel loses some of
+ * that count for every byte answered by ingress (docs/kernel-facts.md
+ * K23), and what is lost is lost until a reboot. */
+static __always_inline bool fast_closed(void)
+{
+	__u32 zero = 0;
+	struct h2lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
+
+	return cfg && cfg->fast_closed;
+}
+
 SEC("sockops")
 int h2lb_client_sockops(struct bpf_sock_ops *skops)
 {
@@ -122,6 +134,10 @@ int h2lb_client_sockops(struct bpf_sock_ops *skops)
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
 	    !is_ipv4(skops) || !to_service(skops))
 		return 1;
+	if (fast_closed()) {
+		count(H2LB_CNT_FAST_CLOSED);
+		return 1; /* today's path, for all its life */
+	}
 	k.addr = skops->local_ip4;
 	k.port = skops->local_port;
 	p.client = bpf_get_socket_cookie(skops);

@@ -358,7 +358,10 @@ struct h2lb_svc_pair {
  * .rodata instead (struct h2lb_settings). */
 struct h2lb_config {
 	__u32 nr_backends; /* indexes [0, nr_backends) are in use */
-	__u32 pad;
+	/* Nonzero: no new client socket joins the fast path, because the
+	 * node's TCP memory count is above --fast-path-tcp-mem (the daemon
+	 * sets it; docs/kernel-facts.md K23). */
+	__u32 fast_closed;
 };
 
 /* Settings fixed at load time, in each program object's .rodata. */
@@ -519,7 +522,10 @@ struct h2lb_frontend {
 	X(FAST_HELD, fast_path_held_frames,                                      \
 	  "frames of switched clients that ended a write unfinished (held)")     \
 	X(DIVERTED, diverted_frames,                                             \
-	  "frames to synchronously written legs handed to the daemon")
+	  "frames to synchronously written legs handed to the daemon")           \
+	X(FAST_CLOSED, fast_path_turned_away,                                    \
+	  "client sockets kept off the fast path: the node's TCP memory "        \
+	  "count was above --fast-path-tcp-mem")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,
@@ -721,6 +727,11 @@ struct h2lb_daemon_stats {
 	/* Connections closed with RST because their peer had closed with
 	 * bytes for it still in our send queue (conns.c). */
 	__u64 reset_unsent;
+	/* The node's TCP memory count (/proc/net/sockstat "mem", in pages)
+	 * at the last look, and whether it kept new clients off the fast
+	 * path then (gauges; daemon.c, fast_gate). */
+	__u64 tcp_mem_pages;
+	__u64 fast_closed;
 };
 
 /*

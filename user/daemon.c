@@ -25,6 +25,7 @@
 #include "reconcile.h"
 #include "services.h"
 #include "stop.h"
+#include "tcpmem.h"
 
 #define TICK_MS 50
 
@@ -58,6 +59,12 @@ struct daemon {
 	 * epoll, and no new event need wake it). */
 	bool more_events, more_closes;
 	bool exit;
+	/* The fast path's gate (fast_gate): bytes of TCP memory on the node
+	 * above which it is closed to new clients (0: never), its state,
+	 * and the ticks until its next look. */
+	uint64_t fast_limit;
+	bool fast_closed;
+	int fast_gate_wait;
 };
 
 static int watch(struct daemon *d, int fd, uint64_t tag)
@@ -150,6 +157,74 @@ static void publish_stats(struct daemon *d)
 	kern_daemon_stats_publish(d->lb.k, &d->lb.stats);
 }
 
+/*
+ * The fast path's gate (docs/kernel-facts.md K23). Every byte the fast
+ * path answers by ingress may lose a little of TCP's node-wide memory
+ * count, for good, and above net.ipv4.tcp_mem's marks every TCP socket
+ * on the node suffers. Once a second the daemon reads the count: above
+ * --fast-path-tcp-mem, new clients stay on today's path (the client
+ * sockops looks at lb_config); below 7/8 of it, they join again (no
+ * flapping at the mark). Connections already on the fast path stay.
+ */
+#define FAST_GATE_TICKS (1000 / TICK_MS)
+
+static void fast_gate(struct daemon *d)
+{
+	uint64_t pages, bytes, mib;
+	bool closed;
+
+	if (!d->opts.fast_path || --d->fast_gate_wait > 0)
+		return;
+	d->fast_gate_wait = FAST_GATE_TICKS;
+	if (tcpmem_pages(&pages))
+		return;
+	d->lb.stats.tcp_mem_pages = pages;
+	if (!d->fast_limit)
+		return;
+	bytes = pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	closed = d->fast_closed ? bytes > d->fast_limit / 8 * 7
+				: bytes > d->fast_limit;
+	if (closed == d->fast_closed)
+		return;
+	if (kern_fast_close(d->lb.k, closed)) {
+		pr_warn("fast path: its gate: %s", strerror(errno));
+		return;
+	}
+	d->fast_closed = closed;
+	d->lb.stats.fast_closed = closed;
+	mib = bytes >> 20;
+	if (closed)
+		pr_warn("fast path: closed to new clients: the node's TCP memory count is %llu MiB, above --fast-path-tcp-mem (%llu MiB; docs/kernel-facts.md K23)",
+			(unsigned long long)mib,
+			(unsigned long long)(d->fast_limit >> 20));
+	else
+		pr_info("fast path: open to new clients again: the node's TCP memory count is %llu MiB",
+			(unsigned long long)mib);
+}
+
+/* --fast-path-tcp-mem, or half of net.ipv4.tcp_mem's first mark. */
+static void fast_gate_start(struct daemon *d)
+{
+	bool estimated = false;
+	uint64_t mark;
+
+	if (d->opts.fast_tcp_mem >= 0) {
+		d->fast_limit = d->opts.fast_tcp_mem;
+	} else if (tcpmem_pressure_pages(&mark, &estimated)) {
+		pr_warn("fast path: net.ipv4.tcp_mem unreadable: no limit on the node's TCP memory count");
+	} else {
+		d->fast_limit = mark / 2 * (uint64_t)sysconf(_SC_PAGESIZE);
+	}
+	if (d->fast_limit)
+		pr_info("fast path: closed to new clients above %llu MiB of TCP memory on the node%s",
+			(unsigned long long)(d->fast_limit >> 20),
+			estimated
+				? " (half of net.ipv4.tcp_mem's first mark, "
+				  "estimated: not visible in this network namespace)"
+				: "");
+	fast_gate(d);
+}
+
 static void on_tick(struct daemon *d)
 {
 	uint64_t expirations;
@@ -161,6 +236,7 @@ static void on_tick(struct daemon *d)
 	conns_tick(&d->lb);
 	intercept_tick(d->ic);
 	services_tick(&d->lb, &d->sv);
+	fast_gate(d);
 	if (stop_tick(&d->stop, &d->lb))
 		d->exit = true;
 	publish_stats(d);
@@ -309,8 +385,11 @@ static int setup(struct daemon *d)
 	d->ic = intercept_start(d->lb.k, &d->opts);
 	if (d->opts.intercept && !d->ic)
 		return -1;
-	if (d->opts.fast_path && fast_start(d))
-		return -1;
+	if (d->opts.fast_path) {
+		fast_gate_start(d); /* closed already, if it must be */
+		if (fast_start(d))
+			return -1;
+	}
 	if (d->opts.kubernetes) {
 		if (start_k8s(d))
 			return -1;

@@ -68,6 +68,7 @@ struct kern {
 	bool fast_msg;		    /* sk_msg attached to fast_hash */
 	bool fast_recv;		    /* and the receive verdict */
 	bool sink_verdict;	    /* h2lb_sink attached to sink_rx */
+	struct h2lb_config cfg;	    /* what lb_config holds */
 	int sink_fd[2];		    /* the sink's pair: sending, receiving */
 	int fd[KM_MAX];
 	char pin_dir[256];
@@ -674,10 +675,18 @@ uint32_t kern_backend_open_streams(struct kern *k, int b)
 
 void kern_backends_in_use(struct kern *k, int nr)
 {
-	struct h2lb_config cfg = { .nr_backends = nr };
 	__u32 zero = 0;
 
-	bpf_map_update_elem(k->fd[KM_LB_CONFIG], &zero, &cfg, 0);
+	k->cfg.nr_backends = nr;
+	bpf_map_update_elem(k->fd[KM_LB_CONFIG], &zero, &k->cfg, 0);
+}
+
+int kern_fast_close(struct kern *k, bool closed)
+{
+	__u32 zero = 0;
+
+	k->cfg.fast_closed = closed;
+	return bpf_map_update_elem(k->fd[KM_LB_CONFIG], &zero, &k->cfg, 0);
 }
 
 static uint64_t *pool_slot(struct kern *k, int b, int i)

@@ -141,6 +141,9 @@ uint32_t kern_backend_window(struct kern *k, int b);
 uint32_t kern_backend_state(struct kern *k, int b);
 uint32_t kern_backend_open_streams(struct kern *k, int b);
 void kern_backends_in_use(struct kern *k, int nr);
+/* Keep new client sockets off the fast path (@closed), or let them join
+ * it again (docs/kernel-facts.md K23). */
+int kern_fast_close(struct kern *k, bool closed);
 /* Service @svc's list of backend indexes, from which its streams pick:
  * how many, the one at @j, and changes (the caller keeps within
  * limits.svc_backends). A pick running meanwhile sees the list as it

@@ -197,6 +197,14 @@ static const struct cli_opt run_options[] = {
 			   "frame what they send (docs/fast-path.md; in\n"
 			   "progress, default off)"),
 	CLI_OPTION(
+		"fast-path-tcp-mem", CLI_SIZE, struct run_cli, o.fast_tcp_mem,
+		.arg = "SIZE", .min = 0, .max = 1L << 40,
+		.help = "--fast-path on: no new client joins it while the\n"
+			"node's TCP memory count is above SIZE (the fast\n"
+			"path loses some of it for good, docs/kernel-facts.md\n"
+			"K23; default: half of net.ipv4.tcp_mem's first\n"
+			"mark; 0: no limit)"),
+	CLI_OPTION(
 		"leg-source", CLI_ENUM, struct run_cli, o.leg_source,
 		.arg = "FROM", .words = leg_sources,
 		.help = "intercepted clients: their backend connections come\n"
@@ -377,6 +385,10 @@ static int check_modes(struct run_opts *o, bool have_listen)
 		cli_err("--fast-path on needs --intercept-cgroup DIR (the clients' cgroup)");
 		return -1;
 	}
+	if (!o->fast_path && o->fast_tcp_mem >= 0) {
+		cli_err("--fast-path-tcp-mem is for --fast-path on");
+		return -1;
+	}
 	return 0;
 }
 
@@ -426,6 +438,7 @@ static int cmd_run(int argc, char **argv)
 			.stop_timeout_ms = 20000,
 			.takeover_wait_s = 30,
 			.peer_buffer = 4 << 20,
+			.fast_tcp_mem = -1,
 			.node_buffer = 1L << 30,
 			.frame_budget = 1000,
 			.frame_rate = 100,

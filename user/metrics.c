@@ -317,6 +317,14 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		   "connections closed with RST: their peer had closed, "
 		   "bytes for it still queued",
 		   s->stats.reset_unsent);
+	metric_one(f, "node_tcp_memory_pages", "gauge",
+		   "the node's TCP memory count (/proc/net/sockstat), "
+		   "with the fast path on",
+		   s->stats.tcp_mem_pages);
+	metric_one(f, "fast_path_closed", "gauge",
+		   "1 while new clients stay off the fast path: "
+		   "the node's TCP memory count is above --fast-path-tcp-mem",
+		   s->stats.fast_closed);
 	if (kern_read_counters(m->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

@@ -40,7 +40,11 @@ struct run_opts {
 	const char *intercept_devs; /* --intercept-dev: names or patterns */
 	/* The clients' cgroup (cgroup interception, and the fast path). */
 	const char *intercept_cgroup;
-	int fast_path;		/* --fast-path on: docs/fast-path.md */
+	int fast_path; /* --fast-path on: docs/fast-path.md */
+	/* --fast-path-tcp-mem: no new client joins the fast path while the
+	 * node's TCP memory count is above this many bytes (0: no limit;
+	 * -1, the default: half of net.ipv4.tcp_mem's first mark). */
+	int64_t fast_tcp_mem;
 	int leg_source;		/* enum leg_source, for intercepted clients */
 	int client_legs;	/* LEG_SOURCE_CLIENT: legs opened per client */
 #define H2LB_MAX_CLIENT_LEGS 64 /* --client-legs at most */

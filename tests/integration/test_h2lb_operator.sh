@@ -113,6 +113,9 @@ expect_error 2 "needs --intercept-dev" "$H2LB_BIN" run $L --intercept tc --vip 1
 expect_error 2 "clients can reach" "$H2LB_BIN" run --listen 127.0.0.1:1 \
     --backends 198.18.2.11:1 --intercept cgroup --intercept-cgroup /tmp --vip 198.19.0.1:80
 expect_error 2 "is for --intercept tc" "$H2LB_BIN" run $L --intercept-dev vcli
+expect_error 2 "is for --fast-path on" "$H2LB_BIN" run $L --fast-path-tcp-mem 64M
+expect_error 2 "not a size in 0K-1048576M" "$H2LB_BIN" run $L --fast-path on \
+    --intercept-cgroup /tmp --fast-path-tcp-mem 2T
 expect_error 2 "needs --intercept tc|cgroup" "$H2LB_BIN" run --kubernetes
 expect_error 1 "nothing loaded" "$H2LB_BIN" status --pin-dir "$H2LB_PIN"
 expect_error 1 "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups \
