@@ -60,10 +60,9 @@ struct daemon {
 	bool more_events, more_closes;
 	bool exit;
 	/* The fast path's gate (fast_gate): bytes of TCP memory on the node
-	 * above which it is closed to new clients (0: never), its state,
-	 * and the ticks until its next look. */
+	 * above which it is closed to new clients (0: never), and the ticks
+	 * until its next look. Its state is lb.stats.fast_closed. */
 	uint64_t fast_limit;
-	bool fast_closed;
 	int fast_gate_wait;
 };
 
@@ -171,7 +170,7 @@ static void publish_stats(struct daemon *d)
 static void fast_gate(struct daemon *d)
 {
 	uint64_t pages, bytes, mib;
-	bool closed;
+	bool closed, was;
 
 	if (!d->opts.fast_path || --d->fast_gate_wait > 0)
 		return;
@@ -182,15 +181,14 @@ static void fast_gate(struct daemon *d)
 	if (!d->fast_limit)
 		return;
 	bytes = pages * (uint64_t)sysconf(_SC_PAGESIZE);
-	closed = d->fast_closed ? bytes > d->fast_limit / 8 * 7
-				: bytes > d->fast_limit;
-	if (closed == d->fast_closed)
+	was = d->lb.stats.fast_closed;
+	closed = was ? bytes > d->fast_limit / 8 * 7 : bytes > d->fast_limit;
+	if (closed == was)
 		return;
 	if (kern_fast_close(d->lb.k, closed)) {
 		pr_warn("fast path: its gate: %s", strerror(errno));
 		return;
 	}
-	d->fast_closed = closed;
 	d->lb.stats.fast_closed = closed;
 	mib = bytes >> 20;
 	if (closed)

@@ -48,8 +48,7 @@ done
 # tcp_mem: TCP's memory count in pages, a second after the last close.
 tcp_mem() {
     sleep 1
-    awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' \
-        /proc/net/sockstat
+    tcp_mem_pages
 }
 
 # download FAST: one round; prints the bytes h2load received.

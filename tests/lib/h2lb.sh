@@ -244,6 +244,13 @@ slab_kib() {
     awk '/^Slab:/ {print $2}' /proc/meminfo
 }
 
+# tcp_mem_pages: TCP's memory count for the whole machine (the "mem" of
+# /proc/net/sockstat), in pages (docs/kernel-facts.md K23).
+tcp_mem_pages() {
+    awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' \
+        /proc/net/sockstat
+}
+
 kernel_mem_kib() {
     local anon
     anon=$(cat /proc/[0-9]*/status 2>/dev/null | awk '/^RssAnon:/ {s += $2} END {print s + 0}')
