@@ -270,6 +270,19 @@ static __always_inline __u32 frames_part(struct sk_msg_md *msg,
 	return pos;
 }
 
+/* Whether @leg's TCP took all that was redirected to it, by the look of
+ * it now: nothing waits in its psock's queue. No flag changes. A global
+ * function: its stack is not part of fast_frame's chain (pass_len). */
+__attribute__((noinline)) int leg_drained(__u64 leg)
+{
+	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
+	struct sent s;
+	__s64 room;
+
+	return l && !leg_look(l->sk_tcp, &s, &room) &&
+	       s.handed >= (__s64)l->tx_bytes;
+}
+
 /*
  * Whether the connection could switch now, at a frame boundary (docs/
  * fast-path.md, "The ordering rule at start-up"): the accepted socket
@@ -277,12 +290,15 @@ static __always_inline __u32 frames_part(struct sk_msg_md *msg,
  * (fast_note in verdict.bpf.c counts them once a message is over), and
  * every leg that verdict wrote to handed all of it to its TCP: nothing is
  * left in the leg's psock queue, which the worker sends in pieces (F1).
- * The verdict cannot run meanwhile: it runs only on what this program
- * passes, under this socket's lock. A global function: verified once.
+ * Looked at in the leg's tcp_sock now (leg_drained): its record says
+ * what its TCP had taken when last redirected to, and a leg whose
+ * backend has nothing to answer yet is not looked at again. The verdict
+ * cannot run meanwhile: it runs only on what this program passes, under
+ * this socket's lock. A global function: verified once.
  */
 __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
 {
-	struct h2lb_conn *a, *l;
+	struct h2lb_conn *a;
 	__u64 anchor, leg;
 
 	if (!p)
@@ -295,19 +311,14 @@ __attribute__((noinline)) int fast_ready(struct h2lb_fast_pair *p)
 		count(H2LB_CNT_FAST_BEHIND);
 		return 0;
 	}
-	/* An sk_msg program cannot look at another socket (it has no
-	 * bpf_sk_release; docs/kernel-facts.md K19): the leg's record says
-	 * how much its TCP took when last looked at (handed, budget.h).
-	 * Every byte a leg gets comes through a redirect, counted in
-	 * tx_bytes, and every redirect to it looks; so does its own verdict
-	 * while it has bytes out (queued), so a stale look only delays. */
 	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
 		leg = p->legs[i];
 		if (!leg)
 			break;
-		l = bpf_map_lookup_elem(&conns, &leg);
-		if (!l || *(volatile __u64 *)&l->handed < l->tx_bytes)
+		if (!leg_drained(leg)) {
+			count(H2LB_CNT_FAST_WAIT_LEG);
 			return 0;
+		}
 	}
 	return 1;
 }
@@ -354,19 +365,6 @@ static __always_inline void note_tcp(struct sk_msg_md *msg, struct h2lb_conn *a)
 extern int fast_frame(struct sk_msg_md *msg, __u64 anchor);
 extern int leg_sync(__u64 leg, __u32 len);
 
-/* Whether @leg's TCP took all that was redirected to it, by the look of
- * it now: nothing waits in its psock's queue. No flag changes. A global
- * function: its stack is not part of fast_frame's chain (pass_len). */
-__attribute__((noinline)) int leg_drained(__u64 leg)
-{
-	struct h2lb_conn *l = bpf_map_lookup_elem(&conns, &leg);
-	struct sent s;
-	__s64 room;
-
-	return l && !leg_look(l->sk_tcp, &s, &room) &&
-	       s.handed >= (__s64)l->tx_bytes;
-}
-
 /*
  * The switch of the request direction (docs/fast-path.md, "The request
  * direction"), at a frame boundary, once the connection's answers come
@@ -375,23 +373,17 @@ __attribute__((noinline)) int leg_drained(__u64 leg)
  * run no more. Each leg it wrote to becomes written synchronously
  * (leg_sync: marked first, looked at after); the legs the client's
  * streams go to later become so when first used. Tried only when every
- * leg looks drained already, so that it fails only when a verdict
- * queued a frame to one meanwhile: then the connection stays on today's
- * path for good (H2LB_CONN_NEVER_TX), and the daemon sends its frames
- * for those legs through the injector again. 1 if switched.
+ * leg looked drained already (fast_ready, just before), so that it fails
+ * only when a verdict queued a frame to one meanwhile: then the
+ * connection stays on today's path for good (H2LB_CONN_NEVER_TX), and
+ * the daemon sends its frames for those legs through the injector again.
+ * 1 if switched.
  */
 static __always_inline int tx_switch(struct h2lb_fast_pair *p,
 				     struct h2lb_conn *a)
 {
 	__u64 leg;
 
-	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
-		leg = p->legs[i];
-		if (!leg)
-			break;
-		if (!leg_drained(leg))
-			return 0; /* not yet: the next boundary tries again */
-	}
 	for (int i = 0; i < H2LB_FAST_LEGS; i++) {
 		leg = p->legs[i];
 		if (!leg)
@@ -467,10 +459,11 @@ int h2lb_client_msg(struct sk_msg_md *msg)
 		__sync_fetch_and_or(&p->flags, H2LB_FAST_READY);
 		count(H2LB_CNT_FAST_READY);
 	} else if (p->flags == (H2LB_FAST_FRAMES | H2LB_FAST_READY) &&
-		   !p->have && settings.fast_tx && a &&
-		   (a->flags & H2LB_CONN_FAST_RX) && !(a->flags & TX_NOT) &&
-		   fast_ready(p) && tx_switch(p, a)) {
-		return fast_frame(msg, anchor);
+		   !p->have && settings.fast_tx && a && !(a->flags & TX_NOT)) {
+		if (!(a->flags & H2LB_CONN_FAST_RX))
+			count(H2LB_CNT_FAST_WAIT_RX);
+		else if (fast_ready(p) && tx_switch(p, a))
+			return fast_frame(msg, anchor);
 	}
 	n = pass_len(msg, p);
 	/* (always: a value an earlier run set stays on the message, F11) */

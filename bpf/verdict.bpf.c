@@ -1331,9 +1331,16 @@ static __always_inline void fast_rx_try(struct __sk_buff *skb,
 		return;
 	__sync_fetch_and_and(&c->flags, ~H2LB_CONN_FAST_RX_BROKE);
 	tx = __sync_fetch_and_add(&c->tx_bytes, 0);
-	if (!sk || sock_sent(sk, &s) || s.acked < (__s64)tx ||
-	    s.handed != s.acked || !client_rx_quiet(c->fast))
+	if (!sk || sock_sent(sk, &s))
 		return;
+	if (s.acked < (__s64)tx || s.handed != s.acked) {
+		count(H2LB_CNT_FAST_RX_WAIT_ACK);
+		return;
+	}
+	if (!client_rx_quiet(c->fast)) {
+		count(H2LB_CNT_FAST_RX_WAIT_CLIENT);
+		return;
+	}
 	flags = c->flags & ~H2LB_CONN_FAST_RX_BROKE;
 	if (__sync_val_compare_and_swap(&c->flags, flags,
 					flags | H2LB_CONN_FAST_RX) == flags)

@@ -525,7 +525,19 @@ struct h2lb_frontend {
 	  "frames to synchronously written legs handed to the daemon")           \
 	X(FAST_CLOSED, fast_path_turned_away,                                    \
 	  "client sockets kept off the fast path: the node's TCP memory "        \
-	  "count was above --fast-path-tcp-mem")
+	  "count was above --fast-path-tcp-mem")                                 \
+	X(FAST_WAIT_LEG, fast_path_waits_leg,                                    \
+	  "writes at a frame boundary while a leg of the client still had "      \
+	  "bytes queued in its psock")                                           \
+	X(FAST_WAIT_RX, fast_path_waits_rx,                                      \
+	  "writes at a frame boundary of ready clients whose answers did not "   \
+	  "enter their own socket yet")                                          \
+	X(FAST_RX_WAIT_ACK, fast_path_rx_waits_acked,                            \
+	  "messages of paired clients whose answers stayed on TCP: the "         \
+	  "accepted socket's TCP had bytes unacknowledged")                      \
+	X(FAST_RX_WAIT_CLIENT, fast_path_rx_waits_client,                        \
+	  "messages of paired clients whose answers stayed on TCP: the "         \
+	  "client's socket had bytes its psock did not take yet")
 
 enum h2lb_counter {
 #define H2LB_CNT_ENUM(id, name, help) H2LB_CNT_##id,

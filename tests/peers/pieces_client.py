@@ -25,16 +25,21 @@ answer read before the next round:
                        --echo-upload), its answer must be that body, byte
                        for byte
 
-and last a PING, whose ACK must come. Every stream must end with a
+With --held, a POST comes first, before the warm-up: its HEADERS open a
+stream whose body waits until the rounds are over (the backend answers
+nothing meanwhile, so the leg it went to stays quiet), then goes as one
+DATA frame of --body bytes with END_STREAM, and its answer must come (with
+--echo, that body). And last a PING, whose ACK must come. Every stream must end with a
 response whose :status is 200 (END_STREAM seen); no RST_STREAM and no
 GOAWAY may come. It prints one JSON line: {"responses": {SHAPE: N, ...},
 "resets", "goaways", "split_writes": writes after the warm-up that ended
-inside a frame, "ping": true once its ACK came}, and exits 0 if all went
+inside a frame, "ping": true once its ACK came, and with --held "held":
+true once the held stream's answer came}, and exits 0 if all went
 well, else 1 with the reason on stderr. Every read waits at most 3 s, all
 of it at most --deadline seconds.
 
     pieces_client.py --target HOST:PORT [--rounds 20] [--warmup 10]
-                     [--body 300] [--echo] [--path /index.txt]
+                     [--body 300] [--echo] [--held] [--path /index.txt]
                      [--deadline 60]
 """
 import argparse
@@ -182,18 +187,23 @@ class Client:
             self.status.setdefault(sid, response_status(block) == "200")
             self.first_block.setdefault(sid, block[:16])
 
+    def body_frame(self, sid):
+        """A DATA frame of --body random bytes that ends stream @sid; with
+        --echo, its answer must be those bytes."""
+        body = os.urandom(self.body)
+        if self.echo:
+            self.expect[sid] = body
+        return frame(DATA, END_STREAM, sid, body)
+
     def shape(self, name):
         """One round of shape @name; the number of its streams, all
         answered."""
         a, i1 = self.request(b"POST" if name == "post-body" else b"GET",
                              end_stream=name != "post-body")
         if name == "post-body":
-            body = os.urandom(self.body)
-            if self.echo:
-                self.expect[i1] = body
-            d = frame(DATA, END_STREAM, i1, body)
+            d = self.body_frame(i1)
             self.send([a], count=True)
-            self.send([d], cuts=(5, 9 + len(body) // 2), count=True)
+            self.send([d], cuts=(5, 9 + self.body // 2), count=True)
             ids = [i1]
         elif name == "split-header":
             self.send([a], cuts=(5,), count=True)
@@ -217,22 +227,31 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--body", type=int, default=300)
     ap.add_argument("--echo", action="store_true")
+    ap.add_argument("--held", action="store_true")
     ap.add_argument("--path", default="/index.txt")
     ap.add_argument("--deadline", type=float, default=60)
     args = ap.parse_args()
     responses = {s: 0 for s in SHAPES}
     error = None
     c = None
+    held_answered = False
     try:
         c = Client(args.target, args.path, args.body, args.echo,
                    args.deadline)
-        for _ in range(args.warmup):
+        for i in range(args.warmup):
+            p = b""
+            if args.held and not i:
+                p, held = c.request(b"POST", end_stream=False)
             h, sid = c.request()
-            c.send([h])
+            c.send([p + h])
             c.wait([sid])
         for _ in range(args.rounds):
             for s in SHAPES:
                 responses[s] += c.shape(s)
+        if args.held:
+            c.send([c.body_frame(held)])
+            c.wait([held])
+            held_answered = True
         c.send([frame(PING, 0, 0, b"pieces!!")])
         while not c.ping_acked:
             c.read("the ACK of our PING")
@@ -245,6 +264,8 @@ def main():
            "goaways": c.goaways if c else 0,
            "split_writes": c.split_writes if c else 0,
            "ping": bool(c and c.ping_acked)}
+    if args.held:
+        out["held"] = held_answered
     print(json.dumps(out), flush=True)
     if c:
         c.conn.close()
