@@ -52,10 +52,11 @@ struct uconn {
 	 * connection opened (flow.h); the bytes moved are the kernel's. */
 	int64_t peer_grant;
 	int64_t our_grant;
-	int64_t peer_window_max; /* client: its largest window seen (flow.h) */
-	uint64_t deadline_ms;	 /* handshake or close deadline */
-	uint64_t last_rx_bytes;	 /* watchdog: bytes parsed at the last tick */
-	uint64_t last_data;	 /* client: DATA bytes in and out, last tick */
+	int64_t peer_window_max;  /* client: its largest window seen (flow.h) */
+	unsigned int refill_turn; /* client: the leg its refills start from */
+	uint64_t deadline_ms;	  /* handshake or close deadline */
+	uint64_t last_rx_bytes;	  /* watchdog: bytes parsed at the last tick */
+	uint64_t last_data;	  /* client: DATA bytes in and out, last tick */
 	int stalled_ticks;
 	/* The tick looks at a connection (kernel record, TCP_INFO) when this
 	 * time comes: at every tick while it is busy, now and then when it

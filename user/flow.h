@@ -66,11 +66,14 @@ int64_t flow_client_refill(const struct flow_side *client,
  * connection window (0: nothing), and @start[i] with whether a leg that
  * is due (struct flow_side) may now be told the client's stream window.
  * False (and nothing given or started): held, the client lags.
- * @peer_buffer is --peer-buffer.
+ * @peer_buffer is --peer-buffer. *@turn: the leg the refills start
+ * from, moved on past the last leg given something, so that a window too
+ * small for every busy leg at once goes to each in turn.
  */
 bool flow_legs_refill(const struct flow_side *client,
 		      const struct flow_side *legs, int n, int64_t peer_buffer,
-		      bool eager, int64_t *give, bool *start);
+		      bool eager, unsigned int *turn, int64_t *give,
+		      bool *start);
 
 /* Whether @sent bytes of which the peer's TCP acknowledged @acked leave
  * more than @peer_buffer unacknowledged. */

@@ -211,7 +211,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	client.window_max = c->peer_window_max;
 	client.lags = peer_lags(lb, c, &kc) || node_lags(lb, &kc);
 	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, eager,
-			      give, start)) {
+			      &c->refill_turn, give, start)) {
 		c->flow_held = true;
 		return;
 	}

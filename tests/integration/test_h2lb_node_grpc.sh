@@ -8,6 +8,13 @@
 # behind h2lb: all succeed and all four backends serve some, by the
 # client's view, by the backends' own counters and by the kernel's.
 #
+# Then 200 calls, 8 at a time, each answered with 256 KiB: grpc-js keeps
+# its connection window at 65,535 bytes, so the legs take turns at it
+# (docs/flow-control.md, "Small windows"); every backend must serve at
+# least 1/8 of the calls. With each refill starting from the first leg,
+# the others starved and the least-streams policy sent 194 of the 200 to
+# one backend.
+#
 # @grpc/grpc-js lives in tests/peers/node/node_modules (CI installs it:
 # npm ci --prefix tests/peers/node). Missing, the test FAILS: it must not
 # pass silently on a machine that cannot run it.
@@ -58,6 +65,20 @@ assert [r["streams"] for r in k] == [by.get(f"backend-{i+1}", 0) for i in range(
     ("kernel per-backend streams differ", k)
 assert sum(r["open_streams"] for r in k) == 0, "kernel still counts open streams"
 print(f"   grpc-js {s['grpc_js']}: {calls} calls, split {by}")
+PY
+
+echo "== 200 calls, 8 at a time, answers of 256 KiB"
+out=$(tb_run cli node "$NODE_DIR/greeter_client.js" --target "$H2LB_ADDR" \
+    --calls 200 --concurrency 8 --reply-size 262144 --timeout 60) ||
+    fail "node client failed: $out"
+"$TB_PYTHON" - "$out" "$N" <<PY || fail "see the assertion above"
+import json, sys
+s, n = json.loads(sys.argv[1]), int(sys.argv[2])
+assert s["ok"] == 200 and s["errors"] == 0, ("client", s)
+by = s["by_backend"]
+print(f"   split {by}, {s['elapsed_s']} s")
+assert len(by) == n and min(by.values()) >= 200 // 8, \
+    f"calls reached {by}: want every backend to serve at least 1/8"
 PY
 
 h2lb_stop || fail "h2lb did not stop cleanly"

@@ -51,9 +51,10 @@ static void test_parked_window_on_idle_leg(void **state)
 	};
 	int64_t give[2];
 	bool start[2];
+	unsigned int turn = 0;
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_int_equal(give[0], 0);
 	assert_true(give[1] >= FLOW_STEP);
 	assert_true(held_after(legs, 2, give) <= flow_send_window(&client));
@@ -75,18 +76,45 @@ static void test_small_client_window_idle_leg(void **state)
 	};
 	int64_t give[2];
 	bool start[2];
+	unsigned int turn = 0;
 
 	legs[0].idle = true;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_int_equal(give[0], 0);
 	assert_true(give[1] >= FLOW_STEP);
 	assert_true(give[1] <= flow_send_window(&client));
 
 	legs[0].idle = false; /* a stream bound: its 65535 may all come */
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_int_equal(give[1], 0);
+}
+
+/*
+ * A client whose window stays at 65535 (grpc-js) with streams on two legs
+ * at once, both dry: what its window has goes to one leg per refill, and
+ * the refills start from the leg the caller turned to, so each gets a
+ * turn. Always from the first, the second leg starved while the first
+ * stayed busy.
+ */
+static void test_small_window_busy_legs_take_turns(void **state)
+{
+	struct flow_side client = { .peer_grant = W, .our_grant = W };
+	struct flow_side legs[2] = { recv_side(W, W), recv_side(W, W) };
+	int64_t give[2];
+	bool start[2];
+	unsigned int turn = 0;
+
+	for (int i = 0; i < 2; i++) {
+		assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false,
+					     &turn, give, start));
+		assert_true(give[i] >= FLOW_STEP);
+		assert_int_equal(give[1 - i], 0);
+		assert_int_equal(turn, i + 1);
+		assert_true(held_after(legs, 2, give) <=
+			    flow_send_window(&client));
+	}
 }
 
 /*
@@ -110,23 +138,24 @@ static void test_idle_leg_share_held(void **state)
 	};
 	int64_t give[2];
 	bool start[2];
+	unsigned int turn = 0;
 
 	legs[0].idle = true;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_int_equal(give[0], 0);
 	assert_true(held_after(legs, 2, give) <= window);
 
 	/* Nothing moved for a while: the same for a window this large. */
-	assert_true(
-		flow_legs_refill(&client, legs, 2, 4 * MIB, true, give, start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, true, &turn,
+				     give, start));
 	assert_true(held_after(legs, 2, give) <= window);
 
 	/* A window not much larger than the legs' first 65535 bytes: the
 	 * client may be waiting for DATA before it grants more. */
 	client.window_max = 300000;
-	assert_true(
-		flow_legs_refill(&client, legs, 2, 4 * MIB, true, give, start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, true, &turn,
+				     give, start));
 	assert_true(give[1] > window - idle_share);
 }
 
@@ -143,9 +172,10 @@ static void test_refill_without_window_update(void **state)
 	struct flow_side up_client = recv_side(W, 40000);
 	int64_t give[1];
 	bool start[1];
+	unsigned int turn = 0;
 
-	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, &turn,
+				     give, start));
 	assert_true(give[0] >= 40000);
 	/* The other way: the client sent 40000 to a leg that grants a lot. */
 	assert_true(flow_client_refill(&up_client, &up_leg, 1, W, false) >=
@@ -196,9 +226,10 @@ static void test_leg_bound_late(void **state)
 	};
 	int64_t give[2];
 	bool start[2];
+	unsigned int turn = 0;
 
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_int_equal(give[0], 0);
 	assert_int_equal(give[1], 0);
 }
@@ -222,32 +253,33 @@ static void test_due_leg_waits_for_room(void **state)
 	};
 	int64_t give[2];
 	bool start[2];
+	unsigned int turn = 0;
 
 	legs[1].due = true;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_false(start[1]);
 	assert_int_equal(give[0] + give[1], 0);
 
 	/* Half of it back: still kept for the due leg, not given away. */
 	client.peer_grant += W / 2;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_false(start[1]);
 	assert_int_equal(give[0] + give[1], 0);
 
 	/* Room for it: it starts, and all the legs hold fits the client. */
 	client.peer_grant += 2 * W;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_true(start[1]);
 	assert_true(held_after(legs, 2, give) <= flow_send_window(&client));
 
 	/* A window that never covered two legs' first 65535: at once. */
 	client.window_max = W;
 	client.peer_grant -= 2 * W;
-	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 2, 4 * MIB, false, &turn,
+				     give, start));
 	assert_true(start[1]);
 }
 
@@ -259,11 +291,12 @@ static void test_share_bounded(void **state)
 	struct flow_side legs[4];
 	int64_t give[4];
 	bool start[4];
+	unsigned int turn = 0;
 
 	for (int i = 0; i < 4; i++)
 		legs[i] = recv_side(W, W);
-	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, false, &turn,
+				     give, start));
 	assert_true(held_after(legs, 4, give) <= 4 * MIB);
 	for (int i = 0; i < 4; i++)
 		assert_true(give[i] > W);
@@ -278,9 +311,10 @@ static void test_lagging_peer_holds(void **state)
 	struct flow_side up_leg = { .peer_grant = 16 * MIB, .lags = true };
 	int64_t give[1] = { -1 };
 	bool start[1];
+	unsigned int turn = 0;
 
-	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give,
-				      start));
+	assert_false(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, &turn,
+				      give, start));
 	assert_int_equal(give[0], 0);
 	assert_int_equal(flow_client_refill(&up_client, &up_leg, 1, W, false),
 			 -1);
@@ -311,14 +345,15 @@ static void test_eager_refill(void **state)
 	struct flow_side up_leg = { .peer_grant = W + 10000, .tx = 10000 };
 	int64_t give[1];
 	bool start[1];
+	unsigned int turn = 0;
 
 	/* Client window 30000, the leg holds 20000: 10000 may go, a small
 	 * refill that waits while the leg has 16384 or more left. */
-	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, give,
-				     start));
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, false, &turn,
+				     give, start));
 	assert_int_equal(give[0], 0);
-	assert_true(
-		flow_legs_refill(&client, &leg, 1, 4 * MIB, true, give, start));
+	assert_true(flow_legs_refill(&client, &leg, 1, 4 * MIB, true, &turn,
+				     give, start));
 	assert_true(give[0] > 0);
 	assert_true(give[0] + 20000 <= flow_send_window(&client));
 	assert_int_equal(flow_client_refill(&up, &up_leg, 1, 4 * MIB, false),
@@ -373,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_eager_refill),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_window_overflow),
+		cmocka_unit_test(test_small_window_busy_legs_take_turns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

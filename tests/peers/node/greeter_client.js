@@ -3,7 +3,7 @@
 // @grpc/grpc-js channel (one HTTP/2 connection).
 //
 //   node greeter_client.js --target HOST:PORT [--calls N] [--concurrency C]
-//                          [--timeout S]
+//                          [--timeout S] [--reply-size BYTES]
 //
 // No protoc: the two messages are encoded by hand (see ../greeter_pb.py):
 //   HelloRequest { string name = 1; bytes payload = 2; int32 count = 3;
@@ -35,6 +35,7 @@ function parseArgs(argv) {
       case '--calls': a.calls = parseInt(v, 10); i++; break;
       case '--concurrency': a.concurrency = parseInt(v, 10); i++; break;
       case '--timeout': a.timeout = parseFloat(v); i++; break;
+      case '--reply-size': a.replySize = parseInt(v, 10); i++; break;
       default:
         console.error(`greeter_client.js: unknown argument ${k}`);
         process.exit(2);
@@ -43,7 +44,7 @@ function parseArgs(argv) {
   if (!a.target || !(a.calls >= 0) || !(a.concurrency >= 1) ||
       !(a.timeout > 0)) {
     console.error('usage: greeter_client.js --target HOST:PORT [--calls N] ' +
-                  '[--concurrency C] [--timeout S]');
+                  '[--concurrency C] [--timeout S] [--reply-size BYTES]');
     process.exit(2);
   }
   return a;
@@ -155,7 +156,7 @@ function main() {
         '/h2lb.Greeter/SayHello',
         encodeHelloRequest,
         decodeHelloReply,
-        { name },
+        { name, replySize: args.replySize },
         new grpc.Metadata(),
         { deadline: new Date(Math.min(end, Date.now() + 20000)) },
         (err, reply) => {
