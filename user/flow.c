@@ -169,11 +169,12 @@ bool flow_legs_refill(const struct flow_side *client,
 	if (budget > peer_buffer)
 		budget = peer_buffer;
 	share = budget / n > H2_DEFAULT_WINDOW ? budget / n : H2_DEFAULT_WINDOW;
-	/* From leg *@turn on: a small window may be all gone to the first
-	 * busy leg, and a leg always first starved the others (grpc-js,
-	 * whose window stays 65535: with 8 calls of 256 KiB at once over 4
-	 * backends, 3 legs waited until the end, and the least-streams
-	 * policy sent 194 of 200 calls to the fourth). */
+	/* From leg *@turn on: a small window may all go to the first busy
+	 * leg, and a leg that always came first starved the others
+	 * (grpc-js, whose window stays 65535: with 8 calls of 256 KiB at
+	 * once over 4 backends, the other legs' calls waited until the end,
+	 * and the least-streams policy sent 194 of 200 calls to that
+	 * leg's backend). */
 	for (int k = 0, first = (int)(*turn % (unsigned int)n);
 	     k < n && avail > 0; k++) {
 		int i = (first + k) % n;
