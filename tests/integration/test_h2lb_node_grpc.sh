@@ -10,10 +10,10 @@
 #
 # Then 200 calls, 8 at a time, each answered with 256 KiB: grpc-js keeps
 # its connection window at 65,535 bytes, so the legs take turns at it
-# (docs/flow-control.md, "Small windows"); every backend must serve at
-# least 1/8 of the calls. With each refill starting from the first leg,
-# the others starved and the least-streams policy sent 194 of the 200 to
-# one backend.
+# (docs/flow-control.md, "Connection windows"); every backend must serve
+# at least 1/8 of the calls. With each refill starting from the first
+# leg, the others starved and the least-streams policy sent 194 of the
+# 200 to one backend.
 #
 # @grpc/grpc-js lives in tests/peers/node/node_modules (CI installs it:
 # npm ci --prefix tests/peers/node). Missing, the test FAILS: it must not

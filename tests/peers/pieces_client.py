@@ -25,11 +25,13 @@ answer read before the next round:
                        --echo-upload), its answer must be that body, byte
                        for byte
 
-With --held, a POST comes first, before the warm-up: its HEADERS open a
-stream whose body waits until the rounds are over (the backend answers
-nothing meanwhile, so the leg it went to stays quiet), then goes as one
-DATA frame of --body bytes with END_STREAM, and its answer must come (with
---echo, that body). And last a PING, whose ACK must come. Every stream must end with a
+With --held, the first warm-up write also holds a POST, before its GET:
+the POST's HEADERS open a stream whose body waits until the rounds are
+over (the backend answers nothing meanwhile, so the leg it went to stays
+quiet), then goes as one DATA frame of --body bytes with END_STREAM, and
+its answer must come (with --echo, that body).
+
+And last a PING, whose ACK must come. Every stream must end with a
 response whose :status is 200 (END_STREAM seen); no RST_STREAM and no
 GOAWAY may come. It prints one JSON line: {"responses": {SHAPE: N, ...},
 "resets", "goaways", "split_writes": writes after the warm-up that ended
@@ -231,6 +233,9 @@ def main():
     ap.add_argument("--path", default="/index.txt")
     ap.add_argument("--deadline", type=float, default=60)
     args = ap.parse_args()
+    if args.held and args.warmup < 1:
+        ap.error("--held goes with the first warm-up request: "
+                 "--warmup 1 or more")
     responses = {s: 0 for s in SHAPES}
     error = None
     c = None
