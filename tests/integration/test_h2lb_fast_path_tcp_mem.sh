@@ -34,8 +34,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd h2load
 
-# tcp_mem: the node's TCP memory count, in bytes.
-tcp_mem() { echo $(($(tcp_mem_pages) * 4096)); }
+# tcp_mem: the node's TCP memory count, in bytes (in the machine's page
+# size, as the daemon counts it).
+PAGE=$(getconf PAGESIZE)
+tcp_mem() { echo $(($(tcp_mem_pages) * PAGE)); }
 
 # clients: the two h2load runs of step 1 and 2, in the clients' cgroup;
 # fails on any request not served.
@@ -151,7 +153,7 @@ h2lb_start --backends "$(tb_backend_ip 1):8080" --fast-path on --intercept-cgrou
 line=$(grep -o "closed to new clients above [0-9]* MiB of TCP memory on the node.*" "$(h2lb_log)") ||
     fail "no log line gives the limit: $(grep 'fast path' "$(h2lb_log)")"
 got=$(awk '{ print $6 }' <<<"$line")
-want=$(($(awk '{ print $1 }' /proc/sys/net/ipv4/tcp_mem) / 2 * 4096 >> 20))
+want=$(($(awk '{ print $1 }' /proc/sys/net/ipv4/tcp_mem) / 2 * PAGE >> 20))
 echo "   $line; half of tcp_mem's first mark here: $want MiB"
 ((got * 10 >= want * 9 && got * 10 <= want * 11)) ||
     fail "the default limit is $got MiB, want about $want"
