@@ -161,6 +161,11 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 	 * tx_bytes, nothing sent to it is on its way (fast_rx_try). */
 	if (a->set & H2LB_SET_TX_DIRECT)
 		__sync_fetch_and_add(&c->tx_bytes, a->value);
+	/* The count first: the ACK that reaches it sees the wait. */
+	if (a->set & H2LB_SET_SETTINGS_SENT)
+		__sync_fetch_and_add(&c->settings_sent, 1);
+	if (a->set & H2LB_SET_SETTINGS_WAIT)
+		__sync_lock_test_and_set(&c->settings_wait, 1);
 	/* Its share of the node's queued bytes: what the daemon measured
 	 * (a peer that read everything and sends nothing more is seen by
 	 * no verdict), or nothing once it closes. */

@@ -394,6 +394,28 @@ static __always_inline void window_update(struct h2lb_conn *c, __u64 cookie,
 	event_send(ev);
 }
 
+/* A leg's SETTINGS ACK: counted against the SETTINGS the daemon sent
+ * it; the daemon holds a client's ACK of a lowered window until the legs
+ * told of it have ACKed (user/settings_ack.c). Only the leg's own frames
+ * write the count. */
+static __always_inline void leg_settings_acked(struct h2lb_conn *c,
+					       __u64 cookie)
+{
+	__u32 n = c->settings_acks;
+	struct h2lb_event *ev;
+
+	if (n >= c->settings_sent)
+		return; /* an ACK of nothing we sent */
+	c->settings_acks = ++n;
+	if (n != c->settings_sent ||
+	    !__sync_lock_test_and_set(&c->settings_wait, 0))
+		return;
+	/* Lost (a full ring), the daemon's tick finds the count. */
+	ev = event_new(H2LB_EV_SETTINGS_ACK, cookie, c->peer, 0, 0);
+	if (ev)
+		event_send(ev);
+}
+
 /* Frames on stream 0 that every role treats alike. */
 static __always_inline int connection_frame(const struct h2_in *in,
 					    const struct h2_frame *f,
@@ -406,6 +428,8 @@ static __always_inline int connection_frame(const struct h2_in *in,
 		if (f->flags & H2_F_ACK) {
 			if (c->role == H2LB_ROLE_CLIENT)
 				c->flags |= H2LB_CONN_SETTINGS_ACK;
+			else
+				leg_settings_acked(c, cookie);
 			return SK_DROP;
 		}
 		return peer_settings(in, f, c, cookie);

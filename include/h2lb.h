@@ -240,6 +240,14 @@ struct h2lb_conn {
 	__u32 ctl_out;
 	__u32 settings_unacked; /* its SETTINGS the daemon has not ACKed */
 	__u64 ctl_mark;
+	/* leg: the SETTINGS the daemon sent it (H2LB_SET_SETTINGS_SENT), and
+	 * the ACKs its backend sent for them (ACKs of nothing we sent are
+	 * not counted); with settings_wait set, the ACK that makes them
+	 * equal is an event (H2LB_EV_SETTINGS_ACK), one per wait. */
+	__u32 settings_sent;
+	__u32 settings_acks;
+	__u32 settings_wait;
+	__u32 pad_settings;
 	/* Connection WINDOW_UPDATE increments not yet taken by the daemon,
 	 * and whether an event about them is on its way: one at a time. */
 	__u64 window_pending;
@@ -571,6 +579,8 @@ enum h2lb_event_type {
 	H2LB_EV_DIVERT,	       /* a frame for a synchronously written leg
 				* (H2LB_CONN_LEG_FAST), in data; arg = its
 				* whole length (more than len: cut) */
+	H2LB_EV_SETTINGS_ACK,  /* a leg ACKed all SETTINGS the daemon sent
+				* it, and the daemon waited for that */
 };
 
 /* Which rule a peer broke, for the daemon's log and the GOAWAY's debug
@@ -665,6 +675,10 @@ struct h2lb_bind_args {
 /* tx_bytes += value: what the daemon wrote to the socket itself, before
  * it joined the sockhash (its SETTINGS) */
 #define H2LB_SET_TX_DIRECT 0x80
+/* settings_sent += 1: the daemon sends a leg SETTINGS; with WAIT, an
+ * event when the backend has ACKed it and all before it */
+#define H2LB_SET_SETTINGS_SENT 0x100
+#define H2LB_SET_SETTINGS_WAIT 0x200
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;
@@ -744,6 +758,11 @@ struct h2lb_daemon_stats {
 	 * path then (gauges; daemon.c, fast_gate). */
 	__u64 tcp_mem_pages;
 	__u64 fast_closed;
+	/* Clients' SETTINGS that lowered their stream window, whose ACK
+	 * waited for their legs' (settings_ack.c); legs failed because
+	 * their backend did not ACK in time. */
+	__u64 settings_acks_held;
+	__u64 settings_timeouts;
 };
 
 /*

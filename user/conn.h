@@ -41,6 +41,12 @@ struct uconn {
 	uint32_t own_addr;     /* own leg: the client address it comes from */
 	bool preface_seen; /* client with own legs: admitted once one is ready */
 	uint32_t init_window; /* client: its SETTINGS_INITIAL_WINDOW_SIZE */
+	/* client: our SETTINGS ACKs held until its legs ACK a lowered
+	 * window, the value its last SETTINGS gave, and when the legs'
+	 * time is up (settings_ack.c) */
+	uint32_t acks_owed;
+	uint32_t window_next;
+	uint64_t acks_wait_ms;
 	/* The stream window the other side starts with, as h2lb knows it:
 	 * client: the one we told it; leg: its backend's SETTINGS. */
 	uint32_t stream_window;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "source.h"
 #include "raw.h"
+#include "settings_ack.h"
 #include "window.h"
 
 #define HANDSHAKE_MS	  3000 /* a backend leg's connect and SETTINGS */
@@ -302,6 +303,7 @@ static void send_preface(struct lb *lb, struct uconn *leg)
 		return;
 	memcpy(f, H2_PREFACE, H2_PREFACE_LEN);
 	n = H2_PREFACE_LEN + h2_settings(f + H2_PREFACE_LEN, s, 3);
+	kern_settings_sent(lb->k, leg->cookie, false);
 	inject(&lb->inj, leg->cookie, f, n);
 	leg->preface_sent = true;
 }
@@ -354,82 +356,51 @@ static void leg_stream_window(struct lb *lb, struct uconn *leg, uint32_t w)
 		       h2_window_update(f, s.ids[i], d));
 }
 
-/* H2LB_TEST_SETTINGS_PAUSE_MS: a test widens the gap between a client's
- * SETTINGS ACK and the relay of its window to the legs (a daemon that
- * loses its CPU between the two opens it). */
-static void settings_test_pause(void)
-{
-	static long ms = -1;
-
-	if (ms < 0) {
-		const char *v = getenv("H2LB_TEST_SETTINGS_PAUSE_MS");
-
-		ms = v ? strtol(v, NULL, 10) : 0;
-	}
-	if (ms > 0)
-		usleep(ms * 1000);
-}
-
 /* The peer's SETTINGS: a client's window size is relayed to its legs
- * (stream windows are end to end); a leg's stream window and stream limit
- * are the kernel's to know. 0, or the HTTP/2 error code of a connection
- * error.
- *
- * The order of the relay and the ACK is the client's: until our ACK
- * reaches it, a client may hold us to the window it had before (RFC 9113
- * 6.5.3; grpc core checks a stream's DATA against the window its peer
- * acknowledged). Relayed first, a backend's DATA under a larger window
- * could overtake our ACK (test_h2lb_client_window). So a window that
- * grows is ACKed first, then relayed: the legs' DATA under it reaches
- * the client's socket after our ACK, in the same queue. One that shrinks
- * is relayed first (docs/flow-control.md, "Not handled"). */
+ * (stream windows are end to end; settings_ack.c); a leg's stream window
+ * and stream limit are the kernel's to know. 0, or the HTTP/2 error code
+ * of a connection error. */
 static uint32_t ack_settings(struct lb *lb, struct uconn *c,
 			     const struct input_arg *a)
 {
 	const struct h2lb_settings_frame *s = a->settings;
 	uint8_t f[H2_FRAME_MAX];
-	bool changed = false, acked = false, first;
 
-	if (c->role == H2LB_ROLE_CLIENT) {
-		uint32_t before = c->init_window;
-		uint32_t err = flow_settings(s, &c->init_window, &changed);
+	if (c->role == H2LB_ROLE_CLIENT)
+		return client_settings(lb, c, s);
+	if (s->set & (1u << H2_SET_INITIAL_WINDOW_SIZE))
+		leg_stream_window(lb, c, s->value[H2_SET_INITIAL_WINDOW_SIZE]);
+	if (s->set & (1u << H2_SET_MAX_CONCURRENT_STREAMS)) {
+		struct h2lb_conn_args m = {
+			.cookie = c->cookie,
+			.max_streams = s->value[H2_SET_MAX_CONCURRENT_STREAMS],
+			.set = H2LB_SET_MAX_STREAMS,
+		};
 
-		if (err)
-			return err;
-		pr_debug("client %llx: SETTINGS_INITIAL_WINDOW_SIZE %u",
-			 (unsigned long long)c->cookie, c->init_window);
-		acked = c->init_window > before;
-		if (acked) {
-			inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
-			settings_test_pause();
-		}
-		first = !c->settings_seen;
-		c->settings_seen = true;
-		if (changed || first)
-			window_relay(lb, c);
-	} else {
-		if (s->set & (1u << H2_SET_INITIAL_WINDOW_SIZE))
-			leg_stream_window(lb, c,
-					  s->value[H2_SET_INITIAL_WINDOW_SIZE]);
-		if (s->set & (1u << H2_SET_MAX_CONCURRENT_STREAMS)) {
-			struct h2lb_conn_args m = {
-				.cookie = c->cookie,
-				.max_streams =
-					s->value[H2_SET_MAX_CONCURRENT_STREAMS],
-				.set = H2LB_SET_MAX_STREAMS,
-			};
-
-			kern_conn_set(lb->k, &m);
-		}
+		kern_conn_set(lb->k, &m);
 	}
-	if (!acked) {
-		/* (the same gap in the other order: a test that reverts it
-		 * still finds it) */
-		if (c->role == H2LB_ROLE_CLIENT)
-			settings_test_pause();
-		inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
-	}
+	inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
 	return 0;
+}
+
+/* A leg of client @c ACKed our SETTINGS, or the tick looks at the ACKs
+ * @c waits for: legs too late fail, and the ACKs go once none is left
+ * late (settings_ack.c). */
+static void settings_acked(struct lb *lb, struct uconn *c)
+{
+	struct input_arg e = {
+		.value = H2_SETTINGS_TIMEOUT,
+		.why = "no SETTINGS ACK in time",
+	};
+	struct uconn *l;
+	int legs = 0;
+
+	for (l = c->legs; l; l = l->next_leg)
+		legs++;
+	/* Each leg failed leaves c->legs (A_DETACH); bounded all the same. */
+	while (legs-- > 0 && (l = client_settings_overdue(lb, c)))
+		conn_input(lb, l, IN_ERROR, &e);
+	client_settings_check(lb, c);
 }
 
 static void link_client(struct uconn *leg, struct uconn *client)
@@ -948,6 +919,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		c->deadline_ms = now_ms() + CLOSE_DELAY_MS;
 	if (act & A_RESET_STREAM)
 		reset_stream(lb, c, a);
+	if ((act & A_SETTINGS_ACKED) && (client || c->client))
+		settings_acked(lb, client ? c : c->client);
 	if ((act & A_PING_ACK) && a->ping) {
 		uint8_t f[H2_FRAME_MAX];
 
@@ -1544,6 +1517,10 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	if (!(c->state == CS_OPEN || c->state == CS_BOUND ||
 	      (c->state == CS_GOING_AWAY && client)))
 		return IN_MAX;
+	/* Our ACKs wait for its legs': the leg's event may have been lost
+	 * (a full ring), or a leg may be late (settings_ack.c). */
+	if (client && c->acks_owed)
+		return IN_SETTINGS_ACK;
 	if (now < c->next_look_ms || kern_conn(lb->k, c->cookie, &k))
 		return IN_MAX;
 	busy = watchdog(lb, c, &k) | k.open_streams;

@@ -122,6 +122,9 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 	case H2LB_EV_DIVERT: /* @c: the leg */
 		divert_take(lb, c, ev);
 		break;
+	case H2LB_EV_SETTINGS_ACK: /* @c: the leg */
+		conn_input(lb, c, IN_SETTINGS_ACK, &a);
+		break;
 	}
 }
 

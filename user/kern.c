@@ -623,6 +623,17 @@ int kern_conn_set(struct kern *k, struct h2lb_conn_args *a)
 									: 0;
 }
 
+int kern_settings_sent(struct kern *k, uint64_t cookie, bool wait)
+{
+	struct h2lb_conn_args a = {
+		.cookie = cookie,
+		.set = H2LB_SET_SETTINGS_SENT |
+		       (wait ? H2LB_SET_SETTINGS_WAIT : 0),
+	};
+
+	return kern_conn_set(k, &a);
+}
+
 int kern_client_goaway(struct kern *k, uint64_t client)
 {
 	struct h2lb_goaway_args a = { .client = client };

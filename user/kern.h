@@ -124,6 +124,10 @@ int kern_stream_close(struct kern *k, uint64_t client, uint32_t stream);
 /* What the daemon decided for connection @cookie: the fields of @a that
  * a->set names (H2LB_SET_*). */
 int kern_conn_set(struct kern *k, struct h2lb_conn_args *a);
+/* The daemon is about to send leg @cookie a SETTINGS frame: counted, and
+ * with @wait, the backend's ACK of it (and of all before it) is an event
+ * (H2LB_EV_SETTINGS_ACK). */
+int kern_settings_sent(struct kern *k, uint64_t cookie, bool wait);
 /* From now on the client's new streams are refused; returns the last
  * stream id opened before (for the GOAWAY), or -1. */
 int kern_client_goaway(struct kern *k, uint64_t client);

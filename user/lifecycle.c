@@ -44,6 +44,8 @@ static const struct lifecycle_rule rules[] = {
 	{ true, S(OPEN) | S(GOING_AWAY), IN_STREAM_WINDOW, STAY,
 	  A_STREAM_WINDOW },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_PING, STAY, A_PING_ACK },
+	{ true, S(OPEN) | S(GOING_AWAY), IN_SETTINGS_ACK, STAY,
+	  A_SETTINGS_ACKED },
 	{ true, S(OPEN), IN_STOP, CS_GOING_AWAY, A_GOAWAY_STOP },
 	{ true, S(OPEN) | S(GOING_AWAY), IN_ERROR, CS_CLOSING,
 	  A_GOAWAY_ERROR | A_CLOSE_SOON },
@@ -73,6 +75,8 @@ static const struct lifecycle_rule rules[] = {
 	{ false, S(BOUND) | S(GOING_AWAY), IN_STREAM_ERROR, STAY,
 	  A_RESET_STREAM },
 	{ false, LIVE_LEG & ~S(CLOSING), IN_PING, STAY, A_PING_ACK },
+	{ false, S(BOUND) | S(GOING_AWAY), IN_SETTINGS_ACK, STAY,
+	  A_SETTINGS_ACKED },
 	{ false, S(POOLED), IN_BOUND, CS_BOUND,
 	  A_LINK_CLIENT | A_RELAY_WINDOW },
 	/* Taken by the verdict while we were closing it: its client's
@@ -176,6 +180,7 @@ static const char *const input_names[IN_MAX] = {
 	[IN_PREFACE] = "preface",
 	[IN_NOT_HTTP2] = "not-http2",
 	[IN_RAW_CONNECTING] = "raw-connecting",
+	[IN_SETTINGS_ACK] = "settings-ack",
 };
 
 const char *conn_state_name(enum conn_state s)

@@ -57,6 +57,8 @@ enum conn_input {
 	IN_PREFACE,	   /* client: its first bytes are the HTTP/2 preface */
 	IN_NOT_HTTP2,	   /* client: its first bytes are something else */
 	IN_RAW_CONNECTING, /* raw leg: connect() started */
+	IN_SETTINGS_ACK,   /* leg: its backend ACKed our SETTINGS (event);
+			    * client: its ACKs wait (the tick) */
 	IN_MAX,
 };
 
@@ -95,6 +97,8 @@ enum conn_action {
 				    * what came before it is out */
 	A_RAW_RESET = 1 << 27, /* raw: both close with RST (marked before
 				* A_CLOSE is carried out) */
+	A_SETTINGS_ACKED = 1 << 28, /* client: ACKs held for a lowered window
+				     * go once its legs ACKed it */
 };
 
 struct transition {

@@ -325,6 +325,14 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 		   "1 while new clients stay off the fast path: "
 		   "the node's TCP memory count is above --fast-path-tcp-mem",
 		   s->stats.fast_closed);
+	metric_one(f, "settings_acks_held_total", "counter",
+		   "clients' SETTINGS that lowered their stream window, "
+		   "ACKed once their legs had",
+		   s->stats.settings_acks_held);
+	metric_one(f, "settings_timeouts_total", "counter",
+		   "backend connections failed: no ACK of a client's "
+		   "SETTINGS in time",
+		   s->stats.settings_timeouts);
 	if (kern_read_counters(m->k, cnt))
 		return;
 	for (int i = 0; i < H2LB_CNT_MAX; i++) {

@@ -273,6 +273,8 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "reset_unsent", st.reset_unsent);
 	jw_kv_u64(w, "tcp_mem_pages", st.tcp_mem_pages);
 	jw_kv_u64(w, "fast_closed", st.fast_closed);
+	jw_kv_u64(w, "settings_acks_held", st.settings_acks_held);
+	jw_kv_u64(w, "settings_timeouts", st.settings_timeouts);
 	jw_obj_end(w);
 	limits_print(k, svc, be, n, &st, w);
 	jw_key(w, "counters");

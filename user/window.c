@@ -181,6 +181,7 @@ static void leg_start(struct lb *lb, struct uconn *l)
 	uint8_t f[H2_FRAME_MAX];
 
 	l->window_due = false;
+	kern_settings_sent(lb->k, l->cookie, false);
 	inject(&lb->inj, l->cookie, f,
 	       stream_window_settings(f, l->client->init_window));
 }
@@ -273,15 +274,21 @@ void window_queued_refresh(struct lb *lb)
 
 /* The client's new value, to every leg that knows the old one; a leg
  * still due may start now that the value is known (window_legs). */
-void window_relay(struct lb *lb, struct uconn *c)
+int window_relay(struct lb *lb, struct uconn *c, bool wait)
 {
 	uint8_t f[H2_FRAME_MAX];
 	size_t len = stream_window_settings(f, c->init_window);
+	int n = 0;
 
-	for (struct uconn *l = c->legs; l; l = l->next_leg)
-		if (!l->window_due)
-			inject(&lb->inj, l->cookie, f, len);
+	for (struct uconn *l = c->legs; l; l = l->next_leg) {
+		if (l->window_due)
+			continue;
+		kern_settings_sent(lb->k, l->cookie, wait);
+		inject(&lb->inj, l->cookie, f, len);
+		n++;
+	}
 	window_legs(lb, c, false);
+	return n;
 }
 
 /* Pooled legs were handshaken with a stream window of 0: nothing flows

@@ -19,8 +19,10 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager);
 void window_refill(struct lb *lb, struct uconn *c, bool eager);
 /* Tell every leg of @c the client's stream window size (its
  * SETTINGS_INITIAL_WINDOW_SIZE): stream windows are end to end. Legs
- * still due (window_relay_leg) are told when they start. */
-void window_relay(struct lb *lb, struct uconn *c);
+ * still due (window_relay_leg) are told when they start. With @wait,
+ * each leg told sends an event once its backend has ACKed (kern.h,
+ * kern_settings_sent). Returns how many legs were told. */
+int window_relay(struct lb *lb, struct uconn *c, bool wait);
 /* Measure the connections' shares of the node's queued bytes again, when
  * it is half full. */
 void window_queued_refresh(struct lb *lb);

@@ -40,6 +40,21 @@
 #     its first 65,535 bytes out and gave them to the busy leg, and the
 #     idle leg then sent them beyond the window (3 runs in 6). Each run
 #     then grants more: both downloads must end.
+# (d) A window lowered under a running download. h2lb relayed the lower
+#     value to the legs and ACKed the client at once, so DATA a backend
+#     had sent under the old window reached the client after the ACK,
+#     beyond the new one. tests/peers/lagging_server.py acts on each frame
+#     50 ms after it arrives (a long path, without netem) and sends 16 KiB
+#     every 2 ms; settings_order_client.py --mode lower starts at 1 MiB,
+#     lowers to 64 KiB at its first DATA, and gives back nothing for
+#     0.3 s after the ACK. With the ACK sent at once, 3 runs in 3 overran
+#     the window by 327,680 to 344,064 bytes; now h2lb ACKs once the leg
+#     has ACKed (the DATA before it), and nothing may overrun.
+# (e) A backend that never ACKs that SETTINGS (lagging_server.py
+#     --ack-settings 2: the handshake's and the leg's start only) may not
+#     hold the client's ACK for ever: after 5 s its leg fails with
+#     GOAWAY(SETTINGS_TIMEOUT), the client's stream on it ends short, the
+#     client gets its ACK, and new requests go to a new leg.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd nghttpd
@@ -69,6 +84,48 @@ for early in --early --early --early "" "" ""; do
 done
 h2lb_stop || fail "h2lb did not stop cleanly"
 
+# dstat NAME: the daemon's counter NAME.
+dstat() {
+    h2lb_daemon_stats | "$TB_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+# field JSON NAME: one field of a client's JSON line.
+field() {
+    "$TB_PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+tb_spawn b1 lagging "$TB_PYTHON" "$TB_PEERS/lagging_server.py" --port 9001
+tb_spawn b2 hostage "$TB_PYTHON" "$TB_PEERS/lagging_server.py" --port 9001 \
+    --ack-settings 2
+tb_wait_port b1 9001 10
+tb_wait_port b2 9001 10
+H2LB_EXPECT_READY=1 h2lb_start --backends "$(tb_backend_ip 1):9001"
+for i in 1 2 3; do
+    out=$(tb_run cli "$TB_PYTHON" "$TB_PEERS/settings_order_client.py" \
+        --target "$H2LB_ADDR" --mode lower) ||
+        fail "lowered window $i: DATA beyond it after its ACK, or no whole response: $out"
+    echo "   $out"
+    (($(field "$out" before_ack) > 65536)) ||
+        fail "lowered window $i: the backend did not send under the old window before the ACK; the run proves nothing"
+done
+(($(dstat settings_acks_held) == 3)) ||
+    fail "settings_acks_held is $(dstat settings_acks_held), not 3"
+h2lb_stop || fail "h2lb did not stop cleanly"
+
+H2LB_EXPECT_READY=1 h2lb_start --backends "$(tb_backend_ip 2):9001"
+out=$(tb_run cli "$TB_PYTHON" "$TB_PEERS/settings_order_client.py" \
+    --target "$H2LB_ADDR" --mode lower --allow-reset) ||
+    fail "backend that never ACKs: no ACK, DATA beyond the window, or the stream did not end: $out"
+echo "   $out"
+"$TB_PYTHON" -c 'import sys; sys.exit(not 4.5 <= float(sys.argv[1]) <= 8)' "$(field "$out" ack_s)" ||
+    fail "the ACK came after $(field "$out" ack_s) s, not about 5"
+(($(field "$out" total) < 1048576)) || fail "the stream on the failed leg did not end short"
+(($(dstat settings_timeouts) == 1)) ||
+    fail "settings_timeouts is $(dstat settings_timeouts), not 1"
+out=$(tb_run cli h2load -n 4 -m 2 "http://$H2LB_ADDR/" 2>&1) || true
+grep -q '^requests: 4 total, 4 started, 4 done, 4 succeeded' <<<"$out" ||
+    fail "requests after the leg failed did not succeed: $(grep '^requests:' <<<"$out")"
+h2lb_stop || fail "h2lb did not stop cleanly"
+
 h2lb_start
 # A CPU hog, so that the daemon's refills and the kernel's redirects
 # interleave in more ways: at most 240 s, and the cleanup kills it.
@@ -83,4 +140,4 @@ done
 kill "$hog"
 echo "   grpc: 30 x 32 calls of 4 MiB each succeeded beside a CPU hog"
 h2lb_stop || fail "h2lb did not stop cleanly"
-echo "PASS: no DATA beyond a client's window: SETTINGS ACKed before use, legs bound late wait for room, idle legs' shares counted"
+echo "PASS: no DATA beyond a client's window: SETTINGS ACKed before use, lowered windows ACKed after the legs', legs bound late wait for room, idle legs' shares counted"

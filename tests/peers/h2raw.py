@@ -71,6 +71,8 @@ class FrameCounter:
         self.data = 0
         self.by_stream = {}
         self.ended = set()
+        self.reset = set()
+        self.last = None  # the last frame read
 
     def step(self, timeout=None):
         """Read one frame; False on timeout (or at the deadline)."""
@@ -86,7 +88,10 @@ class FrameCounter:
             return False
         if f is None:
             raise ConnectionError("connection closed")
+        self.last = f
         ftype, flags, stream, payload = f
+        if ftype == RST_STREAM:
+            self.reset.add(stream)
         if ftype == SETTINGS and flags & ACK:
             self.acks += 1
         elif ftype == SETTINGS:

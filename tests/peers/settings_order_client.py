@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A client that holds its server to the stream window it has acknowledged.
 
-    settings_order_client.py --target HOST:PORT --mode first|raise
-                             [--path /big.bin] [--window N] [--timeout S]
+    settings_order_client.py --target HOST:PORT --mode first|raise|lower
+                             [--path /big.bin] [--window N] [--low N]
+                             [--hold S] [--allow-reset] [--timeout S]
 
 RFC 9113 6.5.3: the values of a SETTINGS frame are in force for its sender
 once the peer has acknowledged them. grpc core takes that literally: until
@@ -18,10 +19,22 @@ bytes that arrive before the ACK of the SETTINGS that raised its window:
          --settle s with no more DATA, a second SETTINGS raises the
          window to N.
 
+  lower  its first SETTINGS says INITIAL_WINDOW_SIZE = N; once its ACK is
+         back, the GET is sent; at its first DATA, a second SETTINGS
+         lowers the window to --low. From the ACK of that one on, the
+         stream's window is --low less the DATA that came before, and
+         DATA beyond it is an overrun. The client gives back nothing
+         for --hold s after the ACK (what a server sent under the old
+         window is all that can come then), then all it read, and then
+         each frame as it reads it.
+
 The connection window is raised to the most at the start, so only stream
 windows limit the server. Prints one JSON line: {"mode", "before_ack",
-"allowed", "total", "complete"}; exit 0 if the server kept to the window
-(before_ack <= allowed) and the response was complete, 1 otherwise.
+"allowed", "total", "complete"} (lower: also "overrun", the most bytes
+beyond the window, "reset", and "ack_s", the seconds the ACK took); exit 0
+if the server kept to the window (before_ack <= allowed; lower: no
+overrun) and the response was complete (or, with --allow-reset, the
+stream was reset), 1 otherwise.
 """
 import argparse
 import json
@@ -29,8 +42,9 @@ import socket
 import sys
 import time
 
-from h2raw import (END_HEADERS, END_STREAM, HEADERS, MAX_WINDOW_UPDATE,
-                   PREFACE, SETTINGS, FrameCounter, frame, lit)
+from h2raw import (DATA, END_HEADERS, END_STREAM, HEADERS, MAX_WINDOW_UPDATE,
+                   PREFACE, SETTINGS, WINDOW_UPDATE, FrameCounter, frame,
+                   lit)
 
 DEFAULT_WINDOW = 65535
 INITIAL_WINDOW_SIZE = 4
@@ -47,21 +61,74 @@ def get(host, path):
     return frame(HEADERS, END_STREAM | END_HEADERS, 1, block)
 
 
+def stream_window_update(inc):
+    return frame(WINDOW_UPDATE, 0, 1, inc.to_bytes(4, "big"))
+
+
+def lower(sock, c, a, host):
+    """Mode lower: the window shrinks under a running download."""
+    while c.acks < 1 and c.step():
+        pass
+    sock.sendall(get(host, a.path))
+    while not c.by_stream.get(1) and 1 not in c.reset and c.step():
+        pass
+    sock.sendall(window_settings(a.low))
+    sent = time.monotonic()
+    while c.acks < 2 and c.step():
+        pass
+    ack_s = time.monotonic() - sent
+    before_ack = c.by_stream.get(1, 0)
+    window = a.low - before_ack
+    overrun = 0
+    held = before_ack  # read, not given back yet
+    hold_until = time.monotonic() + a.hold
+    while c.acks == 2 and 1 not in c.ended and 1 not in c.reset:
+        now = time.monotonic()
+        if now >= c.deadline:
+            break
+        if now >= hold_until and held:
+            sock.sendall(stream_window_update(held))
+            window += held
+            held = 0
+        if not c.step(hold_until - now if now < hold_until else None):
+            continue
+        ftype, _, stream, payload = c.last
+        if ftype != DATA or stream != 1 or not payload:
+            continue
+        window -= len(payload)
+        overrun = max(overrun, -window)
+        held += len(payload)
+    complete = c.acks == 2 and 1 in c.ended
+    reset = 1 in c.reset
+    print(json.dumps({"mode": a.mode, "before_ack": before_ack,
+                      "allowed": a.low, "total": c.by_stream.get(1, 0),
+                      "overrun": overrun, "complete": complete,
+                      "reset": reset, "ack_s": round(ack_s, 3)}))
+    return 0 if c.acks == 2 and not overrun and \
+        (complete or (a.allow_reset and reset)) else 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", required=True)
-    ap.add_argument("--mode", choices=("first", "raise"), required=True)
+    ap.add_argument("--mode", choices=("first", "raise", "lower"),
+                    required=True)
     ap.add_argument("--path", default="/big.bin")
     ap.add_argument("--window", type=int, default=1 << 20)
+    ap.add_argument("--low", type=int, default=65536)
+    ap.add_argument("--hold", type=float, default=0.3)
+    ap.add_argument("--allow-reset", action="store_true")
     ap.add_argument("--settle", type=float, default=0.3)
     ap.add_argument("--timeout", type=float, default=10)
     a = ap.parse_args()
     host, port = a.target.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=a.timeout)
     c = FrameCounter(sock, time.monotonic() + a.timeout)
-    first = window_settings(a.window) if a.mode == "first" else \
+    first = window_settings(a.window) if a.mode != "raise" else \
         frame(SETTINGS, 0, 0)
     sock.sendall(PREFACE + first + MAX_WINDOW_UPDATE)
+    if a.mode == "lower":
+        return lower(sock, c, a, host)
     want_acks = 1
     if a.mode == "raise":
         while c.acks < 1 and c.step():

@@ -187,6 +187,7 @@ static const char *const action_names[] = {
 	"PING ACK",	    "await first bytes",
 	"raw leg",	    "join",
 	"pass FIN",	    "reset both",
+	"held ACKs",
 };
 
 /* The table as Markdown rows, as docs/architecture.md shows it. */
