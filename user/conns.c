@@ -1491,7 +1491,7 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	bool handshaking =
 		c->state == CS_CONNECTING || c->state == CS_HANDSHAKING;
 	bool client = c->role == H2LB_ROLE_CLIENT;
-	enum conn_input in = IN_MAX;
+	enum conn_input in = IN_MAX, due;
 	struct h2lb_conn k;
 	bool busy;
 
@@ -1520,15 +1520,17 @@ static enum conn_input tick_one(struct lb *lb, struct uconn *c, uint64_t now)
 	/* Our ACKs wait for its legs': the leg's event may have been lost
 	 * (a full ring), or a leg may be late (settings_ack.c). */
 	if (client && c->acks_owed)
-		return IN_SETTINGS_ACK;
+		in = IN_SETTINGS_ACK;
 	if (now < c->next_look_ms || kern_conn(lb->k, c->cookie, &k))
-		return IN_MAX;
+		return in;
 	busy = watchdog(lb, c, &k) | k.open_streams;
 	if (client) {
 		window_tick(lb, c, &k);
 		/* Going away: closed at its deadline, not a look later. */
 		busy |= c->flow_held || c->state == CS_GOING_AWAY;
-		in = client_due(lb, c, &k, now);
+		due = client_due(lb, c, &k, now);
+		if (due != IN_MAX) /* before the ACKs' look */
+			in = due;
 	}
 	c->next_look_ms =
 		busy ? busy_look(lb, c, &k, now) : next_idle_look(now);
