@@ -121,6 +121,8 @@ echo "   $out"
 (($(field "$out" total) < 1048576)) || fail "the stream on the failed leg did not end short"
 (($(dstat settings_timeouts) == 1)) ||
     fail "settings_timeouts is $(dstat settings_timeouts), not 1"
+grep -q "no ACK of its client's SETTINGS in 5000 ms" "$(h2lb_log)" ||
+    fail "the daemon's log does not say why the leg failed"
 out=$(tb_run cli h2load -n 4 -m 2 "http://$H2LB_ADDR/" 2>&1) || true
 grep -q '^requests: 4 total, 4 started, 4 done, 4 succeeded' <<<"$out" ||
     fail "requests after the leg failed did not succeed: $(grep '^requests:' <<<"$out")"
