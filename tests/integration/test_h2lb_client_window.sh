@@ -54,7 +54,9 @@
 #     --ack-settings 2: the handshake's and the leg's start only) may not
 #     hold the client's ACK for ever: after 5 s its leg fails with
 #     GOAWAY(SETTINGS_TIMEOUT), the client's stream on it ends short, the
-#     client gets its ACK, and new requests go to a new leg.
+#     client gets its ACK, and new requests go to a new leg. Other
+#     clients of that backend are served meanwhile (40 downloads within
+#     3 s, during the wait).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd nghttpd
@@ -112,9 +114,22 @@ done
 h2lb_stop || fail "h2lb did not stop cleanly"
 
 H2LB_EXPECT_READY=1 h2lb_start --backends "$(tb_backend_ip 2):9001"
-out=$(tb_run cli "$TB_PYTHON" "$TB_PEERS/settings_order_client.py" \
-    --target "$H2LB_ADDR" --mode lower --allow-reset) ||
-    fail "backend that never ACKs: no ACK, DATA beyond the window, or the stream did not end: $out"
+tb_run cli "$TB_PYTHON" "$TB_PEERS/settings_order_client.py" \
+    --target "$H2LB_ADDR" --mode lower --allow-reset >"$TB_STATE/hostage.out" &
+hostage=$!
+# Beside it, while its ACK waits: other clients of the same backend, whose
+# legs ACK, are served as usual.
+sleep 1
+t0=$(date +%s%N)
+beside=$(tb_run cli h2load -n 40 -c 4 -m 10 "http://$H2LB_ADDR/" 2>&1) || true
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' <<<"$beside" ||
+    fail "clients beside the held ACK: $(grep '^requests:' <<<"$beside")"
+echo "   beside: 40 requests of 1 MiB in $ms ms while the ACK waited"
+((ms < 3000)) || fail "clients beside the held ACK took $ms ms"
+wait "$hostage" ||
+    fail "backend that never ACKs: no ACK, DATA beyond the window, or the stream did not end: $(cat "$TB_STATE/hostage.out")"
+out=$(cat "$TB_STATE/hostage.out")
 echo "   $out"
 "$TB_PYTHON" -c 'import sys; sys.exit(not 4.5 <= float(sys.argv[1]) <= 8)' "$(field "$out" ack_s)" ||
     fail "the ACK came after $(field "$out" ack_s) s, not about 5"
