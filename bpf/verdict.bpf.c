@@ -428,7 +428,7 @@ static __always_inline int connection_frame(const struct h2_in *in,
 		if (f->flags & H2_F_ACK) {
 			if (c->role == H2LB_ROLE_CLIENT)
 				c->flags |= H2LB_CONN_SETTINGS_ACK;
-			else
+			else if (c->role == H2LB_ROLE_BACKEND)
 				leg_settings_acked(c, cookie);
 			return SK_DROP;
 		}
