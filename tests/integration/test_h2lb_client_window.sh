@@ -49,7 +49,11 @@
 #     lowers to 64 KiB at its first DATA, and gives back nothing for
 #     0.3 s after the ACK. With the ACK sent at once, 3 runs in 3 overran
 #     the window by 327,680 to 344,064 bytes; now h2lb ACKs once the leg
-#     has ACKed (the DATA before it), and nothing may overrun.
+#     has ACKed (the DATA before it), and nothing may overrun. Then
+#     two SETTINGS in one write while the ACK waits: lowered twice
+#     (131,072 then 65,536: the second waits for the legs again), and
+#     lowered then raised (65,536 then 262,144: both ACKs go once the
+#     legs ACKed the lower value, the raise is relayed after them).
 # (e) A backend that never ACKs that SETTINGS (lagging_server.py
 #     --ack-settings 2: the handshake's and the leg's start only) may not
 #     hold the client's ACK for ever: after 5 s its leg fails with
@@ -101,16 +105,18 @@ tb_spawn b2 hostage "$TB_PYTHON" "$TB_PEERS/lagging_server.py" --port 9001 \
 tb_wait_port b1 9001 10
 tb_wait_port b2 9001 10
 H2LB_EXPECT_READY=1 h2lb_start --backends "$(tb_backend_ip 1):9001"
-for i in 1 2 3; do
+for low in 65536 65536 65536 131072,65536 65536,262144; do
     out=$(tb_run cli "$TB_PYTHON" "$TB_PEERS/settings_order_client.py" \
-        --target "$H2LB_ADDR" --mode lower) ||
-        fail "lowered window $i: DATA beyond it after its ACK, or no whole response: $out"
-    echo "   $out"
+        --target "$H2LB_ADDR" --mode lower --low "$low") ||
+        fail "window lowered to $low: DATA beyond it after its ACK, or no whole response: $out"
+    echo "   $low: $out"
     (($(field "$out" before_ack) > 65536)) ||
-        fail "lowered window $i: the backend did not send under the old window before the ACK; the run proves nothing"
+        fail "window lowered to $low: the backend did not send under the old window before the ACK; the run proves nothing"
 done
-(($(dstat settings_acks_held) == 3)) ||
-    fail "settings_acks_held is $(dstat settings_acks_held), not 3"
+# A wait for each lower value: 3, then 2 (the second value waits for
+# the legs again), then 1 (the raise behind it is ACKed with it).
+(($(dstat settings_acks_held) == 6)) ||
+    fail "settings_acks_held is $(dstat settings_acks_held), not 6"
 h2lb_stop || fail "h2lb did not stop cleanly"
 
 H2LB_EXPECT_READY=1 h2lb_start --backends "$(tb_backend_ip 2):9001"

@@ -2,7 +2,7 @@
 """A client that holds its server to the stream window it has acknowledged.
 
     settings_order_client.py --target HOST:PORT --mode first|raise|lower
-                             [--path /big.bin] [--window N] [--low N]
+                             [--path /big.bin] [--window N] [--low N[,N...]]
                              [--hold S] [--allow-reset] [--timeout S]
 
 RFC 9113 6.5.3: the values of a SETTINGS frame are in force for its sender
@@ -21,12 +21,12 @@ bytes that arrive before the ACK of the SETTINGS that raised its window:
 
   lower  its first SETTINGS says INITIAL_WINDOW_SIZE = N; once its ACK is
          back, the GET is sent; at its first DATA, a second SETTINGS
-         lowers the window to --low. From the ACK of that one on, the
-         stream's window is --low less the DATA that came before, and
-         DATA beyond it is an overrun. The client gives back nothing
-         for --hold s after the ACK (what a server sent under the old
-         window is all that can come then), then all it read, and then
-         each frame as it reads it.
+         lowers the window to --low (--low A,B,...: one SETTINGS per
+         value, in one write). At each ACK the stream's window moves by
+         the change (RFC 9113 6.9.2), and DATA beyond it is an overrun.
+         The client gives back nothing until --hold s after the last ACK
+         (what a server sent under the old window is all that can come
+         then), then all it read, and then each frame as it reads it.
 
 The connection window is raised to the most at the start, so only stream
 windows limit the server. Prints one JSON line: {"mode", "before_ack",
@@ -42,9 +42,9 @@ import socket
 import sys
 import time
 
-from h2raw import (DATA, END_HEADERS, END_STREAM, HEADERS, MAX_WINDOW_UPDATE,
-                   PREFACE, SETTINGS, WINDOW_UPDATE, FrameCounter, frame,
-                   lit)
+from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, HEADERS,
+                   MAX_WINDOW_UPDATE, PREFACE, SETTINGS, WINDOW_UPDATE,
+                   FrameCounter, frame, lit)
 
 DEFAULT_WINDOW = 65535
 INITIAL_WINDOW_SIZE = 4
@@ -66,45 +66,52 @@ def stream_window_update(inc):
 
 
 def lower(sock, c, a, host):
-    """Mode lower: the window shrinks under a running download."""
+    """Mode lower: the window changes under a running download."""
+    lows = [int(v) for v in a.low.split(",")]
+    values = [a.window] + lows  # in force from ACK 1, 2, ...
     while c.acks < 1 and c.step():
         pass
     sock.sendall(get(host, a.path))
     while not c.by_stream.get(1) and 1 not in c.reset and c.step():
         pass
-    sock.sendall(window_settings(a.low))
+    window = a.window - c.by_stream.get(1, 0)
+    sock.sendall(b"".join(window_settings(v) for v in lows))
     sent = time.monotonic()
-    while c.acks < 2 and c.step():
-        pass
-    ack_s = time.monotonic() - sent
-    before_ack = c.by_stream.get(1, 0)
-    window = a.low - before_ack
-    overrun = 0
-    held = before_ack  # read, not given back yet
-    hold_until = time.monotonic() + a.hold
-    while c.acks == 2 and 1 not in c.ended and 1 not in c.reset:
+    ack_s, before_ack, hold_until = None, 0, None
+    overrun, held = 0, c.by_stream.get(1, 0)  # read, not given back yet
+    # Until the stream ends and every ACK is in, whichever comes first.
+    while (1 not in c.ended and 1 not in c.reset) or c.acks < len(values):
         now = time.monotonic()
         if now >= c.deadline:
             break
-        if now >= hold_until and held:
+        if hold_until is not None and now >= hold_until and held:
             sock.sendall(stream_window_update(held))
             window += held
             held = 0
-        if not c.step(hold_until - now if now < hold_until else None):
+        if not c.step(hold_until - now if hold_until and now < hold_until
+                      else None):
             continue
-        ftype, _, stream, payload = c.last
-        if ftype != DATA or stream != 1 or not payload:
-            continue
-        window -= len(payload)
-        overrun = max(overrun, -window)
-        held += len(payload)
-    complete = c.acks == 2 and 1 in c.ended
+        ftype, flags, stream, payload = c.last
+        if ftype == SETTINGS and flags & ACK and c.acks <= len(values):
+            # RFC 9113 6.9.2: the window moves by the change.
+            window += values[c.acks - 1] - values[c.acks - 2]
+            if c.acks == len(values):
+                ack_s = time.monotonic() - sent
+                before_ack = c.by_stream.get(1, 0)
+                hold_until = time.monotonic() + a.hold
+        elif ftype == DATA and stream == 1 and payload:
+            window -= len(payload)
+            overrun = max(overrun, -window)
+            held += len(payload)
+    acked = c.acks == len(values)
+    complete = acked and 1 in c.ended
     reset = 1 in c.reset
     print(json.dumps({"mode": a.mode, "before_ack": before_ack,
-                      "allowed": a.low, "total": c.by_stream.get(1, 0),
+                      "allowed": lows[-1], "total": c.by_stream.get(1, 0),
                       "overrun": overrun, "complete": complete,
-                      "reset": reset, "ack_s": round(ack_s, 3)}))
-    return 0 if c.acks == 2 and not overrun and \
+                      "reset": reset,
+                      "ack_s": None if ack_s is None else round(ack_s, 3)}))
+    return 0 if acked and not overrun and \
         (complete or (a.allow_reset and reset)) else 1
 
 
@@ -115,7 +122,7 @@ def main():
                     required=True)
     ap.add_argument("--path", default="/big.bin")
     ap.add_argument("--window", type=int, default=1 << 20)
-    ap.add_argument("--low", type=int, default=65536)
+    ap.add_argument("--low", default="65536")
     ap.add_argument("--hold", type=float, default=0.3)
     ap.add_argument("--allow-reset", action="store_true")
     ap.add_argument("--settle", type=float, default=0.3)
