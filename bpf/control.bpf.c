@@ -177,8 +177,10 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 		WRITE_ONCE(c->backlog, a->set & H2LB_FORGET ? 0 : a->backlog);
 	}
 	/* A frame its own socket left unfinished (fast path) goes too. */
-	if (a->set & H2LB_FORGET)
+	if (a->set & H2LB_FORGET) {
 		bpf_map_delete_elem(&fast_held, &cookie);
+		bpf_map_delete_elem(&fast_held_block, &cookie);
+	}
 	/* The WINDOW_UPDATE increments that came since the last time: the
 	 * flag first, so that one coming meanwhile sends another event. */
 	if (a->set & H2LB_TAKE_WINDOW) {

@@ -264,6 +264,25 @@ struct {
 	__type(value, struct h2lb_fast_held);
 } fast_held_zero SEC(".maps") __weak;
 
+/* Header blocks longer than a frame that switched clients left unfinished
+ * (struct h2lb_fast_held_block), by accepted socket, until the next write;
+ * made from the template (an array: a per-CPU value may not be this
+ * large), which nothing writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, H2LB_DEF_CONNS);
+	__type(key, __u64);
+	__type(value, struct h2lb_fast_held_block);
+} fast_held_block SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2lb_fast_held_block);
+} fast_held_block_zero SEC(".maps") __weak;
+
 /* The fast path's sink (H2LB_SINK_KEY): the receiving end of its
  * loopback pair, whose stream verdict drops everything (fast.bpf.c). */
 struct {

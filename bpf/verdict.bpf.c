@@ -1145,87 +1145,158 @@ __attribute__((noinline)) __u32 fast_run(struct sk_msg_md *msg, __u32 stream,
 
 /*
  * A switched client's write that ends inside a frame (docs/fast-path.md,
- * F9): its bytes wait in fast_held until the next write, and go to the
- * sink meanwhile; no frame goes to a leg in pieces, which another writer
- * of the leg could land between. 0, or -1 if they cannot be kept (more
- * than H2LB_FAST_HELD: the connection fails).
+ * F9): its bytes wait until the next write, and go to the sink meanwhile;
+ * no frame goes to a leg in pieces, which another writer of the leg could
+ * land between. A frame waits in fast_held, made when a connection first
+ * needs it and kept (grpc-go ends most of its writes inside a frame); a
+ * header block longer than a frame in fast_held_block, made for it and
+ * deleted at the next write. 0, or -1 if they cannot be kept (more than a
+ * header block, or no memory: the connection fails).
  */
 static __always_inline int held_save(struct sk_msg_md *msg, struct h2lb_conn *c,
 				     __u64 anchor)
 {
-	struct h2lb_fast_held *h = bpf_map_lookup_elem(&fast_held, &anchor);
-	__u32 zero = 0, n = msg->size;
+	__u32 zero = 0, n = msg->size, flags = H2LB_CONN_HELD;
+	struct h2lb_fast_held_block *b;
+	struct h2lb_fast_held *h;
 	void *z;
 
-	if (!n || n > H2LB_FAST_HELD)
+	if (!n || n > H2LB_FAST_HELD_BLOCK || bpf_msg_pull_data(msg, 0, n, 0))
 		return -1;
-	if (!h) {
-		z = bpf_map_lookup_elem(&fast_held_zero, &zero);
-		if (!z ||
-		    bpf_map_update_elem(&fast_held, &anchor, z, BPF_NOEXIST))
-			return -1;
+	if (n <= H2LB_FAST_HELD) {
 		h = bpf_map_lookup_elem(&fast_held, &anchor);
-		if (!h)
+		if (!h) {
+			z = bpf_map_lookup_elem(&fast_held_zero, &zero);
+			if (!z || bpf_map_update_elem(&fast_held, &anchor, z,
+						      BPF_NOEXIST))
+				return -1;
+			h = bpf_map_lookup_elem(&fast_held, &anchor);
+			if (!h)
+				return -1;
+		}
+		if (bpf_probe_read_kernel(h->buf, n, msg->data))
 			return -1;
+		h->n = n;
+	} else {
+		z = bpf_map_lookup_elem(&fast_held_block_zero, &zero);
+		if (!z ||
+		    bpf_map_update_elem(&fast_held_block, &anchor, z, BPF_ANY))
+			return -1;
+		b = bpf_map_lookup_elem(&fast_held_block, &anchor);
+		if (!b || bpf_probe_read_kernel(b->buf, n, msg->data))
+			return -1;
+		b->n = n;
+		flags |= H2LB_CONN_HELD_BLOCK;
 	}
-	if (bpf_msg_pull_data(msg, 0, n, 0) ||
-	    bpf_probe_read_kernel(h->buf, n, msg->data))
-		return -1;
-	h->n = n;
-	__sync_fetch_and_or(&c->flags, H2LB_CONN_HELD);
+	__sync_fetch_and_or(&c->flags, flags);
 	count(H2LB_CNT_FAST_HELD);
 	return 0;
 }
 
 #define HELD_CHUNK 256
 
-/* The bytes fast_held keeps for client @a, put in front of @msg. 0, or
+/* Copy HELD_CHUNK bytes of @buf from @off into @msg at @off. 0, or -1. */
+static __always_inline int held_chunk(struct sk_msg_md *msg, const __u8 *buf,
+				      __u32 off, const __u32 max)
+{
+	__u8 *data;
+
+	if (off > max - HELD_CHUNK ||
+	    bpf_msg_pull_data(msg, off, off + HELD_CHUNK, 0))
+		return -1;
+	data = msg->data;
+	if (data + HELD_CHUNK > (__u8 *)msg->data_end)
+		return -1;
+	/* (no helper may write into a message: plain stores) */
+	for (int k = 0; k < HELD_CHUNK / 8; k++)
+		((__u64 *)data)[k] = *(__u64 *)(buf + off + k * 8);
+	return 0;
+}
+
+/*
+ * Put @n bytes of @buf (of @max bytes) in front of @msg. 0, or -1. The
+ * pushed bytes are one element, so no pull below copies. Whole chunks,
+ * and the last one ends at @n (it may cover bytes already copied): no
+ * loop of single bytes after a loop of chunks, which the verifier would
+ * walk once for every chunk the first may stop at.
+ */
+static __always_inline int held_put(struct sk_msg_md *msg, const __u8 *buf,
+				    __u32 n, const __u32 max)
+{
+	__u32 off = 0;
+	__u8 *data;
+
+	if (n > max || bpf_msg_push_data(msg, 0, n, 0))
+		return -1;
+	if (n < HELD_CHUNK) {
+		if (bpf_msg_pull_data(msg, 0, n, 0))
+			return -1;
+		data = msg->data;
+		for (__u32 j = 0; j < HELD_CHUNK; j++) {
+			if (j >= n || data + j + 1 > (__u8 *)msg->data_end)
+				break;
+			data[j] = buf[j];
+		}
+		return 0;
+	}
+	for (int i = 0; i < max / HELD_CHUNK; i++) {
+		if (n - off < HELD_CHUNK)
+			break;
+		if (held_chunk(msg, buf, off, max))
+			return -1;
+		off += HELD_CHUNK;
+	}
+	if (off < n)
+		return held_chunk(msg, buf, n - HELD_CHUNK, max);
+	return 0;
+}
+
+/* A frame kept for client @anchor in fast_held, put in front of @msg.
+ * Global functions, this and the next: each loop is verified once. */
+__attribute__((noinline)) int held_put_frame(struct sk_msg_md *msg,
+					     __u64 anchor)
+{
+	struct h2lb_fast_held *h = bpf_map_lookup_elem(&fast_held, &anchor);
+	__u32 n;
+
+	if (!msg || !h || !h->n)
+		return 0;
+	n = h->n;
+	h->n = 0;
+	return held_put(msg, h->buf, n, H2LB_FAST_HELD);
+}
+
+/* A header block kept for client @anchor in fast_held_block, put in
+ * front of @msg; its entry goes. */
+__attribute__((noinline)) int held_put_block(struct sk_msg_md *msg,
+					     __u64 anchor)
+{
+	struct h2lb_fast_held_block *b;
+	int r;
+
+	b = bpf_map_lookup_elem(&fast_held_block, &anchor);
+	if (!msg || !b)
+		return -1;
+	r = held_put(msg, b->buf, b->n, H2LB_FAST_HELD_BLOCK);
+	bpf_map_delete_elem(&fast_held_block, &anchor);
+	return r;
+}
+
+/* The bytes kept for client @a (held_save), put in front of @msg. 0, or
  * -1 if they could not be. Looked up only when the flag says there are:
  * most writes end at a frame's end. */
 static __always_inline int held_restore(struct sk_msg_md *msg,
 					struct h2lb_conn *a, __u64 anchor)
 {
-	struct h2lb_fast_held *h;
-	__u32 n, off = 0, c;
-	__u8 *data;
+	__u32 flags = a->flags;
 
-	if (!(a->flags & H2LB_CONN_HELD))
+	if (!(flags & H2LB_CONN_HELD))
 		return 0;
-	__sync_fetch_and_and(&a->flags, ~H2LB_CONN_HELD);
-	h = bpf_map_lookup_elem(&fast_held, &anchor);
-	if (!h || !h->n)
-		return 0;
-	n = h->n;
-	h->n = 0;
-	if (n > H2LB_FAST_HELD || bpf_msg_push_data(msg, 0, n, 0))
-		return -1;
-	for (int i = 0; i < H2LB_FAST_HELD / HELD_CHUNK; i++) {
-		if (n - off < HELD_CHUNK)
-			break;
-		if (bpf_msg_pull_data(msg, off, off + HELD_CHUNK, 0))
-			return -1;
-		data = msg->data;
-		if (data + HELD_CHUNK > (__u8 *)msg->data_end ||
-		    off > H2LB_FAST_HELD - HELD_CHUNK)
-			return -1;
-		/* (no helper may write into a message: plain stores) */
-		for (int k = 0; k < HELD_CHUNK / 8; k++)
-			((__u64 *)data)[k] = *(__u64 *)(h->buf + off + k * 8);
-		off += HELD_CHUNK;
-	}
-	c = n - off;
-	if (!c)
-		return 0;
-	if (c >= HELD_CHUNK || bpf_msg_pull_data(msg, off, n, 0))
-		return -1;
-	data = msg->data;
-	for (__u32 j = 0; j < HELD_CHUNK; j++) {
-		if (j >= c || data + j + 1 > (__u8 *)msg->data_end ||
-		    off + j >= H2LB_FAST_HELD)
-			break;
-		data[j] = h->buf[off + j];
-	}
-	return 0;
+	__sync_fetch_and_and(&a->flags,
+			     ~(H2LB_CONN_HELD | H2LB_CONN_HELD_BLOCK));
+	if (flags & H2LB_CONN_HELD_BLOCK)
+		return held_put_block(msg, anchor);
+	return held_put_frame(msg, anchor);
 }
 
 /*

@@ -123,6 +123,9 @@ enum h2lb_backend_state {
 /* A switched client's write ended inside a frame: fast_held keeps its
  * bytes for the next write (bpf/verdict.bpf.c, held_save). */
 #define H2LB_CONN_HELD 0x2000
+/* ... and they are a header block longer than a frame: fast_held_block
+ * keeps them, until the next write only. */
+#define H2LB_CONN_HELD_BLOCK 0x4000
 
 /* In "new_legs": the leg is raw (H2LB_CONN_RAW). sockops makes its record
  * but leaves it out of the sockhash: the daemon puts it there with its
@@ -312,6 +315,22 @@ struct h2lb_fast_held {
 	__u32 n; /* bytes in buf; 0: none */
 	__u32 pad;
 	__u8 buf[H2LB_FAST_HELD];
+};
+
+/*
+ * A header block longer than a frame that a switched client's write left
+ * unfinished: up to the header block limit that today's path's parser
+ * waits for (a client whose write buffer is smaller than the block ends a
+ * write inside it). Kept in a map of its own ("fast_held_block") and only
+ * until the next write, so that every connection that once held a frame
+ * does not keep 64 KiB. The next frame's header may be in it too, in
+ * part: H2_HDR_LEN more.
+ */
+#define H2LB_FAST_HELD_BLOCK (H2LB_MAX_HEADER_BLOCK + 16)
+struct h2lb_fast_held_block {
+	__u32 n; /* bytes in buf; 0: none */
+	__u32 pad;
+	__u8 buf[H2LB_FAST_HELD_BLOCK];
 };
 
 /* A client's connection to one backend. */
@@ -600,7 +619,8 @@ enum h2lb_why {
 	H2LB_WHY_IDLE_STREAM,	/* a frame on a stream never opened */
 	H2LB_WHY_CLOSED_STREAM, /* a frame on a stream both sides ended */
 	H2LB_WHY_HELD,		/* on the fast path, a frame or header block
-				 * over H2LB_FAST_HELD written in pieces */
+				 * written in pieces that could not be kept
+				 * for the next write (no memory for it) */
 	H2LB_WHY_MAX
 };
 

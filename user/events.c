@@ -37,7 +37,7 @@ static const char *why_text(const struct h2lb_conn_error *e, uint32_t stream)
 		[H2LB_WHY_HPACK] = "breaking the header block's rules",
 		[H2LB_WHY_IDLE_STREAM] = "on a stream never opened",
 		[H2LB_WHY_CLOSED_STREAM] = "on a stream already closed",
-		[H2LB_WHY_HELD] = "a frame over 16 KiB written in pieces",
+		[H2LB_WHY_HELD] = "a frame written in pieces could not be kept",
 	};
 	static char text[128];
 	const char *rule = e->why < H2LB_WHY_MAX ? rules[e->why] : NULL;

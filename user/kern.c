@@ -208,6 +208,7 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		{ s->maps.fast_pairs, o->fast_path ? l->conns : 1 },
 		/* (allocated as used: a frame a client left unfinished) */
 		{ s->maps.fast_held, o->fast_path ? l->conns : 1 },
+		{ s->maps.fast_held_block, o->fast_path ? l->conns : 1 },
 		{ s->maps.streams, l->streams },
 		{ s->maps.closed, l->streams },
 		{ s->maps.backends, l->backends },

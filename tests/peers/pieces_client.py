@@ -24,6 +24,12 @@ answer read before the next round:
                        (a backend that echoes what is uploaded: nghttpd
                        --echo-upload), its answer must be that body, byte
                        for byte
+    big-block          a GET whose header block is larger than a frame
+                       (--block bytes of header fields: a HEADERS frame of
+                       16 KiB and CONTINUATIONs) in three writes, the first
+                       ending inside its first CONTINUATION, the second
+                       inside its last; more than a frame waits for the
+                       next write each time
 
 With --held, the first warm-up write also holds a POST, before its GET:
 the POST's HEADERS open a stream whose body waits until the rounds are
@@ -41,7 +47,8 @@ well, else 1 with the reason on stderr. Every read waits at most 3 s, all
 of it at most --deadline seconds.
 
     pieces_client.py --target HOST:PORT [--rounds 20] [--warmup 10]
-                     [--body 300] [--echo] [--held] [--path /index.txt]
+                     [--body 300] [--block 40000] [--echo] [--held]
+                     [--path /index.txt]
                      [--deadline 60]
 """
 import argparse
@@ -57,7 +64,8 @@ from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY,
                    PRIORITY, RST_STREAM, SETTINGS, frame, lit, read_frame)
 
 SHAPES = ("split-header", "split-payload", "partial-then-full",
-          "full-then-partial", "post-body")
+          "full-then-partial", "post-body", "big-block")
+MAX_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE: h2lb does not raise it
 PAUSE = 0.01  # between the writes of a shape: each its own sendmsg
 
 
@@ -66,13 +74,14 @@ class Failure(Exception):
 
 
 class Client:
-    def __init__(self, target, path, body, echo, deadline):
+    def __init__(self, target, path, body, block, echo, deadline):
         host, port = target.rsplit(":", 1)
         self.deadline = time.monotonic() + deadline
         self.conn = socket.create_connection((host, int(port)), timeout=3)
         self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.path = path.encode()
         self.body = body
+        self.block_bytes = block
         self.echo = echo
         self.authority = host.encode()
         self.next_id = 1
@@ -87,14 +96,29 @@ class Client:
         self.got = {}           # stream -> what it answered of it so far
         self.send([PREFACE + frame(SETTINGS, 0, 0) + MAX_WINDOW_UPDATE])
 
-    def request(self, method=b"GET", end_stream=True):
-        """A HEADERS frame of a new request, and its stream id."""
+    def request(self, method=b"GET", end_stream=True, pad=0):
+        """A HEADERS frame of a new request, and its stream id; with @pad,
+        at least that many bytes of x-pad-* fields follow the pseudo
+        fields, and the block goes in as many frames as it takes (a
+        HEADERS frame and CONTINUATIONs, joined)."""
         sid = self.next_id
         self.next_id += 2
         block = lit(b":method", method) + lit(b":scheme", b"http") + \
             lit(b":path", self.path) + lit(b":authority", self.authority)
-        flags = END_HEADERS | (END_STREAM if end_stream else 0)
-        return frame(HEADERS, flags, sid, block), sid
+        i = 0
+        while pad and len(block) < pad:
+            block += lit(b"x-pad-%03d" % i, os.urandom(55).hex().encode())
+            i += 1
+        es = END_STREAM if end_stream else 0
+        if len(block) <= MAX_FRAME:
+            return frame(HEADERS, END_HEADERS | es, sid, block), sid
+        parts = [block[i:i + MAX_FRAME]
+                 for i in range(0, len(block), MAX_FRAME)]
+        out = frame(HEADERS, es, sid, parts[0])
+        for i, part in enumerate(parts[1:], 1):
+            last = i == len(parts) - 1
+            out += frame(CONTINUATION, END_HEADERS if last else 0, sid, part)
+        return out, sid
 
     def send(self, frames, cuts=(), count=False):
         """The frames @frames (bytes each), joined, in writes that end at
@@ -210,6 +234,12 @@ class Client:
         elif name == "split-header":
             self.send([a], cuts=(5,), count=True)
             ids = [i1]
+        elif name == "big-block":
+            a, i1 = self.request(pad=self.block_bytes)
+            # inside the first CONTINUATION, then inside the last frame
+            first = 9 + MAX_FRAME
+            self.send([a], cuts=(first + 100, len(a) - 100), count=True)
+            ids = [i1]
         elif name == "split-payload":
             self.send([a], cuts=(15,), count=True)
             ids = [i1]
@@ -228,6 +258,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--body", type=int, default=300)
+    ap.add_argument("--block", type=int, default=40000)
     ap.add_argument("--echo", action="store_true")
     ap.add_argument("--held", action="store_true")
     ap.add_argument("--path", default="/index.txt")
@@ -241,7 +272,7 @@ def main():
     c = None
     held_answered = False
     try:
-        c = Client(args.target, args.path, args.body, args.echo,
+        c = Client(args.target, args.path, args.body, args.block, args.echo,
                    args.deadline)
         for i in range(args.warmup):
             p = b""
