@@ -35,7 +35,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 
 # grpc-go test peers (tests/peers/go/build.sh: Debian's Go and grpc-go,
 # GOPATH mode, nothing downloaded); not part of `all`, `make test` builds them.
-GO_PEERS := $(BUILD)/peers/interop_server $(BUILD)/peers/interop_client
+GO_PEERS := $(BUILD)/peers/interop_server $(BUILD)/peers/interop_client \
+	    $(BUILD)/peers/h2c_client
 GO_PEER_SRCS := $(wildcard tests/peers/go/*/*.go) tests/peers/go/build.sh \
 		tests/peers/interop.proto
 

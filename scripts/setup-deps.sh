@@ -17,10 +17,11 @@ PKGS=(
 	python3-protobuf nghttp2-client nghttp2-server
 	# grpc-go test peers (tests/peers/go, `make peers`): Go 1.19 and
 	# grpc-go 1.33 from Debian, built offline in GOPATH mode from
-	# /usr/share/gocode; protoc and its Go plugins generate the stubs
+	# /usr/share/gocode; protoc and its Go plugins generate the stubs;
+	# Go's own HTTP/2 client (golang.org/x/net/http2) for h2c_client
 	golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev
 	golang-google-protobuf-dev protobuf-compiler protoc-gen-go
-	protoc-gen-go-grpc
+	protoc-gen-go-grpc golang-golang-x-net-dev
 	# benchmarks: userspace proxies to compare with
 	haproxy nghttp2-proxy
 	# the image (scripts/build-image.sh: a Debian base from mmdebstrap,

@@ -65,7 +65,10 @@
 #      such clients at once, each with a POST held open from its first
 #      write (beside its first GET) until its last, so that the leg that
 #      took the POST's HEADERS has nothing more to do: all 10 switch, and
-#      every held POST's body comes back.
+#      every held POST's body comes back. Then Go's own HTTP/2 client
+#      (golang.org/x/net/http2: build/peers/h2c_client), 20 GETs with a
+#      header field of 40,000 bytes, whose blocks it writes a frame at a
+#      time: all answered, its connection switched, its pieces held.
 #   6. A client outside the cgroup, to the listener: served, not paired.
 #   7. Once the clients are gone, so are their pairs; after the daemon
 #      stops, the clients' cgroup has no program left.
@@ -77,6 +80,8 @@ MODE=${1:-${H2LB_TEST_PARAM:-}}
     fail "MODE is tc or cgroup (the argument, or H2LB_TEST_PARAM), not '$MODE'"
 VIP=198.18.100.1
 PORT=$TB_HTTP_PORT
+PEERS_BIN=${H2LB_PEERS_BIN:-$TB_ROOT/build/peers}
+[[ -x $PEERS_BIN/h2c_client ]] || fail "$PEERS_BIN/h2c_client is missing (make peers)"
 
 # In the client namespace and the clients' cgroup.
 cli() {
@@ -323,6 +328,32 @@ read -r tx txf held perr serr <<<"$(counters)"
 echo "   10 clients with a POST held open beside their first GET: all answered; switched: $((tx - tx0)) (failed: $((txf - txf0))); protocol errors: $((perr - perr0)), stream errors: $((serr - serr0))"
 ((tx - tx0 == 10 && txf == txf0)) ||
     fail "want all 10 connections to switch their requests, got $((tx - tx0)) switched, $((txf - txf0)) failed"
+((perr == perr0 && serr == serr0)) ||
+    fail "want no connection or stream error, got $((perr - perr0)) and $((serr - serr0))"
+
+# Go's own HTTP/2 client writes a frame larger than its 4 KiB buffer with
+# a write of its own: a header block of 40,000 bytes leaves in three
+# writes (HEADERS, CONTINUATION, CONTINUATION), the first two ending
+# inside the block, which waits for the next write each time (fast_held,
+# then fast_held_block once it is longer than a frame).
+read -r tx0 txf0 held0 perr0 serr0 <<<"$(counters)"
+go_requests=20
+out=$(cli "$PEERS_BIN/h2c_client" --url "http://$VIP:$PORT/index.txt" \
+    --requests "$go_requests" --header-bytes 40000 2>&1) ||
+    fail "Go's HTTP/2 client with a 40,000-byte header field failed: $out"
+read -r tx txf held perr serr <<<"$(counters)"
+read -r writes max_write <<<"$("$TB_PYTHON" -c '
+import json, sys
+o = json.loads(sys.argv[1])
+print(o["writes"], o["max_write"])' "$out")"
+echo "   Go's HTTP/2 client, $go_requests GETs with a 40,000-byte header field: $out; switched: $((tx - tx0)); frames held: $((held - held0)); protocol errors: $((perr - perr0)), stream errors: $((serr - serr0))"
+((writes >= 3 * go_requests && max_write <= 16384 + 9)) ||
+    fail "want Go's client to write each request's header block a frame at a time, it made $writes writes, the largest $max_write bytes"
+((tx - tx0 == 1 && txf == txf0)) ||
+    fail "want the Go client's connection to switch its requests, got $((tx - tx0)) switched, $((txf - txf0)) failed"
+# (its first request or two may go before the switch, on today's path)
+((held - held0 >= 2 * (go_requests - 2))) ||
+    fail "want at least $((2 * (go_requests - 2))) pieces held for the next write, got $((held - held0))"
 ((perr == perr0 && serr == serr0)) ||
     fail "want no connection or stream error, got $((perr - perr0)) and $((serr - serr0))"
 

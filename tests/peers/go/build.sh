@@ -9,7 +9,9 @@
 # with GOPATH=OUT_DIR/gopath:/usr/share/gocode and GOPROXY=off: nothing is
 # downloaded.
 #
-# Writes OUT_DIR/interop_server and OUT_DIR/interop_client; the Go build
+# Writes OUT_DIR/interop_server, OUT_DIR/interop_client and
+# OUT_DIR/h2c_client (Go's own HTTP/2 client, golang.org/x/net/http2, from
+# golang-golang-x-net-dev, which grpc-go needs too); the Go build
 # cache is OUT_DIR/go-cache (a rebuild with a warm cache takes seconds).
 set -euo pipefail
 
@@ -39,7 +41,7 @@ protoc -I "$peers" --go_out="$src/interoppb" --go_opt=paths=source_relative \
 	--go-grpc_out="$src/interoppb" --go-grpc_opt=paths=source_relative \
 	"$peers/interop.proto"
 cp "$here"/interoppb/*.go "$src/interoppb/"
-for cmd in interop_server interop_client; do
+for cmd in interop_server interop_client h2c_client; do
 	mkdir -p "$src/$cmd"
 	cp "$here/$cmd"/*.go "$src/$cmd/"
 done
@@ -48,7 +50,7 @@ export GO111MODULE=off GOPROXY=off GOFLAGS='' GOTOOLCHAIN=local
 export GOPATH=$out/gopath:/usr/share/gocode
 export GOCACHE=$out/go-cache
 # One compile job at a time: the machine is shared.
-for cmd in interop_server interop_client; do
+for cmd in interop_server interop_client h2c_client; do
 	(cd "$src/$cmd" && nice go build -p 1 -o "$out/$cmd.tmp" .)
 	mv -f "$out/$cmd.tmp" "$out/$cmd"
 done
