@@ -36,7 +36,14 @@
 #define H2LB_MAX_FRAME	      16384 /* SETTINGS_MAX_FRAME_SIZE, both legs */
 /* A header block is one parser message, so it must fit SO_RCVBUF
  * (docs/kernel-facts.md K3; 128 KiB by default). */
-#define H2LB_MAX_HEADER_BLOCK  65536
+#define H2LB_MAX_HEADER_BLOCK 65536
+/* SETTINGS_MAX_HEADER_LIST_SIZE, announced to clients and backends: a
+ * peer that keeps to it never sends a block over H2LB_MAX_HEADER_BLOCK.
+ * A field counts its name, its value and 32 (RFC 7541 4.1), and takes at
+ * most 9 bytes more than name and value coded as literals; frame headers
+ * take 9 bytes a frame (4 frames), a HEADERS frame's padding and priority
+ * 261 at most. */
+#define H2LB_MAX_HEADER_LIST   (H2LB_MAX_HEADER_BLOCK - 512)
 #define H2LB_MAX_CONTINUATIONS 16
 /* Consecutive frames of one stream that are all there already travel as
  * one message: fewer redirects (docs/kernel-facts.md K13). At most this many

@@ -229,6 +229,10 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 		{ H2_SET_HEADER_TABLE_SIZE, 0 },
 		{ H2_SET_MAX_CONCURRENT_STREAMS, lb->opts->max_streams },
 		{ H2_SET_INITIAL_WINDOW_SIZE, 0 },
+		/* A block over our limit would fail the connection
+		 * (docs/conformance.md): a client told the limit fails
+		 * only the request that would pass it. */
+		{ H2_SET_MAX_HEADER_LIST_SIZE, H2LB_MAX_HEADER_LIST },
 	};
 	uint8_t f[H2_FRAME_MAX];
 	int one = 1;
@@ -245,7 +249,7 @@ static int send_server_settings(struct lb *lb, struct uconn *c)
 	 * with what the kernel sends it (H2LB_SET_TX_DIRECT). */
 	c->stream_window = client_stream_window(lb, c->service);
 	s[2].value = a.stream_window = c->stream_window;
-	n = h2_settings(f, s, 3);
+	n = h2_settings(f, s, sizeof(s) / sizeof(s[0]));
 	a.set |= H2LB_SET_TX_DIRECT;
 	a.value = n;
 	if (inject_direct(&lb->inj, c->fd, f, n) || kern_conn_set(lb->k, &a) ||
@@ -294,6 +298,8 @@ static void send_preface(struct lb *lb, struct uconn *leg)
 		/* No response DATA until the client's own window size is
 		 * relayed, when the leg is bound (window.c). */
 		{ H2_SET_INITIAL_WINDOW_SIZE, 0 },
+		/* And the same limit for the answers' header blocks. */
+		{ H2_SET_MAX_HEADER_LIST_SIZE, H2LB_MAX_HEADER_LIST },
 	};
 	uint8_t f[H2_PREFACE_LEN + H2_FRAME_MAX];
 	size_t n;
@@ -302,7 +308,8 @@ static void send_preface(struct lb *lb, struct uconn *leg)
 	if (leg->preface_sent)
 		return;
 	memcpy(f, H2_PREFACE, H2_PREFACE_LEN);
-	n = H2_PREFACE_LEN + h2_settings(f + H2_PREFACE_LEN, s, 3);
+	n = H2_PREFACE_LEN +
+	    h2_settings(f + H2_PREFACE_LEN, s, sizeof(s) / sizeof(s[0]));
 	kern_settings_sent(lb->k, leg->cookie, false);
 	inject(&lb->inj, leg->cookie, f, n);
 	leg->preface_sent = true;

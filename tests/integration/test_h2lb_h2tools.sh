@@ -14,6 +14,14 @@
 #   - h2load -c 1 -m 100 -n 20000 and -c 4 -m 100 -n 20000: no failed or
 #     errored request, all 2xx, and the kernel's per-backend stream counts
 #     split 25% +/- 3% each
+#   - Go's own HTTP/2 client (golang.org/x/net/http2, build/peers/
+#     h2c_client): h2lb announces SETTINGS_MAX_HEADER_LIST_SIZE (nghttp -v
+#     shows it), so Go refuses to send a request with a 70,000-byte header
+#     field, and the same connection then serves 10 GETs with 60,000-byte
+#     fields (blocks near h2lb's 64 KiB limit, written a frame at a time);
+#     no connection error. Without the setting the block went out, h2lb
+#     failed the connection (GOAWAY PROTOCOL_ERROR), and Go sent the
+#     request again on new connections until its 5 s timeout.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 REQUESTS=${REQUESTS:-20000}
@@ -107,6 +115,8 @@ section_nghttp_v() {
         { soft_fail "nghttp -v: no SETTINGS frame from h2lb"; return 1; }
     grep -q 'SETTINGS_HEADER_TABLE_SIZE(0x01):0\]' "$out" ||
         { soft_fail "nghttp -v: h2lb did not advertise HEADER_TABLE_SIZE 0"; return 1; }
+    grep -q 'SETTINGS_MAX_HEADER_LIST_SIZE(0x06):65024\]' "$out" ||
+        { soft_fail "nghttp -v: h2lb did not advertise MAX_HEADER_LIST_SIZE 65024"; return 1; }
     grep -Eq 'recv \(stream_id=[0-9]+\) :status: 200' "$out" ||
         { soft_fail "nghttp -v: no ':status: 200'"; return 1; }
     grep -Eq 'recv DATA frame <length=10, flags=0x01' "$out" ||
@@ -192,6 +202,29 @@ section_h2load() {
     ((multi > 0)) || soft_fail "h2load -c $conns: no response message carried several streams"
 }
 
+# Go's client: a request over h2lb's header list limit fails alone.
+section_go_header_limit() {
+    local out perr0 perr
+    echo "== Go's HTTP/2 client: a header field over the limit, then 10 GETs near it"
+    perr0=$(kcounter protocol_errors)
+    out=$(tb_run cli "$PEERS_BIN/h2c_client" --url "$URL" --requests 10 \
+        --header-bytes 60000 --oversize 70000 2>&1) || {
+        soft_fail "Go's client: $out"
+        return 1
+    }
+    perr=$(kcounter protocol_errors)
+    echo "   $out"
+    "$TB_PYTHON" -c '
+import json, sys
+o = json.loads(sys.argv[1])
+sys.exit(0 if "header list larger than peer" in o["oversize_error"] else 1)' "$out" ||
+        { soft_fail "Go's client: want its own 'header list larger than peer's advertised limit' for the 70,000-byte field: $out"; return 1; }
+    ((perr == perr0)) ||
+        soft_fail "Go's client: h2lb counted $((perr - perr0)) connection errors, want none"
+}
+
+PEERS_BIN=${H2LB_PEERS_BIN:-$TB_ROOT/build/peers}
+[[ -x $PEERS_BIN/h2c_client ]] || fail "$PEERS_BIN/h2c_client is missing (make peers)"
 tb_up "$N"
 tb_start_nghttpd
 backends=$(for ((i = 1; i <= N; i++)); do printf '%s:%s,' "$(tb_backend_ip "$i")" "$TB_HTTP_PORT"; done)
@@ -209,6 +242,7 @@ section_nghttp_v || true
 section_nghttp_multi || true
 section_h2load 1 || true
 section_h2load 4 || true
+section_go_header_limit || true
 
 k=$(kernel_backends)
 "$TB_PYTHON" -c '
