@@ -617,7 +617,8 @@ enum h2lb_why {
 	H2LB_WHY_PREFACE,	/* not the connection preface first */
 	H2LB_WHY_FRAME_SIZE,	/* over the SETTINGS_MAX_FRAME_SIZE we sent */
 	H2LB_WHY_FRAME,		/* the frame's own rules: length, flags, ids */
-	H2LB_WHY_HEADER_BLOCK,	/* a header block broken by another frame */
+	H2LB_WHY_HEADER_BLOCK,	/* a header block broken by another frame,
+				 * or too long (header_block_len) */
 	H2LB_WHY_WINDOW,	/* DATA beyond the connection window */
 	H2LB_WHY_SETTINGS,	/* a SETTINGS value out of range */
 	H2LB_WHY_CALM,		/* over its frame budget, or not reading */

@@ -28,7 +28,8 @@ static const char *why_text(const struct h2lb_conn_error *e, uint32_t stream)
 		[H2LB_WHY_FRAME_SIZE] = "over SETTINGS_MAX_FRAME_SIZE",
 		[H2LB_WHY_FRAME] = "malformed (length, flags or stream id)",
 		[H2LB_WHY_HEADER_BLOCK] =
-			"inside another stream's header block",
+			"starting a broken header block (another frame "
+			"inside it, or over 16 CONTINUATIONs or 64 KiB)",
 		[H2LB_WHY_WINDOW] = "beyond the connection window",
 		[H2LB_WHY_SETTINGS] = "with a value out of range",
 		[H2LB_WHY_CALM] = "over its frame budget, or not reading",
