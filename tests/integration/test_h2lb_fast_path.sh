@@ -68,7 +68,11 @@
 #      every held POST's body comes back. Then Go's own HTTP/2 client
 #      (golang.org/x/net/http2: build/peers/h2c_client), 20 GETs with a
 #      header field of 40,000 bytes, whose blocks it writes a frame at a
-#      time: all answered, its connection switched, its pieces held.
+#      time: all answered, its connection switched, its pieces held. Then
+#      a client that starts a header block longer than a frame and stops
+#      for 3 s: its block is kept meanwhile (one entry in
+#      fast_held_block), h2load beside it is served, and the entry goes
+#      when it closes.
 #   6. A client outside the cgroup, to the listener: served, not paired.
 #   7. Once the clients are gone, so are their pairs; after the daemon
 #      stops, the clients' cgroup has no program left.
@@ -356,6 +360,37 @@ echo "   Go's HTTP/2 client, $go_requests GETs with a 40,000-byte header field: 
     fail "want at least $((2 * (go_requests - 2))) pieces held for the next write, got $((held - held0))"
 ((perr == perr0 && serr == serr0)) ||
     fail "want no connection or stream error, got $((perr - perr0)) and $((serr - serr0))"
+
+# A header block left unfinished is kept as long as its connection
+# lives, and goes with it (H2LB_FORGET): nothing stays in fast_held_block.
+blocks() {
+    h2lb_map fast_held_block | "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))'
+}
+n=$(blocks)
+((n == 0)) || fail "want fast_held_block empty before the stalling client, got $n entries"
+cli "$TB_PYTHON" "$TB_PEERS/pieces_client.py" --target "$VIP:$PORT" \
+    --rounds 1 --warmup 10 --stall-block 3 \
+    >"$TB_STATE/stall.out" 2>"$TB_STATE/stall.err" &
+stall=$!
+for ((i = 0; i < 100; i++)); do
+    grep -q '"stalled"' "$TB_STATE/stall.out" && break
+    sleep 0.1
+done
+grep -q '"stalled"' "$TB_STATE/stall.out" ||
+    fail "the stalling client did not start its block: $(cat "$TB_STATE/stall.err")"
+n=$(blocks)
+out=$(cli h2load -c 1 -n 200 "http://$VIP:$PORT/index.txt" 2>&1) ||
+    fail "h2load beside the stalled block failed: $(grep '^requests:' <<<"$out")"
+grep -q "200 succeeded" <<<"$out" ||
+    fail "h2load beside the stalled block: $(grep '^requests:' <<<"$out")"
+wait "$stall" || fail "the stalling client failed: $(cat "$TB_STATE/stall.err")"
+for ((i = 0; i < 50; i++)); do
+    (($(blocks) == 0)) && break
+    sleep 0.1
+done
+echo "   a client that left a 21,393-byte block unfinished for 3 s: $n entry kept meanwhile (h2load beside it: 200 succeeded), $(blocks) after it closed"
+((n == 1)) || fail "want the unfinished block kept (1 entry in fast_held_block), got $n"
+((n = $(blocks), n == 0)) || fail "want fast_held_block empty once the client closed, got $n entries"
 
 echo "== 6. a client outside the clients' cgroup"
 p0=$(h2lb_counter fast_path_paired)

@@ -37,6 +37,12 @@ over (the backend answers nothing meanwhile, so the leg it went to stays
 quiet), then goes as one DATA frame of --body bytes with END_STREAM, and
 its answer must come (with --echo, that body).
 
+With --stall-block SECONDS, after the warm-up and the rounds, it starts
+a GET whose header block is longer than a frame (a HEADERS frame of
+16 KiB without END_HEADERS and the first 5,000 bytes of a CONTINUATION),
+prints {"stalled": true}, waits that long, and closes the connection
+without finishing it or sending its PING.
+
 And last a PING, whose ACK must come. Every stream must end with a
 response whose :status is 200 (END_STREAM seen); no RST_STREAM and no
 GOAWAY may come. It prints one JSON line: {"responses": {SHAPE: N, ...},
@@ -48,7 +54,7 @@ of it at most --deadline seconds.
 
     pieces_client.py --target HOST:PORT [--rounds 20] [--warmup 10]
                      [--body 300] [--block 40000] [--echo] [--held]
-                     [--path /index.txt]
+                     [--path /index.txt] [--stall-block SECONDS]
                      [--deadline 60]
 """
 import argparse
@@ -263,6 +269,7 @@ def main():
     ap.add_argument("--held", action="store_true")
     ap.add_argument("--path", default="/index.txt")
     ap.add_argument("--deadline", type=float, default=60)
+    ap.add_argument("--stall-block", type=float, default=0)
     args = ap.parse_args()
     if args.held and args.warmup < 1:
         ap.error("--held goes with the first warm-up request: "
@@ -288,6 +295,13 @@ def main():
             c.send([c.body_frame(held)])
             c.wait([held])
             held_answered = True
+        if args.stall_block:
+            a, _ = c.request(pad=2 * MAX_FRAME)
+            c.send([a[:9 + MAX_FRAME + 5000]])
+            print(json.dumps({"stalled": True}), flush=True)
+            time.sleep(args.stall_block)
+            c.conn.close()
+            return 0
         c.send([frame(PING, 0, 0, b"pieces!!")])
         while not c.ping_acked:
             c.read("the ACK of our PING")
