@@ -78,6 +78,8 @@ static __always_inline void fast_pair(struct bpf_sock_ops *skops, __u64 cookie,
 		return;
 	p->anchor = cookie;
 	c->fast = p->client;
+	c->fast_addr = k.addr;
+	c->fast_port = k.port;
 	count(H2LB_CNT_FAST_PAIRED);
 }
 

@@ -266,6 +266,11 @@ struct h2lb_conn {
 	/* client: its own socket, when the client is on this node and on
 	 * the fast path's sockhash (its cookie; docs/fast-path.md) */
 	__u64 fast;
+	/* client: that socket's address and port (host order), its pair's
+	 * key in fast_pairs: the pair goes when the daemon forgets this
+	 * record too, should the record go before the socket closes */
+	__u32 fast_addr;
+	__u32 fast_port;
 	/* client: that socket's struct tcp_sock, noted by its own program:
 	 * the verdict reads its psock through it, no reference taken
 	 * (bpf/psock.bpf.c, client_psock_sent) */
@@ -330,10 +335,14 @@ struct h2lb_fast_held {
  * waits for (a client whose write buffer is smaller than the block ends a
  * write inside it). Kept in a map of its own ("fast_held_block") and only
  * until the next write, so that every connection that once held a frame
- * does not keep 64 KiB. The next frame's header may be in it too, in
- * part: H2_HDR_LEN more.
+ * does not keep 64 KiB. Its size makes a map element of exactly 64 KiB,
+ * an order-4 allocation (the hash element's header 48 bytes, the key 8,
+ * n and pad 8, the memory allocator's list node 8; kernel/bpf/hashtab.c,
+ * memalloc.c): one byte more and each would take 128 KiB. A block that
+ * keeps to H2LB_MAX_HEADER_LIST is at most 65,321 bytes, and the next
+ * frame's header may be here in part: 8 more.
  */
-#define H2LB_FAST_HELD_BLOCK (H2LB_MAX_HEADER_BLOCK + 16)
+#define H2LB_FAST_HELD_BLOCK (65536 - 48 - 8 - 8 - 8)
 struct h2lb_fast_held_block {
 	__u32 n; /* bytes in buf; 0: none */
 	__u32 pad;

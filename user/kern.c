@@ -31,6 +31,10 @@
 /* libbpf 1.1 predates tcx; the kernel (6.6+) has it. */
 #define TCX_INGRESS 46 /* enum bpf_attach_type BPF_TCX_INGRESS */
 
+/* A fast_held_block element is one order-4 allocation (include/h2lb.h). */
+_Static_assert(48 + 8 + sizeof(struct h2lb_fast_held_block) + 8 == 65536,
+	       "struct h2lb_fast_held_block: a map element of 64 KiB");
+
 /* The maps the readers use, by name: from the skeleton or the pins. */
 enum kmap {
 	KM_CONNS,
@@ -188,6 +192,11 @@ static uint32_t pow2_at_least(uint64_t n)
  * size is fixed once it exists). The programs take the sizes that bound
  * their loops from .rodata (settings.max_backends, svc_backends).
  */
+static uint64_t held_blocks(uint64_t conns)
+{
+	return conns / 64 > 16 ? conns / 64 : 16;
+}
+
 static int size_maps(struct kern *k, const struct kern_opts *o)
 {
 	const struct kern_limits *l = &o->limits;
@@ -208,7 +217,12 @@ static int size_maps(struct kern *k, const struct kern_opts *o)
 		{ s->maps.fast_pairs, o->fast_path ? l->conns : 1 },
 		/* (allocated as used: a frame a client left unfinished) */
 		{ s->maps.fast_held, o->fast_path ? l->conns : 1 },
-		{ s->maps.fast_held_block, o->fast_path ? l->conns : 1 },
+		/* Header blocks waiting for their next write, node-wide:
+		 * 64 KiB each, so at most 1/64 of the connections hold one
+		 * at once (64 MiB at the default --max-conns); past that a
+		 * block in pieces fails its connection (hardening.md). */
+		{ s->maps.fast_held_block,
+		  o->fast_path ? held_blocks(l->conns) : 1 },
 		{ s->maps.streams, l->streams },
 		{ s->maps.closed, l->streams },
 		{ s->maps.backends, l->backends },

@@ -69,10 +69,11 @@
 #      (golang.org/x/net/http2: build/peers/h2c_client), 20 GETs with a
 #      header field of 40,000 bytes, whose blocks it writes a frame at a
 #      time: all answered, its connection switched, its pieces held. Then
-#      a client that starts a header block longer than a frame and stops
-#      for 3 s: its block is kept meanwhile (one entry in
-#      fast_held_block), h2load beside it is served, and the entry goes
-#      when it closes.
+#      17 clients that each start a header block longer than a frame and
+#      stop for 4 s: with --max-conns 1024 fast_held_block has 16 slots,
+#      so 16 blocks are kept meanwhile and the 17th client's connection
+#      fails (ENHANCE_YOUR_CALM, logged), h2load beside them is served,
+#      and the entries go when the clients close.
 #   6. A client outside the cgroup, to the listener: served, not paired.
 #   7. Once the clients are gone, so are their pairs; after the daemon
 #      stops, the clients' cgroup has no program left.
@@ -94,7 +95,8 @@ cli() {
 
 start() {
     h2lb_start_vip "$MODE" "$VIP:$PORT" --intercept-cgroup "$CG" \
-        --fast-path on || fail "h2lb did not start intercepting $VIP:$PORT"
+        --fast-path on --max-conns 1024 ||
+        fail "h2lb did not start intercepting $VIP:$PORT"
 }
 
 # pairs: "PAIRED MATCHING UNREAD" over fast_pairs: pairs with an accepted
@@ -361,36 +363,51 @@ echo "   Go's HTTP/2 client, $go_requests GETs with a 40,000-byte header field: 
 ((perr == perr0 && serr == serr0)) ||
     fail "want no connection or stream error, got $((perr - perr0)) and $((serr - serr0))"
 
-# A header block left unfinished is kept as long as its connection
-# lives, and goes with it (H2LB_FORGET): nothing stays in fast_held_block.
+# Header blocks left unfinished are kept as long as their connections
+# live, and go with them (H2LB_FORGET): nothing stays in fast_held_block.
+# --max-conns 1024 (start) leaves it 16 slots: 17 clients stall a block
+# each, 16 are kept, the 17th loses its connection (ENHANCE_YOUR_CALM),
+# and h2load beside them is served.
 blocks() {
     h2lb_map fast_held_block | "$TB_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))'
 }
 n=$(blocks)
-((n == 0)) || fail "want fast_held_block empty before the stalling client, got $n entries"
-cli "$TB_PYTHON" "$TB_PEERS/pieces_client.py" --target "$VIP:$PORT" \
-    --rounds 1 --warmup 10 --stall-block 3 \
-    >"$TB_STATE/stall.out" 2>"$TB_STATE/stall.err" &
-stall=$!
-for ((i = 0; i < 100; i++)); do
-    grep -q '"stalled"' "$TB_STATE/stall.out" && break
-    sleep 0.1
+((n == 0)) || fail "want fast_held_block empty before the stalling clients, got $n entries"
+read -r tx0 txf0 held0 perr0 serr0 <<<"$(counters)"
+pids=()
+for ((i = 0; i < 17; i++)); do
+    cli "$TB_PYTHON" "$TB_PEERS/pieces_client.py" --target "$VIP:$PORT" \
+        --rounds 0 --warmup 10 --stall-block 4 \
+        >"$TB_STATE/stall-$i.out" 2>"$TB_STATE/stall-$i.err" &
+    pids+=($!)
 done
-grep -q '"stalled"' "$TB_STATE/stall.out" ||
-    fail "the stalling client did not start its block: $(cat "$TB_STATE/stall.err")"
+for ((i = 0; i < 17; i++)); do
+    for ((j = 0; j < 150; j++)); do
+        grep -q '"stalled"' "$TB_STATE/stall-$i.out" && break
+        sleep 0.1
+    done
+    grep -q '"stalled"' "$TB_STATE/stall-$i.out" ||
+        fail "stalling client $i did not start its block: $(cat "$TB_STATE/stall-$i.err")"
+done
 n=$(blocks)
+read -r tx txf held perr serr <<<"$(counters)"
 out=$(cli h2load -c 1 -n 200 "http://$VIP:$PORT/index.txt" 2>&1) ||
-    fail "h2load beside the stalled block failed: $(grep '^requests:' <<<"$out")"
+    fail "h2load beside the stalled blocks failed: $(grep '^requests:' <<<"$out")"
 grep -q "200 succeeded" <<<"$out" ||
-    fail "h2load beside the stalled block: $(grep '^requests:' <<<"$out")"
-wait "$stall" || fail "the stalling client failed: $(cat "$TB_STATE/stall.err")"
+    fail "h2load beside the stalled blocks: $(grep '^requests:' <<<"$out")"
+for ((i = 0; i < 17; i++)); do
+    wait "${pids[i]}" || fail "stalling client $i failed: $(cat "$TB_STATE/stall-$i.err")"
+done
 for ((i = 0; i < 50; i++)); do
     (($(blocks) == 0)) && break
     sleep 0.1
 done
-echo "   a client that left a 21,393-byte block unfinished for 3 s: $n entry kept meanwhile (h2load beside it: 200 succeeded), $(blocks) after it closed"
-((n == 1)) || fail "want the unfinished block kept (1 entry in fast_held_block), got $n"
-((n = $(blocks), n == 0)) || fail "want fast_held_block empty once the client closed, got $n entries"
+echo "   17 clients that left a 21,393-byte block unfinished for 4 s: $n kept meanwhile, $((perr - perr0)) connection refused one (h2load beside them: 200 succeeded), $(blocks) kept after they closed"
+((n == 16)) || fail "want 16 unfinished blocks kept (fast_held_block's slots at --max-conns 1024), got $n"
+((perr - perr0 == 1)) || fail "want the 17th block to fail its connection alone, got $((perr - perr0)) connection errors"
+grep -q "could not be kept" "$(h2lb_log)" ||
+    fail "the daemon did not log why the 17th connection failed"
+((n = $(blocks), n == 0)) || fail "want fast_held_block empty once the clients closed, got $n entries"
 
 echo "== 6. a client outside the clients' cgroup"
 p0=$(h2lb_counter fast_path_paired)
