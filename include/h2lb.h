@@ -40,9 +40,11 @@
 /* SETTINGS_MAX_HEADER_LIST_SIZE, announced to clients and backends: a
  * peer that keeps to it never sends a block over H2LB_MAX_HEADER_BLOCK.
  * A field counts its name, its value and 32 (RFC 7541 4.1), and takes at
- * most 9 bytes more than name and value coded as literals; frame headers
- * take 9 bytes a frame (4 frames), a HEADERS frame's padding and priority
- * 261 at most. */
+ * most 9 bytes more than name and value on the wire, its strings coded
+ * raw or Huffman, whichever is shorter (as nghttp2 and Go's hpack, which
+ * grpc-go uses, do; RFC 7541 lets an encoder choose the longer, which
+ * nothing here covers); frame headers take 9 bytes a frame (4 frames), a
+ * HEADERS frame's padding and priority 261 at most. */
 #define H2LB_MAX_HEADER_LIST   (H2LB_MAX_HEADER_BLOCK - 512)
 #define H2LB_MAX_CONTINUATIONS 16
 /* Consecutive frames of one stream that are all there already travel as
