@@ -1,9 +1,9 @@
 // h2c_client - Go's own HTTP/2 client (golang.org/x/net/http2, cleartext
 // with prior knowledge) for test_h2lb_fast_path: --requests GETs of --url,
 // one after the other on one connection, each with a header field of
-// --header-bytes bytes. Go's client writes through a 4 KiB buffer (bufio),
-// so a header block larger than that leaves in several writes, all but
-// the last ending inside the block.
+// --header-bytes bytes. Go's client writes a frame larger than its 4 KiB
+// buffer (bufio) with a write of its own, so a header block longer than a
+// frame leaves in several writes, all but the last ending inside it.
 //
 // With --oversize BYTES, one more GET goes after the first, with a header
 // field that large: over h2lb's SETTINGS_MAX_HEADER_LIST_SIZE, Go's client
