@@ -876,6 +876,21 @@ static __always_inline int leg_frames(const struct h2_in *in,
 	return leg_send(in, c, cookie, client, c->backend);
 }
 
+/*
+ * Whether @stream is idle for every leg of @client: an even id (backends
+ * are told ENABLE_PUSH 0, so none is ever promised), or one above the
+ * highest the client opened, which its program stores before the stream's
+ * first frame goes anywhere. A backend may send nothing but PRIORITY on
+ * such a stream (RFC 9113 5.1). Below that id, a stream not found is one
+ * the client reset or one of another leg's.
+ */
+static __always_inline int leg_stream_idle(__u64 client, __u32 stream)
+{
+	struct h2lb_conn *cl = bpf_map_lookup_elem(&conns, &client);
+
+	return cl && (!(stream & 1) || stream > cl->last_stream);
+}
+
 /* A frame from a backend leg: route it to the leg's client. */
 static __always_inline int backend_frame(const struct h2_in *in,
 					 const struct h2_frame *f,
@@ -910,7 +925,12 @@ static __always_inline int backend_frame(const struct h2_in *in,
 		return leg_frames(in, f, c, cookie);
 
 	if (!st) {
-		/* A stream the client reset: its late frames go nowhere. */
+		if (f->type != H2_PRIORITY &&
+		    leg_stream_idle(client, f->stream))
+			return conn_error(c, cookie, f, H2_PROTOCOL_ERROR,
+					  H2LB_WHY_IDLE_STREAM);
+		/* A stream the client reset, or one of another leg's: its
+		 * late frames go nowhere. */
 		if (f->type == H2_DATA || f->type == H2_HEADERS)
 			__sync_fetch_and_add(&c->rx_data, c->run_data);
 		return drop();

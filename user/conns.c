@@ -93,8 +93,10 @@ static int streams_of(struct lb *lb, uint64_t client, uint64_t leg,
 }
 
 /*
- * End every stream of @leg above @above: gRPC calls get UNAVAILABLE
- * trailers (@refuse: RST_STREAM(REFUSED_STREAM), which clients retry).
+ * End every stream of @leg above @above: one not answered yet gets a 503
+ * with gRPC's UNAVAILABLE (h2_unavailable_response), one answered in part
+ * RST_STREAM(INTERNAL_ERROR) (@refuse: RST_STREAM(REFUSED_STREAM), which
+ * clients retry).
  */
 static void end_streams(struct lb *lb, struct uconn *leg, uint32_t above,
 			bool refuse)
@@ -118,15 +120,18 @@ static void end_streams(struct lb *lb, struct uconn *leg, uint32_t above,
 		 * its last frame reaches the client. */
 		if (kern_stream_close(lb->k, c->cookie, keys[i].id))
 			continue;
+		/* A response cut short must not end as if it were whole:
+		 * trailers after part of a body would make a plain HTTP
+		 * client take the part for all of it. */
 		if (refuse)
 			len = h2_rst_stream(f, keys[i].id, H2_REFUSED_STREAM);
-		else if (!(vals[i].flags & H2LB_ST_SERVER_END))
-			len = h2_grpc_unavailable(
-				f, keys[i].id,
-				!(vals[i].flags & H2LB_ST_RESPONDED),
-				"h2lb: backend connection lost");
-		else
+		else if (vals[i].flags & H2LB_ST_SERVER_END)
 			len = h2_rst_stream(f, keys[i].id, H2_CANCEL);
+		else if (vals[i].flags & H2LB_ST_RESPONDED)
+			len = h2_rst_stream(f, keys[i].id, H2_INTERNAL_ERROR);
+		else
+			len = h2_unavailable_response(
+				f, keys[i].id, "h2lb: backend connection lost");
 		inject(&lb->inj, c->cookie, f, len);
 	}
 	if (n)
@@ -888,6 +893,13 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 				in == IN_BOUND
 					? "closed while being bound"
 					: "connection closed by backend");
+		/* Unbound first: a client that reads how its streams ended
+		 * sends its next request at once, and the kernel bound it to
+		 * this leg while it still could, where it was lost (1 run in
+		 * 2 of test_h2lb_rogue_backend). */
+		if (c->client)
+			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
+					c->cookie);
 		end_streams(lb, c, 0, false);
 	}
 	if (act & A_DETACH)

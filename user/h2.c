@@ -156,18 +156,16 @@ static uint8_t *hpack_literal(uint8_t *p, uint32_t name_index, const char *name,
 	return hpack_str(p, value, strlen(value));
 }
 
-size_t h2_grpc_unavailable(uint8_t *buf, uint32_t stream, int trailers_only,
-			   const char *message)
+size_t h2_unavailable_response(uint8_t *buf, uint32_t stream,
+			       const char *message)
 {
 	uint8_t *p = buf + H2_HDR_LEN;
 	size_t mlen = strlen(message);
 
 	if (mlen > 200)
 		mlen = 200;
-	if (trailers_only) {
-		*p++ = 0x88; /* :status: 200, static index 8 */
-		p = hpack_literal(p, 31, NULL, "application/grpc");
-	}
+	p = hpack_literal(p, 8, NULL, "503"); /* :status, static index 8 */
+	p = hpack_literal(p, 31, NULL, "application/grpc"); /* content-type */
 	p = hpack_literal(p, 0, "grpc-status", "14");
 	*p++ = 0x00;
 	p = hpack_str(p, "grpc-message", 12);

@@ -48,12 +48,16 @@ size_t h2_target(uint8_t *buf, uint64_t cookie);
  * target's sending stands (H2LB_FT_MEASURE). */
 size_t h2_measure(uint8_t *buf);
 /*
- * gRPC UNAVAILABLE (status 14) ending @stream: trailers after response
- * headers, or a trailers-only response (with :status 200) when the
- * backend never answered. HPACK literals without indexing and without
- * Huffman, so no decoder state is touched.
+ * The answer to a request whose backend was lost before it answered: a
+ * response of its own ending @stream, ":status 503" with gRPC's
+ * UNAVAILABLE (status 14) in it. h2lb cannot tell a gRPC call from another
+ * request without decoding its header block, and this one answer reads
+ * right to both: an HTTP client sees 503, and a gRPC client, which prefers
+ * grpc-status to the HTTP status (and maps 503 to UNAVAILABLE anyway),
+ * UNAVAILABLE. HPACK literals without indexing and without Huffman, so no
+ * decoder state is touched.
  */
-size_t h2_grpc_unavailable(uint8_t *buf, uint32_t stream, int trailers_only,
-			   const char *message);
+size_t h2_unavailable_response(uint8_t *buf, uint32_t stream,
+			       const char *message);
 
 #endif
