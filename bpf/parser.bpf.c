@@ -14,6 +14,17 @@
  * The verdict applies each frame's END_STREAM (leg_frames), and the frame
  * rules to the message's first frame only (run_next).
  */
+
+/* Whether @data bytes of DATA might overrun @st's stream window: all the
+ * message's DATA so far counts (more than the stream's own, which is
+ * enough). Such a frame starts a message of its own, where the verdict
+ * checks the stream exactly (resp_over), since a message goes whole. */
+static __always_inline int resp_may_overrun(const struct h2lb_stream *st,
+					    __u32 data)
+{
+	return (__s64)st->resp_used + data > (__s64)st->resp_limit;
+}
+
 static __always_inline void leg_run(const struct h2_in *in,
 				    const struct h2lb_conn *c, __u64 cookie,
 				    const struct h2_frame *first, struct run *r)
@@ -33,7 +44,9 @@ static __always_inline void leg_run(const struct h2_in *in,
 			break;
 		k.id = f.stream;
 		st = bpf_map_lookup_elem(&streams, &k);
-		if (!st || st->leg != cookie)
+		if (!st || st->leg != cookie ||
+		    (f.type == H2_DATA &&
+		     resp_may_overrun(st, r->data + f.len)))
 			break;
 		if (f.type == H2_DATA)
 			r->data += f.len;
@@ -44,10 +57,11 @@ static __always_inline void leg_run(const struct h2_in *in,
 }
 
 /* Whether a leg's message may take other streams' frames: its own first
- * stream is open on it (if not, the verdict drops the message), and it is
- * no header block with CONTINUATIONs (the verdict walks whole frames). */
+ * stream is open on it (if not, the verdict drops the message) and @data,
+ * its DATA so far, cannot overrun that stream's window, and it is no header
+ * block with CONTINUATIONs (the verdict walks whole frames). */
 static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
-				       const struct h2_frame *f)
+				       const struct h2_frame *f, __u32 data)
 {
 	struct h2lb_stream_key k = { .client = c->peer, .id = f->stream };
 	struct h2lb_stream *st;
@@ -56,7 +70,7 @@ static __always_inline int leg_can_run(const struct h2lb_conn *c, __u64 cookie,
 	    (f->type == H2_HEADERS && !(f->flags & H2_F_END_HEADERS)))
 		return 0;
 	st = bpf_map_lookup_elem(&streams, &k);
-	return st && st->leg == cookie;
+	return st && st->leg == cookie && !resp_may_overrun(st, data);
 }
 
 /*
@@ -129,7 +143,7 @@ int h2lb_parser(struct __sk_buff *skb)
 		   c->role == H2LB_ROLE_BACKEND);
 	/* Frames of other streams follow only if the skb has more bytes
 	 * (a response in one write, the usual, ends here: no look). */
-	if (f.off + run.len < in.end && leg_can_run(c, cookie, &f))
+	if (f.off + run.len < in.end && leg_can_run(c, cookie, &f, run.data))
 		leg_run(&in, c, cookie, &f, &run);
 	c->run_data = run.data;
 	c->run_end = run.end;

@@ -122,6 +122,7 @@ int h2lb_sockops(struct bpf_sock_ops *skops)
 	 * (RFC 9113 6.9.2); the daemon raises rx_grant as it grants more. */
 	struct h2lb_conn c = { .rx_grant = 65535,
 			       .stream_window = 65535,
+			       .resp_window = 65535,
 			       .max_streams = 0xffffffff };
 	struct h2lb_conn *cp;
 	__u64 cookie;

@@ -168,12 +168,14 @@ static __always_inline void stream_end(struct h2lb_stream_key *key,
 }
 
 static __always_inline struct h2lb_stream *
-stream_open(struct h2lb_stream_key *key, __u64 leg, __u32 backend)
+stream_open(struct h2lb_stream_key *key, __u64 leg, __u32 backend,
+	    __u32 resp_limit)
 {
 	struct h2lb_stream st = {
 		.leg = leg,
 		.backend = backend,
 		.start_ns = bpf_ktime_get_ns(),
+		.resp_limit = resp_limit,
 	};
 	struct h2lb_backend *be;
 

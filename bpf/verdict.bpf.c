@@ -631,7 +631,7 @@ static __always_inline int client_new_stream(const struct h2_in *in,
 	/* A stream over its own limit is the client's doing: it pays. */
 	if (over && calm_take(c, 1))
 		return calm_error(c, cookie);
-	if (!leg || !(st = stream_open(sk, leg, backend))) {
+	if (!leg || !(st = stream_open(sk, leg, backend, c->resp_window))) {
 		/* Refused: RST_STREAM(REFUSED_STREAM), which gRPC retries.
 		 * Its header block goes with it (it sets no HPACK state:
 		 * the client's dynamic table is off, or the stream would
@@ -809,6 +809,10 @@ static __always_inline int client_frame(const struct h2_in *in,
 						 H2_PROTOCOL_ERROR,
 						 H2LB_WHY_IDLE_STREAM)
 				    : drop();
+		/* (Its increment is not 0: a stream error, above.) */
+		__sync_fetch_and_add(
+			&st->resp_used,
+			-(__s32)(frame_u32(in, f, 0) & H2_MAX_WINDOW));
 		return to_leg(in, c, cookie, st->leg, 1);
 	}
 	return drop(); /* PRIORITY (any state), unknown types */
@@ -817,15 +821,20 @@ static __always_inline int client_frame(const struct h2_in *in,
 /* The effect of one frame of a multi-stream leg message on its stream.
  * Global: verified once, not once per frame of the walk. */
 __attribute__((noinline)) int leg_frame(__u64 client, __u64 leg, __u32 stream,
-					__u32 type, __u32 flags)
+					__u32 type_flags, __u32 len)
 {
 	struct h2lb_stream_key k = { .client = client, .id = stream };
 	struct h2lb_stream *st = bpf_map_lookup_elem(&streams, &k);
+	__u32 type = type_flags & 0xff, flags = type_flags >> 8;
 
 	/* Gone meanwhile (the client reset it): the client ignores the
 	 * frame (RFC 9113 6.4); it still counts against its window. */
 	if (!st || st->leg != leg)
 		return 0;
+	/* Within its stream window: the parser merges no frame that could
+	 * overrun it (leg_run). */
+	if (type == H2_DATA)
+		__sync_fetch_and_add(&st->resp_used, len);
 	if (type == H2_HEADERS) {
 		st->flags |= H2LB_ST_RESPONDED;
 		stream_unreserve(st);
@@ -869,7 +878,8 @@ static __always_inline int leg_frames(const struct h2_in *in,
 
 		if (pos >= end || frame_read_at(in, pos, &f))
 			break;
-		leg_frame(client, cookie, f.stream, f.type, f.flags);
+		leg_frame(client, cookie, f.stream, f.type | f.flags << 8,
+			  f.len);
 		pos += H2_HDR_LEN + f.len;
 	}
 	count(H2LB_CNT_MULTI);
@@ -889,6 +899,28 @@ static __always_inline int leg_stream_idle(__u64 client, __u32 stream)
 	struct h2lb_conn *cl = bpf_map_lookup_elem(&conns, &client);
 
 	return cl && (!(stream & 1) || stream > cl->last_stream);
+}
+
+/*
+ * Whether @data bytes of DATA from the backend overrun @st's stream
+ * window (RFC 9113 6.9.1), which is end to end: what the client announced
+ * and gave back, not h2lb's. A client strict about it fails its whole
+ * connection on more (grpc core: "frame ... overflows local window"), so
+ * one backend's fault would end the client's streams on every other
+ * backend. Counted here as sent: the answer is a stream error, and the
+ * stream closes. Over the limit the stream opened with, the client's
+ * current one decides (its SETTINGS may have raised it since).
+ */
+static __always_inline int resp_over(struct h2lb_stream *st, __u64 client,
+				     __u32 data)
+{
+	__s64 used = (__s64)__sync_fetch_and_add(&st->resp_used, data) + data;
+	struct h2lb_conn *cl;
+
+	if (used <= (__s64)st->resp_limit)
+		return 0;
+	cl = bpf_map_lookup_elem(&conns, &client);
+	return !cl || used > (__s64)cl->resp_window;
 }
 
 /* A frame from a backend leg: route it to the leg's client. */
@@ -943,6 +975,11 @@ static __always_inline int backend_frame(const struct h2_in *in,
 	case H2_DATA: {
 		__u32 backend = st->backend;
 
+		if (c->run_data && resp_over(st, client, c->run_data)) {
+			__sync_fetch_and_add(&c->rx_data, c->run_data);
+			return stream_error(c, cookie, &sk, st,
+					    H2_FLOW_CONTROL_ERROR);
+		}
 		if (c->run_end)
 			stream_end(&sk, st, H2LB_ST_SERVER_END);
 		return leg_send(in, c, cookie, client, backend);

@@ -259,7 +259,10 @@ struct h2lb_conn {
 	__u32 settings_sent;
 	__u32 settings_acks;
 	__u32 settings_wait;
-	__u32 pad_settings;
+	/* client: the largest SETTINGS_INITIAL_WINDOW_SIZE of its that a
+	 * backend may apply (a lower one counts once every leg ACKed it):
+	 * the stream window its backends' DATA is held to */
+	__u32 resp_window;
 	/* Connection WINDOW_UPDATE increments not yet taken by the daemon,
 	 * and whether an event about them is on its way: one at a time. */
 	__u64 window_pending;
@@ -371,6 +374,12 @@ struct h2lb_stream {
 	__u32 flags;	   /* H2LB_ST_* */
 	__u32 sent;	   /* DATA payload bytes the client sent on it */
 	__u32 free_frames; /* frames without data it had for free */
+	/* The response's stream window, as its backend must count it: DATA
+	 * it sent less the client's WINDOW_UPDATEs, against the client's
+	 * resp_window when the stream opened (or the current one, if
+	 * larger). More is the backend's FLOW_CONTROL_ERROR. */
+	__s32 resp_used;
+	__u32 resp_limit;
 };
 
 struct h2lb_backend {
@@ -718,6 +727,7 @@ struct h2lb_bind_args {
  * event when the backend has ACKed it and all before it */
 #define H2LB_SET_SETTINGS_SENT 0x100
 #define H2LB_SET_SETTINGS_WAIT 0x200
+#define H2LB_SET_RESP_WINDOW   0x400 /* a client's resp_window */
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;
@@ -726,7 +736,7 @@ struct h2lb_conn_args {
 	__u32 stream_window;
 	__u32 max_streams;
 	__u32 set;
-	__u32 pad;
+	__u32 resp_window;
 };
 
 /* Argument of the h2lb_goaway_client syscall program: from now on the

@@ -649,6 +649,17 @@ int kern_settings_sent(struct kern *k, uint64_t cookie, bool wait)
 	return kern_conn_set(k, &a);
 }
 
+int kern_resp_window(struct kern *k, uint64_t cookie, uint32_t w)
+{
+	struct h2lb_conn_args a = {
+		.cookie = cookie,
+		.resp_window = w,
+		.set = H2LB_SET_RESP_WINDOW,
+	};
+
+	return kern_conn_set(k, &a);
+}
+
 int kern_client_goaway(struct kern *k, uint64_t client)
 {
 	struct h2lb_goaway_args a = { .client = client };

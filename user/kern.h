@@ -128,6 +128,8 @@ int kern_conn_set(struct kern *k, struct h2lb_conn_args *a);
  * with @wait, the backend's ACK of it (and of all before it) is an event
  * (H2LB_EV_SETTINGS_ACK). */
 int kern_settings_sent(struct kern *k, uint64_t cookie, bool wait);
+/* The stream window @cookie's backends' DATA is held to (resp_window). */
+int kern_resp_window(struct kern *k, uint64_t cookie, uint32_t w);
 /* From now on the client's new streams are refused; returns the last
  * stream id opened before (for the GOAWAY), or -1. */
 int kern_client_goaway(struct kern *k, uint64_t client);

@@ -39,13 +39,27 @@ static void send_acks(struct lb *lb, struct uconn *c, uint32_t n)
 		inject(&lb->inj, c->cookie, f, h2_settings_ack(f));
 }
 
+/*
+ * The stream window the kernel holds @c's backends' DATA to
+ * (verdict.bpf.c, resp_over): the largest value any backend may apply. A
+ * larger one is set before it is relayed; a smaller one once every leg
+ * told of it has ACKed it, until then the backends may still send under
+ * the old one.
+ */
+static void resp_window(struct lb *lb, struct uconn *c, uint32_t w)
+{
+	kern_resp_window(lb->k, c->cookie, w);
+}
+
 /* @c's window becomes @w, lower than it was: told to its legs. True if
  * any leg was told, and so our ACK waits for theirs. */
 static bool lower(struct lb *lb, struct uconn *c, uint32_t w)
 {
 	c->init_window = w;
-	if (!window_relay(lb, c, true))
+	if (!window_relay(lb, c, true)) {
+		resp_window(lb, c, w); /* no backend knew the old one */
 		return false;
+	}
 	c->acks_wait_ms = now_ms() + SETTINGS_ACK_MS;
 	lb->stats.settings_acks_held++;
 	return true;
@@ -85,6 +99,7 @@ uint32_t client_settings(struct lb *lb, struct uconn *c,
 		send_acks(lb, c, 1);
 		settings_test_pause();
 		c->init_window = w;
+		resp_window(lb, c, w);
 		window_relay(lb, c, false);
 		return 0;
 	}
@@ -140,9 +155,11 @@ void client_settings_check(struct lb *lb, struct uconn *c)
 		return;
 	owed = c->acks_owed;
 	c->acks_owed = 0;
+	resp_window(lb, c, c->init_window); /* every leg ACKed it */
 	send_acks(lb, c, owed);
 	if (c->window_next > c->init_window) {
 		c->init_window = c->window_next;
+		resp_window(lb, c, c->init_window);
 		window_relay(lb, c, false);
 	}
 }

@@ -13,12 +13,16 @@ found in the header block without decoding it.)
     framesize   HEADERS, then (0.1 s later) a DATA frame of 16,385 bytes
                 (the limit is 16,384)
     idledata    DATA on a stream the client never opened
+    overrun     HEADERS, then five DATA frames of 16,384 bytes, 50 ms apart,
+                the last with END_STREAM, whatever the stream's window
+                (it waits, at most 2 s, for a connection window that takes
+                them, so that only the stream's can be overrun)
 
 After misbehaving it keeps reading, and prints one JSON line per mode
-played: {"mode": MODE, "goaway": CODE or null, "end": HOW}: the GOAWAY
-it got on that connection, and how the connection ended ("closed": by
-the peer; "ours": by the mode; "timeout": nothing came for 3 s; else the
-error's name).
+played: {"mode": MODE, "goaway": CODE or null, "rst": CODE or null,
+"end": HOW}: the GOAWAY and the last RST_STREAM it got on that
+connection, and how the connection ended ("closed": by the peer; "ours":
+by the mode; "timeout": nothing came for 3 s; else the error's name).
 
     rogue_server.py --port PORT
 """
@@ -32,8 +36,9 @@ import threading
 import time
 
 from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY,
-                   HEADERS, PING, PREFACE, SETTINGS, frame, lit, read_exact,
-                   read_frame, serve_forever)
+                   HEADERS, PING, PREFACE, RST_STREAM, SETTINGS,
+                   WINDOW_UPDATE, frame, lit, read_exact, read_frame,
+                   serve_forever)
 
 PUSH_PROMISE = 5
 MODE = re.compile(rb"!@!@([a-z]+)!@!@")
@@ -82,24 +87,55 @@ def hpack_len(n):
     return bytes(out + [n])
 
 
-def report(mode, goaway, end):
+def report(mode, goaway, rst, end):
     with out_lock:
-        print(json.dumps({"mode": mode, "goaway": goaway, "end": end}),
-              flush=True)
+        print(json.dumps({"mode": mode, "goaway": goaway, "rst": rst,
+                          "end": end}), flush=True)
+
+
+OVERRUN = 5 * 16384
+
+
+def overrun(conn, stream):
+    """The overrun mode, once the connection window takes it."""
+    conn.sendall(frame(HEADERS, END_HEADERS, stream, b"\x88"))
+    for i in range(5):
+        time.sleep(0.05)
+        conn.sendall(frame(DATA, END_STREAM if i == 4 else 0, stream,
+                           b"o" * 16384))
 
 
 def serve(conn):
     played = None  # the mode played on this connection
-    goaway, end = None, None
+    goaway, rst, end = None, None, None
+    window = 65535  # our connection window to send in
+    waiting = None  # (stream, deadline): an overrun waiting for window
     try:
         if read_exact(conn, len(PREFACE)) is None:
             return
         conn.sendall(frame(SETTINGS, 0, 0))
         block = b""
-        while (f := read_frame(conn)) is not None:
+        while True:
+            if waiting and (window >= OVERRUN or
+                            time.monotonic() > waiting[1]):
+                overrun(conn, waiting[0])
+                waiting = None
+                conn.settimeout(3)
+            try:
+                f = read_frame(conn)
+            except socket.timeout:
+                if waiting:  # only looking at the window again
+                    continue
+                raise
+            if f is None:
+                break
             ftype, flags, stream, payload = f
-            if ftype == GOAWAY:
+            if ftype == WINDOW_UPDATE and stream == 0:
+                window += struct.unpack(">I", payload)[0] & 0x7FFFFFFF
+            elif ftype == GOAWAY:
                 goaway = struct.unpack(">I", payload[4:8])[0]
+            elif ftype == RST_STREAM:
+                rst = struct.unpack(">I", payload)[0]
             elif ftype == SETTINGS and not flags & ACK:
                 conn.sendall(frame(SETTINGS, ACK, 0))
             elif ftype == PING and not flags & ACK:
@@ -115,6 +151,10 @@ def serve(conn):
                                  frame(DATA, END_STREAM, stream, b"ok"))
                     continue
                 played = m.group(1).decode()
+                if played == "overrun":
+                    waiting = (stream, time.monotonic() + 2)
+                    conn.settimeout(0.05)  # to look at the window
+                    continue
                 frames, close = bad_frames(played, stream)
                 if played == "framesize":
                     # HEADERS on their own first, so that they reach the
@@ -135,7 +175,7 @@ def serve(conn):
     finally:
         conn.close()
     if played:
-        report(played, goaway, end)
+        report(played, goaway, rst, end)
 
 
 def main():

@@ -13,6 +13,7 @@ answers); else null. "stray": frames on streams other than the one asked
 (PUSH_PROMISE and DATA of streams never opened among them).
 
     seq_client.py --target ADDR:PORT --path /a --path /b [--timeout S]
+                  [--conn-window]
 """
 import argparse
 import json
@@ -21,8 +22,8 @@ import struct
 import time
 
 from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY,
-                   HEADERS, PREFACE, RST_STREAM, SETTINGS, frame, lit,
-                   read_frame)
+                   HEADERS, MAX_WINDOW_UPDATE, PREFACE, RST_STREAM, SETTINGS,
+                   frame, lit, read_frame)
 
 PUSH_PROMISE = 5
 STATIC_STATUS = {0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400,
@@ -92,10 +93,14 @@ def main():
     ap.add_argument("--target", required=True)
     ap.add_argument("--path", action="append", required=True)
     ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--conn-window", action="store_true",
+                    help="grant the largest connection window at once "
+                    "(stream windows stay at 65,535)")
     args = ap.parse_args()
     host, port = args.target.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=args.timeout)
-    sock.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 2, 0)))
+    sock.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 2, 0)) +
+                 (MAX_WINDOW_UPDATE if args.conn_window else b""))
     out = {"requests": [], "goaway": None, "stray": []}
     for i, path in enumerate(args.path):
         deadline = time.monotonic() + args.timeout
