@@ -472,9 +472,20 @@ static void reset_stream(struct lb *lb, struct uconn *c,
 {
 	uint8_t f[H2_FRAME_MAX];
 
-	pr_debug("%s %llx: stream %u: stream error %u",
-		 c->role == H2LB_ROLE_CLIENT ? "client" : "leg",
-		 (unsigned long long)c->cookie, a->stream, a->value);
+	/* A client's are its own business; a backend's is a fault in it
+	 * (its window overrun, a frame against the rules) an operator
+	 * should hear of. */
+	if (c->role == H2LB_ROLE_CLIENT)
+		pr_debug("client %llx: stream %u: stream error %u",
+			 (unsigned long long)c->cookie, a->stream, a->value);
+	else
+		pr_warn_ratelimited(
+			"backend %d leg %llx: stream %u: stream error %u%s",
+			c->backend, (unsigned long long)c->cookie, a->stream,
+			a->value,
+			a->value == H2_FLOW_CONTROL_ERROR
+				? " (DATA beyond the stream's window)"
+				: "");
 	inject(&lb->inj, c->cookie, f, h2_rst_stream(f, a->stream, a->value));
 	if (a->other)
 		inject(&lb->inj, a->other, f,

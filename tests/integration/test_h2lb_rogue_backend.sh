@@ -112,6 +112,8 @@ check framesize "200 92 0" "200 0 2" '6, "rst": null, "end": "closed"'
 check idledata "503 0 0" "503 0 -" '1, "rst": null, "end": "closed"'
 check overrun "200 0 81920" "200 49152 2" 'null, "rst": 3, "end": "closed"' \
     'null, "rst": null, "end": "closed"'
+grep -q "stream error 3 (DATA beyond the stream's window)" "$(h2lb_log)" ||
+    fail "the log does not name the backend's overrun"
 
 wait "$good" || fail "h2load failed: $(tail -5 "$TB_STATE/good")"
 line=$(grep '^requests:' "$TB_STATE/good")
