@@ -15,10 +15,10 @@
  * rules to the message's first frame only (run_next).
  */
 
-/* Whether @data bytes of DATA might overrun @st's stream window: all the
- * message's DATA so far counts (more than the stream's own, which is
- * enough). Such a frame starts a message of its own, where the verdict
- * checks the stream exactly (resp_over), since a message goes whole. */
+/* Whether @data bytes of DATA might overrun @st's stream window. @data is
+ * all of the message's DATA so far, other streams' too: never less than
+ * the stream's own. A frame that might starts a message of its own, where
+ * the verdict checks its stream exactly (resp_over): a message goes whole. */
 static __always_inline int resp_may_overrun(const struct h2lb_stream *st,
 					    __u32 data)
 {
