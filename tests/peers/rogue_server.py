@@ -8,7 +8,7 @@ found in the header block without decoding it.)
     close       close the connection without an answer
     midbody     HEADERS, 1,000 bytes of DATA, then close the connection
     push        a PUSH_PROMISE (the client was told ENABLE_PUSH 0)
-    bigblock    a response header block of 81,920 bytes (HEADERS and four
+    bigblock    a response header block of 81,900 bytes (HEADERS and four
                 CONTINUATIONs), beyond the 64 KiB h2lb announces
     framesize   HEADERS, then (0.1 s later) a DATA frame of 16,385 bytes
                 (the limit is 16,384)
@@ -58,8 +58,8 @@ def bad_frames(mode, stream):
                      struct.pack(">I", 2) + block), False
     if mode == "bigblock":
         chunk = 16384
-        # One field whose value fills the block: a literal of 81,917
-        # bytes (the length is an HPACK integer of several bytes).
+        # :status 200 and one field of 81,888 bytes, a literal whose
+        # length is an HPACK integer of four bytes: 81,900 in all.
         value = b"v" * (5 * chunk - 32)
         block = b"\x88" + bytes([0, 5]) + b"x-big" + hpack_len(len(value)) \
             + value
