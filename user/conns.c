@@ -906,8 +906,8 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 					: "connection closed by backend");
 		/* Unbound first: a client that reads how its streams ended
 		 * sends its next request at once, and the kernel bound it to
-		 * this leg while it still could, where it was lost (1 run in
-		 * 2 of test_h2lb_rogue_backend). */
+		 * this leg while it still could, where it was lost (one such
+		 * request in each of 3 runs of test_h2lb_rogue_backend). */
 		if (c->client)
 			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
 					c->cookie);

@@ -119,8 +119,8 @@ void divert_flush(struct lb *lb, struct uconn *leg)
 	 * nothing more from it: its streams were ended and its binding
 	 * removed first. What waits is its last word, the GOAWAY of its
 	 * connection error, which goes as soon as it goes whole (dropped
-	 * here, it was lost 1 run in 2 of test_h2lb_rogue_backend on the
-	 * fast path). */
+	 * here, it was lost in 2 of 3 runs of test_h2lb_rogue_backend on
+	 * the fast path). */
 	if (leg->client) {
 		if (kern_conn(lb->k, leg->client->cookie, &cl)) {
 			/* Its client is gone: so will the leg be. */
