@@ -137,18 +137,6 @@ int h2lb_raw_join(struct h2lb_raw_args *a)
 
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
-/* The pair of client @c (accepted socket @anchor), if still its. */
-static __always_inline void fast_pair_forget(const struct h2lb_conn *c,
-					     __u64 anchor)
-{
-	struct h2lb_fast_key k = { .addr = c->fast_addr,
-				   .port = (__u16)c->fast_port };
-	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
-
-	if (p && p->anchor == anchor)
-		bpf_map_delete_elem(&fast_pairs, &k);
-}
-
 /* Run by the daemon to set what it decides for a connection: the
  * connection window it granted the peer (before the WINDOW_UPDATE goes
  * out), stream windows and a leg's stream limit. */
@@ -195,10 +183,13 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 	 * before the socket's close, when sockops would find no record
 	 * (sockops.bpf.c, fast_unpair). */
 	if (a->set & H2LB_FORGET) {
+		struct h2lb_fast_key k = { .addr = c->fast_addr,
+					   .port = (__u16)c->fast_port };
+
 		bpf_map_delete_elem(&fast_held, &cookie);
 		bpf_map_delete_elem(&fast_held_block, &cookie);
 		if (c->fast)
-			fast_pair_forget(c, cookie);
+			fast_pair_drop(&k, cookie);
 	}
 	/* The WINDOW_UPDATE increments that came since the last time: the
 	 * flag first, so that one coming meanwhile sends another event. */

@@ -247,6 +247,17 @@ struct {
 	__type(value, struct h2lb_fast_pair);
 } fast_pairs SEC(".maps") __weak;
 
+/* The pair at @k, if it is still the one of accepted socket @anchor (a
+ * reused address and port may have paired anew). */
+static __always_inline void fast_pair_drop(struct h2lb_fast_key *k,
+					   __u64 anchor)
+{
+	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, k);
+
+	if (p && p->anchor == anchor)
+		bpf_map_delete_elem(&fast_pairs, k);
+}
+
 /* Frames switched clients left unfinished (struct h2lb_fast_held), by
  * accepted socket; made when first needed, from the template. */
 struct {

@@ -90,10 +90,8 @@ static __always_inline void fast_unpair(struct bpf_sock_ops *skops,
 {
 	struct h2lb_fast_key k = { .addr = skops->remote_ip4,
 				   .port = bpf_ntohl(skops->remote_port) };
-	struct h2lb_fast_pair *p = bpf_map_lookup_elem(&fast_pairs, &k);
 
-	if (p && p->anchor == cookie)
-		bpf_map_delete_elem(&fast_pairs, &k);
+	fast_pair_drop(&k, cookie);
 }
 
 /* A close goes on the ring of its own (maps.h, "closes"). Should even it

@@ -423,6 +423,14 @@ static void link_client(struct uconn *leg, struct uconn *client)
 }
 
 /* The leg leaves its client: no new streams, no windows. */
+/* No new stream of its client goes to @leg (the kernel's binding). */
+static void leg_unbind(struct lb *lb, struct uconn *leg)
+{
+	if (leg->client)
+		kern_leg_unbind(lb->k, leg->client->cookie, leg->backend,
+				leg->cookie);
+}
+
 static void detach(struct lb *lb, struct uconn *leg)
 {
 	struct uconn *c = leg->client, **p;
@@ -433,7 +441,7 @@ static void detach(struct lb *lb, struct uconn *leg)
 		;
 	if (*p)
 		*p = leg->next_leg;
-	kern_leg_unbind(lb->k, c->cookie, leg->backend, leg->cookie);
+	leg_unbind(lb, leg);
 	leg->client = NULL;
 }
 
@@ -888,9 +896,7 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		pr_info("backend %d leg %llx: GOAWAY %u, last stream %u",
 			c->backend, (unsigned long long)c->cookie, a->value,
 			a->stream);
-		if (c->client)
-			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
-					c->cookie);
+		leg_unbind(lb, c);
 		if (c->client && a->value != H2_NO_ERROR)
 			leg_goaway_error(lb, c, a->value);
 	}
@@ -908,9 +914,7 @@ void conn_input(struct lb *lb, struct uconn *c, enum conn_input in,
 		 * sends its next request at once, and the kernel bound it to
 		 * this leg while it still could, where it was lost (one such
 		 * request in each of 3 runs of test_h2lb_rogue_backend). */
-		if (c->client)
-			kern_leg_unbind(lb->k, c->client->cookie, c->backend,
-					c->cookie);
+		leg_unbind(lb, c);
 		end_streams(lb, c, 0, false);
 	}
 	if (act & A_DETACH)

@@ -187,16 +187,17 @@ static uint32_t pow2_at_least(uint64_t n)
 	return (uint32_t)v;
 }
 
-/*
- * Every map's size from the flags, before the skeleton loads (a map's
- * size is fixed once it exists). The programs take the sizes that bound
- * their loops from .rodata (settings.max_backends, svc_backends).
- */
+/* fast_held_block's entries for @conns connections (size_maps). */
 static uint64_t held_blocks(uint64_t conns)
 {
 	return conns / 64 > 16 ? conns / 64 : 16;
 }
 
+/*
+ * Every map's size from the flags, before the skeleton loads (a map's
+ * size is fixed once it exists). The programs take the sizes that bound
+ * their loops from .rodata (settings.max_backends, svc_backends).
+ */
 static int size_maps(struct kern *k, const struct kern_opts *o)
 {
 	const struct kern_limits *l = &o->limits;
