@@ -627,6 +627,7 @@ enum h2lb_event_type {
 				* whole length (more than len: cut) */
 	H2LB_EV_SETTINGS_ACK,  /* a leg ACKed all SETTINGS the daemon sent
 				* it, and the daemon waited for that */
+	H2LB_EV_MAX,
 };
 
 /* Which rule a peer broke, for the daemon's log and the GOAWAY's debug
@@ -812,6 +813,9 @@ struct h2lb_daemon_stats {
 	 * their backend did not ACK in time. */
 	__u64 settings_acks_held;
 	__u64 settings_timeouts;
+	/* Events read, by type (enum h2lb_event_type; closes, from their
+	 * own ring, as H2LB_EV_CLOSED): what the daemon's CPU goes to. */
+	__u64 events_by_type[H2LB_EV_MAX];
 };
 
 /*

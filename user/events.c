@@ -63,6 +63,8 @@ void events_handle(void *ctx, const struct h2lb_event *ev, size_t len)
 	lb->stats.events++;
 	if (len < sizeof(*ev))
 		return;
+	if (ev->type < H2LB_EV_MAX)
+		lb->stats.events_by_type[ev->type]++;
 	c = conn_find(&lb->conns, ev->cookie);
 	if (!c)
 		return; /* a socket we already closed */
@@ -135,6 +137,7 @@ static void closed(struct lb *lb, const struct h2lb_close_event *ev)
 
 	lb->stats.bytes_read += sizeof(*ev);
 	lb->stats.events++;
+	lb->stats.events_by_type[H2LB_EV_CLOSED]++;
 	if (ev->cookie == lb->inj.cookie) {
 		pr_err("injector socket closed");
 		lb->quit = true;

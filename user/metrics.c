@@ -245,6 +245,12 @@ static void daemon_metrics(FILE *f, struct metrics *m)
 	metric_one(f, "daemon_written_bytes_total", "counter",
 		   "bytes the daemon wrote on the datapath (injected frames)",
 		   s->injected_bytes);
+	metric_head(f, "daemon_events_total", "counter",
+		    "events the daemon read from the kernel, by type");
+	for (int i = 1; i < H2LB_EV_MAX; i++)
+		fprintf(f, "h2lb_daemon_events_total{type=\"%s\"} %llu\n",
+			event_name(i),
+			(unsigned long long)s->stats.events_by_type[i]);
 	metric_one(f, "accepted_connections_total", "counter",
 		   "client connections accepted", s->stats.clients);
 	metric_one(f, "queued_bytes", "gauge",

@@ -42,6 +42,28 @@ const char *counter_help(int i)
 	return NAME_OF(counter_helps, i);
 }
 
+const char *event_name(int type)
+{
+	static const char *const names[H2LB_EV_MAX] = {
+		[0] = "none",
+		[H2LB_EV_CLOSED] = "closed",
+		[H2LB_EV_SETTINGS] = "settings",
+		[H2LB_EV_WINDOW] = "window",
+		[H2LB_EV_GOAWAY] = "goaway",
+		[H2LB_EV_LEG_BOUND] = "leg_bound",
+		[H2LB_EV_REFUSED] = "refused",
+		[H2LB_EV_CONN_ERROR] = "conn_error",
+		[H2LB_EV_STREAM_ERROR] = "stream_error",
+		[H2LB_EV_STREAM_WINDOW] = "stream_window",
+		[H2LB_EV_DATA_PROGRESS] = "data_progress",
+		[H2LB_EV_PING] = "ping",
+		[H2LB_EV_DIVERT] = "divert",
+		[H2LB_EV_SETTINGS_ACK] = "settings_ack",
+	};
+
+	return NAME_OF(names, type);
+}
+
 const char *service_name(const struct h2lb_service *svc, uint32_t i)
 {
 	if (i >= H2LB_MAX_SERVICES || !svc[i].name[0])

@@ -13,6 +13,7 @@ const char *role_name(uint32_t role);		/* enum h2lb_role */
 const char *service_state_name(uint32_t state); /* enum h2lb_service_state */
 const char *counter_name(int i);		/* enum h2lb_counter */
 const char *counter_help(int i);
+const char *event_name(int type); /* enum h2lb_event_type */
 /* Name of Service @i in @svc (H2LB_MAX_SERVICES entries), or "?". */
 const char *service_name(const struct h2lb_service *svc, uint32_t i);
 /* Upper bound, in microseconds, of quantile @q of a log2(us) histogram. */

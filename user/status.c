@@ -234,6 +234,11 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 		       (unsigned long long)st.source_legs,
 		       (unsigned long long)st.source_leg_failures,
 		       (unsigned long long)st.refused_no_leg);
+		printf("daemon: events");
+		for (int i = 1; i < H2LB_EV_MAX; i++)
+			printf(" %s %llu", event_name(i),
+			       (unsigned long long)st.events_by_type[i]);
+		printf("\n");
 		printf("kernel:");
 		for (int i = 0; i < H2LB_CNT_MAX; i++)
 			printf(" %s %llu", counter_name(i),
@@ -275,6 +280,11 @@ static int cmd_status(struct kern *k, struct json_writer *w)
 	jw_kv_u64(w, "fast_closed", st.fast_closed);
 	jw_kv_u64(w, "settings_acks_held", st.settings_acks_held);
 	jw_kv_u64(w, "settings_timeouts", st.settings_timeouts);
+	jw_key(w, "events_by_type");
+	jw_obj_start(w);
+	for (int i = 1; i < H2LB_EV_MAX; i++)
+		jw_kv_u64(w, event_name(i), st.events_by_type[i]);
+	jw_obj_end(w);
 	jw_obj_end(w);
 	limits_print(k, svc, be, n, &st, w);
 	jw_key(w, "counters");

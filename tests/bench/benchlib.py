@@ -230,6 +230,12 @@ def h2lb_diff(a: dict | None, b: dict) -> dict:
         da = (a or {}).get("daemon") or {}
         out["daemon"] = {k: v - da.get(k, 0) for k, v in b["daemon"].items()
                          if isinstance(v, (int, float))}
+        # events_by_type: an array indexed by enum h2lb_event_type
+        ea = da.get("events_by_type") or []
+        eb = b["daemon"].get("events_by_type")
+        if isinstance(eb, list):
+            out["daemon"]["events_by_type"] = [
+                v - (ea[i] if i < len(ea) else 0) for i, v in enumerate(eb)]
     return out
 
 

@@ -14,7 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 MIB=$((1 << 20))
 tb_up 4
 tb_start_greeters
-h2lb_start
+METRICS=$TB_NODE_IP:9464
+h2lb_start --backends "$(h2lb_backends)" --metrics "$METRICS"
 
 before=$(h2lb_daemon_stats)
 # 8 calls x 16 messages x 1 MiB each way.
@@ -37,6 +38,22 @@ print(f"   DATA forwarded by the kernel: {moved / 2**20:.1f} MiB")
 print(f"   daemon read {read} B, wrote {wrote} B: {ratio:.3f}% of the DATA")
 assert moved >= 256 * 2**20, "less DATA than sent went through h2lb"
 assert ratio < 1.0
+# What the daemon read, by event type: the types add up to all of it.
+names = ["none", "closed", "settings", "window", "goaway", "leg_bound",
+         "refused", "conn_error", "stream_error", "stream_window",
+         "data_progress", "ping", "divert", "settings_ack"]
+by = [x - y for x, y in zip(a["events_by_type"], b["events_by_type"])]
+print("   events: " + ", ".join(f"{n} {v}" for n, v in zip(names, by) if v))
+assert sum(by) == a["events"] - b["events"], (by, a["events"] - b["events"])
+assert by[names.index("window")] > 0 and by[names.index("data_progress")] > 0
 PY
+# The same counts in `h2lb status -j` and /metrics.
+"$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)["daemon"]
+assert sum(d["events_by_type"].values()) == d["events"], d
+' || fail "status: the events by type do not add up to the events"
+[[ $(h2lb_metric "$METRICS" 'daemon_events_total{type="window"}') -gt 0 ]] ||
+    fail "/metrics: no window events counted"
 h2lb_stop || fail "h2lb did not stop cleanly"
 echo "PASS: 256 MiB of DATA moved with the daemon touching under 1% of it"
