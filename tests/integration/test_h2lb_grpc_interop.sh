@@ -62,19 +62,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 source "$TB_PEERS/probe.sh"
 tb_require_cmd ip nsenter ss bpftool timeout "$TB_PYTHON"
 
-PEERS_BIN=${H2LB_PEERS_BIN:-$TB_ROOT/build/peers}
-NODE_DIR=$TB_PEERS/node
-# The grpc-go peers: `make peers` (make test does it); built here if missing.
-if [[ ! -x $PEERS_BIN/interop_server || ! -x $PEERS_BIN/interop_client ]]; then
-    command -v go >/dev/null 2>&1 ||
-        fail "go is not installed (scripts/setup-deps.sh installs golang-go and grpc-go)"
-    echo "== building the grpc-go peers (tests/peers/go/build.sh)"
-    bash "$TB_PEERS/go/build.sh" "$PEERS_BIN" || fail "cannot build the grpc-go peers"
-fi
-command -v node >/dev/null 2>&1 ||
-    fail "node is not installed (scripts/setup-deps.sh installs Node.js)"
-[[ -f $NODE_DIR/node_modules/@grpc/grpc-js/package.json ]] ||
-    fail "@grpc/grpc-js is missing in $NODE_DIR/node_modules; install it with: npm ci --prefix tests/peers/node"
+source "$TB_PEERS/grpc_peers.sh"
+require_go_peers
+require_grpc_js
 
 RES=$TB_STATE/results
 t_start=$EPOCHREALTIME

@@ -26,13 +26,8 @@ N=4
 source "$TB_PEERS/probe.sh"
 tb_require_cmd ip nsenter ss bpftool "$TB_PYTHON"
 
-NODE_DIR=$TB_PEERS/node
-command -v node >/dev/null 2>&1 ||
-    fail "node is not installed (scripts/setup-deps.sh installs Node.js)"
-[[ -f $NODE_DIR/node_modules/@grpc/grpc-js/package.json ]] ||
-    fail "@grpc/grpc-js is missing in $NODE_DIR/node_modules; install it with: npm ci --prefix tests/peers/node"
-node -e 'require(process.argv[1])' "$NODE_DIR/node_modules/@grpc/grpc-js" ||
-    fail "@grpc/grpc-js in $NODE_DIR/node_modules does not load with $(node --version)"
+source "$TB_PEERS/grpc_peers.sh"
+require_grpc_js
 
 tb_up "$N"
 tb_start_greeters

@@ -39,9 +39,18 @@
 # connection (the client's connection outlives its leg), nothing of the
 # bad frames reaches the client, the backend stays READY, and h2load has
 # no failed request.
+#
+# gRPC clients read that 503 (it carries grpc-status 14 too) as
+# UNAVAILABLE, which they may retry: a unary call of grpc-go and of
+# grpc-js, in close and push modes (the method's path carries the
+# marker: "/!@!@close!@!@/x", whose Huffman code is longer, so it is
+# sent as is).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/test.sh"
 
 tb_require_cmd h2load curl
+source "$TB_PEERS/grpc_peers.sh"
+require_go_peers
+require_grpc_js
 
 PORT=9003
 URL=http://$H2LB_ADDR/
@@ -114,6 +123,21 @@ check overrun "200 0 81920" "200 49152 2" 'null, "rst": 3, "end": "closed"' \
     'null, "rst": null, "end": "closed"'
 grep -q "stream error 3 (DATA beyond the stream's window)" "$(h2lb_log)" ||
     fail "the log does not name the backend's overrun"
+
+for mode in close push; do
+    for client in grpc-go node; do
+        case $client in
+            grpc-go) cmd=("$PEERS_BIN/interop_client") want=Unavailable ;;
+            node) cmd=(node "$NODE_DIR/interop_client.js") want=UNAVAILABLE ;;
+        esac
+        out=$(tb_run cli timeout 20 "${cmd[@]}" --target "$H2LB_ADDR" \
+            --call "/!@!@$mode!@!@/x" --call-timeout 5) ||
+            fail "$mode: the $client client failed: $out"
+        echo "   $mode: $out"
+        [[ $("$TB_PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])["code"])' "$out") == "$want" ]] ||
+            fail "$mode: $client: want status $want, got: $out"
+    done
+done
 
 wait "$good" || fail "h2load failed: $(tail -5 "$TB_STATE/good")"
 line=$(grep '^requests:' "$TB_STATE/good")

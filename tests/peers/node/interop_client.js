@@ -4,6 +4,7 @@
 //   node interop_client.js --target HOST:PORT [--cases a,b,...]
 //        [--iterations N] [--small-iterations M] [--call-timeout S]
 //        [--timeout S] [--list]
+//   node interop_client.js --target HOST:PORT --call PATH [--call-timeout S]
 //
 // The same cases as the grpc-go and python clients (the service is in
 // ../interop.proto; no protoc: the two messages are encoded by hand), each
@@ -15,6 +16,10 @@
 // is then replaced, so that a broken connection fails one case only. Every
 // call has a deadline (--call-timeout, default 10 s); no iteration starts
 // after --timeout (default 300 s).
+//
+// --call PATH makes one unary call, with an empty request, to PATH (any
+// path: a test backend may act on it) and prints the status it ended with,
+// {"client":"node","path","code","message"}, whatever it is (exit 0).
 //
 // Exit status 0 if every case passed, 1 otherwise, 2 on usage errors.
 'use strict';
@@ -45,7 +50,7 @@ const S = grpc.status;
 
 function parseArgs(argv) {
   const a = { target: null, cases: '', iterations: 300, small: 30,
-              callTimeout: 10, timeout: 300, list: false };
+              callTimeout: 10, timeout: 300, list: false, call: null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -57,6 +62,7 @@ function parseArgs(argv) {
       case '--call-timeout': a.callTimeout = parseFloat(v); i++; break;
       case '--timeout': a.timeout = parseFloat(v); i++; break;
       case '--list': a.list = true; break;
+      case '--call': a.call = v; i++; break;
       default:
         console.error(`interop_client.js: unknown argument ${k}`);
         process.exit(2);
@@ -435,10 +441,31 @@ function newClient(target) {
   });
 }
 
+// One unary call to @path; resolves the status it ended with.
+function callOnce(target, path, callTimeout) {
+  const client = newClient(target);
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(path, encodeRequest, decodeResponse, {},
+      new grpc.Metadata(),
+      { deadline: new Date(Date.now() + callTimeout * 1000) },
+      (err) => {
+        client.close();
+        resolve({ client: 'node', path,
+                  code: codeName(err ? err.code : S.OK),
+                  message: err ? err.details : '' });
+      });
+  });
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (args.list) {
     for (const [c] of CASES) console.log(c);
+    return 0;
+  }
+  if (args.call) {
+    console.log(JSON.stringify(
+      await callOnce(args.target, args.call, args.callTimeout)));
     return 0;
   }
   let run = CASES;

@@ -8,6 +8,7 @@
 //
 //	interop_client --target HOST:PORT [--cases a,b,...] [--iterations N]
 //	    [--small-iterations M] [--call-timeout S] [--timeout S] [--list]
+//	interop_client --target HOST:PORT --call PATH [--call-timeout S]
 //
 // --iterations (default 300) repeats the large-message cases (large_unary,
 // server_streaming, client_streaming, ping_pong), --small-iterations
@@ -22,6 +23,10 @@
 // estimator raises them as data flows), read from the frames on the wire;
 // client_window_grew_at: the iteration of this case during which the
 // client's window last grew, 0 if it did not grow during the case.
+//
+// --call PATH makes one unary call, with an empty request, to PATH (any
+// path: a test backend may act on it) and prints the status it ended with,
+// {"client":"grpc-go","path","code","message"}, whatever it is (exit 0).
 //
 // Exit status 0 if every case passed, 1 if one failed, 2 on usage errors.
 package main
@@ -530,6 +535,26 @@ func dial(target string, callTimeout time.Duration) (*env, error) {
 
 func ptr(d time.Duration) *time.Duration { return &d }
 
+// callOnce makes one unary call to path and prints the status it ended with.
+func callOnce(target, path string, callTimeout time.Duration) {
+	r := struct {
+		Client  string `json:"client"`
+		Path    string `json:"path"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{Client: "grpc-go", Path: path}
+	e, err := dial(target, callTimeout)
+	if err == nil {
+		ctx, cancel := e.ctx()
+		err = e.conn.Invoke(ctx, path, &pb.InteropRequest{}, &pb.InteropResponse{})
+		cancel()
+		e.conn.Close()
+	}
+	st := status.Convert(err)
+	r.Code, r.Message = st.Code().String(), st.Message()
+	json.NewEncoder(os.Stdout).Encode(r)
+}
+
 func main() {
 	target := flag.String("target", "", "HOST:PORT of the server")
 	only := flag.String("cases", "", "comma-separated cases to run (default: all)")
@@ -538,6 +563,7 @@ func main() {
 	callTimeoutS := flag.Float64("call-timeout", 10, "deadline of each call, seconds")
 	timeoutS := flag.Float64("timeout", 300, "no iteration starts after this many seconds")
 	list := flag.Bool("list", false, "print the case names and exit")
+	call := flag.String("call", "", "make one unary call to this path and print its status")
 	flag.Parse()
 	if *list {
 		for _, c := range cases {
@@ -550,6 +576,10 @@ func main() {
 	if *target == "" || *iters < 0 || *small < 0 || *callTimeout <= 0 || *timeout <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: interop_client --target HOST:PORT [--cases a,b] [--iterations N] [--small-iterations M]")
 		os.Exit(2)
+	}
+	if *call != "" {
+		callOnce(*target, *call, *callTimeout)
+		return
 	}
 	run := cases
 	if *only != "" {
