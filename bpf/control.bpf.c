@@ -155,6 +155,10 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 		WRITE_ONCE(c->stream_window, a->stream_window);
 	if (a->set & H2LB_SET_RESP_WINDOW)
 		WRITE_ONCE(c->resp_window, a->resp_window);
+	if (a->set & H2LB_SET_WAKE_TX)
+		WRITE_ONCE(c->wake_tx, a->value);
+	if (a->set & H2LB_SET_WAKE_RX)
+		WRITE_ONCE(c->wake_rx, a->value);
 	if (a->set & H2LB_SET_MAX_STREAMS)
 		WRITE_ONCE(c->max_streams, a->max_streams);
 	if (a->set & H2LB_SET_OWN_LEGS)

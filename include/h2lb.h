@@ -268,6 +268,13 @@ struct h2lb_conn {
 	__u64 window_pending;
 	__u32 window_event;
 	__u32 addr; /* client: its address (the per-address stream limit) */
+	/* client: when the daemon needs to hear of WINDOW_UPDATEs that add
+	 * up to less than H2LB_WINDOW_STEP (0: at once; the daemon sets
+	 * them after each refill, user/window.c): its own once its tx_data
+	 * reaches wake_tx, its legs' once its rx_data reaches wake_rx.
+	 * Before that, no refill could follow them. */
+	__u64 wake_tx;
+	__u64 wake_rx;
 	/* client: its own socket, when the client is on this node and on
 	 * the fast path's sockhash (its cookie; docs/fast-path.md) */
 	__u64 fast;
@@ -607,6 +614,11 @@ struct h2lb_counters {
 #undef H2LB_CNT_FIELD
 };
 
+/* Connection WINDOW_UPDATEs worth waking the daemon for at once: what
+ * adds up to less waits for a look the refills need (wake_tx, wake_rx);
+ * also the smallest refill worth a frame (user/flow.h, FLOW_STEP). */
+#define H2LB_WINDOW_STEP 16384
+
 enum h2lb_event_type {
 	H2LB_EV_CLOSED = 1,    /* unused: closes have a ring of their own */
 	H2LB_EV_SETTINGS,      /* peer SETTINGS (payload in data) */
@@ -728,7 +740,9 @@ struct h2lb_bind_args {
  * event when the backend has ACKed it and all before it */
 #define H2LB_SET_SETTINGS_SENT 0x100
 #define H2LB_SET_SETTINGS_WAIT 0x200
-#define H2LB_SET_RESP_WINDOW   0x400 /* a client's resp_window */
+#define H2LB_SET_RESP_WINDOW   0x400  /* a client's resp_window */
+#define H2LB_SET_WAKE_TX       0x800  /* a client's wake_tx: value */
+#define H2LB_SET_WAKE_RX       0x1000 /* a client's wake_rx: value */
 struct h2lb_conn_args {
 	__u64 cookie;
 	__u64 rx_grant;

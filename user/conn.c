@@ -46,6 +46,9 @@ struct uconn *conn_new(struct conn_table *t, int fd, int role)
 	c->stream_window = H2_DEFAULT_WINDOW;
 	c->peer_grant = H2_DEFAULT_WINDOW;
 	c->our_grant = H2_DEFAULT_WINDOW;
+	/* Not known to match the kernel's (a record kept over a restart):
+	 * the first mark is written whatever it is (window.c, set_wake). */
+	c->wake_tx = c->wake_rx = UINT64_MAX;
 	b = bucket(c->cookie);
 	c->next = t->bucket[b];
 	t->bucket[b] = c;

@@ -60,9 +60,12 @@ struct uconn {
 	int64_t our_grant;
 	int64_t peer_window_max;  /* client: its largest window seen (flow.h) */
 	unsigned int refill_turn; /* client: the leg its refills start from */
-	uint64_t deadline_ms;	  /* handshake or close deadline */
-	uint64_t last_rx_bytes;	  /* watchdog: bytes parsed at the last tick */
-	uint64_t last_data;	  /* client: DATA bytes in and out, last tick */
+	/* client: the marks last written to its kernel record, past which
+	 * small WINDOW_UPDATEs wake us (window.c, set_wake) */
+	uint64_t wake_tx, wake_rx;
+	uint64_t deadline_ms;	/* handshake or close deadline */
+	uint64_t last_rx_bytes; /* watchdog: bytes parsed at the last tick */
+	uint64_t last_data;	/* client: DATA bytes in and out, last tick */
 	int stalled_ticks;
 	/* The tick looks at a connection (kernel record, TCP_INFO) when this
 	 * time comes: at every tick while it is busy, now and then when it

@@ -205,6 +205,76 @@ bool flow_legs_refill(const struct flow_side *client,
 	return true;
 }
 
+/*
+ * The marks past which the daemon must hear of small WINDOW_UPDATEs
+ * (include/h2lb.h, wake_tx and wake_rx): until then, the refill rules
+ * above would give nothing however they add up, so the kernel keeps them
+ * and no event wakes the daemon. A refill may then come later than it
+ * would have (at half a share, or half the client's window, used instead
+ * of FLOW_STEP), never after a window ran dry. The increments kept count
+ * in every refill's view of the windows (window.c, side_of), and a
+ * WINDOW_UPDATE of FLOW_STEP or more wakes the daemon at once, so a
+ * window can grow by less than FLOW_STEP unseen: near 2^31-1, where that
+ * could hide an overflow (RFC 9113 6.9.1), there is no mark.
+ */
+static int64_t slack_above(int64_t window, int64_t floor)
+{
+	/* Not worth a mark: as many looks as events. */
+	return window - floor >= FLOW_STEP ? window - floor : 0;
+}
+
+int64_t flow_legs_slack(const struct flow_side *client,
+			const struct flow_side *legs, int n,
+			int64_t peer_buffer, const int64_t *give)
+{
+	int64_t window = flow_send_window(client), budget, share;
+	int64_t slack = INT64_MAX;
+
+	if (!n || client->lags || window > H2_MAX_WINDOW - FLOW_STEP)
+		return 0;
+	budget = window / 2 < peer_buffer ? window / 2 : peer_buffer;
+	share = budget / n > H2_DEFAULT_WINDOW ? budget / n : H2_DEFAULT_WINDOW;
+	for (int i = 0; i < n; i++) {
+		int64_t out = flow_recv_window(&legs[i]) + give[i], lim, s;
+
+		if (legs[i].due) /* it waits for the client's window */
+			return 0;
+		/* Refilled to its share; or, held back by the budget, to
+		 * the 65535 bytes every leg gets back (flow_legs_refill).
+		 * Below that less a step, the client's window was short:
+		 * its every WINDOW_UPDATE counts. */
+		lim = out >= share - FLOW_STEP ? share : H2_DEFAULT_WINDOW;
+		if (out <= lim - FLOW_STEP)
+			return 0;
+		s = slack_above(out, lim / 2 > FLOW_STEP ? lim / 2 : FLOW_STEP);
+		if (!s)
+			return 0;
+		if (s < slack)
+			slack = s;
+	}
+	return slack;
+}
+
+int64_t flow_client_slack(const struct flow_side *client,
+			  const struct flow_side *legs, int n,
+			  int64_t pool_window, int64_t inc)
+{
+	int64_t room = pool_window, floor;
+
+	if (inc < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		int64_t w = flow_send_window(&legs[i]);
+
+		if (legs[i].lags || w > H2_MAX_WINDOW - FLOW_STEP)
+			return 0;
+		if (w < room)
+			room = w;
+	}
+	floor = room / 2 > FLOW_STEP ? room / 2 : FLOW_STEP;
+	return slack_above(flow_recv_window(client) + inc, floor);
+}
+
 bool flow_lags(uint64_t sent, uint64_t acked, int64_t peer_buffer)
 {
 	return sent > acked && (int64_t)(sent - acked) > peer_buffer;

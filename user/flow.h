@@ -12,8 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "h2lb.h" /* H2LB_WINDOW_STEP */
+
 /* Smallest WINDOW_UPDATE worth a frame, unless a window is nearly dry. */
-#define FLOW_STEP 16384
+#define FLOW_STEP H2LB_WINDOW_STEP
 
 /*
  * One connection as flow control sees it. Grants are totals since the
@@ -74,6 +76,21 @@ bool flow_legs_refill(const struct flow_side *client,
 		      const struct flow_side *legs, int n, int64_t peer_buffer,
 		      bool eager, unsigned int *turn, int64_t *give,
 		      bool *start);
+
+/*
+ * How much more DATA may go to the client (flow_legs_slack: after
+ * flow_legs_refill gave @give) or come from it (flow_client_slack: after
+ * flow_client_refill returned @inc) before a refill could be due in that
+ * direction, whatever small WINDOW_UPDATEs its legs, or it, send
+ * meanwhile: the daemon's marks for the kernel (include/h2lb.h, wake_tx
+ * and wake_rx). 0: no mark, every WINDOW_UPDATE is an event.
+ */
+int64_t flow_legs_slack(const struct flow_side *client,
+			const struct flow_side *legs, int n,
+			int64_t peer_buffer, const int64_t *give);
+int64_t flow_client_slack(const struct flow_side *client,
+			  const struct flow_side *legs, int n,
+			  int64_t pool_window, int64_t inc);
 
 /* Whether @sent bytes of which the peer's TCP acknowledged @acked leave
  * more than @peer_buffer unacknowledged. */

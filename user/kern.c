@@ -513,6 +513,16 @@ int kern_conn_take_window(struct kern *k, uint64_t cookie, uint64_t *inc)
 	return 0;
 }
 
+int kern_conn_set_wake(struct kern *k, uint64_t cookie, uint32_t set,
+		       uint64_t mark)
+{
+	struct h2lb_conn_args a = { .cookie = cookie,
+				    .value = mark,
+				    .set = set };
+
+	return kern_conn_set(k, &a);
+}
+
 int kern_conn_set_queued(struct kern *k, uint64_t cookie, uint64_t queued,
 			 uint64_t backlog)
 {

@@ -83,6 +83,10 @@ void kern_conn_forget(struct kern *k, uint64_t cookie);
 /* The connection WINDOW_UPDATE increments that came since the last call
  * (the verdict sends one event for any number: bpf/verdict.bpf.c). */
 int kern_conn_take_window(struct kern *k, uint64_t cookie, uint64_t *inc);
+/* A client's mark for its own small WINDOW_UPDATEs (@set
+ * H2LB_SET_WAKE_TX) or its legs' (H2LB_SET_WAKE_RX): include/h2lb.h. */
+int kern_conn_set_wake(struct kern *k, uint64_t cookie, uint32_t set,
+		       uint64_t mark);
 /* What @cookie's peer has not acknowledged, and of that what its TCP has
  * not taken, as the daemon measured them: its share of the node's queued
  * bytes (bpf/budget.h). */

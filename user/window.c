@@ -109,10 +109,13 @@ static bool node_lags(struct lb *lb, const struct h2lb_conn *k)
 }
 
 /* @c as flow control sees it; with the kernel's counts if it has a
- * record (none: nothing moved). */
+ * record (none: nothing moved). The WINDOW_UPDATE increments the kernel
+ * keeps (small ones, until a mark: window_wake) are granted already;
+ * the daemon adds them to peer_grant when it takes them. */
 static struct flow_side side_of(struct uconn *c, const struct h2lb_conn *k)
 {
-	return (struct flow_side){ .peer_grant = c->peer_grant,
+	return (struct flow_side){ .peer_grant = c->peer_grant +
+						 (int64_t)k->window_pending,
 				   .our_grant = c->our_grant,
 				   .rx = (int64_t)k->rx_data,
 				   .tx = (int64_t)k->tx_data };
@@ -143,13 +146,23 @@ static int64_t pool_window(struct lb *lb, int svc)
  * the source's rx_data: each refill reads every source's count before any
  * target's (flow.h). */
 
+/* Write a client's mark when it changed (@last: the one written). */
+static void set_wake(struct lb *lb, struct uconn *c, uint32_t set,
+		     uint64_t *last, uint64_t mark)
+{
+	if (mark == *last)
+		return;
+	if (!kern_conn_set_wake(lb->k, c->cookie, set, mark))
+		*last = mark;
+}
+
 void window_client(struct lb *lb, struct uconn *c, bool eager)
 {
 	static struct flow_side legs[MAX_LEGS];
 	struct h2lb_conn kc = { 0 }, kl;
+	int64_t inc, pool, slack;
 	struct flow_side client;
 	struct uconn *l;
-	int64_t inc;
 	int n = 0;
 
 	kern_conn(lb->k, c->cookie, &kc); /* the source */
@@ -160,12 +173,17 @@ void window_client(struct lb *lb, struct uconn *c, bool eager)
 		legs[n] = side_of(l, &kl);
 		legs[n++].lags = peer_lags(lb, l, &kl) || node_lags(lb, &kl);
 	}
-	inc = flow_client_refill(&client, legs, n, pool_window(lb, c->service),
-				 eager);
+	pool = pool_window(lb, c->service);
+	inc = flow_client_refill(&client, legs, n, pool, eager);
 	if (inc < 0)
 		c->flow_held = true;
 	else if (inc > 0)
 		send_window(lb, c, inc);
+	/* The client is the source: its rx_data was read first, so the
+	 * mark can only come early. */
+	slack = flow_client_slack(&client, legs, n, pool, inc);
+	set_wake(lb, c, H2LB_SET_WAKE_RX, &c->wake_rx,
+		 slack ? kc.rx_data + slack : 0);
 }
 
 static size_t stream_window_settings(uint8_t *f, uint32_t value)
@@ -194,6 +212,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	struct h2lb_conn kc = { 0 }, kl;
 	struct flow_side client;
 	struct uconn *l;
+	int64_t slack;
 	int n = 0, i;
 
 	for (l = c->legs; l && n < MAX_LEGS; l = l->next_leg) {
@@ -214,6 +233,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	if (!flow_legs_refill(&client, legs, n, lb->opts->peer_buffer, eager,
 			      &c->refill_turn, give, start)) {
 		c->flow_held = true;
+		set_wake(lb, c, H2LB_SET_WAKE_TX, &c->wake_tx, 0);
 		return;
 	}
 	for (l = c->legs, i = 0; l && i < n; l = l->next_leg, i++) {
@@ -222,7 +242,15 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 		if (start[i] && c->settings_seen)
 			leg_start(lb, l);
 		send_window(lb, l, give[i]);
+		if (start[i] && c->settings_seen)
+			legs[i].due = false;
 	}
+	/* The client is the target: its tx_data was read last, so the mark
+	 * may come late by what moved during these reads, far less than a
+	 * window's half. */
+	slack = flow_legs_slack(&client, legs, n, lb->opts->peer_buffer, give);
+	set_wake(lb, c, H2LB_SET_WAKE_TX, &c->wake_tx,
+		 slack ? kc.tx_data + slack : 0);
 }
 
 void window_refill(struct lb *lb, struct uconn *c, bool eager)

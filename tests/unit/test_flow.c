@@ -392,6 +392,71 @@ static void test_window_overflow(void **state)
 	assert_true(flow_window_ok(-1000, 0x7fffffff));
 }
 
+/*
+ * The marks that let the kernel keep small WINDOW_UPDATEs (a gRPC call
+ * brought two, each an event, and nearly never a refill): however DATA
+ * is spread over the legs up to the slack, no leg is left with less
+ * than a step, so a refill it needs is never late; and there is no
+ * mark where a refill is already due or waits for the client.
+ */
+static void test_wake_marks(void **state)
+{
+	struct flow_side client = { .peer_grant = 8 * MIB, .our_grant = W };
+	struct flow_side legs[4] = { recv_side(W, W), recv_side(W, W / 2),
+				     recv_side(W, 0), recv_side(W, W) };
+	struct flow_side one[1], up_client, up_legs[2];
+	int64_t give[4], slack, inc;
+	unsigned int turn = 0;
+	bool start[4];
+
+	/* Topped up: a mark; at it, every leg still holds a step. */
+	assert_true(flow_legs_refill(&client, legs, 4, 4 * MIB, false, &turn,
+				     give, start));
+	slack = flow_legs_slack(&client, legs, 4, 4 * MIB, give);
+	assert_true(slack >= FLOW_STEP);
+	for (int i = 0; i < 4; i++)
+		assert_true(flow_recv_window(&legs[i]) + give[i] - slack >=
+			    FLOW_STEP);
+
+	/* Nothing given to a leg that needs it (the client's window is
+	 * used up): every WINDOW_UPDATE counts. */
+	client.tx = client.peer_grant;
+	assert_int_equal(
+		flow_legs_slack(&client, legs, 4, 4 * MIB, (int64_t[4]){ 0 }),
+		0);
+	client.tx = 0;
+
+	/* A leg due to start waits for room in the client's window. */
+	one[0] = recv_side(W, 0);
+	one[0].due = true;
+	assert_int_equal(
+		flow_legs_slack(&client, one, 1, 4 * MIB, (int64_t[1]){ 0 }),
+		0);
+
+	/* Near 2^31-1 a kept increment could hide an overflow. */
+	client.peer_grant = H2_MAX_WINDOW;
+	one[0] = recv_side(4 * MIB, 0);
+	assert_int_equal(
+		flow_legs_slack(&client, one, 1, 4 * MIB, (int64_t[1]){ 0 }),
+		0);
+
+	/* Client to backends: at the mark the client still has half the
+	 * room the legs give. */
+	up_client = (struct flow_side){ .our_grant = W, .rx = W };
+	up_legs[0] = (struct flow_side){ .peer_grant = 4 * MIB };
+	up_legs[1] = (struct flow_side){ .peer_grant = 2 * MIB };
+	inc = flow_client_refill(&up_client, up_legs, 2, 4 * MIB, false);
+	assert_true(inc > 0);
+	slack = flow_client_slack(&up_client, up_legs, 2, 4 * MIB, inc);
+	assert_true(slack >= FLOW_STEP);
+	assert_true(flow_recv_window(&up_client) + inc - slack >= MIB);
+
+	/* A leg that lags holds the client: no mark. */
+	up_legs[1].lags = true;
+	assert_int_equal(flow_client_slack(&up_client, up_legs, 2, 4 * MIB, 0),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_window_overflow),
 		cmocka_unit_test(test_small_window_busy_legs_take_turns),
+		cmocka_unit_test(test_wake_marks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
