@@ -239,11 +239,11 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	for (l = c->legs, i = 0; l && i < n; l = l->next_leg, i++) {
 		/* Before the client's first SETTINGS its value is unknown:
 		 * the leg stays due, counted as if it had started. */
-		if (start[i] && c->settings_seen)
+		if (start[i] && c->settings_seen) {
 			leg_start(lb, l);
+			legs[i].due = false; /* for the mark below */
+		}
 		send_window(lb, l, give[i]);
-		if (start[i] && c->settings_seen)
-			legs[i].due = false;
 	}
 	/* The client is the target: its tx_data was read last, so the mark
 	 * may come late by what moved during these reads, far less than a
