@@ -187,13 +187,16 @@ int h2lb_conn_set(struct h2lb_conn_args *a)
 	 * before the socket's close, when sockops would find no record
 	 * (sockops.bpf.c, fast_unpair). */
 	if (a->set & H2LB_FORGET) {
-		struct h2lb_fast_key k = { .addr = c->fast_addr,
-					   .port = (__u16)c->fast_port };
-
 		bpf_map_delete_elem(&fast_held, &cookie);
 		bpf_map_delete_elem(&fast_held_block, &cookie);
-		if (c->fast)
+		if (c->fast) {
+			struct h2lb_fast_key k = {
+				.addr = c->fast_addr,
+				.port = (__u16)c->fast_port
+			};
+
 			fast_pair_drop(&k, cookie);
+		}
 	}
 	/* The WINDOW_UPDATE increments that came since the last time: the
 	 * flag first, so that one coming meanwhile sends another event. */

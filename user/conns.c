@@ -422,7 +422,6 @@ static void link_client(struct uconn *leg, struct uconn *client)
 	client->legs = leg;
 }
 
-/* The leg leaves its client: no new streams, no windows. */
 /* No new stream of its client goes to @leg (the kernel's binding). */
 static void leg_unbind(struct lb *lb, struct uconn *leg)
 {
@@ -431,6 +430,7 @@ static void leg_unbind(struct lb *lb, struct uconn *leg)
 				leg->cookie);
 }
 
+/* The leg leaves its client: no new streams, no windows. */
 static void detach(struct lb *lb, struct uconn *leg)
 {
 	struct uconn *c = leg->client, **p;

@@ -22,9 +22,9 @@ tb_start_greeters
 h2lb_start
 
 window_events() {
-    h2lb_daemon_stats | "$TB_PYTHON" -c '
+    h2lb_status_daemon | "$TB_PYTHON" -c '
 import json, sys
-print(json.load(sys.stdin)["events_by_type"][3])  # H2LB_EV_WINDOW'
+print(json.load(sys.stdin)["events_by_type"]["window"])'
 }
 
 sleep 0.2 # the daemon publishes its counters every 50 ms

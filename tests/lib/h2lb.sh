@@ -216,6 +216,14 @@ import json, sys
 print(json.dumps(json.load(sys.stdin)[0]["value"]))'
 }
 
+# h2lb_status_daemon: the "daemon" object of `h2lb status -j` (its
+# counters, and events_by_type keyed by the daemon's own names).
+h2lb_status_daemon() {
+    "$H2LB_BIN" status -j --pin-dir "$H2LB_PIN" | "$TB_PYTHON" -c '
+import json, sys
+print(json.dumps(json.load(sys.stdin)["daemon"]))'
+}
+
 h2lb_counter() {
     h2lb_map counters | "$TB_PYTHON" -c '
 import json, sys
