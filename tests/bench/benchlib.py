@@ -377,6 +377,36 @@ def _best(runs: list[dict]) -> dict:
                                     r.get("value") or 0))
 
 
+ROUND_KEYS = ("value", "mean_us", "p99_us")
+
+
+def _round_ratios(runs: list[dict], direct_runs: list[dict]) -> dict:
+    """Median over rounds of (this target / direct in the same round).
+
+    The rounds of one workload run every target in turn, so a target and
+    direct in one round met the same host; the median of those ratios is
+    steadier than the ratio of two best rounds picked apart, above all
+    for p99 (one disturbed round moves a best-of pick, not a median)."""
+    by_rep = {r.get("rep"): _flat(r) for r in direct_runs}
+    out = {}
+    for k in ROUND_KEYS:
+        rs = []
+        for r in runs:
+            d = by_rep.get(r.get("rep"), {}).get(k)
+            v = _flat(r).get(k)
+            if isinstance(v, (int, float)) and isinstance(d, (int, float)) \
+                    and d:
+                rs.append(v / d)
+        out[k] = round(_median(rs), 3) if rs else None
+    return out
+
+
+def _median(vals: list[float]) -> float:
+    s = sorted(vals)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
 def report(records_path: str, results_path: str, meta: dict) -> int:
     recs = []
     with open(records_path) as f:
@@ -395,6 +425,14 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
 
     doc = {"meta": meta, "workloads": []}
     table: list[list[str] | str] = []      # rows of cells, or a plain line
+    def first_runs(w):
+        return [r for t in targets for r in runs.get((w, t), [])]
+
+    def _round_cell(rr):
+        v, p = rr.get("value"), rr.get("p99_us")
+        return (f"{v:.2f}x" if v is not None else "-") + (
+            f" / {p:.2f}x" if p is not None else "")
+
     for w in workloads:
         best = {t: _best(runs[(w, t)]) for t in targets if (w, t) in runs}
         first = next(iter(best.values()))
@@ -423,6 +461,16 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
             table.append(["  (every round)"] + [
                 " ".join(_fmt(r.get("value")) for r in runs[(w, t)])
                 if (w, t) in runs else "-" for t in targets])
+            if any(r.get("p99_us") is not None for r in first_runs(w)):
+                table.append(["  (every round, p99 us)"] + [
+                    " ".join(_fmt(r.get("p99_us")) for r in runs[(w, t)])
+                    if (w, t) in runs else "-" for t in targets])
+            if (w, "direct") in runs:
+                table.append(["  (median of round ratios, value/p99)"] + [
+                    _round_cell(_round_ratios(runs[(w, t)],
+                                              runs[(w, "direct")]))
+                    if (w, t) in runs and t != "direct" else "-"
+                    for t in targets])
         for t, r in best.items():
             fl = flats[t]
             entry = {"best": r, "runs": runs[(w, t)],
@@ -435,6 +483,9 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
                 for k in ("value", "mean_us", "p50_us", "p99_us",
                           "box_us_per_op")
             } if t != "direct" and direct else None
+            entry["round_ratio_median"] = (
+                _round_ratios(runs[(w, t)], runs[(w, "direct")])
+                if t != "direct" and (w, "direct") in runs else None)
             wdoc["targets"][t] = entry
         for t in targets:
             seen = set()
@@ -461,6 +512,10 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
         "(x) = ratio to direct.  Each cell: the best of "
         f"{reps} round(s).  %cpu = per cent of ONE CPU ({NCPU} CPUs = "
         f"{100 * NCPU}%).")
+    if reps > 1:
+        lines.append(
+            "median of round ratios = the median over rounds of the target's "
+            "figure / direct's in the same round (steadier than best/best).")
     lines.append(
         "balancer process CPU = the balancer's own processes (h2lb: the "
         "daemon; its datapath runs in the kernel).")

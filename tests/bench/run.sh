@@ -54,7 +54,8 @@
 #   BENCH_REPS [2]          rounds; each round runs every target once, in
 #                           turn; the table shows each target's best round
 #                           (least disturbed by whatever else runs on the
-#                           machine), the JSON has all of them
+#                           machine) and the median over rounds of each
+#                           round's ratio to direct; the JSON has them all
 #   BENCH_TARGETS ["direct l4 floor h2lb h2lb-vip h2lb-fast haproxy nghttpx"]
 #   BENCH_WORKLOADS ["grpc seq tput big"]
 #   BENCH_TPUT_C [4] BENCH_TPUT_M [100]    clients/streams of "tput"
