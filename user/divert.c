@@ -36,12 +36,30 @@
  * time; more means a leg that takes nothing, which closes. */
 #define HELD_MAX (64 << 10)
 
+/* @n bytes of frames for @leg, after what waits for it. */
+static void hold(struct lb *lb, struct uconn *leg, const uint8_t *f, size_t n)
+{
+	uint8_t *held;
+
+	if (leg->held_len + n > HELD_MAX) {
+		pr_warn("leg %llx: over %d bytes wait for it; dropped",
+			(unsigned long long)leg->cookie, HELD_MAX);
+		return;
+	}
+	held = realloc(leg->held, leg->held_len + n);
+	if (!held)
+		return;
+	memcpy(held + leg->held_len, f, n);
+	leg->held = held;
+	leg->held_len += n;
+	divert_flush(lb, leg);
+}
+
 void divert_take(struct lb *lb, struct uconn *leg, const struct h2lb_event *ev)
 {
 	const uint8_t *f = ev->data;
 	size_t n = ev->len;
 	uint8_t ga[H2_FRAME_MAX];
-	uint8_t *held;
 
 	if (ev->arg > ev->len) {
 		/* Longer than an event: only a GOAWAY with debug data is;
@@ -55,19 +73,13 @@ void divert_take(struct lb *lb, struct uconn *leg, const struct h2lb_event *ev)
 			      h2_be32(f + H2_HDR_LEN + 4), NULL);
 		f = ga;
 	}
-	if (leg->held_len + n > HELD_MAX) {
-		pr_warn("leg %llx: over %d bytes wait for it; dropped",
-			(unsigned long long)leg->cookie, HELD_MAX);
-		return;
-	}
-	held = realloc(leg->held, leg->held_len + n);
-	if (!held)
-		return;
-	memcpy(held + leg->held_len, f, n);
-	leg->held = held;
-	leg->held_len += n;
 	lb->stats.diverted++;
-	divert_flush(lb, leg);
+	hold(lb, leg, f, n);
+}
+
+void divert_send(struct lb *lb, struct uconn *leg, const void *f, size_t n)
+{
+	hold(lb, leg, f, n);
 }
 
 /* Whether @n bytes written to @leg now go whole, after all that was

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "divert.h"
 #include "flow.h"
 #include "h2.h"
 #include "kern.h"
@@ -13,8 +14,13 @@
 #define MAX_LEGS (H2LB_MAX_BACKENDS * 2)
 
 /* The kernel learns of a grant before the peer does: DATA beyond what we
- * granted is a FLOW_CONTROL_ERROR there (bpf/verdict.bpf.c). */
-static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
+ * granted is a FLOW_CONTROL_ERROR there (bpf/verdict.bpf.c). A leg
+ * written synchronously (@sync: H2LB_CONN_LEG_FAST) would have the
+ * injector's verdict hand the frame back (H2LB_EV_DIVERT) for divert.c to
+ * write: it goes to divert.c's queue at once. It may pass frames of ours
+ * still on their way back; a connection WINDOW_UPDATE commutes with
+ * every other frame (RFC 9113, 6.9). */
+static void send_window(struct lb *lb, struct uconn *c, int64_t inc, bool sync)
 {
 	struct h2lb_conn_args a = { .cookie = c->cookie,
 				    .set = H2LB_SET_RX_GRANT };
@@ -26,7 +32,11 @@ static void send_window(struct lb *lb, struct uconn *c, int64_t inc)
 		a.rx_grant = c->our_grant + step;
 		if (kern_conn_set(lb->k, &a))
 			return; /* gone meanwhile */
-		inject(&lb->inj, c->cookie, f, h2_window_update(f, 0, step));
+		if (sync)
+			divert_send(lb, c, f, h2_window_update(f, 0, step));
+		else
+			inject(&lb->inj, c->cookie, f,
+			       h2_window_update(f, 0, step));
 		c->our_grant += step;
 		inc -= step;
 	}
@@ -178,7 +188,7 @@ void window_client(struct lb *lb, struct uconn *c, bool eager)
 	if (inc < 0)
 		c->flow_held = true;
 	else if (inc > 0)
-		send_window(lb, c, inc);
+		send_window(lb, c, inc, false);
 	/* The client is the source: its rx_data was read first, so the
 	 * mark can only come early. */
 	slack = flow_client_slack(&client, legs, n, pool, inc);
@@ -209,6 +219,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 	static struct flow_side legs[MAX_LEGS];
 	static int64_t give[MAX_LEGS];
 	static bool start[MAX_LEGS];
+	static bool sync[MAX_LEGS];
 	struct h2lb_conn kc = { 0 }, kl;
 	struct flow_side client;
 	struct uconn *l;
@@ -220,6 +231,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 		kern_conn(lb->k, l->cookie, &kl); /* sources */
 		legs[n] = side_of(l, &kl);
 		legs[n].due = l->window_due;
+		sync[n] = kl.flags & H2LB_CONN_LEG_FAST;
 		legs[n++].idle = !kl.open_streams;
 	}
 	if (!n)
@@ -243,7 +255,7 @@ void window_legs(struct lb *lb, struct uconn *c, bool eager)
 			leg_start(lb, l);
 			legs[i].due = false; /* for the mark below */
 		}
-		send_window(lb, l, give[i]);
+		send_window(lb, l, give[i], sync[i]);
 	}
 	/* The client is the target: its tx_data was read last, so the mark
 	 * may come late by what moved during these reads, far less than a

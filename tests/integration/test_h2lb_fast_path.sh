@@ -40,7 +40,9 @@
 #   4. Answers by ingress, byte for byte: 8 downloads of 1 MiB of random
 #      bytes (nghttp, a connection each) arrive whole; every connection
 #      switched (some in the middle of the download), and at least 1 MiB
-#      of them came by ingress. Once a client's answers switched, its
+#      of them came by ingress, and the daemon wrote its refills of the
+#      switched legs' windows itself, none handed back by the injector's
+#      verdict (fewer than 8 divert events). Once a client's answers switched, its
 #      socket has a receive buffer larger than TCP's default (ingress is
 #      charged to it, F7); not before (test_h2lb_node_buffer).
 #   5. Writes that end inside a frame, once the requests switched
@@ -237,6 +239,8 @@ for ((b = 1; b <= TB_N; b++)); do
 done
 want=$(sha256sum <"$TB_STATE/rand.bin" | cut -d' ' -f1)
 x0=$(h2lb_counter fast_path_rx) in0=$(h2lb_counter fast_path_ingress_bytes)
+sleep 0.2 # the daemon publishes its counters every 50 ms
+dv0=$(h2lb_events divert) dp0=$(h2lb_events data_progress)
 for ((i = 1; i <= 8; i++)); do
     # nghttp's own 64 KiB windows: with the client's legs to the other
     # backends idle, this stalled at 64 KiB before flow.c's leg_holds
@@ -250,6 +254,13 @@ ingress=$(($(h2lb_counter fast_path_ingress_bytes) - in0))
 echo "   8 downloads of 1 MiB, a connection each, arrived whole; $rx switched; $ingress bytes came by ingress"
 ((rx == 8)) || fail "want every connection's answers switched, got $rx"
 ((ingress >= 1048576)) || fail "only $ingress bytes came by ingress"
+sleep 0.2
+dv=$(($(h2lb_events divert) - dv0)) dp=$(($(h2lb_events data_progress) - dp0))
+echo "   the daemon read $dp DATA progress events and $dv frames handed back"
+# Its refills of the switched legs' windows go straight to its queue
+# for them (user/window.c, send_window), not through the injector and
+# back (one handed back per refill before).
+((dp >= 8 && dv < 8)) || fail "want the refills written without a trip through the kernel ($dv handed back)"
 # the receive buffer, seen while a client holds its connection
 default=$(cut -f2 /proc/sys/net/ipv4/tcp_rmem)
 x0=$(h2lb_counter fast_path_rx)

@@ -21,19 +21,13 @@ tb_up 4
 tb_start_greeters
 h2lb_start
 
-window_events() {
-    h2lb_status_daemon | "$TB_PYTHON" -c '
-import json, sys
-print(json.load(sys.stdin)["events_by_type"]["window"])'
-}
-
 sleep 0.2 # the daemon publishes its counters every 50 ms
-before=$(window_events)
+before=$(h2lb_events window)
 out=$(tb_run cli "$TB_PYTHON" "$TB_ROOT/tests/bench/grpc_bench.py" \
     --target "$H2LB_ADDR" --duration 60 --warmup 0 --max-calls "$CALLS") ||
     fail "the unary calls failed: $out"
 sleep 0.2
-after=$(window_events)
+after=$(h2lb_events window)
 echo "   $CALLS unary calls: $((after - before)) window events"
 "$TB_PYTHON" - "$out" "$CALLS" "$((after - before))" <<'PY' || fail "see above"
 import json, sys

@@ -224,6 +224,14 @@ import json, sys
 print(json.dumps(json.load(sys.stdin)["daemon"]))'
 }
 
+# h2lb_events TYPE: how many events of TYPE (the daemon's name for it,
+# e.g. window, divert) the daemon has read.
+h2lb_events() {
+    h2lb_status_daemon | "$TB_PYTHON" -c '
+import json, sys
+print(json.load(sys.stdin)["events_by_type"][sys.argv[1]])' "$1"
+}
+
 h2lb_counter() {
     h2lb_map counters | "$TB_PYTHON" -c '
 import json, sys
