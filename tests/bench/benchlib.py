@@ -425,10 +425,10 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
 
     doc = {"meta": meta, "workloads": []}
     table: list[list[str] | str] = []      # rows of cells, or a plain line
-    def first_runs(w):
+    def all_runs(w):
         return [r for t in targets for r in runs.get((w, t), [])]
 
-    def _round_cell(rr):
+    def round_cell(rr):
         v, p = rr.get("value"), rr.get("p99_us")
         return (f"{v:.2f}x" if v is not None else "-") + (
             f" / {p:.2f}x" if p is not None else "")
@@ -461,13 +461,13 @@ def report(records_path: str, results_path: str, meta: dict) -> int:
             table.append(["  (every round)"] + [
                 " ".join(_fmt(r.get("value")) for r in runs[(w, t)])
                 if (w, t) in runs else "-" for t in targets])
-            if any(r.get("p99_us") is not None for r in first_runs(w)):
+            if any(r.get("p99_us") is not None for r in all_runs(w)):
                 table.append(["  (every round, p99 us)"] + [
                     " ".join(_fmt(r.get("p99_us")) for r in runs[(w, t)])
                     if (w, t) in runs else "-" for t in targets])
             if (w, "direct") in runs:
                 table.append(["  (median of round ratios, value/p99)"] + [
-                    _round_cell(_round_ratios(runs[(w, t)],
+                    round_cell(_round_ratios(runs[(w, t)],
                                               runs[(w, "direct")]))
                     if (w, t) in runs and t != "direct" else "-"
                     for t in targets])

@@ -42,9 +42,9 @@
 #      switched (some in the middle of the download), and at least 1 MiB
 #      of them came by ingress, and the daemon wrote its refills of the
 #      switched legs' windows itself, none handed back by the injector's
-#      verdict (fewer than 8 divert events). Once a client's answers switched, its
-#      socket has a receive buffer larger than TCP's default (ingress is
-#      charged to it, F7); not before (test_h2lb_node_buffer).
+#      verdict (fewer than 8 divert events). Once a client's answers
+#      switched, its socket has a receive buffer larger than TCP's default
+#      (ingress is charged to it, F7); not before (test_h2lb_node_buffer).
 #   5. Writes that end inside a frame, once the requests switched
 #      (docs/fast-path.md, F9): a raw client sends 10 requests one after
 #      the other (its connection switches both ways), then 20 rounds of
