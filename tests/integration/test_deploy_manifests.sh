@@ -196,7 +196,7 @@ else
     echo "   (build/h2lb not built: library check skipped)"
 fi
 # Every package named exists in Debian 12 (needs apt lists; offline).
-if command -v apt-cache >/dev/null && [[ -n $(ls /var/lib/apt/lists/ 2>/dev/null | grep -m1 Packages) ]]; then
+if command -v apt-cache >/dev/null && compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null; then
     pkgs=$(sed -n '/apt-get install/,/rm -rf/p' "$df" | tr ' \\' '\n\n' |
         grep -E '^[a-z0-9][a-z0-9.+-]+$' | grep -vE '^(apt-get|install|rm|rf|y)$' | sort -u)
     # One apt-cache call: "NAME:" then "  Candidate: VERSION" per package.

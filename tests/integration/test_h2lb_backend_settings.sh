@@ -78,7 +78,7 @@ h2lb_start --backends "$(backends)" || fail "h2lb did not start"
 ref0=$(kcounter refused_streams)
 res0=$(kresets)
 out=$(tb_run cli h2load -c 1 -m 8 -n 2000 "$URL" 2>&1) || true
-read -r done ok failed < <(grep -o 'requests: [0-9]* total.*' <<<"$out" |
+read -r _ ok failed < <(grep -o 'requests: [0-9]* total.*' <<<"$out" |
     sed 's/[^0-9 ]//g' | awk '{print $2, $4, $5}')
 refused=$(($(kcounter refused_streams) - ref0))
 resets=$(($(kresets) - res0))

@@ -144,7 +144,7 @@ list=$(tb_backend_ip 1):$TB_GREETER_PORT,$(tb_backend_ip 2):$TB_GREETER_PORT
 ((BACKENDS == 3)) && list+=,$POD_IP:$TB_GREETER_PORT
 args=(--backends "$list" --vip "$VIP:$VPORT" --intercept "$MODE" --policy round-robin)
 if [[ $MODE == tc ]]; then
-    args+=(--intercept-dev vcli,vcli2,vpod)
+    args+=(--intercept-dev "vcli,vcli2,vpod")
 else
     args+=(--intercept-cgroup "$CG")
 fi

@@ -21,7 +21,8 @@ tb_spawn b$VICTIM greeter-b$VICTIM-again $TB_PYTHON $TB_PEERS/greeter_server.py 
 --name backend-$VICTIM --port $TB_GREETER_PORT && \
 tb_wait_port b$VICTIM $TB_GREETER_PORT 20"
 
-out=$(TB_PREFIX=$TB_PREFIX H2LB_TB=$TB_PREFIX tb_run cli "$TB_PYTHON" \
+# (the client runs $restart, which needs the testbed's name)
+out=$(export TB_PREFIX H2LB_TB=$TB_PREFIX && tb_run cli "$TB_PYTHON" \
     "$TB_PEERS/failover_client.py" --target "$H2LB_ADDR" \
     --victim "backend-$VICTIM" --victim-pid "$victim_pid" \
     --restart "$restart" --calls 40 --delay-ms 3000) ||

@@ -76,10 +76,10 @@ for kind in ${FLOOD_KINDS:-ping ping-no-read settings settings-no-read window ra
         "${args[@]}" >"$TB_STATE/flood-$kind" || fail "$kind: the attacker crashed"
     mem1=$(kernel_mem_kib) slab1=$(slab_kib)
     wait "$gpid"
-    read -r rps done < <(good_check "$TB_STATE/good-$kind") ||
+    read -r rps served < <(good_check "$TB_STATE/good-$kind") ||
         fail "$kind: $(good_check "$TB_STATE/good-$kind" 2>&1)"
     calm=$(($(h2lb_counter calm_errors) - calm0))
-    attack=$((($(backend_streams) - streams0) - done))
+    attack=$((($(backend_streams) - streams0) - served))
     echo "   $kind: $(cat "$TB_STATE/flood-$kind"); calm_errors +$calm;" \
         "kernel memory +$(((mem1 - mem0) / 1024)) MiB (slab +$((slab1 - slab0)) KiB);" \
         "good client $rps req/s (alone $alone)"

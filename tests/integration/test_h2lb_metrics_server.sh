@@ -80,7 +80,9 @@ bound=$(tb_exec node ss -Hltn "sport = :9464" | awk '{ print $4 }')
 echo "   listening on $bound"
 
 echo "== $ROUNDS rounds: downloads without, then with $IDLE idle connections to the metrics port"
-: >"$TB_STATE/without" >"$TB_STATE/with" >"$TB_STATE/curl_ms.with" >"$TB_STATE/curl_ms.without"
+for f in without with curl_ms.with curl_ms.without; do
+    : >"$TB_STATE/$f"
+done
 # curls_during: /metrics and /healthz, 4 of each, while a download runs
 # (in both arms, so that their own cost is the same in each).
 curls_during() {

@@ -125,7 +125,6 @@ grep -Eq "[1-9][0-9]* succeeded" "$TB_STATE/good" || fail "the good client got n
 full=$(($(h2lb_counter node_queue_full) - full0))
 echo "   streams refused over the limit: $full"
 ((full > 0)) || fail "no stream was refused over --node-buffer"
-limited=$((grew - idle))
 limited_wmem=$wmem
 # What waits for peers is in their sockets' send queues (charged by TCP,
 # measured by ss) or in the psock's queue (uncharged; h2lb's count, which

@@ -153,7 +153,7 @@ print(";".join("%s/%s:%d=%s" % (v["namespace"], v["name"], v["port"],
 
 # expect WHAT SUMMARY: wait (<= 10 s) until the last line printed says so.
 expect() {
-    local what=$1 want=$2 got= i
+    local what=$1 want=$2 got='' i
     for ((i = 0; i < 100; i++)); do
         got=$(tail -n 1 "$OUT" 2>/dev/null | summarize) || got=
         if [[ $got == "$want" ]]; then

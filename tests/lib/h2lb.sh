@@ -41,7 +41,7 @@ H2LB_ADDR=$TB_NODE_IP:$H2LB_PORT
 H2LB_PIN=/sys/fs/bpf/h2lb-test-$TB_PREFIX
 
 h2lb_backends() {
-    local i list= port=${1:-$TB_GREETER_PORT}
+    local i list='' port=${1:-$TB_GREETER_PORT}
     for ((i = 1; i <= TB_N; i++)); do
         list+=$(tb_backend_ip "$i"):$port,
     done
