@@ -36,8 +36,7 @@
  * time; more means a leg that takes nothing, which closes. */
 #define HELD_MAX (64 << 10)
 
-/* @n bytes of frames for @leg, after what waits for it. */
-static void hold(struct lb *lb, struct uconn *leg, const uint8_t *f, size_t n)
+void divert_send(struct lb *lb, struct uconn *leg, const void *f, size_t n)
 {
 	uint8_t *held;
 
@@ -74,12 +73,7 @@ void divert_take(struct lb *lb, struct uconn *leg, const struct h2lb_event *ev)
 		f = ga;
 	}
 	lb->stats.diverted++;
-	hold(lb, leg, f, n);
-}
-
-void divert_send(struct lb *lb, struct uconn *leg, const void *f, size_t n)
-{
-	hold(lb, leg, f, n);
+	divert_send(lb, leg, f, n);
 }
 
 /* Whether @n bytes written to @leg now go whole, after all that was
